@@ -1,0 +1,356 @@
+//! Settings from the environment: one typed struct, validated once at start.
+//!
+//! A bad value stops the start with one line naming the variable, what was wrong and an
+//! example of a good value (`main` exits with code 2).
+
+use secrecy::SecretString;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+use url::Url;
+
+pub const DEFAULT_UPSTREAM_URL: &str = "https://whatsapp-messaging-bot.p.rapidapi.com";
+
+/// Why the configuration was refused. Rendered as the single line the operator sees.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{var}: {problem} (example: {var}={example})")]
+pub struct ConfigError {
+    pub var: &'static str,
+    pub problem: String,
+    pub example: &'static str,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `None`: start the embedded PostgreSQL in `data_dir`.
+    pub database_url: Option<SecretString>,
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub upstream: UpstreamConfig,
+    /// How the upstream reaches our webhook ingress; `None` means `http://{listen}`.
+    pub public_url: Option<Url>,
+    pub log_format: LogFormat,
+    /// Largest request body accepted (JSON sends may carry base64 media).
+    pub max_body_bytes: usize,
+    /// How long in-flight requests may take to finish once shutdown starts.
+    pub shutdown_timeout: Duration,
+    /// HTTP worker threads; `None`: one per core.
+    pub workers: Option<usize>,
+    pub admin: AdminConfig,
+    pub webhooks: WebhookConfig,
+    pub quota: QuotaConfig,
+}
+
+#[derive(Debug, Clone)]
+pub struct UpstreamConfig {
+    /// The hosted API's origin, without `/v1`; `/v1/...` paths are appended unchanged.
+    pub url: Url,
+    /// The organisation's subscription key. `None`: sandbox mode, the simulator is the upstream.
+    pub key: Option<SecretString>,
+    /// Sent as `x-rapidapi-host`.
+    pub host: String,
+    pub connect_timeout: Duration,
+    pub request_timeout: Duration,
+    /// Attempts for idempotent (GET) calls on connect errors, 502, 503 and 429.
+    pub get_attempts: u32,
+    /// Total time the retries of one GET may take.
+    pub get_retry_budget: Duration,
+    /// How long a `contacts/check-exists` answer is served from cache.
+    pub check_exists_ttl: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct AdminConfig {
+    /// The first admin, created at start when absent (never overwritten).
+    pub bootstrap_user: Option<String>,
+    pub bootstrap_password: Option<SecretString>,
+    /// HS256 signing secret; required outside sandbox mode.
+    pub jwt_secret: Option<SecretString>,
+    pub jwt_ttl: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct WebhookConfig {
+    /// Allow deliveries to loopback and private addresses (tests, trusted networks).
+    pub allow_private: bool,
+    pub delivered_retention: Duration,
+    pub failed_retention: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct QuotaConfig {
+    /// The organisation's plan: calls per second, per month, and sessions. `None`: unlimited.
+    pub upstream_rps: Option<u32>,
+    pub upstream_monthly: Option<u64>,
+    pub upstream_max_sessions: Option<u32>,
+    /// How long a call may wait in the fair queue for upstream budget before a 429.
+    pub upstream_queue_wait: Duration,
+}
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads settings through `lookup`, so tests can pass a map instead of the environment.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let env = Env(&lookup);
+        let upstream_url: Url = env.parse_or(
+            "WAGW_UPSTREAM_URL",
+            DEFAULT_UPSTREAM_URL.parse().expect("default upstream URL"),
+            "https://whatsapp-messaging-bot.p.rapidapi.com",
+        )?;
+        let upstream_url = check_origin("WAGW_UPSTREAM_URL", upstream_url)?;
+        let default_host = upstream_url.host_str().unwrap_or_default().to_owned();
+        let upstream_host = env
+            .string("WAGW_UPSTREAM_HOST")
+            .unwrap_or(default_host);
+
+        let public_url = env
+            .optional::<Url>("WAGW_PUBLIC_URL", "https://gateway.example.com")?
+            .map(|u| check_origin("WAGW_PUBLIC_URL", u))
+            .transpose()?;
+
+        let database_url = env.string("DATABASE_URL");
+        if let Some(url) = &database_url {
+            if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+                return Err(ConfigError {
+                    var: "DATABASE_URL",
+                    problem: "must be a postgres:// or postgresql:// URL".into(),
+                    example: "postgres://wagw:secret@localhost:5432/wagw",
+                });
+            }
+        }
+
+        let log_format = match env.string("WAGW_LOG_FORMAT").as_deref() {
+            None | Some("pretty") => LogFormat::Pretty,
+            Some("json") => LogFormat::Json,
+            Some(other) => {
+                return Err(ConfigError {
+                    var: "WAGW_LOG_FORMAT",
+                    problem: format!("`{other}` is not one of pretty, json"),
+                    example: "json",
+                })
+            }
+        };
+
+        let workers = env.optional::<usize>("WAGW_WORKERS", "4")?;
+        if workers == Some(0) {
+            return Err(ConfigError {
+                var: "WAGW_WORKERS",
+                problem: "must be at least 1".into(),
+                example: "4",
+            });
+        }
+
+        let admin_user = env.string("WAGW_ADMIN_USER");
+        let admin_password = env.string("WAGW_ADMIN_PASSWORD");
+        if admin_user.is_some() != admin_password.is_some() {
+            let var = if admin_user.is_some() { "WAGW_ADMIN_PASSWORD" } else { "WAGW_ADMIN_USER" };
+            return Err(ConfigError {
+                var,
+                problem: "WAGW_ADMIN_USER and WAGW_ADMIN_PASSWORD must be set together".into(),
+                example: if admin_user.is_some() { "a-long-passphrase" } else { "admin" },
+            });
+        }
+        if let Some(pw) = &admin_password {
+            if pw.chars().count() < 12 {
+                return Err(ConfigError {
+                    var: "WAGW_ADMIN_PASSWORD",
+                    problem: "must be at least 12 characters".into(),
+                    example: "correct-horse-battery-staple",
+                });
+            }
+        }
+        let jwt_secret = env.string("WAGW_JWT_SECRET");
+        if let Some(secret) = &jwt_secret {
+            if secret.len() < 32 {
+                return Err(ConfigError {
+                    var: "WAGW_JWT_SECRET",
+                    problem: "must be at least 32 bytes".into(),
+                    example: "$(openssl rand -hex 32)",
+                });
+            }
+        }
+        let upstream_key = env.string("WAGW_UPSTREAM_KEY");
+        if upstream_key.is_some() && jwt_secret.is_none() {
+            return Err(ConfigError {
+                var: "WAGW_JWT_SECRET",
+                problem: "is required outside sandbox mode (WAGW_UPSTREAM_KEY is set)".into(),
+                example: "$(openssl rand -hex 32)",
+            });
+        }
+
+        Ok(Self {
+            database_url: database_url.map(SecretString::from),
+            listen: env.parse_or("WAGW_LISTEN", "127.0.0.1:8080".parse().unwrap(), "0.0.0.0:8080")?,
+            data_dir: env
+                .string("WAGW_DATA_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from("./.wa-gateway")),
+            upstream: UpstreamConfig {
+                url: upstream_url,
+                key: upstream_key.map(SecretString::from),
+                host: upstream_host,
+                connect_timeout: env.seconds("WAGW_UPSTREAM_CONNECT_TIMEOUT_SECS", 30)?,
+                request_timeout: env.seconds("WAGW_UPSTREAM_TIMEOUT_SECS", 30)?,
+                get_attempts: env.parse_or("WAGW_UPSTREAM_GET_ATTEMPTS", 3, "3")?,
+                get_retry_budget: env.seconds("WAGW_UPSTREAM_GET_RETRY_SECS", 5)?,
+                check_exists_ttl: env.seconds("WAGW_CHECK_EXISTS_TTL_SECS", 24 * 3600)?,
+            },
+            public_url,
+            log_format,
+            max_body_bytes: env.parse_or("WAGW_MAX_BODY_BYTES", 16 * 1024 * 1024, "16777216")?,
+            shutdown_timeout: env.seconds("WAGW_SHUTDOWN_TIMEOUT_SECS", 30)?,
+            workers,
+            admin: AdminConfig {
+                bootstrap_user: admin_user,
+                bootstrap_password: admin_password.map(SecretString::from),
+                jwt_secret: jwt_secret.map(SecretString::from),
+                jwt_ttl: env.seconds("WAGW_JWT_TTL_SECS", 3600)?,
+            },
+            webhooks: WebhookConfig {
+                allow_private: env.parse_or("WAGW_WEBHOOK_ALLOW_PRIVATE", false, "true")?,
+                delivered_retention: env.seconds("WAGW_WEBHOOK_DELIVERED_RETENTION_SECS", 7 * 86400)?,
+                failed_retention: env.seconds("WAGW_WEBHOOK_FAILED_RETENTION_SECS", 30 * 86400)?,
+            },
+            quota: QuotaConfig {
+                upstream_rps: env.optional("WAGW_UPSTREAM_RPS", "10")?,
+                upstream_monthly: env.optional("WAGW_UPSTREAM_MONTHLY", "50000")?,
+                upstream_max_sessions: env.optional("WAGW_UPSTREAM_MAX_SESSIONS", "10")?,
+                upstream_queue_wait: Duration::from_millis(env.parse_or(
+                    "WAGW_UPSTREAM_QUEUE_WAIT_MS",
+                    2000,
+                    "2000",
+                )?),
+            },
+        })
+    }
+
+    /// Sandbox mode: no upstream key, the in-process simulator is the upstream.
+    pub fn sandbox(&self) -> bool {
+        self.upstream.key.is_none()
+    }
+}
+
+/// An origin-style URL: http(s), no query or fragment; a trailing `/` is dropped.
+fn check_origin(var: &'static str, url: Url) -> Result<Url, ConfigError> {
+    let bad = |problem: &str| ConfigError {
+        var,
+        problem: problem.to_owned(),
+        example: "https://whatsapp-messaging-bot.p.rapidapi.com",
+    };
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(bad("must be an http:// or https:// URL"));
+    }
+    if url.host_str().is_none() {
+        return Err(bad("must name a host"));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(bad("must not carry a query or fragment"));
+    }
+    Ok(url)
+}
+
+struct Env<'a>(&'a dyn Fn(&str) -> Option<String>);
+
+impl Env<'_> {
+    /// A set, non-empty value.
+    fn string(&self, var: &str) -> Option<String> {
+        (self.0)(var).filter(|v| !v.trim().is_empty())
+    }
+
+    fn optional<T: FromStr>(&self, var: &'static str, example: &'static str) -> Result<Option<T>, ConfigError>
+    where
+        T::Err: std::fmt::Display,
+    {
+        self.string(var)
+            .map(|raw| {
+                raw.trim().parse::<T>().map_err(|e| ConfigError {
+                    var,
+                    problem: format!("`{raw}` is not valid: {e}"),
+                    example,
+                })
+            })
+            .transpose()
+    }
+
+    fn parse_or<T: FromStr>(&self, var: &'static str, default: T, example: &'static str) -> Result<T, ConfigError>
+    where
+        T::Err: std::fmt::Display,
+    {
+        Ok(self.optional(var, example)?.unwrap_or(default))
+    }
+
+    fn seconds(&self, var: &'static str, default: u64) -> Result<Duration, ConfigError> {
+        Ok(Duration::from_secs(self.parse_or(var, default, "30")?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_give_a_sandbox_on_loopback() {
+        let c = config(&[]).unwrap();
+        assert!(c.sandbox());
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.upstream.host, "whatsapp-messaging-bot.p.rapidapi.com");
+        assert_eq!(c.upstream.request_timeout, Duration::from_secs(30));
+        assert_eq!(c.max_body_bytes, 16 * 1024 * 1024);
+    }
+
+    #[test]
+    fn upstream_host_defaults_to_the_url_host() {
+        let c = config(&[("WAGW_UPSTREAM_URL", "http://127.0.0.1:9999")]).unwrap();
+        assert_eq!(c.upstream.host, "127.0.0.1");
+    }
+
+    #[test]
+    fn a_bad_value_names_the_variable_and_an_example() {
+        let err = config(&[("WAGW_LISTEN", "nope")]).unwrap_err();
+        assert_eq!(err.var, "WAGW_LISTEN");
+        let line = err.to_string();
+        assert!(line.starts_with("WAGW_LISTEN: `nope` is not valid"), "{line}");
+        assert!(line.contains("example: WAGW_LISTEN=0.0.0.0:8080"), "{line}");
+    }
+
+    #[test]
+    fn refuses_non_http_upstream_and_bad_log_format() {
+        assert_eq!(config(&[("WAGW_UPSTREAM_URL", "ftp://x")]).unwrap_err().var, "WAGW_UPSTREAM_URL");
+        assert_eq!(config(&[("WAGW_LOG_FORMAT", "xml")]).unwrap_err().var, "WAGW_LOG_FORMAT");
+        assert_eq!(config(&[("DATABASE_URL", "mysql://x")]).unwrap_err().var, "DATABASE_URL");
+    }
+
+    #[test]
+    fn a_real_upstream_key_requires_a_jwt_secret() {
+        let err = config(&[("WAGW_UPSTREAM_KEY", "k")]).unwrap_err();
+        assert_eq!(err.var, "WAGW_JWT_SECRET");
+        let ok = config(&[("WAGW_UPSTREAM_KEY", "k"), ("WAGW_JWT_SECRET", &"s".repeat(32))]).unwrap();
+        assert!(!ok.sandbox());
+    }
+
+    #[test]
+    fn admin_bootstrap_needs_both_halves_and_a_real_password() {
+        assert_eq!(config(&[("WAGW_ADMIN_USER", "root")]).unwrap_err().var, "WAGW_ADMIN_PASSWORD");
+        assert_eq!(
+            config(&[("WAGW_ADMIN_USER", "root"), ("WAGW_ADMIN_PASSWORD", "short")]).unwrap_err().var,
+            "WAGW_ADMIN_PASSWORD"
+        );
+    }
+}

@@ -1,0 +1,111 @@
+//! The connection pool, migrations, and the embedded PostgreSQL used when no URL is given.
+
+pub mod embedded;
+
+use crate::config::Config;
+use anyhow::Context;
+use backon::{ExponentialBuilder, Retryable};
+use secrecy::ExposeSecret;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::PgPool;
+use std::str::FromStr;
+use std::time::Duration;
+
+pub use embedded::EmbeddedPostgres;
+
+/// Every migration in `migrations/`, embedded in the binary.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// How long to keep trying a `DATABASE_URL` that does not answer yet (a container starting).
+const CONNECT_PATIENCE: Duration = Duration::from_secs(30);
+
+/// The pool, and the private cluster behind it when we started one.
+pub struct Database {
+    pub pool: PgPool,
+    embedded: Option<EmbeddedPostgres>,
+}
+
+impl Database {
+    /// Connects to `DATABASE_URL`, or starts the embedded cluster when it is unset.
+    pub async fn connect(config: &Config) -> anyhow::Result<Self> {
+        match &config.database_url {
+            Some(url) => {
+                let options = PgConnectOptions::from_str(url.expose_secret())
+                    .context("DATABASE_URL is not a valid PostgreSQL URL")?;
+                let pool = connect_with_patience(options).await?;
+                Ok(Self { pool, embedded: None })
+            }
+            None => {
+                let data_dir = config.data_dir.clone();
+                let cluster = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+                    let cluster = EmbeddedPostgres::locate(&data_dir)?;
+                    cluster.start()?;
+                    Ok(cluster)
+                })
+                .await??;
+                let options = cluster.connect_options();
+                if let Err(e) = embedded::wait_until_ready(&options, CONNECT_PATIENCE).await {
+                    let _ = cluster.stop();
+                    return Err(e);
+                }
+                let pool = pool_options().connect_with(options).await?;
+                Ok(Self { pool, embedded: Some(cluster) })
+            }
+        }
+    }
+
+    pub async fn migrate(&self) -> anyhow::Result<()> {
+        MIGRATOR.run(&self.pool).await.context("applying migrations")
+    }
+
+    /// Closes the pool, then stops the embedded cluster if we started one.
+    pub async fn shutdown(self) {
+        self.pool.close().await;
+        if let Some(cluster) = self.embedded {
+            if let Err(e) = tokio::task::spawn_blocking(move || cluster.stop()).await {
+                tracing::error!("stopping the embedded PostgreSQL: {e:#}");
+            }
+        }
+    }
+}
+
+fn pool_options() -> PgPoolOptions {
+    PgPoolOptions::new()
+        .max_connections(20)
+        .min_connections(1)
+        // A request should fail fast with 503 rather than queue behind a dead database.
+        .acquire_timeout(Duration::from_secs(3))
+}
+
+async fn connect_with_patience(options: PgConnectOptions) -> anyhow::Result<PgPool> {
+    let started = std::time::Instant::now();
+    let attempt = || pool_options().connect_with(options.clone());
+    attempt
+        .retry(
+            ExponentialBuilder::default()
+                .with_min_delay(Duration::from_millis(200))
+                .with_max_delay(Duration::from_secs(5))
+                .with_max_times(usize::MAX)
+                .with_total_delay(Some(CONNECT_PATIENCE)),
+        )
+        .when(|e| matches!(e, sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::Tls(_)))
+        .notify(|e, wait| tracing::warn!("the database is not reachable yet ({e}); retrying in {wait:?}"))
+        .await
+        .with_context(|| {
+            format!(
+                "could not reach the database at DATABASE_URL after {}s; is it running and reachable?",
+                started.elapsed().as_secs()
+            )
+        })
+}
+
+/// Whether the database answers and every embedded migration has been applied.
+pub async fn is_ready(pool: &PgPool) -> anyhow::Result<()> {
+    let applied: i64 = sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations WHERE success")
+        .fetch_one(pool)
+        .await
+        .context("querying the migrations table")?;
+    let expected = MIGRATOR.iter().count() as i64;
+    anyhow::ensure!(applied >= expected, "{applied} of {expected} migrations applied");
+    Ok(())
+}

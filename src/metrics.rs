@@ -1,0 +1,124 @@
+//! Prometheus metrics. Each application owns its registry (no global state), so several
+//! gateways in one test process do not mix their numbers.
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+};
+use std::time::Duration;
+
+const LATENCY_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+pub struct Metrics {
+    registry: Registry,
+    http_requests: IntCounterVec,
+    http_latency: HistogramVec,
+    upstream_requests: IntCounterVec,
+    upstream_latency: HistogramVec,
+    pub pool_connections: IntGaugeVec,
+    pub webhook_deliveries: IntCounterVec,
+    pub webhook_attempt_latency: HistogramVec,
+    pub webhook_outbox_depth: IntGauge,
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let registry = Registry::new_custom(Some("wagw".into()), None).expect("valid prefix");
+        let http_requests = IntCounterVec::new(
+            Opts::new("http_requests_total", "Requests served, by route and status"),
+            &["method", "route", "status"],
+        )
+        .unwrap();
+        let http_latency = HistogramVec::new(
+            HistogramOpts::new("http_request_duration_seconds", "Time to serve a request")
+                .buckets(LATENCY_BUCKETS.to_vec()),
+            &["method", "route"],
+        )
+        .unwrap();
+        let upstream_requests = IntCounterVec::new(
+            Opts::new("upstream_requests_total", "Calls to the hosted API, by route and outcome"),
+            &["route", "status"],
+        )
+        .unwrap();
+        let upstream_latency = HistogramVec::new(
+            HistogramOpts::new("upstream_request_duration_seconds", "Time the hosted API took")
+                .buckets(LATENCY_BUCKETS.to_vec()),
+            &["route"],
+        )
+        .unwrap();
+        let pool_connections = IntGaugeVec::new(
+            Opts::new("db_pool_connections", "Database pool connections by state"),
+            &["state"],
+        )
+        .unwrap();
+        let webhook_deliveries = IntCounterVec::new(
+            Opts::new("webhook_deliveries_total", "Webhook delivery attempts by outcome"),
+            &["outcome"],
+        )
+        .unwrap();
+        let webhook_attempt_latency = HistogramVec::new(
+            HistogramOpts::new("webhook_attempt_duration_seconds", "Time a tenant receiver took")
+                .buckets(LATENCY_BUCKETS.to_vec()),
+            &["outcome"],
+        )
+        .unwrap();
+        let webhook_outbox_depth =
+            IntGauge::new("webhook_outbox_depth", "Deliveries waiting to be attempted").unwrap();
+        for c in [
+            Box::new(http_requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(http_latency.clone()),
+            Box::new(upstream_requests.clone()),
+            Box::new(upstream_latency.clone()),
+            Box::new(pool_connections.clone()),
+            Box::new(webhook_deliveries.clone()),
+            Box::new(webhook_attempt_latency.clone()),
+            Box::new(webhook_outbox_depth.clone()),
+        ] {
+            registry.register(c).expect("metric names are unique");
+        }
+        Self {
+            registry,
+            http_requests,
+            http_latency,
+            upstream_requests,
+            upstream_latency,
+            pool_connections,
+            webhook_deliveries,
+            webhook_attempt_latency,
+            webhook_outbox_depth,
+        }
+    }
+
+    pub fn observe_request(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
+        self.http_requests
+            .with_label_values(&[method, route, &status.to_string()])
+            .inc();
+        self.http_latency
+            .with_label_values(&[method, route])
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// `outcome` is the upstream's status code, or `error`/`timeout` when it did not answer.
+    pub fn observe_upstream(&self, route: &str, outcome: &str, elapsed: Duration) {
+        self.upstream_requests.with_label_values(&[route, outcome]).inc();
+        self.upstream_latency
+            .with_label_values(&[route])
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut out = Vec::new();
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut out)
+            .expect("text encoding cannot fail");
+        String::from_utf8(out).expect("exposition is UTF-8")
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -1,0 +1,96 @@
+//! Building the application: the one wiring used by `main` and by every test.
+
+use crate::config::Config;
+use crate::db::Database;
+use crate::error::{json_error, path_error, query_error, shape_plain_errors, ApiError};
+use crate::metrics::Metrics;
+use crate::{ops, telemetry};
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::middleware::{from_fn, ErrorHandlers};
+use actix_web::{web, App, HttpRequest, HttpServer};
+use std::net::TcpListener;
+use std::sync::Arc;
+
+/// A built gateway: bound to its port, not yet serving.
+pub struct Application {
+    port: u16,
+    server: Server,
+    database: Database,
+}
+
+impl Application {
+    /// Connects the database (or starts the embedded one), migrates, binds and wires the app.
+    /// With `WAGW_LISTEN` on port 0 the OS picks a free port; `port()` tells which.
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let database = Database::connect(&config).await?;
+        match Self::build_on(config, &database).await {
+            Ok((port, server)) => Ok(Self { port, server, database }),
+            Err(e) => {
+                database.shutdown().await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn build_on(config: Config, database: &Database) -> anyhow::Result<(u16, Server)> {
+        database.migrate().await?;
+        let listener = TcpListener::bind(config.listen)
+            .map_err(|e| anyhow::anyhow!("binding WAGW_LISTEN={}: {e}", config.listen))?;
+        let port = listener.local_addr()?.port();
+
+        // Shared state is built once, outside the worker factory, and cloned into each worker.
+        let config = Arc::new(config);
+        let pool = web::Data::new(database.pool.clone());
+        let metrics = web::Data::new(Metrics::new());
+        let shared_config = web::Data::from(config.clone());
+
+        let max_body = config.max_body_bytes;
+        let mut server = HttpServer::new(move || {
+            App::new()
+                .wrap(ErrorHandlers::new().default_handler(shape_plain_errors))
+                .wrap(from_fn(telemetry::request_context))
+                .app_data(
+                    web::JsonConfig::default()
+                        .limit(max_body)
+                        .error_handler(json_error),
+                )
+                .app_data(web::PayloadConfig::new(max_body))
+                .app_data(web::QueryConfig::default().error_handler(query_error))
+                .app_data(web::PathConfig::default().error_handler(path_error))
+                .app_data(pool.clone())
+                .app_data(metrics.clone())
+                .app_data(shared_config.clone())
+                .configure(ops::routes)
+                .default_service(web::to(unknown_route))
+        })
+        .listen(listener)?
+        .shutdown_timeout(config.shutdown_timeout.as_secs());
+        if let Some(workers) = config.workers {
+            server = server.workers(workers);
+        }
+        Ok((port, server.run()))
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// A handle to stop the server gracefully (tests; signals are handled by actix itself).
+    pub fn handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until SIGINT/SIGTERM or `handle().stop()`, lets in-flight requests finish
+    /// (bounded by `WAGW_SHUTDOWN_TIMEOUT_SECS`), then closes the pool and stops the
+    /// embedded PostgreSQL.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let served = self.server.await;
+        tracing::info!("HTTP server stopped; releasing resources");
+        self.database.shutdown().await;
+        served.map_err(Into::into)
+    }
+}
+
+async fn unknown_route(req: HttpRequest) -> Result<actix_web::HttpResponse, ApiError> {
+    Err(ApiError::not_found(format!("no route for {} {}", req.method(), req.path())))
+}
