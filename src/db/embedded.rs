@@ -93,6 +93,14 @@ impl EmbeddedPostgres {
             .database("postgres")
     }
 
+    /// The same as a URL, for `DATABASE_URL` (the socket directory travels as `host`).
+    pub fn url(&self) -> String {
+        format!(
+            "postgres://postgres@localhost:{SOCKET_PORT}/postgres?host={}",
+            self.socket_dir.display()
+        )
+    }
+
     /// initdb on first use, then start (or adopt a cluster a killed gateway left running).
     pub fn start(&self) -> anyhow::Result<()> {
         self.prepare_dir(&self.pg_dir)?;
