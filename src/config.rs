@@ -110,9 +110,7 @@ impl Config {
         )?;
         let upstream_url = check_origin("WAGW_UPSTREAM_URL", upstream_url)?;
         let default_host = upstream_url.host_str().unwrap_or_default().to_owned();
-        let upstream_host = env
-            .string("WAGW_UPSTREAM_HOST")
-            .unwrap_or(default_host);
+        let upstream_host = env.string("WAGW_UPSTREAM_HOST").unwrap_or(default_host);
 
         let public_url = env
             .optional::<Url>("WAGW_PUBLIC_URL", "https://gateway.example.com")?
@@ -154,11 +152,19 @@ impl Config {
         let admin_user = env.string("WAGW_ADMIN_USER");
         let admin_password = env.string("WAGW_ADMIN_PASSWORD");
         if admin_user.is_some() != admin_password.is_some() {
-            let var = if admin_user.is_some() { "WAGW_ADMIN_PASSWORD" } else { "WAGW_ADMIN_USER" };
+            let var = if admin_user.is_some() {
+                "WAGW_ADMIN_PASSWORD"
+            } else {
+                "WAGW_ADMIN_USER"
+            };
             return Err(ConfigError {
                 var,
                 problem: "WAGW_ADMIN_USER and WAGW_ADMIN_PASSWORD must be set together".into(),
-                example: if admin_user.is_some() { "a-long-passphrase" } else { "admin" },
+                example: if admin_user.is_some() {
+                    "a-long-passphrase"
+                } else {
+                    "admin"
+                },
             });
         }
         if let Some(pw) = &admin_password {
@@ -191,7 +197,11 @@ impl Config {
 
         Ok(Self {
             database_url: database_url.map(SecretString::from),
-            listen: env.parse_or("WAGW_LISTEN", "127.0.0.1:8080".parse().unwrap(), "0.0.0.0:8080")?,
+            listen: env.parse_or(
+                "WAGW_LISTEN",
+                "127.0.0.1:8080".parse().unwrap(),
+                "0.0.0.0:8080",
+            )?,
             data_dir: env
                 .string("WAGW_DATA_DIR")
                 .map(PathBuf::from)
@@ -219,7 +229,8 @@ impl Config {
             },
             webhooks: WebhookConfig {
                 allow_private: env.parse_or("WAGW_WEBHOOK_ALLOW_PRIVATE", false, "true")?,
-                delivered_retention: env.seconds("WAGW_WEBHOOK_DELIVERED_RETENTION_SECS", 7 * 86400)?,
+                delivered_retention: env
+                    .seconds("WAGW_WEBHOOK_DELIVERED_RETENTION_SECS", 7 * 86400)?,
                 failed_retention: env.seconds("WAGW_WEBHOOK_FAILED_RETENTION_SECS", 30 * 86400)?,
             },
             quota: QuotaConfig {
@@ -268,7 +279,11 @@ impl Env<'_> {
         (self.0)(var).filter(|v| !v.trim().is_empty())
     }
 
-    fn optional<T: FromStr>(&self, var: &'static str, example: &'static str) -> Result<Option<T>, ConfigError>
+    fn optional<T: FromStr>(
+        &self,
+        var: &'static str,
+        example: &'static str,
+    ) -> Result<Option<T>, ConfigError>
     where
         T::Err: std::fmt::Display,
     {
@@ -283,7 +298,12 @@ impl Env<'_> {
             .transpose()
     }
 
-    fn parse_or<T: FromStr>(&self, var: &'static str, default: T, example: &'static str) -> Result<T, ConfigError>
+    fn parse_or<T: FromStr>(
+        &self,
+        var: &'static str,
+        default: T,
+        example: &'static str,
+    ) -> Result<T, ConfigError>
     where
         T::Err: std::fmt::Display,
     {
@@ -301,7 +321,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         Config::from_lookup(|k| map.get(k).cloned())
     }
 
@@ -326,30 +349,54 @@ mod tests {
         let err = config(&[("WAGW_LISTEN", "nope")]).unwrap_err();
         assert_eq!(err.var, "WAGW_LISTEN");
         let line = err.to_string();
-        assert!(line.starts_with("WAGW_LISTEN: `nope` is not valid"), "{line}");
+        assert!(
+            line.starts_with("WAGW_LISTEN: `nope` is not valid"),
+            "{line}"
+        );
         assert!(line.contains("example: WAGW_LISTEN=0.0.0.0:8080"), "{line}");
     }
 
     #[test]
     fn refuses_non_http_upstream_and_bad_log_format() {
-        assert_eq!(config(&[("WAGW_UPSTREAM_URL", "ftp://x")]).unwrap_err().var, "WAGW_UPSTREAM_URL");
-        assert_eq!(config(&[("WAGW_LOG_FORMAT", "xml")]).unwrap_err().var, "WAGW_LOG_FORMAT");
-        assert_eq!(config(&[("DATABASE_URL", "mysql://x")]).unwrap_err().var, "DATABASE_URL");
+        assert_eq!(
+            config(&[("WAGW_UPSTREAM_URL", "ftp://x")]).unwrap_err().var,
+            "WAGW_UPSTREAM_URL"
+        );
+        assert_eq!(
+            config(&[("WAGW_LOG_FORMAT", "xml")]).unwrap_err().var,
+            "WAGW_LOG_FORMAT"
+        );
+        assert_eq!(
+            config(&[("DATABASE_URL", "mysql://x")]).unwrap_err().var,
+            "DATABASE_URL"
+        );
     }
 
     #[test]
     fn a_real_upstream_key_requires_a_jwt_secret() {
         let err = config(&[("WAGW_UPSTREAM_KEY", "k")]).unwrap_err();
         assert_eq!(err.var, "WAGW_JWT_SECRET");
-        let ok = config(&[("WAGW_UPSTREAM_KEY", "k"), ("WAGW_JWT_SECRET", &"s".repeat(32))]).unwrap();
+        let ok = config(&[
+            ("WAGW_UPSTREAM_KEY", "k"),
+            ("WAGW_JWT_SECRET", &"s".repeat(32)),
+        ])
+        .unwrap();
         assert!(!ok.sandbox());
     }
 
     #[test]
     fn admin_bootstrap_needs_both_halves_and_a_real_password() {
-        assert_eq!(config(&[("WAGW_ADMIN_USER", "root")]).unwrap_err().var, "WAGW_ADMIN_PASSWORD");
         assert_eq!(
-            config(&[("WAGW_ADMIN_USER", "root"), ("WAGW_ADMIN_PASSWORD", "short")]).unwrap_err().var,
+            config(&[("WAGW_ADMIN_USER", "root")]).unwrap_err().var,
+            "WAGW_ADMIN_PASSWORD"
+        );
+        assert_eq!(
+            config(&[
+                ("WAGW_ADMIN_USER", "root"),
+                ("WAGW_ADMIN_PASSWORD", "short")
+            ])
+            .unwrap_err()
+            .var,
             "WAGW_ADMIN_PASSWORD"
         );
     }

@@ -222,7 +222,10 @@ fn payload_error(err: &actix_web::error::PayloadError) -> ApiError {
 }
 
 /// Query-string extractor failures: 400 naming the parameter problem.
-pub fn query_error(err: actix_web::error::QueryPayloadError, _req: &HttpRequest) -> actix_web::Error {
+pub fn query_error(
+    err: actix_web::error::QueryPayloadError,
+    _req: &HttpRequest,
+) -> actix_web::Error {
     ApiError::bad_request(format!("invalid query string: {err}")).into()
 }
 
@@ -247,7 +250,11 @@ pub fn shape_plain_errors<B: MessageBody + 'static>(
     }
     let status = res.status();
     let message = match status {
-        StatusCode::NOT_FOUND => format!("no route for {} {}", res.request().method(), res.request().path()),
+        StatusCode::NOT_FOUND => format!(
+            "no route for {} {}",
+            res.request().method(),
+            res.request().path()
+        ),
         StatusCode::METHOD_NOT_ALLOWED => format!(
             "method {} is not allowed on {}",
             res.request().method(),

@@ -1,11 +1,15 @@
 //! wa-gateway: a self-hosted, multi-tenant gateway in front of the hosted WhatsApp Messaging
 //! REST API. See README.md and DESIGN.md for the architecture.
 
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod idempotency;
 pub mod metrics;
 pub mod ops;
+pub mod sessions;
 pub mod startup;
 pub mod telemetry;
+pub mod upstream;

@@ -2,7 +2,8 @@
 //! gateways in one test process do not mix their numbers.
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 use std::time::Duration;
 
@@ -26,7 +27,10 @@ impl Metrics {
     pub fn new() -> Self {
         let registry = Registry::new_custom(Some("wagw".into()), None).expect("valid prefix");
         let http_requests = IntCounterVec::new(
-            Opts::new("http_requests_total", "Requests served, by route and status"),
+            Opts::new(
+                "http_requests_total",
+                "Requests served, by route and status",
+            ),
             &["method", "route", "status"],
         )
         .unwrap();
@@ -37,13 +41,19 @@ impl Metrics {
         )
         .unwrap();
         let upstream_requests = IntCounterVec::new(
-            Opts::new("upstream_requests_total", "Calls to the hosted API, by route and outcome"),
+            Opts::new(
+                "upstream_requests_total",
+                "Calls to the hosted API, by route and outcome",
+            ),
             &["route", "status"],
         )
         .unwrap();
         let upstream_latency = HistogramVec::new(
-            HistogramOpts::new("upstream_request_duration_seconds", "Time the hosted API took")
-                .buckets(LATENCY_BUCKETS.to_vec()),
+            HistogramOpts::new(
+                "upstream_request_duration_seconds",
+                "Time the hosted API took",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
             &["route"],
         )
         .unwrap();
@@ -53,13 +63,19 @@ impl Metrics {
         )
         .unwrap();
         let webhook_deliveries = IntCounterVec::new(
-            Opts::new("webhook_deliveries_total", "Webhook delivery attempts by outcome"),
+            Opts::new(
+                "webhook_deliveries_total",
+                "Webhook delivery attempts by outcome",
+            ),
             &["outcome"],
         )
         .unwrap();
         let webhook_attempt_latency = HistogramVec::new(
-            HistogramOpts::new("webhook_attempt_duration_seconds", "Time a tenant receiver took")
-                .buckets(LATENCY_BUCKETS.to_vec()),
+            HistogramOpts::new(
+                "webhook_attempt_duration_seconds",
+                "Time a tenant receiver took",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
             &["outcome"],
         )
         .unwrap();
@@ -101,7 +117,9 @@ impl Metrics {
 
     /// `outcome` is the upstream's status code, or `error`/`timeout` when it did not answer.
     pub fn observe_upstream(&self, route: &str, outcome: &str, elapsed: Duration) {
-        self.upstream_requests.with_label_values(&[route, outcome]).inc();
+        self.upstream_requests
+            .with_label_values(&[route, outcome])
+            .inc();
         self.upstream_latency
             .with_label_values(&[route])
             .observe(elapsed.as_secs_f64());

@@ -51,7 +51,9 @@ pub async fn readyz(pool: web::Data<PgPool>) -> Result<HttpResponse, ApiError> {
     match tokio::time::timeout(READY_DEADLINE, crate::db::is_ready(&pool)).await {
         Ok(Ok(())) => Ok(HttpResponse::Ok().json(Status { status: "ready" })),
         Ok(Err(e)) => Err(ApiError::service_unavailable("the database is not ready").with_cause(e)),
-        Err(_) => Err(ApiError::service_unavailable("the database did not answer in time")),
+        Err(_) => Err(ApiError::service_unavailable(
+            "the database did not answer in time",
+        )),
     }
 }
 
@@ -65,7 +67,10 @@ pub async fn readyz(pool: web::Data<PgPool>) -> Result<HttpResponse, ApiError> {
 )]
 pub async fn metrics(metrics: web::Data<Metrics>, pool: web::Data<PgPool>) -> HttpResponse {
     let idle = pool.num_idle() as i64;
-    metrics.pool_connections.with_label_values(&["idle"]).set(idle);
+    metrics
+        .pool_connections
+        .with_label_values(&["idle"])
+        .set(idle);
     metrics
         .pool_connections
         .with_label_values(&["in_use"])

@@ -4,7 +4,9 @@ use crate::config::Config;
 use crate::db::Database;
 use crate::error::{json_error, path_error, query_error, shape_plain_errors, ApiError};
 use crate::metrics::Metrics;
-use crate::{ops, telemetry};
+use crate::sessions::SessionStore;
+use crate::upstream::{ProxyState, UpstreamClient};
+use crate::{ops, telemetry, upstream};
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::middleware::{from_fn, ErrorHandlers};
 use actix_web::{web, App, HttpRequest, HttpServer};
@@ -24,7 +26,11 @@ impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let database = Database::connect(&config).await?;
         match Self::build_on(config, &database).await {
-            Ok((port, server)) => Ok(Self { port, server, database }),
+            Ok((port, server)) => Ok(Self {
+                port,
+                server,
+                database,
+            }),
             Err(e) => {
                 database.shutdown().await;
                 Err(e)
@@ -43,9 +49,24 @@ impl Application {
         let pool = web::Data::new(database.pool.clone());
         let metrics = web::Data::new(Metrics::new());
         let shared_config = web::Data::from(config.clone());
+        let sessions = SessionStore::new(database.pool.clone());
+        let proxy = web::Data::new(ProxyState::new(
+            database.pool.clone(),
+            sessions.clone(),
+            config.upstream.check_exists_ttl,
+            config.upstream.request_timeout,
+        ));
+        let upstream_key = config
+            .upstream
+            .key
+            .clone()
+            .unwrap_or_else(|| secrecy::SecretString::from("sandbox"));
 
         let max_body = config.max_body_bytes;
+        let (shutdown_timeout, workers) = (config.shutdown_timeout, config.workers);
         let mut server = HttpServer::new(move || {
+            // awc clients are per worker: they cannot cross threads.
+            let client = UpstreamClient::new(&config.upstream, &upstream_key, metrics.clone());
             App::new()
                 .wrap(ErrorHandlers::new().default_handler(shape_plain_errors))
                 .wrap(from_fn(telemetry::request_context))
@@ -60,12 +81,15 @@ impl Application {
                 .app_data(pool.clone())
                 .app_data(metrics.clone())
                 .app_data(shared_config.clone())
+                .app_data(proxy.clone())
+                .app_data(web::Data::new(client))
                 .configure(ops::routes)
+                .configure(upstream::routes)
                 .default_service(web::to(unknown_route))
         })
         .listen(listener)?
-        .shutdown_timeout(config.shutdown_timeout.as_secs());
-        if let Some(workers) = config.workers {
+        .shutdown_timeout(shutdown_timeout.as_secs());
+        if let Some(workers) = workers {
             server = server.workers(workers);
         }
         Ok((port, server.run()))
@@ -92,5 +116,9 @@ impl Application {
 }
 
 async fn unknown_route(req: HttpRequest) -> Result<actix_web::HttpResponse, ApiError> {
-    Err(ApiError::not_found(format!("no route for {} {}", req.method(), req.path())))
+    Err(ApiError::not_found(format!(
+        "no route for {} {}",
+        req.method(),
+        req.path()
+    )))
 }

@@ -55,7 +55,10 @@ impl EmbeddedPostgres {
                 "running as root, the embedded PostgreSQL needs a `postgres` system user to run as \
                  (it refuses to run as root); install the postgresql package or set DATABASE_URL",
             )?;
-            Some(RunAs { uid: user.uid.as_raw(), gid: user.gid.as_raw() })
+            Some(RunAs {
+                uid: user.uid.as_raw(),
+                gid: user.gid.as_raw(),
+            })
         } else {
             None
         };
@@ -65,7 +68,9 @@ impl EmbeddedPostgres {
             // PostgreSQL must traverse every ancestor of its data directory; one under /root
             // (mode 0700) is unreachable for it, so such clusters live in a directory of its own.
             if !traversable_by(&data_dir, who) {
-                pg_dir = Path::new("/var/lib/wa-gateway").join(short_hash(&data_dir)).join("pg");
+                pg_dir = Path::new("/var/lib/wa-gateway")
+                    .join(short_hash(&data_dir))
+                    .join("pg");
                 tracing::warn!(
                     pg_dir = %pg_dir.display(),
                     "the data directory is not reachable by the postgres user; keeping the embedded cluster elsewhere"
@@ -74,10 +79,20 @@ impl EmbeddedPostgres {
         }
         // Beside the cluster, not in it: initdb wants an empty directory.
         let mut socket_dir = pg_dir.with_file_name("pg-socket");
-        if socket_dir.join(format!(".s.PGSQL.{SOCKET_PORT}")).as_os_str().len() > MAX_SOCKET_PATH {
+        if socket_dir
+            .join(format!(".s.PGSQL.{SOCKET_PORT}"))
+            .as_os_str()
+            .len()
+            > MAX_SOCKET_PATH
+        {
             socket_dir = std::env::temp_dir().join(format!("wagw-{}", short_hash(&pg_dir)));
         }
-        Ok(Self { bin_dir, pg_dir, socket_dir, run_as })
+        Ok(Self {
+            bin_dir,
+            pg_dir,
+            socket_dir,
+            run_as,
+        })
     }
 
     pub fn pg_dir(&self) -> &Path {
@@ -109,7 +124,16 @@ impl EmbeddedPostgres {
             tracing::info!(pg_dir = %self.pg_dir.display(), "initialising the embedded PostgreSQL cluster");
             self.run(
                 "initdb",
-                &["-D", path_str(&self.pg_dir)?, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-instructions"],
+                &[
+                    "-D",
+                    path_str(&self.pg_dir)?,
+                    "-U",
+                    "postgres",
+                    "--auth=trust",
+                    "-E",
+                    "UTF8",
+                    "--no-instructions",
+                ],
             )?;
         }
         if self.is_running()? {
@@ -125,7 +149,18 @@ impl EmbeddedPostgres {
         tracing::info!(pg_dir = %self.pg_dir.display(), "starting the embedded PostgreSQL");
         self.run(
             "pg_ctl",
-            &["-D", path_str(&self.pg_dir)?, "-l", path_str(&log)?, "-w", "-t", "60", "-o", &options, "start"],
+            &[
+                "-D",
+                path_str(&self.pg_dir)?,
+                "-l",
+                path_str(&log)?,
+                "-w",
+                "-t",
+                "60",
+                "-o",
+                &options,
+                "start",
+            ],
         )
         .with_context(|| format!("starting PostgreSQL (its log: {})", log.display()))?;
         Ok(())
@@ -137,7 +172,19 @@ impl EmbeddedPostgres {
             return Ok(());
         }
         tracing::info!("stopping the embedded PostgreSQL");
-        self.run("pg_ctl", &["-D", path_str(&self.pg_dir)?, "-m", "fast", "-w", "-t", "60", "stop"])
+        self.run(
+            "pg_ctl",
+            &[
+                "-D",
+                path_str(&self.pg_dir)?,
+                "-m",
+                "fast",
+                "-w",
+                "-t",
+                "60",
+                "stop",
+            ],
+        )
     }
 
     /// Whether the postmaster named in `postmaster.pid` is alive.
@@ -224,7 +271,11 @@ pub async fn wait_until_ready(options: &PgConnectOptions, timeout: Duration) -> 
 }
 
 fn find_bin_dir() -> Option<PathBuf> {
-    let has_all = |dir: &Path| ["initdb", "pg_ctl", "postgres"].iter().all(|b| dir.join(b).is_file());
+    let has_all = |dir: &Path| {
+        ["initdb", "pg_ctl", "postgres"]
+            .iter()
+            .all(|b| dir.join(b).is_file())
+    };
     if let Some(path) = std::env::var_os("PATH") {
         for dir in std::env::split_paths(&path) {
             if has_all(&dir) {
@@ -277,5 +328,6 @@ fn short_hash(path: &Path) -> String {
 }
 
 fn path_str(p: &Path) -> anyhow::Result<&str> {
-    p.to_str().with_context(|| format!("{} is not valid UTF-8", p.display()))
+    p.to_str()
+        .with_context(|| format!("{} is not valid UTF-8", p.display()))
 }

@@ -33,7 +33,10 @@ impl Database {
                 let options = PgConnectOptions::from_str(url.expose_secret())
                     .context("DATABASE_URL is not a valid PostgreSQL URL")?;
                 let pool = connect_with_patience(options).await?;
-                Ok(Self { pool, embedded: None })
+                Ok(Self {
+                    pool,
+                    embedded: None,
+                })
             }
             None => {
                 let data_dir = config.data_dir.clone();
@@ -49,13 +52,19 @@ impl Database {
                     return Err(e);
                 }
                 let pool = pool_options().connect_with(options).await?;
-                Ok(Self { pool, embedded: Some(cluster) })
+                Ok(Self {
+                    pool,
+                    embedded: Some(cluster),
+                })
             }
         }
     }
 
     pub async fn migrate(&self) -> anyhow::Result<()> {
-        MIGRATOR.run(&self.pool).await.context("applying migrations")
+        MIGRATOR
+            .run(&self.pool)
+            .await
+            .context("applying migrations")
     }
 
     /// Closes the pool, then stops the embedded cluster if we started one.
@@ -106,6 +115,17 @@ pub async fn is_ready(pool: &PgPool) -> anyhow::Result<()> {
         .await
         .context("querying the migrations table")?;
     let expected = MIGRATOR.iter().count() as i64;
-    anyhow::ensure!(applied >= expected, "{applied} of {expected} migrations applied");
+    anyhow::ensure!(
+        applied >= expected,
+        "{applied} of {expected} migrations applied"
+    );
     Ok(())
+}
+
+/// Whether `err` is a violation of the named constraint (unique, check, foreign key), so
+/// callers can answer a clean 409 instead of matching on error text.
+pub fn constraint_violated(err: &sqlx::Error, constraint: &str) -> bool {
+    err.as_database_error()
+        .and_then(|e| e.constraint())
+        .is_some_and(|c| c == constraint)
 }

@@ -1,0 +1,7 @@
+//! Session ownership: which tenant owns which upstream session, under which name.
+
+mod name;
+mod store;
+
+pub use name::{SessionName, UpstreamSession};
+pub use store::{OwnedSession, SessionStore};

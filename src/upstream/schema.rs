@@ -1,0 +1,386 @@
+//! Request body schemas of the hosted API, as data.
+//!
+//! One description serves two purposes: validating a body before it spends quota (a request
+//! the upstream would reject is answered 400 here, naming the field) and generating the
+//! OpenAPI schema of the same body, so the document cannot drift from what is enforced.
+//! Unknown fields are allowed and forwarded untouched: the upstream may know more than we do.
+
+use serde_json::Value;
+
+/// The type of one field, with the rule the upstream applies to it.
+#[derive(Debug, Clone, Copy)]
+pub enum Ty {
+    String,
+    /// A string with at least one non-blank character.
+    Text,
+    Bool,
+    Integer,
+    /// A number within an inclusive range.
+    Number {
+        min: f64,
+        max: f64,
+    },
+    /// A WhatsApp chat id: `1234567890`, `...@c.us`, `...@g.us`, `...@newsletter`, ...
+    ChatId,
+    /// One of a fixed set of strings.
+    Enum(&'static [&'static str]),
+    /// A media file: `url` or base64 `data`, plus `mimetype`.
+    File,
+    Object(&'static [Field]),
+    /// An array of strings; `min` items at least.
+    Strings {
+        min: usize,
+    },
+    /// An array of chat ids.
+    ChatIds,
+    /// An array of objects; `min` items at least.
+    Objects {
+        fields: &'static [Field],
+        min: usize,
+    },
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Field {
+    pub name: &'static str,
+    pub ty: Ty,
+    pub required: bool,
+    pub description: &'static str,
+    /// A JSON literal shown as the example in the OpenAPI document.
+    pub example: &'static str,
+}
+
+impl Field {
+    pub const fn required(
+        name: &'static str,
+        ty: Ty,
+        description: &'static str,
+        example: &'static str,
+    ) -> Self {
+        Self {
+            name,
+            ty,
+            required: true,
+            description,
+            example,
+        }
+    }
+
+    pub const fn optional(
+        name: &'static str,
+        ty: Ty,
+        description: &'static str,
+        example: &'static str,
+    ) -> Self {
+        Self {
+            name,
+            ty,
+            required: false,
+            description,
+            example,
+        }
+    }
+}
+
+/// The suffixes WhatsApp uses for the kinds of chat.
+pub const CHAT_SUFFIXES: &[&str] = &[
+    "c.us",
+    "g.us",
+    "newsletter",
+    "s.whatsapp.net",
+    "lid",
+    "broadcast",
+];
+
+/// Why a body was refused: the message names the field (with its path) and the rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invalid(pub String);
+
+/// Checks `body` against `fields`. The body must be a JSON object.
+pub fn validate(body: &Value, fields: &[Field]) -> Result<(), Invalid> {
+    let Value::Object(map) = body else {
+        return Err(Invalid("the request body must be a JSON object".into()));
+    };
+    validate_object(map, fields, "")
+}
+
+fn validate_object(
+    map: &serde_json::Map<String, Value>,
+    fields: &[Field],
+    prefix: &str,
+) -> Result<(), Invalid> {
+    for field in fields {
+        let path = format!("{prefix}{}", field.name);
+        match map.get(field.name) {
+            None | Some(Value::Null) if field.required => {
+                return Err(Invalid(format!("{path} is required")))
+            }
+            None | Some(Value::Null) => {}
+            Some(value) => check(value, &field.ty, &path)?,
+        }
+    }
+    Ok(())
+}
+
+fn check(value: &Value, ty: &Ty, path: &str) -> Result<(), Invalid> {
+    let fail = |rule: &str| Err(Invalid(format!("{path} {rule}")));
+    match ty {
+        Ty::String => {
+            if !value.is_string() {
+                return fail("must be a string");
+            }
+        }
+        Ty::Text => match value.as_str() {
+            Some(s) if !s.trim().is_empty() => {}
+            Some(_) => return fail("must not be empty"),
+            None => return fail("must be a string"),
+        },
+        Ty::Bool => {
+            if !value.is_boolean() {
+                return fail("must be true or false");
+            }
+        }
+        Ty::Integer => {
+            if !(value.is_i64() || value.is_u64()) {
+                return fail("must be an integer");
+            }
+        }
+        Ty::Number { min, max } => match value.as_f64() {
+            Some(n) if (*min..=*max).contains(&n) => {}
+            Some(_) => return fail(&format!("must be between {min} and {max}")),
+            None => return fail("must be a number"),
+        },
+        Ty::ChatId => {
+            match value.as_str() {
+                Some(s) if is_chat_id(s) => {}
+                Some(_) => return fail(
+                    "must be a phone number with country code (1234567890) or a chat id such as \
+                     1234567890@c.us, 120363024802736123@g.us or 120363024802736123@newsletter",
+                ),
+                None => return fail("must be a string"),
+            }
+        }
+        Ty::Enum(options) => match value.as_str() {
+            Some(s) if options.contains(&s) => {}
+            _ => return fail(&format!("must be one of: {}", options.join(", "))),
+        },
+        Ty::File => {
+            let Value::Object(file) = value else {
+                return fail("must be an object with url or data, and mimetype");
+            };
+            let url = file.get("url").filter(|v| !v.is_null());
+            let data = file.get("data").filter(|v| !v.is_null());
+            match (url, data) {
+                (None, None) => {
+                    return Err(Invalid(format!("{path}.url or {path}.data is required")))
+                }
+                (Some(_), Some(_)) => {
+                    return Err(Invalid(format!("{path} takes url or data, not both")))
+                }
+                (Some(u), None) => check_url(u, &format!("{path}.url"))?,
+                (None, Some(d)) => check_base64(d, &format!("{path}.data"))?,
+            }
+            validate_object(file, FILE_FIELDS, &format!("{path}."))?;
+        }
+        Ty::Object(fields) => match value {
+            Value::Object(map) => validate_object(map, fields, &format!("{path}."))?,
+            _ => return fail("must be an object"),
+        },
+        Ty::Strings { min } => {
+            let Some(items) = value.as_array() else {
+                return fail("must be an array of strings");
+            };
+            if items.len() < *min {
+                return fail(&format!(
+                    "must have at least {min} item{}",
+                    if *min == 1 { "" } else { "s" }
+                ));
+            }
+            for (i, item) in items.iter().enumerate() {
+                check(item, &Ty::Text, &format!("{path}[{i}]"))?;
+            }
+        }
+        Ty::ChatIds => {
+            let Some(items) = value.as_array() else {
+                return fail("must be an array of chat ids");
+            };
+            for (i, item) in items.iter().enumerate() {
+                check(item, &Ty::ChatId, &format!("{path}[{i}]"))?;
+            }
+        }
+        Ty::Objects { fields, min } => {
+            let Some(items) = value.as_array() else {
+                return fail("must be an array of objects");
+            };
+            if items.len() < *min {
+                return fail(&format!(
+                    "must have at least {min} item{}",
+                    if *min == 1 { "" } else { "s" }
+                ));
+            }
+            for (i, item) in items.iter().enumerate() {
+                check(item, &Ty::Object(fields), &format!("{path}[{i}]"))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The parts of `file` other than its source.
+pub const FILE_FIELDS: &[Field] = &[
+    Field::required(
+        "mimetype",
+        Ty::Text,
+        "MIME type of the file",
+        r#""image/jpeg""#,
+    ),
+    Field::optional(
+        "filename",
+        Ty::String,
+        "File name shown to the recipient",
+        r#""photo.jpg""#,
+    ),
+];
+
+/// `1234567890` (country code auto-detected) or `<digits or group id>@<kind>`.
+pub fn is_chat_id(s: &str) -> bool {
+    let (local, suffix) = match s.split_once('@') {
+        Some((local, suffix)) => (local, Some(suffix)),
+        None => (s, None),
+    };
+    let local_ok = !local.is_empty()
+        && local.len() <= 64
+        && local
+            .bytes()
+            .all(|b| b.is_ascii_digit() || b == b'-' || b == b'+')
+        && local.bytes().any(|b| b.is_ascii_digit());
+    local_ok && suffix.is_none_or(|s| CHAT_SUFFIXES.contains(&s))
+}
+
+fn check_url(value: &Value, path: &str) -> Result<(), Invalid> {
+    let ok = value
+        .as_str()
+        .and_then(|s| url::Url::parse(s).ok())
+        .is_some_and(|u| matches!(u.scheme(), "http" | "https"));
+    if ok {
+        Ok(())
+    } else {
+        Err(Invalid(format!("{path} must be an http(s) URL")))
+    }
+}
+
+fn check_base64(value: &Value, path: &str) -> Result<(), Invalid> {
+    use base64::Engine;
+    let Some(s) = value.as_str() else {
+        return Err(Invalid(format!("{path} must be a base64 string")));
+    };
+    // Some clients send a data URL; the upstream accepts the bare payload after the comma.
+    let payload = s.split_once(";base64,").map_or(s, |(_, p)| p);
+    if payload.is_empty()
+        || base64::engine::general_purpose::STANDARD
+            .decode(payload)
+            .is_err()
+    {
+        return Err(Invalid(format!("{path} must be valid base64")));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const POLL: &[Field] = &[
+        Field::required("chatId", Ty::ChatId, "", ""),
+        Field::required(
+            "poll",
+            Ty::Object(&[
+                Field::required("name", Ty::Text, "", ""),
+                Field::required("options", Ty::Strings { min: 2 }, "", ""),
+            ]),
+            "",
+            "",
+        ),
+        Field::optional(
+            "latitude",
+            Ty::Number {
+                min: -90.0,
+                max: 90.0,
+            },
+            "",
+            "",
+        ),
+        Field::optional("file", Ty::File, "", ""),
+    ];
+
+    fn err(body: Value) -> String {
+        validate(&body, POLL).unwrap_err().0
+    }
+
+    #[test]
+    fn names_the_missing_or_mistyped_field() {
+        assert_eq!(err(json!({})), "chatId is required");
+        assert_eq!(err(json!({"chatId": 5})), "chatId must be a string");
+        assert!(err(json!({"chatId": "abc"})).starts_with("chatId must be a phone number"));
+        assert_eq!(
+            err(json!({"chatId": "1", "poll": {"name": "q"}})),
+            "poll.options is required"
+        );
+        assert_eq!(
+            err(json!({"chatId": "1", "poll": {"name": "q", "options": []}})),
+            "poll.options must have at least 2 items"
+        );
+        assert_eq!(
+            err(json!({"chatId": "1", "poll": {"name": "q", "options": ["a", " "]}})),
+            "poll.options[1] must not be empty"
+        );
+    }
+
+    #[test]
+    fn checks_ranges_and_files() {
+        let ok = json!({"chatId": "1@c.us", "poll": {"name": "q", "options": ["a", "b"]}});
+        assert!(validate(&ok, POLL).is_ok());
+        let mut body = ok.clone();
+        body["latitude"] = json!(91);
+        assert_eq!(
+            validate(&body, POLL).unwrap_err().0,
+            "latitude must be between -90 and 90"
+        );
+        body["latitude"] = json!(45.5);
+        body["file"] = json!({"mimetype": "image/png"});
+        assert_eq!(
+            validate(&body, POLL).unwrap_err().0,
+            "file.url or file.data is required"
+        );
+        body["file"] = json!({"url": "https://x.test/a.png"});
+        assert_eq!(
+            validate(&body, POLL).unwrap_err().0,
+            "file.mimetype is required"
+        );
+        body["file"] = json!({"data": "not base64!", "mimetype": "image/png"});
+        assert_eq!(
+            validate(&body, POLL).unwrap_err().0,
+            "file.data must be valid base64"
+        );
+        body["file"] = json!({"data": "aGVsbG8=", "mimetype": "image/png"});
+        assert!(validate(&body, POLL).is_ok());
+    }
+
+    #[test]
+    fn chat_ids() {
+        for ok in [
+            "1234567890",
+            "1234567890@c.us",
+            "120363024802736123@g.us",
+            "1@newsletter",
+            "1@lid",
+            "1@s.whatsapp.net",
+        ] {
+            assert!(is_chat_id(ok), "{ok}");
+        }
+        for bad in ["", "@c.us", "abc", "123@example.com", "12 34"] {
+            assert!(!is_chat_id(bad), "{bad}");
+        }
+    }
+}
