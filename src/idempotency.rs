@@ -24,6 +24,14 @@ pub struct StoredAnswer {
     pub body: Vec<u8>,
 }
 
+#[derive(sqlx::FromRow)]
+struct Record {
+    request_hash: Vec<u8>,
+    status: Option<i32>,
+    content_type: Option<String>,
+    body: Option<Vec<u8>>,
+}
+
 pub enum Claim {
     /// We are first: send, then `complete` (or `release` if nothing was sent).
     Fresh,
@@ -77,14 +85,14 @@ pub async fn claim(
     }
     let deadline = tokio::time::Instant::now() + wait;
     loop {
-        let row: Option<(Vec<u8>, Option<i32>, Option<String>, Option<Vec<u8>>)> = sqlx::query_as(
+        let row: Option<Record> = sqlx::query_as(
             "SELECT request_hash, status, content_type, body FROM idempotency_records WHERE tenant_id = $1 AND key = $2",
         )
         .bind(tenant)
         .bind(key)
         .fetch_optional(pool)
         .await?;
-        match row {
+        match row.map(|r| (r.request_hash, r.status, r.content_type, r.body)) {
             Some((hash, _, _, _)) if hash != fingerprint => {
                 return Err(ApiError::unprocessable(
                     "this Idempotency-Key was already used with a different request; use a new key",
