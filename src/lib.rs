@@ -9,6 +9,7 @@ pub mod error;
 pub mod idempotency;
 pub mod metrics;
 pub mod ops;
+pub mod quota;
 pub mod sessions;
 pub mod startup;
 pub mod telemetry;

@@ -4,6 +4,7 @@ use crate::config::Config;
 use crate::db::Database;
 use crate::error::{json_error, path_error, query_error, shape_plain_errors, ApiError};
 use crate::metrics::Metrics;
+use crate::quota::{Clock, Quotas, SystemClock};
 use crate::sessions::SessionStore;
 use crate::upstream::{ProxyState, UpstreamClient};
 use crate::{ops, telemetry, upstream};
@@ -12,24 +13,55 @@ use actix_web::middleware::{from_fn, ErrorHandlers};
 use actix_web::{web, App, HttpRequest, HttpServer};
 use std::net::TcpListener;
 use std::sync::Arc;
+use tokio::task::JoinHandle;
+
+/// What tests may replace; `main` uses the defaults.
+pub struct Overrides {
+    /// The clock quotas are counted in (a test crosses a month boundary with it).
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Default for Overrides {
+    fn default() -> Self {
+        Self {
+            clock: Arc::new(SystemClock),
+        }
+    }
+}
 
 /// A built gateway: bound to its port, not yet serving.
 pub struct Application {
     port: u16,
     server: Server,
     database: Database,
+    quotas: Arc<Quotas>,
+    background: Vec<JoinHandle<()>>,
+}
+
+/// Everything built on the database, before the server exists.
+struct Parts {
+    port: u16,
+    server: Server,
+    quotas: Arc<Quotas>,
+    background: Vec<JoinHandle<()>>,
 }
 
 impl Application {
     /// Connects the database (or starts the embedded one), migrates, binds and wires the app.
     /// With `WAGW_LISTEN` on port 0 the OS picks a free port; `port()` tells which.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
+        Self::build_with(config, Overrides::default()).await
+    }
+
+    pub async fn build_with(config: Config, overrides: Overrides) -> anyhow::Result<Self> {
         let database = Database::connect(&config).await?;
-        match Self::build_on(config, &database).await {
-            Ok((port, server)) => Ok(Self {
-                port,
-                server,
+        match Self::wire(config, overrides, &database).await {
+            Ok(parts) => Ok(Self {
+                port: parts.port,
+                server: parts.server,
                 database,
+                quotas: parts.quotas,
+                background: parts.background,
             }),
             Err(e) => {
                 database.shutdown().await;
@@ -38,21 +70,24 @@ impl Application {
         }
     }
 
-    async fn build_on(config: Config, database: &Database) -> anyhow::Result<(u16, Server)> {
+    async fn wire(
+        config: Config,
+        overrides: Overrides,
+        database: &Database,
+    ) -> anyhow::Result<Parts> {
         database.migrate().await?;
         let listener = TcpListener::bind(config.listen)
             .map_err(|e| anyhow::anyhow!("binding WAGW_LISTEN={}: {e}", config.listen))?;
         let port = listener.local_addr()?.port();
 
         // Shared state is built once, outside the worker factory, and cloned into each worker.
-        let config = Arc::new(config);
-        let pool = web::Data::new(database.pool.clone());
+        let pool = database.pool.clone();
         let metrics = web::Data::new(Metrics::new());
-        let shared_config = web::Data::from(config.clone());
-        let sessions = SessionStore::new(database.pool.clone());
+        let quotas = Arc::new(Quotas::new(pool.clone(), &config.quota, overrides.clock).await?);
         let proxy = web::Data::new(ProxyState::new(
-            database.pool.clone(),
-            sessions.clone(),
+            pool.clone(),
+            SessionStore::new(pool.clone()),
+            quotas.clone(),
             config.upstream.check_exists_ttl,
             config.upstream.request_timeout,
         ));
@@ -61,7 +96,11 @@ impl Application {
             .key
             .clone()
             .unwrap_or_else(|| secrecy::SecretString::from("sandbox"));
+        let background = vec![quotas.spawn_flusher()];
 
+        let config = Arc::new(config);
+        let shared_config = web::Data::from(config.clone());
+        let pool_data = web::Data::new(pool);
         let max_body = config.max_body_bytes;
         let (shutdown_timeout, workers) = (config.shutdown_timeout, config.workers);
         let mut server = HttpServer::new(move || {
@@ -78,7 +117,7 @@ impl Application {
                 .app_data(web::PayloadConfig::new(max_body))
                 .app_data(web::QueryConfig::default().error_handler(query_error))
                 .app_data(web::PathConfig::default().error_handler(path_error))
-                .app_data(pool.clone())
+                .app_data(pool_data.clone())
                 .app_data(metrics.clone())
                 .app_data(shared_config.clone())
                 .app_data(proxy.clone())
@@ -92,7 +131,12 @@ impl Application {
         if let Some(workers) = workers {
             server = server.workers(workers);
         }
-        Ok((port, server.run()))
+        Ok(Parts {
+            port,
+            server: server.run(),
+            quotas,
+            background,
+        })
     }
 
     pub fn port(&self) -> u16 {
@@ -105,11 +149,15 @@ impl Application {
     }
 
     /// Serves until SIGINT/SIGTERM or `handle().stop()`, lets in-flight requests finish
-    /// (bounded by `WAGW_SHUTDOWN_TIMEOUT_SECS`), then closes the pool and stops the
-    /// embedded PostgreSQL.
+    /// (bounded by `WAGW_SHUTDOWN_TIMEOUT_SECS`), then writes usage, hands back unspent quota
+    /// leases, closes the pool and stops the embedded PostgreSQL.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let served = self.server.await;
         tracing::info!("HTTP server stopped; releasing resources");
+        for task in &self.background {
+            task.abort();
+        }
+        self.quotas.shutdown().await;
         self.database.shutdown().await;
         served.map_err(Into::into)
     }

@@ -60,12 +60,14 @@ impl SessionStore {
         Ok(found)
     }
 
-    /// Records a new session for the tenant, within its `max_sessions`, atomically: the
-    /// tenant's row is locked so concurrent creations on any replica are counted one by one.
+    /// Records a new session for the tenant, within its `max_sessions` and the organisation's
+    /// plan (`org_max`), atomically: the tenant's row (and, with a plan limit, a global
+    /// advisory lock) is held so concurrent creations on any replica are counted one by one.
     pub async fn create(
         &self,
         tenant: Uuid,
         name: &SessionName,
+        org_max: Option<u32>,
     ) -> Result<UpstreamSession, ApiError> {
         let mut tx = self.pool.begin().await?;
         let max_sessions: Option<Option<i32>> =
@@ -86,6 +88,21 @@ impl SessionStore {
                 return Err(ApiError::too_many_requests(
                     format!("session limit reached: your quota allows {max} session(s); delete one first"),
                     // Not time-bound: a slot frees when a session is deleted.
+                    60,
+                ));
+            }
+        }
+        if let Some(max) = org_max {
+            // Always after the tenant's row lock: one order, no deadlock.
+            sqlx::query("SELECT pg_advisory_xact_lock(hashtext('wagw.sessions'))")
+                .execute(&mut *tx)
+                .await?;
+            let all: i64 = sqlx::query_scalar("SELECT count(*) FROM sessions")
+                .fetch_one(&mut *tx)
+                .await?;
+            if all >= i64::from(max) {
+                return Err(ApiError::too_many_requests(
+                    format!("the organisation's upstream plan allows {max} session(s), all in use"),
                     60,
                 ));
             }

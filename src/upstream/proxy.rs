@@ -9,6 +9,7 @@ use super::schema;
 use crate::auth::TenantCaller;
 use crate::error::{ApiError, ErrorBody};
 use crate::idempotency::{self, Claim};
+use crate::quota::{Admission, Quotas};
 use crate::sessions::{SessionName, SessionStore, UpstreamSession};
 use crate::telemetry::RequestId;
 use actix_web::http::header::{self, HeaderValue};
@@ -19,6 +20,7 @@ use moka::future::Cache;
 use serde_json::Value;
 use sqlx::PgPool;
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 use uuid::Uuid;
 
@@ -28,6 +30,7 @@ const DEFAULT_SESSION: &str = "default";
 pub struct ProxyState {
     pub pool: PgPool,
     pub sessions: SessionStore,
+    pub quotas: Arc<Quotas>,
     /// `contacts/check-exists` answers per tenant and phone number.
     check_exists: Cache<(Uuid, String), Bytes>,
     /// How long a concurrent twin of an idempotent request waits for the first one's answer.
@@ -38,12 +41,14 @@ impl ProxyState {
     pub fn new(
         pool: PgPool,
         sessions: SessionStore,
+        quotas: Arc<Quotas>,
         check_exists_ttl: Duration,
         request_timeout: Duration,
     ) -> Self {
         Self {
             pool,
             sessions,
+            quotas,
             check_exists: Cache::builder()
                 .max_capacity(100_000)
                 .time_to_live(check_exists_ttl)
@@ -63,6 +68,8 @@ struct Inbound<'a> {
     raw_body: Bytes,
 }
 
+/// Serves one row of the table. Every answer after authentication, success or refusal,
+/// carries the tenant's quota headers.
 pub async fn handle(
     endpoint: &'static Endpoint,
     req: HttpRequest,
@@ -70,6 +77,33 @@ pub async fn handle(
     caller: TenantCaller,
     state: web::Data<ProxyState>,
     client: web::Data<UpstreamClient>,
+) -> HttpResponse {
+    let mut rate_remaining = None;
+    let mut response = serve(
+        endpoint,
+        &req,
+        body,
+        &caller,
+        &state,
+        &client,
+        &mut rate_remaining,
+    )
+    .await
+    .unwrap_or_else(|e| actix_web::ResponseError::error_response(&e));
+    for (name, value) in state.quotas.headers(&caller.tenant, rate_remaining).iter() {
+        response.headers_mut().insert(name.clone(), value.clone());
+    }
+    response
+}
+
+async fn serve(
+    endpoint: &'static Endpoint,
+    req: &HttpRequest,
+    body: web::Bytes,
+    caller: &TenantCaller,
+    state: &ProxyState,
+    client: &UpstreamClient,
+    rate_remaining: &mut Option<u32>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(endpoint.scope)?;
     let json = parse_body(endpoint, &req, &body)?;
@@ -95,7 +129,7 @@ pub async fn handle(
             Some((name, None))
         }
         (Some(name), _) => {
-            let upstream = owned_session(&state.sessions, &caller, name).await?;
+            let upstream = owned_session(&state.sessions, caller, name).await?;
             Some((SessionName::parse(name)?, Some(upstream)))
         }
         (None, _) => None,
@@ -131,7 +165,24 @@ pub async fn handle(
         }
     }
 
-    let result = forward(&inbound, &state, &client, upstream_session).await;
+    // A replayed answer spends no quota: admission comes after the idempotency check.
+    let admission = match state
+        .quotas
+        .admit(&caller.tenant, endpoint.operation_id)
+        .await
+    {
+        Ok(admission) => admission,
+        Err(refusal) => {
+            if let Some(key) = &idempotency_key {
+                idempotency::release(&state.pool, tenant, key).await;
+            }
+            return Err(refusal);
+        }
+    };
+    *rate_remaining = admission.rate_remaining;
+
+    let result = forward(&inbound, state, client, upstream_session).await;
+    settle(&state.quotas, admission, &result).await;
     if let Some(key) = &idempotency_key {
         match &result {
             Ok(Forwarded {
@@ -158,6 +209,14 @@ pub async fn handle(
     result.map(|f| f.response)
 }
 
+/// A forwarded call counts; one that never reached the upstream gives its quota back.
+async fn settle(quotas: &Quotas, admission: Admission, result: &Result<Forwarded, ApiError>) {
+    match result {
+        Ok(f) if f.sent => quotas.commit(admission),
+        _ => quotas.cancel(admission).await,
+    }
+}
+
 /// What forwarding produced, with what idempotency needs to record it.
 struct Forwarded {
     response: HttpResponse,
@@ -181,7 +240,10 @@ async fn forward(
     // A new session is recorded first, so the tenant's max_sessions is enforced atomically.
     let session = match session {
         Some((name, None)) => {
-            let upstream = state.sessions.create(tenant, &name).await?;
+            let upstream = state
+                .sessions
+                .create(tenant, &name, state.quotas.upstream_max_sessions)
+                .await?;
             Some((name, upstream))
         }
         Some((name, Some(upstream))) => Some((name, upstream)),
@@ -220,7 +282,12 @@ async fn forward(
     }
 
     let mut answer = match sent {
-        Ok(answer) => answer,
+        Ok(answer) => {
+            state
+                .quotas
+                .observe_upstream(answer.status().as_u16(), answer.headers());
+            answer
+        }
         Err(failure) => {
             let sent = !failure.never_sent();
             let error = ApiError::from(failure);

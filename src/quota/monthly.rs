@@ -1,0 +1,224 @@
+//! Monthly quotas, exact across replicas and cheap on the hot path.
+//!
+//! A replica reserves quota from PostgreSQL in blocks (leases) with one conditional
+//! statement, then spends them from an in-memory counter. Blocks shrink to one as the month's
+//! allowance runs out, so the replicas together never take more than the allowance. What a
+//! replica holds unspent is handed back at shutdown; a replica that dies loses it (it counts
+//! as spent, never as free), which bounds the loss by one block and keeps the limit exact.
+
+use sqlx::PgPool;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// Why a monthly quota refused.
+#[derive(Debug)]
+pub enum MonthlyRefusal {
+    Exhausted,
+    /// No lease left and the database cannot be reached to get one.
+    Unavailable(sqlx::Error),
+}
+
+#[derive(Default)]
+struct Lease {
+    /// The limit this lease was reserved under; a different one (the admin changed the
+    /// quota) retires the lease so the next reservation counts against the new limit.
+    limit: AtomicI64,
+    /// Quota held by this replica, not yet spent.
+    available: AtomicI64,
+    /// The allowance (limit + bonus) and what all replicas had taken, as of our last lease.
+    allowance: AtomicI64,
+    leased: AtomicI64,
+    /// One refill at a time per subject and month on this replica.
+    refill: tokio::sync::Mutex<()>,
+}
+
+impl Lease {
+    fn try_take(&self) -> bool {
+        self.available
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n > 0).then(|| n - 1)
+            })
+            .is_ok()
+    }
+}
+
+/// What the headers report: the allowance and an estimate of what is left of it.
+#[derive(Debug, Clone, Copy)]
+pub struct MonthlyStanding {
+    pub allowance: i64,
+    pub remaining: i64,
+}
+
+pub struct MonthlyQuotas {
+    pool: PgPool,
+    /// Largest block a replica reserves at once.
+    max_block: i64,
+    leases: Mutex<HashMap<(String, String), Arc<Lease>>>,
+}
+
+impl MonthlyQuotas {
+    pub fn new(pool: PgPool, max_block: i64) -> Self {
+        Self {
+            pool,
+            max_block: max_block.max(1),
+            leases: Mutex::default(),
+        }
+    }
+
+    fn lease(&self, subject: &str, month: &str) -> Arc<Lease> {
+        let mut leases = self.leases.lock().expect("lease map poisoned");
+        leases
+            .entry((subject.to_owned(), month.to_owned()))
+            .or_default()
+            .clone()
+    }
+
+    /// The lease for `limit`, retiring (and handing back) one reserved under another limit.
+    async fn lease_under(&self, subject: &str, month: &str, limit: i64) -> Arc<Lease> {
+        let key = (subject.to_owned(), month.to_owned());
+        let retired = {
+            let mut leases = self.leases.lock().expect("lease map poisoned");
+            let current = leases.entry(key.clone()).or_default();
+            match current
+                .limit
+                .compare_exchange(0, limit, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => None,
+                Err(l) if l == limit => None,
+                Err(_) => {
+                    let fresh = Arc::new(Lease::default());
+                    fresh.limit.store(limit, Ordering::Release);
+                    leases.insert(key, fresh)
+                }
+            }
+        };
+        if let Some(old) = retired {
+            self.hand_back(subject, month, &old).await;
+        }
+        self.lease(subject, month)
+    }
+
+    /// Takes one call's worth of `subject`'s quota for `month`, within `limit` (plus bonus).
+    pub async fn take(&self, subject: &str, month: &str, limit: i64) -> Result<(), MonthlyRefusal> {
+        let lease = self.lease_under(subject, month, limit).await;
+        if lease.try_take() {
+            return Ok(());
+        }
+        let _refilling = lease.refill.lock().await;
+        // Another request may have refilled while we waited.
+        if lease.try_take() {
+            return Ok(());
+        }
+        let granted = self
+            .reserve(subject, month, limit, &lease)
+            .await
+            .map_err(MonthlyRefusal::Unavailable)?;
+        if granted == 0 {
+            return Err(MonthlyRefusal::Exhausted);
+        }
+        // One of the block is this call's.
+        lease.available.fetch_add(granted - 1, Ordering::AcqRel);
+        Ok(())
+    }
+
+    /// Undoes a `take` whose call was refused by another limit or never sent.
+    pub fn give_back(&self, subject: &str, month: &str) {
+        self.lease(subject, month)
+            .available
+            .fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Reserves a block: at most `max_block`, a quarter of what is left when that is smaller,
+    /// and never less than one while anything is left. One statement: the row lock orders
+    /// replicas, so the sum of blocks never exceeds the allowance.
+    async fn reserve(
+        &self,
+        subject: &str,
+        month: &str,
+        limit: i64,
+        lease: &Lease,
+    ) -> Result<i64, sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO quota_months (subject, month) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        )
+        .bind(subject)
+        .bind(month)
+        .execute(&self.pool)
+        .await?;
+        let row: (i64, i64, i64) = sqlx::query_as(
+            "WITH current AS (
+                 SELECT leased, bonus FROM quota_months WHERE subject = $1 AND month = $2 FOR UPDATE
+             ), block AS (
+                 SELECT CASE WHEN leased < $3 + bonus
+                             THEN LEAST($4, GREATEST(($3 + bonus - leased) / 4, 1))
+                             ELSE 0 END AS n
+                 FROM current
+             )
+             UPDATE quota_months q SET leased = q.leased + block.n
+             FROM block WHERE q.subject = $1 AND q.month = $2
+             RETURNING block.n, q.leased, $3 + q.bonus",
+        )
+        .bind(subject)
+        .bind(month)
+        .bind(limit)
+        .bind(self.max_block)
+        .fetch_one(&self.pool)
+        .await?;
+        let (granted, leased, allowance) = row;
+        lease.leased.store(leased, Ordering::Release);
+        lease.allowance.store(allowance, Ordering::Release);
+        Ok(granted)
+    }
+
+    /// The allowance and what is left of it, as far as this replica knows.
+    pub fn standing(&self, subject: &str, month: &str, limit: i64) -> MonthlyStanding {
+        let lease = self.lease(subject, month);
+        let leased = lease.leased.load(Ordering::Acquire);
+        let allowance = match lease.allowance.load(Ordering::Acquire) {
+            0 if leased == 0 => limit,
+            a => a.max(limit),
+        };
+        let available = lease.available.load(Ordering::Acquire);
+        MonthlyStanding {
+            allowance,
+            remaining: (allowance - leased + available).max(0),
+        }
+    }
+
+    /// Hands every unspent lease back (graceful shutdown).
+    pub async fn return_all(&self) {
+        let held: Vec<((String, String), Arc<Lease>)> = self
+            .leases
+            .lock()
+            .expect("lease map poisoned")
+            .drain()
+            .collect();
+        for ((subject, month), lease) in held {
+            self.hand_back(&subject, &month, &lease).await;
+        }
+    }
+
+    async fn hand_back(&self, subject: &str, month: &str, lease: &Lease) {
+        let unspent = lease.available.swap(0, Ordering::AcqRel);
+        if unspent <= 0 {
+            return;
+        }
+        let returned = sqlx::query(
+            "UPDATE quota_months SET leased = leased - $3 WHERE subject = $1 AND month = $2",
+        )
+        .bind(subject)
+        .bind(month)
+        .bind(unspent)
+        .execute(&self.pool)
+        .await;
+        if let Err(e) = returned {
+            tracing::warn!(
+                subject,
+                month,
+                unspent,
+                "could not hand back an unspent lease (it stays spent): {e}"
+            );
+        }
+    }
+}

@@ -1,0 +1,210 @@
+//! The organisation's per-second upstream budget: never more than N calls in any sliding
+//! one-second window, across every replica, with a fair queue in front of it.
+//!
+//! The budget is N rows in `upstream_slots`; a call takes a slot not used within the window
+//! (one statement, `SKIP LOCKED` so replicas do not wait on each other). When none is free,
+//! calls wait in a queue that serves tenants round-robin, so one busy tenant cannot starve the
+//! others, and are refused with 429 after a bounded wait: the upstream never has to say 429.
+
+use sqlx::PgPool;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::oneshot;
+use uuid::Uuid;
+
+/// The window, with a margin for the time a call takes to reach the upstream: two calls that
+/// left 1.05 s apart cannot arrive in the same second of the upstream's count.
+const WINDOW_MS: i64 = 1050;
+/// How often the dispatcher looks again when no slot was free.
+const RETRY_EVERY: Duration = Duration::from_millis(5);
+
+pub enum GateRefusal {
+    /// Waited the bounded time without getting a slot.
+    Busy,
+    Unavailable(sqlx::Error),
+}
+
+#[derive(Default)]
+struct FairQueue {
+    /// Waiters per tenant, and the round-robin order of tenants with waiters.
+    waiting: HashMap<Uuid, VecDeque<oneshot::Sender<()>>>,
+    order: VecDeque<Uuid>,
+    dispatching: bool,
+}
+
+impl FairQueue {
+    fn push(&mut self, tenant: Uuid, waiter: oneshot::Sender<()>) {
+        let queue = self.waiting.entry(tenant).or_default();
+        if queue.is_empty() {
+            self.order.push_back(tenant);
+        }
+        queue.push_back(waiter);
+    }
+
+    /// The next live waiter, taking tenants in turn.
+    fn pop(&mut self) -> Option<oneshot::Sender<()>> {
+        while let Some(tenant) = self.order.pop_front() {
+            let queue = self.waiting.get_mut(&tenant)?;
+            while let Some(waiter) = queue.pop_front() {
+                if waiter.is_closed() {
+                    continue; // gave up waiting
+                }
+                if queue.iter().any(|w| !w.is_closed()) {
+                    self.order.push_back(tenant);
+                } else {
+                    self.waiting.remove(&tenant);
+                }
+                return Some(waiter);
+            }
+            self.waiting.remove(&tenant);
+        }
+        None
+    }
+}
+
+pub struct UpstreamGate {
+    pool: PgPool,
+    slots: u32,
+    max_wait: Duration,
+    queue: Mutex<FairQueue>,
+}
+
+impl UpstreamGate {
+    /// Makes the slot table match the plan's rate (every replica runs the same configuration).
+    pub async fn new(pool: PgPool, rps: u32, max_wait: Duration) -> Result<Arc<Self>, sqlx::Error> {
+        let rps = rps.max(1) as i32;
+        sqlx::query("INSERT INTO upstream_slots (slot) SELECT generate_series(0, $1 - 1) ON CONFLICT DO NOTHING")
+            .bind(rps)
+            .execute(&pool)
+            .await?;
+        sqlx::query("DELETE FROM upstream_slots WHERE slot >= $1")
+            .bind(rps)
+            .execute(&pool)
+            .await?;
+        Ok(Arc::new(Self {
+            pool,
+            slots: rps as u32,
+            max_wait,
+            queue: Mutex::default(),
+        }))
+    }
+
+    pub fn slots(&self) -> u32 {
+        self.slots
+    }
+
+    /// Waits (fairly, boundedly) for a slot.
+    pub async fn acquire(self: &Arc<Self>, tenant: Uuid) -> Result<(), GateRefusal> {
+        let queue_empty = self
+            .queue
+            .lock()
+            .expect("queue poisoned")
+            .waiting
+            .is_empty();
+        if queue_empty && self.try_slot().await.map_err(GateRefusal::Unavailable)? {
+            return Ok(());
+        }
+        let (tx, rx) = oneshot::channel();
+        let start_dispatcher = {
+            let mut queue = self.queue.lock().expect("queue poisoned");
+            queue.push(tenant, tx);
+            !std::mem::replace(&mut queue.dispatching, true)
+        };
+        if start_dispatcher {
+            let gate = self.clone();
+            tokio::spawn(async move { gate.dispatch().await });
+        }
+        match tokio::time::timeout(self.max_wait, rx).await {
+            Ok(Ok(())) => Ok(()),
+            // Timed out (dropping `rx` tells the dispatcher we left), or the dispatcher failed.
+            _ => Err(GateRefusal::Busy),
+        }
+    }
+
+    /// Hands free slots to waiters in round-robin order until nobody waits.
+    async fn dispatch(self: Arc<Self>) {
+        loop {
+            let has_waiters = {
+                let mut queue = self.queue.lock().expect("queue poisoned");
+                if queue
+                    .waiting
+                    .values()
+                    .all(|q| q.iter().all(|w| w.is_closed()))
+                {
+                    queue.waiting.clear();
+                    queue.order.clear();
+                    queue.dispatching = false;
+                    false
+                } else {
+                    true
+                }
+            };
+            if !has_waiters {
+                return;
+            }
+            match self.try_slot().await {
+                Ok(true) => {
+                    let waiter = self.queue.lock().expect("queue poisoned").pop();
+                    match waiter {
+                        Some(w) => {
+                            if w.send(()).is_err() {
+                                // It left between pop and send: the slot is spent unused,
+                                // which only makes us more conservative.
+                            }
+                        }
+                        None => continue,
+                    }
+                }
+                Ok(false) => tokio::time::sleep(RETRY_EVERY).await,
+                Err(e) => {
+                    tracing::warn!("upstream budget: {e}");
+                    tokio::time::sleep(RETRY_EVERY * 10).await;
+                }
+            }
+        }
+    }
+
+    async fn try_slot(&self) -> Result<bool, sqlx::Error> {
+        let taken: Option<i32> = sqlx::query_scalar(
+            "UPDATE upstream_slots SET last_used = clock_timestamp()
+              WHERE slot = (SELECT slot FROM upstream_slots
+                             WHERE last_used <= clock_timestamp() - make_interval(secs => $1::double precision / 1000)
+                             ORDER BY last_used LIMIT 1 FOR UPDATE SKIP LOCKED)
+             RETURNING slot",
+        )
+        .bind(WINDOW_MS)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(taken.is_some())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serves_tenants_in_turn_and_skips_those_who_left() {
+        let (a, b) = (Uuid::from_u128(1), Uuid::from_u128(2));
+        let mut q = FairQueue::default();
+        let mut receivers = Vec::new();
+        for tenant in [a, a, a, b] {
+            let (tx, rx) = oneshot::channel();
+            q.push(tenant, tx);
+            receivers.push((tenant, rx));
+        }
+        // The second of a's waiters gave up.
+        receivers.remove(1);
+        let mut served = Vec::new();
+        while let Some(w) = q.pop() {
+            w.send(()).unwrap();
+            for (tenant, rx) in receivers.iter_mut() {
+                if rx.try_recv().is_ok() {
+                    served.push(*tenant);
+                }
+            }
+        }
+        assert_eq!(served, vec![a, b, a]);
+    }
+}
