@@ -106,11 +106,11 @@ async fn serve(
     rate_remaining: &mut Option<u32>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(endpoint.scope)?;
-    let json = parse_body(endpoint, &req, &body)?;
+    let json = parse_body(endpoint, req, &body)?;
     let inbound = Inbound {
         endpoint,
-        req: &req,
-        caller: &caller,
+        req,
+        caller,
         json,
         raw_body: body,
     };
