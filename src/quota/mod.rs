@@ -9,11 +9,13 @@
 pub mod clock;
 mod monthly;
 mod rate;
+mod report;
 mod upstream_gate;
 mod usage;
 
 pub use clock::{Clock, OffsetClock, SystemClock};
 pub use monthly::MonthlyStanding;
+pub use report::{TopUp, UsageReport};
 
 use crate::auth::Tenant;
 use crate::config::QuotaConfig;

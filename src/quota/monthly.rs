@@ -186,6 +186,14 @@ impl MonthlyQuotas {
         }
     }
 
+    /// What this replica holds unspent for `subject` and `month`.
+    pub fn held(&self, subject: &str, month: &str) -> i64 {
+        let leases = self.leases.lock().expect("lease map poisoned");
+        leases
+            .get(&(subject.to_owned(), month.to_owned()))
+            .map_or(0, |l| l.available.load(Ordering::Acquire))
+    }
+
     /// Hands every unspent lease back (graceful shutdown).
     pub async fn return_all(&self) {
         let held: Vec<((String, String), Arc<Lease>)> = self
