@@ -663,12 +663,9 @@ async fn create_group(state: Sim, path: web::Path<String>, body: Bytes) -> Answe
 
 async fn get_group(state: Sim, path: web::Path<(String, String)>) -> Answer {
     let (session, id) = path.into_inner();
-    working_session(&state, &session, |s| {
-        s.groups
-            .get(&id)
-            .cloned()
-            .map(|g| ok(g))
-            .unwrap_or_else(|| Err(group_missing(&id)))
+    working_session(&state, &session, |s| match s.groups.get(&id) {
+        Some(group) => ok(group.clone()),
+        None => Err(group_missing(&id)),
     })
 }
 

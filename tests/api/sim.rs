@@ -757,7 +757,7 @@ async fn sim_monthly_quota_counts_down_in_rapidapi_headers_then_429() {
             .unwrap()
             .parse()
             .unwrap();
-        assert!(reset >= 1 && reset <= 31 * 86_400);
+        assert!((1..=31 * 86_400).contains(&reset));
     }
     let res = sim
         .v1(reqwest::Method::GET, "/v1/sessions")
