@@ -13,4 +13,5 @@ pub mod quota;
 pub mod sessions;
 pub mod startup;
 pub mod telemetry;
+pub mod tenancy;
 pub mod upstream;
