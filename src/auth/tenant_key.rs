@@ -44,10 +44,15 @@ fn checksum(id: &str, secret: &str) -> String {
     String::from_utf8(out.to_vec()).expect("ascii")
 }
 
+/// The wire form of a key id and secret (also lets tests forge well-formed wrong keys).
+pub fn assemble(id: &str, secret: &str) -> String {
+    format!("{PREFIX}{id}_{secret}{}", checksum(id, secret))
+}
+
 pub fn generate() -> NewKey {
     let id = random_base62(ID_LEN);
     let secret = random_base62(SECRET_LEN);
-    let plaintext = format!("{PREFIX}{id}_{secret}{}", checksum(&id, &secret));
+    let plaintext = assemble(&id, &secret);
     NewKey {
         id,
         secret,

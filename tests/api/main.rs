@@ -2,5 +2,8 @@
 
 mod helpers;
 
+mod admin;
 mod embedded_db;
 mod foundation;
+mod tenancy_support;
+mod tenant_auth;
