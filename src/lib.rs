@@ -14,4 +14,5 @@ pub mod sessions;
 pub mod sim;
 pub mod startup;
 pub mod telemetry;
+pub mod tenancy;
 pub mod upstream;

@@ -1,5 +1,6 @@
 //! Building the application: the one wiring used by `main` and by every test.
 
+use crate::auth::Auth;
 use crate::config::Config;
 use crate::db::Database;
 use crate::error::{json_error, path_error, query_error, shape_plain_errors, ApiError};
@@ -8,7 +9,7 @@ use crate::quota::{Clock, Quotas, SystemClock};
 use crate::sessions::SessionStore;
 use crate::sim::{RunningSim, SimOptions, Simulator};
 use crate::upstream::{ProxyState, UpstreamClient};
-use crate::{ops, telemetry, upstream};
+use crate::{auth, ops, telemetry, tenancy, upstream};
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::middleware::{from_fn, ErrorHandlers};
 use actix_web::{web, App, HttpRequest, HttpServer};
@@ -122,7 +123,10 @@ impl Application {
             .clone()
             .or(sandbox_key)
             .unwrap_or_else(|| secrecy::SecretString::from("sandbox"));
-        let background = vec![quotas.spawn_flusher()];
+        auth::bootstrap::ensure_first_admin(&pool, &config).await?;
+        let auth = Arc::new(Auth::new(pool.clone(), &config.admin).await?);
+        let background = vec![quotas.spawn_flusher(), auth.spawn_listener()];
+        let auth = web::Data::from(auth);
 
         let config = Arc::new(config);
         let shared_config = web::Data::from(config.clone());
@@ -148,7 +152,9 @@ impl Application {
                 .app_data(shared_config.clone())
                 .app_data(proxy.clone())
                 .app_data(web::Data::new(client))
+                .app_data(auth.clone())
                 .configure(ops::routes)
+                .configure(tenancy::routes)
                 .configure(upstream::routes)
                 .default_service(web::to(unknown_route))
         })
