@@ -6,7 +6,7 @@ use crate::db::Database;
 use crate::error::{json_error, path_error, query_error, shape_plain_errors, ApiError};
 use crate::metrics::Metrics;
 use crate::quota::{Clock, Quotas, SystemClock};
-use crate::sessions::SessionStore;
+use crate::sessions::{self, SessionStore};
 use crate::sim::{RunningSim, SimOptions, Simulator};
 use crate::upstream::{ProxyState, UpstreamClient};
 use crate::{auth, ops, telemetry, tenancy, upstream};
@@ -155,6 +155,7 @@ impl Application {
                 .app_data(auth.clone())
                 .configure(ops::routes)
                 .configure(tenancy::routes)
+                .configure(sessions::admin::routes)
                 .configure(upstream::routes)
                 .default_service(web::to(unknown_route))
         })

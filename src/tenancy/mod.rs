@@ -9,6 +9,7 @@ pub mod audit;
 pub mod keys;
 pub mod me;
 pub mod tenants;
+pub mod usage;
 
 use actix_web::web;
 use serde::{Deserialize, Serialize};
@@ -54,7 +55,21 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route(web::post().to(keys::rotate_key)),
         )
         .service(web::resource("/admin/v1/audit").route(web::get().to(audit::list_audit)))
-        .service(web::resource("/v1/me").route(web::get().to(me::me)));
+        .service(
+            web::resource("/admin/v1/tenants/{tenant_id}/usage")
+                .route(web::get().to(usage::admin_tenant_usage)),
+        )
+        .service(
+            web::resource("/admin/v1/tenants/{tenant_id}/usage/top-up")
+                .route(web::post().to(usage::top_up)),
+        )
+        .service(
+            web::resource("/admin/v1/tenants/{tenant_id}/usage/reset")
+                .route(web::post().to(usage::reset_month)),
+        )
+        .service(web::resource("/admin/v1/upstream").route(web::get().to(usage::upstream_standing)))
+        .service(web::resource("/v1/me").route(web::get().to(me::me)))
+        .service(web::resource("/v1/usage").route(web::get().to(usage::tenant_usage)));
 }
 
 /// The OpenAPI description of everything here, for the document helper to merge.
@@ -77,6 +92,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         keys::rotate_key,
         audit::list_audit,
         me::me,
+        usage::tenant_usage,
+        usage::admin_tenant_usage,
+        usage::top_up,
+        usage::reset_month,
+        usage::upstream_standing,
     ),
     components(schemas(
         crate::error::ErrorBody,
@@ -105,6 +125,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         me::MeResponse,
         me::MeTenant,
         me::MeKey,
+        crate::quota::UsageReport,
+        crate::quota::TopUp,
+        crate::quota::UpstreamReport,
     ))
 )]
 pub struct TenancyApi;
