@@ -504,6 +504,8 @@ async fn sandbox_mode_creates_an_admin_with_a_password_file_and_keeps_the_jwt_se
     let app = crate::helpers::spawn_app_with(|vars| {
         vars.remove("WAGW_UPSTREAM_KEY");
         vars.remove("WAGW_JWT_SECRET");
+        vars.remove("WAGW_ADMIN_USER");
+        vars.remove("WAGW_ADMIN_PASSWORD");
         vars.insert("WAGW_DATA_DIR".into(), dir.path().display().to_string());
     })
     .await;

@@ -5,8 +5,7 @@
 use crate::helpers::{spawn_app_with, TestApp, Vars};
 use serde_json::{json, Value};
 
-pub const ADMIN_USER: &str = "root";
-pub const ADMIN_PASSWORD: &str = "correct-horse-battery-staple";
+pub use crate::helpers::{ADMIN_PASSWORD, ADMIN_USER};
 
 pub fn with_admin(vars: &mut Vars) {
     vars.insert("WAGW_ADMIN_USER".into(), ADMIN_USER.into());
