@@ -29,6 +29,8 @@ pub enum Command {
     Serve,
     /// Apply database migrations and exit.
     Migrate,
+    /// Print the OpenAPI 3.0 document (the one served at /openapi.json) and exit.
+    Openapi,
 }
 
 /// Exit code for a start refused because of its configuration.
@@ -36,6 +38,11 @@ const EXIT_CONFIG: u8 = 2;
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    // The document needs no configuration, database or runtime.
+    if let Some(Command::Openapi) = cli.command {
+        print!("{}", crate::openapi::document_json());
+        return ExitCode::SUCCESS;
+    }
     let config = match Config::from_env() {
         Ok(config) => config,
         Err(e) => return config_error(&e),
@@ -49,6 +56,7 @@ pub fn main() -> ExitCode {
         match cli.command.unwrap_or(Command::Serve) {
             Command::Serve => serve(config).await,
             Command::Migrate => migrate(config).await,
+            Command::Openapi => unreachable!("handled before configuration"),
         }
     });
     match result {

@@ -7,7 +7,7 @@ use crate::metrics::Metrics;
 use crate::quota::{Clock, Quotas, SystemClock};
 use crate::sessions::SessionStore;
 use crate::upstream::{ProxyState, UpstreamClient};
-use crate::{ops, telemetry, upstream};
+use crate::{openapi, ops, telemetry, upstream};
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::middleware::{from_fn, ErrorHandlers};
 use actix_web::{web, App, HttpRequest, HttpServer};
@@ -123,6 +123,7 @@ impl Application {
                 .app_data(proxy.clone())
                 .app_data(web::Data::new(client))
                 .configure(ops::routes)
+                .configure(openapi::routes)
                 .configure(upstream::routes)
                 .default_service(web::to(unknown_route))
         })
