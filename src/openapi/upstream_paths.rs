@@ -123,10 +123,9 @@ fn operation(endpoint: &Endpoint, schemas: &mut SchemaNames) -> utoipa::openapi:
                         .min_length(Some(1))
                         .max_length(Some(255))
                         .pattern(Some("^[!-~]+$")),
-                ))
-                .example(Some(Value::String(
-                    "3f1c1a9e-6f1b-4d0e-9a57-2f0f4c7c1b2a".into(),
-                ))),
+                )),
+            // No example: Swagger UI would pre-fill it, and every "Try it out" would then
+            // replay the first answer (or answer 422 for a new body).
         );
     }
     if let Some(body) = endpoint.body {

@@ -58,8 +58,10 @@ await workingDefaultSession();
 
 mkdirSync(output, { recursive: true });
 const profile = mkdtempSync(join(tmpdir(), 'wagw-chromium-'));
-const browser = await chromium.launch({
+// A fresh profile directory (Playwright passes it as --user-data-dir).
+const browser = await chromium.launchPersistentContext(profile, {
   executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+  viewport: { width: 1400, height: 1000 },
   args: [
     '--headless',
     '--no-sandbox',
@@ -69,10 +71,9 @@ const browser = await chromium.launch({
     '--disable-background-networking',
     '--disable-component-update',
     '--disable-sync',
-    `--user-data-dir=${profile}`,
   ],
 });
-const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
+const page = browser.pages()[0] ?? (await browser.newPage());
 const errors = [];
 page.on('pageerror', (e) => errors.push(String(e)));
 try {
@@ -104,9 +105,11 @@ try {
   const body = await op.locator('textarea.body-param__text').inputValue();
   if (!JSON.parse(body).chatId) fail(`the example body has no chatId: ${body}`);
   const sent = page.waitForResponse((r) => r.url().endsWith('/v1/sendText'));
+  const request = page.waitForRequest((r) => r.url().endsWith('/v1/sendText'));
   await op.locator('.execute').click();
   const answer = await sent;
-  const status = await op.locator('.live-responses-table .response-col_status').first().innerText();
+  if ((await request).headers()['x-api-key'] !== key) fail('Try it out did not send the key in X-Api-Key');
+  const status = await op.locator('.live-responses-table tr.response .response-col_status').first().innerText();
   await op.scrollIntoViewIfNeeded();
   await page.screenshot({ path: join(output, 'swagger-sendText.png'), fullPage: false });
   if (answer.status() !== 201 || status.trim() !== '201') {
