@@ -132,7 +132,7 @@ run operations --include-path-regex '^/(healthz|readyz|metrics|openapi\.json)$'
 
 if grep -q '"level":"ERROR"' "$work/gateway.log"; then
   say "The gateway logged errors"
-  grep '"level":"ERROR"' "$work/gateway.log" | head -20
+  grep -m 20 '"level":"ERROR"' "$work/gateway.log"
   status=1
 fi
 [ $status -eq 0 ] && say "Conformance: OK" || say "Conformance: FAILED"
