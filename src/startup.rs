@@ -9,7 +9,7 @@ use crate::quota::{Clock, Quotas, SystemClock};
 use crate::sessions::{self, SessionStore};
 use crate::sim::{RunningSim, SimOptions, Simulator};
 use crate::upstream::{ProxyState, UpstreamClient};
-use crate::{auth, ops, telemetry, tenancy, upstream};
+use crate::{auth, openapi, ops, telemetry, tenancy, upstream};
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::middleware::{from_fn, ErrorHandlers};
 use actix_web::{web, App, HttpRequest, HttpServer};
@@ -156,6 +156,7 @@ impl Application {
                 .configure(ops::routes)
                 .configure(tenancy::routes)
                 .configure(sessions::admin::routes)
+                .configure(openapi::routes)
                 .configure(upstream::routes)
                 .default_service(web::to(unknown_route))
         })
