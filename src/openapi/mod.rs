@@ -425,8 +425,10 @@ mod tests {
         );
         assert_eq!(
             codes(&paths["/v1/sessions/{session}/groups/{groupId}"]["get"]),
-            ["200", "400", "401", "403", "404", "429", "502", "503", "504"]
+            ["200", "400", "401", "403", "404", "422", "429", "502", "503", "504"]
         );
+        assert!(codes(&paths["/v1/{session}/auth/qr"]["get"]).contains(&"422"));
+        assert!(!codes(&paths["/v1/sessions/{session}"]["get"]).contains(&"422"));
         assert_eq!(
             paths["/v1/sendText"]["post"]["responses"]["422"]["$ref"],
             "#/components/responses/UnprocessableEntity"

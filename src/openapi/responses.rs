@@ -116,9 +116,9 @@ impl ErrorStatus {
                 "Content-Type must be application/json",
             ),
             ErrorStatus::Unprocessable => (
-                "The session is not `WORKING` (its status is named), or the Idempotency-Key was used with a different body",
+                "The session is not in the status the call needs (`WORKING`; `SCAN_QR_CODE` for the QR or pairing code), named in the message; or the Idempotency-Key was used with a different body",
                 "Unprocessable Entity",
-                "session \"default\" is not WORKING (status: STOPPED)",
+                "Session status is not as expected. Try again later or restart the session. Session: \"default\", status: STOPPED, expected: WORKING",
             ),
             ErrorStatus::TooManyRequests => (
                 "A limit was reached: the tenant's per-second rate or monthly quota, or the organisation's upstream budget; wait `Retry-After` seconds",

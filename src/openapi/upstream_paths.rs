@@ -189,8 +189,10 @@ fn description(endpoint: &Endpoint) -> String {
         ),
         Handling::Forward | Handling::DeleteSession => {}
     }
-    if endpoint.tag == Tag::Messages {
-        text.push_str(" The session must be `WORKING` (422 otherwise).");
+    if let Some(status) = needs_session_status(endpoint) {
+        text.push_str(&format!(
+            " The session must be `{status}` (422 naming its status otherwise)."
+        ));
     }
     text
 }
@@ -317,6 +319,20 @@ const QUOTA_HEADERS: &[(&str, &str, &str)] = &[
     ),
 ];
 
+/// The session status the upstream requires for the call (it answers 422 otherwise, as WAHA
+/// does): `WORKING` for everything done through the account, `SCAN_QR_CODE` to authenticate.
+fn needs_session_status(endpoint: &Endpoint) -> Option<&'static str> {
+    match endpoint.tag {
+        Tag::Messages | Tag::Groups | Tag::Channels | Tag::Contacts | Tag::Presence => {
+            Some("WORKING")
+        }
+        Tag::Sessions if matches!(endpoint.operation_id, "getQrCode" | "getPairingCode") => {
+            Some("SCAN_QR_CODE")
+        }
+        Tag::Sessions | Tag::Webhooks => None,
+    }
+}
+
 /// Every error status the gateway can answer for this row, and why.
 pub fn error_statuses(endpoint: &Endpoint) -> Vec<ErrorStatus> {
     use ErrorStatus::*;
@@ -346,8 +362,9 @@ pub fn error_statuses(endpoint: &Endpoint) -> Vec<ErrorStatus> {
         statuses.push(PayloadTooLarge);
         statuses.push(UnsupportedMediaType);
     }
-    // Sends need a WORKING session; an Idempotency-Key reused with another body.
-    if endpoint.tag == Tag::Messages || endpoint.idempotent {
+    // The session is not in the status the call needs; an Idempotency-Key reused with
+    // another body.
+    if needs_session_status(endpoint).is_some() || endpoint.idempotent {
         statuses.push(Unprocessable);
     }
     statuses.push(TooManyRequests);
