@@ -101,6 +101,8 @@ pub fn document_json() -> &'static str {
 fn build() -> OpenApi {
     let mut doc = HandlerPaths::openapi();
     doc.merge(upstream_paths::document());
+    doc.merge(crate::tenancy::TenancyApi::openapi());
+    doc.merge(crate::sessions::admin::SessionsAdminApi::openapi());
     doc.info = InfoBuilder::new()
         .title("wa-gateway")
         .version(env!("CARGO_PKG_VERSION"))

@@ -15,7 +15,7 @@ mod usage;
 
 pub use clock::{Clock, OffsetClock, SystemClock};
 pub use monthly::MonthlyStanding;
-pub use report::{TopUp, UsageReport};
+pub use report::{DayUsage, EndpointUsage, RefusalCount, TopUp, UsageReport};
 
 use crate::auth::Tenant;
 use crate::config::QuotaConfig;

@@ -23,6 +23,14 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         );
 }
 
+/// The OpenAPI description of the admin session routes.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    paths(list_sessions, adopt_session, delete_session),
+    components(schemas(AdminSessionView, AdoptSession))
+)]
+pub struct SessionsAdminApi;
+
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct AdminSessionView {
     /// The session's name on the hosted API.

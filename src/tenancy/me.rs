@@ -43,7 +43,7 @@ pub struct MeResponse {
 #[utoipa::path(
     get,
     path = "/v1/me",
-    tag = "Account",
+    tag = "Usage",
     operation_id = "getMe",
     responses(
         (status = 200, description = "Who you are and what you have used", body = MeResponse),

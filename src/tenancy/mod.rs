@@ -126,6 +126,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         me::MeTenant,
         me::MeKey,
         crate::quota::UsageReport,
+        crate::quota::DayUsage,
+        crate::quota::EndpointUsage,
+        crate::quota::RefusalCount,
         crate::quota::TopUp,
         crate::quota::UpstreamReport,
     ))
