@@ -14,3 +14,4 @@ pub mod sessions;
 pub mod startup;
 pub mod telemetry;
 pub mod upstream;
+pub mod webhooks;
