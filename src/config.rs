@@ -33,6 +33,9 @@ pub struct Config {
     pub database_url: Option<SecretString>,
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
+    /// Where the embedded cluster's server binaries are; `None`: PATH, then
+    /// /usr/lib/postgresql/*/bin.
+    pub postgres_bin: Option<PathBuf>,
     pub upstream: UpstreamConfig,
     /// How the upstream reaches our webhook ingress; `None` means `http://{listen}`.
     pub public_url: Option<Url>,
@@ -43,6 +46,8 @@ pub struct Config {
     pub shutdown_timeout: Duration,
     /// HTTP worker threads; `None`: one per core.
     pub workers: Option<usize>,
+    /// Most connections this replica opens to PostgreSQL.
+    pub db_max_connections: u32,
     pub admin: AdminConfig,
     pub webhooks: WebhookConfig,
     pub quota: QuotaConfig,
@@ -206,6 +211,7 @@ impl Config {
                 .string("WAGW_DATA_DIR")
                 .map(PathBuf::from)
                 .unwrap_or_else(|| PathBuf::from("./.wa-gateway")),
+            postgres_bin: env.string("WAGW_POSTGRES_BIN").map(PathBuf::from),
             upstream: UpstreamConfig {
                 url: upstream_url,
                 key: upstream_key.map(SecretString::from),
@@ -221,6 +227,7 @@ impl Config {
             max_body_bytes: env.parse_or("WAGW_MAX_BODY_BYTES", 16 * 1024 * 1024, "16777216")?,
             shutdown_timeout: env.seconds("WAGW_SHUTDOWN_TIMEOUT_SECS", 30)?,
             workers,
+            db_max_connections: env.parse_or("WAGW_DB_MAX_CONNECTIONS", 20, "20")?,
             admin: AdminConfig {
                 bootstrap_user: admin_user,
                 bootstrap_password: admin_password.map(SecretString::from),

@@ -44,9 +44,14 @@ pub struct EmbeddedPostgres {
 }
 
 impl EmbeddedPostgres {
-    /// Finds the binaries and decides where the cluster lives; touches nothing yet.
-    pub fn locate(data_dir: &Path) -> anyhow::Result<Self> {
-        let bin_dir = find_bin_dir().ok_or(ServerBinariesMissing)?;
+    /// Finds the binaries (in `bin_dir` when given, else on PATH or under
+    /// /usr/lib/postgresql) and decides where the cluster lives; touches nothing yet.
+    pub fn locate(data_dir: &Path, bin_dir: Option<&Path>) -> anyhow::Result<Self> {
+        let bin_dir = match bin_dir {
+            Some(dir) => has_server_binaries(dir).then(|| dir.to_owned()),
+            None => find_bin_dir(),
+        }
+        .ok_or(ServerBinariesMissing)?;
         std::fs::create_dir_all(data_dir)
             .with_context(|| format!("creating the data directory {}", data_dir.display()))?;
         let data_dir = data_dir.canonicalize()?;
@@ -270,12 +275,14 @@ pub async fn wait_until_ready(options: &PgConnectOptions, timeout: Duration) -> 
     }
 }
 
+fn has_server_binaries(dir: &Path) -> bool {
+    ["initdb", "pg_ctl", "postgres"]
+        .iter()
+        .all(|b| dir.join(b).is_file())
+}
+
 fn find_bin_dir() -> Option<PathBuf> {
-    let has_all = |dir: &Path| {
-        ["initdb", "pg_ctl", "postgres"]
-            .iter()
-            .all(|b| dir.join(b).is_file())
-    };
+    let has_all = has_server_binaries;
     if let Some(path) = std::env::var_os("PATH") {
         for dir in std::env::split_paths(&path) {
             if has_all(&dir) {

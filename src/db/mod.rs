@@ -32,7 +32,7 @@ impl Database {
             Some(url) => {
                 let options = PgConnectOptions::from_str(url.expose_secret())
                     .context("DATABASE_URL is not a valid PostgreSQL URL")?;
-                let pool = connect_with_patience(options).await?;
+                let pool = connect_with_patience(options, config.db_max_connections).await?;
                 Ok(Self {
                     pool,
                     embedded: None,
@@ -40,8 +40,9 @@ impl Database {
             }
             None => {
                 let data_dir = config.data_dir.clone();
+                let bin_dir = config.postgres_bin.clone();
                 let cluster = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
-                    let cluster = EmbeddedPostgres::locate(&data_dir)?;
+                    let cluster = EmbeddedPostgres::locate(&data_dir, bin_dir.as_deref())?;
                     cluster.start()?;
                     Ok(cluster)
                 })
@@ -51,7 +52,9 @@ impl Database {
                     let _ = cluster.stop();
                     return Err(e);
                 }
-                let pool = pool_options().connect_with(options).await?;
+                let pool = pool_options(config.db_max_connections)
+                    .connect_with(options)
+                    .await?;
                 Ok(Self {
                     pool,
                     embedded: Some(cluster),
@@ -78,17 +81,20 @@ impl Database {
     }
 }
 
-fn pool_options() -> PgPoolOptions {
+fn pool_options(max_connections: u32) -> PgPoolOptions {
     PgPoolOptions::new()
-        .max_connections(20)
+        .max_connections(max_connections.max(2))
         .min_connections(1)
         // A request should fail fast with 503 rather than queue behind a dead database.
         .acquire_timeout(Duration::from_secs(3))
 }
 
-async fn connect_with_patience(options: PgConnectOptions) -> anyhow::Result<PgPool> {
+async fn connect_with_patience(
+    options: PgConnectOptions,
+    max_connections: u32,
+) -> anyhow::Result<PgPool> {
     let started = std::time::Instant::now();
-    let attempt = || pool_options().connect_with(options.clone());
+    let attempt = || pool_options(max_connections).connect_with(options.clone());
     attempt
         .retry(
             ExponentialBuilder::default()

@@ -1,0 +1,11 @@
+-- wrk script: one request shape from the environment (METHOD, BODY, and HEADER_NAME/HEADER_VALUE).
+wrk.method = os.getenv("METHOD") or "GET"
+local body = os.getenv("BODY")
+if body and body ~= "" then
+  wrk.body = body
+  wrk.headers["Content-Type"] = "application/json"
+end
+local name = os.getenv("HEADER_NAME")
+if name and name ~= "" then
+  wrk.headers[name] = os.getenv("HEADER_VALUE")
+end

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Runs every test: formatting, lints, the unit and integration tests against a real PostgreSQL
+# (installed with apt when missing, started here and stopped at the end), then the
+# conformance and browser checks. This is the README's test command and what CI runs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "PostgreSQL server binaries"
+scripts/install-postgres.sh
+
+step "formatting and lints"
+cargo fmt --all -- --check
+cargo clippy --all-targets --locked -- -D warnings
+
+step "a throwaway PostgreSQL for the tests"
+pg_dir=$(mktemp -d /tmp/wagw-test-pg.XXXXXX)
+trap 'scripts/test-postgres.sh stop "$pg_dir"' EXIT
+eval "$(scripts/test-postgres.sh start "$pg_dir")"
+
+step "unit and integration tests"
+cargo test --locked --all-targets -- --test-threads="${WAGW_TEST_THREADS:-6}"
+
+for extra in scripts/conformance.sh scripts/browser-test.sh; do
+  if [ -x "$extra" ]; then
+    step "$extra"
+    "$extra"
+  fi
+done
+
+if [ -f docker-compose.yml ]; then
+  step "docker-compose.yml validates"
+  scripts/validate-compose.sh
+fi
+
+step "all tests passed"

@@ -1,0 +1,253 @@
+//! The ground everything stands on: configuration, the error shape, operations endpoints,
+//! request ids, readiness against a database that goes away, graceful shutdown.
+
+use crate::helpers::{
+    self, base_vars, command, shared_tempdir, spawn_app, spawn_app_with, GatewayProcess, TestDb,
+};
+use serde_json::Value;
+use std::time::{Duration, Instant};
+
+/// The error shape every failure must have, with the given status.
+async fn assert_error_shape(res: reqwest::Response, status: u16) -> Value {
+    assert_eq!(res.status().as_u16(), status, "status");
+    let content_type = res
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        content_type.starts_with("application/json"),
+        "content type {content_type}"
+    );
+    let body: Value = res.json().await.expect("a JSON error body");
+    assert_eq!(body["statusCode"], status, "{body}");
+    assert!(body["error"].is_string(), "{body}");
+    assert!(
+        body["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
+    assert_eq!(
+        body.as_object().unwrap().len(),
+        3,
+        "exactly three fields: {body}"
+    );
+    body
+}
+
+#[test]
+fn a_bad_setting_stops_the_start_with_one_line_and_exit_code_2() {
+    for (var, value) in [
+        ("WAGW_LISTEN", "not-an-address"),
+        ("WAGW_LOG_FORMAT", "xml"),
+        ("WAGW_UPSTREAM_URL", "ftp://example.com"),
+        ("DATABASE_URL", "mysql://localhost/db"),
+        ("WAGW_UPSTREAM_TIMEOUT_SECS", "soon"),
+    ] {
+        let vars = [(var.to_owned(), value.to_owned())].into_iter().collect();
+        let out = command(&vars).arg("serve").output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{var}={value}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let lines: Vec<&str> = stderr.lines().collect();
+        assert_eq!(lines.len(), 1, "one line for {var}: {stderr}");
+        assert!(lines[0].contains(var), "names {var}: {stderr}");
+        assert!(lines[0].contains("example:"), "gives an example: {stderr}");
+    }
+}
+
+#[test]
+fn help_lists_the_commands() {
+    let out = command(&Default::default()).arg("--help").output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    for sub in ["serve", "migrate"] {
+        assert!(text.contains(sub), "--help mentions {sub}: {text}");
+    }
+}
+
+#[tokio::test]
+async fn health_and_readiness_answer() {
+    let app = spawn_app().await;
+    let res = app.get("/healthz").await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.json::<Value>().await.unwrap()["status"], "ok");
+    let res = app.get("/readyz").await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.json::<Value>().await.unwrap()["status"], "ready");
+}
+
+#[tokio::test]
+async fn actix_failures_come_in_the_error_shape() {
+    let app = spawn_app_with(|vars| {
+        vars.insert("WAGW_MAX_BODY_BYTES".into(), "1024".into());
+    })
+    .await;
+
+    let body = assert_error_shape(app.get("/no/such/path").await, 404).await;
+    assert_eq!(body["error"], "Not Found");
+
+    let res = app.client.post(app.url("/healthz")).send().await.unwrap();
+    let body = assert_error_shape(res, 405).await;
+    assert_eq!(body["error"], "Method Not Allowed");
+
+    // A known /v1 path with a method the hosted API does not declare.
+    let res = app
+        .client
+        .put(app.url("/v1/sendText"))
+        .send()
+        .await
+        .unwrap();
+    assert_error_shape(res, 405).await;
+
+    let res = app
+        .client
+        .post(app.url("/v1/sendText"))
+        .header("content-type", "application/json")
+        .body(vec![b' '; 4096])
+        .send()
+        .await
+        .unwrap();
+    assert_error_shape(res, 413).await;
+}
+
+#[tokio::test]
+async fn the_request_id_is_taken_or_made_and_always_echoed() {
+    let app = spawn_app().await;
+    let res = app
+        .client
+        .get(app.url("/healthz"))
+        .header("x-request-id", "trace-abc-123")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.headers()["x-request-id"], "trace-abc-123");
+
+    // Made when missing, and different each time.
+    let first = app.get("/healthz").await.headers()["x-request-id"].clone();
+    let second = app.get("/no/such/path").await.headers()["x-request-id"].clone();
+    assert!(!first.is_empty());
+    assert_ne!(first, second);
+
+    // A forged id (control characters, too long) is replaced, not echoed.
+    let res = app
+        .client
+        .get(app.url("/healthz"))
+        .header("x-request-id", "x".repeat(500))
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(res.headers()["x-request-id"], "x".repeat(500).as_str());
+}
+
+#[tokio::test]
+async fn metrics_count_requests_by_route_and_status() {
+    let app = spawn_app().await;
+    app.get("/healthz").await;
+    app.get("/no/such/path").await;
+    let res = app.get("/metrics").await;
+    assert_eq!(res.status(), 200);
+    assert!(res.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain"));
+    let text = res.text().await.unwrap();
+    assert!(
+        text.contains(r#"wagw_http_requests_total{method="GET",route="/healthz",status="200"} 1"#),
+        "{text}"
+    );
+    assert!(
+        text.contains("wagw_http_request_duration_seconds_bucket"),
+        "{text}"
+    );
+    assert!(text.contains("wagw_db_pool_connections"), "{text}");
+}
+
+/// `/readyz` follows the database: 503 within a second while it is down, 200 once it is back,
+/// with no restart of the gateway.
+#[tokio::test]
+async fn readiness_follows_the_database() {
+    let dir = shared_tempdir();
+    let cluster = wa_gateway::db::EmbeddedPostgres::locate(dir.path(), None).unwrap();
+    let _stop = StopOnDrop(&cluster);
+    cluster.start().unwrap();
+    let server = cluster.url();
+    let db_url = helpers::database_url(&server, "postgres");
+    let app = spawn_app_with(|vars| {
+        vars.insert("DATABASE_URL".into(), db_url.clone());
+    })
+    .await;
+    assert_eq!(app.get("/readyz").await.status(), 200);
+
+    cluster.stop().unwrap();
+    let started = Instant::now();
+    let res = app.get("/readyz").await;
+    assert!(
+        started.elapsed() < Duration::from_millis(1500),
+        "answered within a second (took {:?})",
+        started.elapsed()
+    );
+    assert_error_shape(res, 503).await;
+
+    cluster.start().unwrap();
+    let back = helpers::eventually(Duration::from_secs(20), || async {
+        app.get("/readyz").await.status() == 200
+    })
+    .await;
+    assert!(back, "/readyz is 200 again once the database is back");
+    app.stop().await;
+}
+
+struct StopOnDrop<'a>(&'a wa_gateway::db::EmbeddedPostgres);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.stop();
+    }
+}
+
+/// SIGTERM lets the process exit cleanly: exit code 0, the port closed.
+#[tokio::test]
+async fn sigterm_stops_the_process_cleanly() {
+    let db = TestDb::create().await;
+    let vars = base_vars(&db, "http://127.0.0.1:9");
+    let process = GatewayProcess::start(&vars).await;
+    let health = process.url("/healthz");
+    let status = process.terminate().await;
+    assert!(status.success(), "exit status {status}");
+    assert!(helpers::http_client().get(health).send().await.is_err());
+}
+
+/// JSON logs carry the request id on every line of the request, and no secret.
+#[tokio::test]
+async fn logs_are_structured_and_carry_the_request_id() {
+    let db = TestDb::create().await;
+    let mut vars = base_vars(&db, "http://127.0.0.1:9");
+    vars.insert("WAGW_LOG_FORMAT".into(), "json".into());
+    let process = GatewayProcess::start(&vars).await;
+    let res = helpers::http_client()
+        .get(process.url("/no/such/path"))
+        .header("x-request-id", "log-trace-42")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404);
+    let seen = helpers::eventually(Duration::from_secs(5), || async {
+        process.logs().contains("log-trace-42")
+    })
+    .await;
+    assert!(seen, "the access line names the request id");
+    let logs = process.logs();
+    for line in logs.lines().filter(|l| l.contains("log-trace-42")) {
+        let v: Value = serde_json::from_str(line).expect("every log line is JSON");
+        assert_eq!(v["span"]["request_id"], "log-trace-42", "{line}");
+    }
+    assert!(
+        !logs.contains(helpers::UPSTREAM_KEY),
+        "the upstream key is never logged"
+    );
+    assert!(
+        !logs.contains(helpers::TEST_JWT_SECRET),
+        "the JWT secret is never logged"
+    );
+    process.terminate().await;
+}
