@@ -170,10 +170,20 @@ pub async fn sync(
 /// Sessions whose upstream registration is not what their subscriptions need: a session
 /// created again under a known name (a new upstream session), or a change that failed half
 /// way. The reconciler brings each in step.
+type TenantSessionRow = (
+    Uuid,
+    String,
+    Option<i64>,
+    Option<i32>,
+    Option<i32>,
+    String,
+    String,
+);
+
 pub async fn out_of_step(
     pool: &sqlx::PgPool,
 ) -> Result<Vec<(Tenant, String, String)>, sqlx::Error> {
-    let rows: Vec<(Uuid, String, Option<i64>, Option<i32>, Option<i32>, String, String)> = sqlx::query_as(
+    let rows: Vec<TenantSessionRow> = sqlx::query_as(
         "SELECT t.id, t.name, t.monthly_requests, t.requests_per_second, t.max_sessions, s.name, s.upstream_name \
          FROM sessions s JOIN tenants t ON t.id = s.tenant_id \
          LEFT JOIN webhook_ingress i ON i.upstream_name = s.upstream_name \
