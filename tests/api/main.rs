@@ -4,3 +4,4 @@ mod helpers;
 
 mod embedded_db;
 mod foundation;
+mod webhooks;
