@@ -390,6 +390,7 @@ async fn reconcile(pool: PgPool, client: UpstreamClient, quotas: Arc<Quotas>, pu
             let result = async {
                 let mut tx = pool.begin().await?;
                 registration::sync(
+                    &pool,
                     &mut tx,
                     &client,
                     &quotas,

@@ -330,6 +330,7 @@ pub async fn add(
             public_base: &relay.public_base,
         };
         registration::sync(
+            &proxy.pool,
             &mut tx,
             &client,
             &proxy.quotas,
@@ -392,6 +393,7 @@ pub async fn remove(
             public_base: &relay.public_base,
         };
         registration::sync(
+            &proxy.pool,
             &mut tx,
             &client,
             &proxy.quotas,

@@ -56,6 +56,7 @@ async fn needed_events(
 /// other; nothing to change means no call and nothing spent.
 #[allow(clippy::too_many_arguments)]
 pub async fn sync(
+    pool: &sqlx::PgPool,
     conn: &mut PgConnection,
     client: &UpstreamClient,
     quotas: &Quotas,
@@ -64,11 +65,8 @@ pub async fn sync(
     upstream: &UpstreamSession,
     target: &IngressTarget<'_>,
 ) -> Result<(), ApiError> {
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('wagw.webhooks'), hashtext($1))")
-        .bind(upstream.as_str())
-        .execute(&mut *conn)
-        .await?;
-    let needed = needed_events(conn, tenant.id, session_name).await?;
+    // The ingress exists (committed) before the upstream hears of it, so an event the upstream
+    // sends at once is recognised even while this transaction is still open.
     sqlx::query(
         "INSERT INTO webhook_ingress (upstream_name, token, hmac_key) VALUES ($1, $2, $3) \
          ON CONFLICT (upstream_name) DO NOTHING",
@@ -76,8 +74,13 @@ pub async fn sync(
     .bind(upstream.as_str())
     .bind(random_secret())
     .bind(random_secret())
-    .execute(&mut *conn)
+    .execute(pool)
     .await?;
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('wagw.webhooks'), hashtext($1))")
+        .bind(upstream.as_str())
+        .execute(&mut *conn)
+        .await?;
+    let needed = needed_events(conn, tenant.id, session_name).await?;
     let (token, hmac_key, registered): (String, String, Option<Vec<String>>) = sqlx::query_as(
         "SELECT token, hmac_key, events FROM webhook_ingress WHERE upstream_name = $1",
     )

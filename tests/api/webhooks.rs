@@ -25,6 +25,7 @@ use uuid::Uuid;
 #[derive(Debug, Clone)]
 struct Hit {
     at: Instant,
+    method: String,
     headers: HashMap<String, String>,
     body: Vec<u8>,
 }
@@ -46,6 +47,9 @@ struct ReceiverState {
 
 /// An HTTP server recording every request, on its own thread and actix runtime.
 struct Receiver {
+    /// `http://127.0.0.1:PORT`
+    base: String,
+    /// `{base}/hook`
     url: String,
     state: Arc<ReceiverState>,
     handle: actix_web::dev::ServerHandle,
@@ -78,6 +82,7 @@ impl Receiver {
         });
         let (port, handle) = rx.await.unwrap();
         Self {
+            base: format!("http://127.0.0.1:{port}"),
             url: format!("http://127.0.0.1:{port}/hook"),
             state,
             handle,
@@ -117,6 +122,7 @@ async fn record(
         .collect();
     state.hits.lock().unwrap().push(Hit {
         at: Instant::now(),
+        method: req.method().to_string(),
         headers,
         body: body.to_vec(),
     });
@@ -660,10 +666,112 @@ async fn after_a_sigkill_with_deliveries_pending_every_event_arrives() {
         "every event arrives after the restart:\n{}",
         restarted.logs()
     );
-    let delivered: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM webhook_deliveries WHERE status = 'delivered'")
-            .fetch_one(&pool)
+    // The receiver saw them; the rows record it a moment later.
+    let recorded = eventually(Duration::from_secs(10), || async {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM webhook_deliveries WHERE status = 'delivered'",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        n == N as i64
+    })
+    .await;
+    assert!(recorded, "every delivery is recorded as delivered");
+}
+
+#[tokio::test]
+async fn the_gateway_registers_its_own_ingress_and_keeps_it_in_step() {
+    // A stand-in upstream that accepts every registration and records it.
+    let upstream = Receiver::start().await;
+    upstream.state.status.store(201, Ordering::SeqCst);
+    let app = spawn_app_with(|vars| {
+        vars.insert("WAGW_UPSTREAM_URL".into(), upstream.base.clone());
+    })
+    .await;
+    let receiver = Receiver::start().await;
+    // A session created (again) under a name that already has subscriptions: no ingress yet.
+    let s = tenant_session(&app.pool, "acme", "default").await;
+    sqlx::query("DELETE FROM webhook_ingress")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    subscribe(
+        &app.pool,
+        &s,
+        &receiver.url,
+        &["message.ack", "message"],
+        None,
+        DEFAULT_POLICY,
+    )
+    .await;
+    subscribe(
+        &app.pool,
+        &s,
+        &format!("{}/other", receiver.base),
+        &["message", "session.status"],
+        None,
+        DEFAULT_POLICY,
+    )
+    .await;
+
+    let ingress_events = || async {
+        sqlx::query_scalar::<_, Option<Vec<String>>>("SELECT events FROM webhook_ingress")
+            .fetch_optional(&app.pool)
             .await
-            .unwrap();
-    assert_eq!(delivered, N as i64);
+            .unwrap()
+            .flatten()
+    };
+    let union = vec!["message", "message.ack", "session.status"];
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            ingress_events().await == Some(union.iter().map(|e| e.to_string()).collect())
+        })
+        .await,
+        "the ingress is registered for the union of the subscriptions' events"
+    );
+    let calls = upstream.hits();
+    let call = calls.last().unwrap();
+    assert_eq!(call.method, "POST");
+    assert_eq!(call.headers["x-rapidapi-key"], crate::helpers::UPSTREAM_KEY);
+    let body = call.json();
+    assert_eq!(body["events"], json!(union));
+    let webhook_url = body["webhookUrl"].as_str().unwrap().to_owned();
+    assert!(
+        webhook_url.starts_with(&format!("{}/webhooks/ingress/", app.address)),
+        "{webhook_url}"
+    );
+    assert!(
+        calls.iter().all(|c| c.json()["webhookUrl"] == webhook_url),
+        "one URL per session"
+    );
+    let token = webhook_url.rsplit('/').next().unwrap();
+    assert!(token.len() >= 40, "an unguessable token");
+    let key = body["hmacKey"].as_str().unwrap().to_owned();
+    let posts = calls.len();
+
+    // The upstream now posts events there, signed with that key.
+    let e = event(&s, "evt_1", "message.ack", json!({"ack": 3}));
+    let r = post_signed(&app.address, token, &key, &e).await;
+    assert_eq!(r.status(), 200);
+    let hits = receiver.wait_for(1, Duration::from_secs(10)).await;
+    assert_eq!(hits[0].json()["event"], "message.ack");
+    assert_eq!(hits[0].json()["session"], "default");
+
+    // Every subscription removed: the registration is withdrawn.
+    sqlx::query("DELETE FROM webhook_subscriptions")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            ingress_events().await.is_none()
+        })
+        .await,
+        "the registration is withdrawn"
+    );
+    let calls = upstream.hits();
+    assert_eq!(calls.len(), posts + 1);
+    assert_eq!(calls[posts].method, "DELETE");
+    assert_eq!(calls[posts].json()["webhookUrl"], webhook_url);
 }
