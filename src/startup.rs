@@ -102,9 +102,11 @@ impl Application {
             .unwrap_or_else(|| secrecy::SecretString::from("sandbox"));
         let background = vec![quotas.spawn_flusher()];
         let public_base = webhook_public_base(&config, port);
+        let wake = Arc::new(tokio::sync::Notify::new());
         let relay = web::Data::new(Relay {
             public_base: public_base.clone(),
             allow_private: config.webhooks.allow_private,
+            wake: wake.clone(),
         });
         let worker_settings = webhooks::delivery::WorkerSettings {
             db: (*pool.connect_options()).clone(),
@@ -114,6 +116,7 @@ impl Application {
             upstream_key: upstream_key.clone(),
             quotas: quotas.clone(),
             public_base,
+            wake,
         };
 
         let config = Arc::new(config);

@@ -58,6 +58,8 @@ pub struct WorkerSettings {
     pub upstream_key: SecretString,
     pub quotas: Arc<Quotas>,
     pub public_base: String,
+    /// Signalled by this replica's ingress when it stored deliveries.
+    pub wake: Arc<Notify>,
 }
 
 /// The running workers; `stop` ends them.
@@ -196,6 +198,7 @@ async fn run(settings: WorkerSettings, mut stop: watch::Receiver<bool>) {
             _ = stop.changed() => {}
             _ = tokio::time::sleep(wait) => {}
             _ = worker.wake.notified() => {}
+            _ = settings.wake.notified() => {}
             notified = recv(&mut listener) => {
                 if notified.is_err() {
                     listener = None;

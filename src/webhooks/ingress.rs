@@ -6,7 +6,6 @@
 //! never lost, and an event id seen before is acknowledged without storing it twice.
 
 use super::events::is_incoming_duplicate;
-use super::outbox::NOTIFY_CHANNEL;
 use super::signing::{self, HMAC_HEADER};
 use crate::error::ApiError;
 use crate::upstream::rewrite::rename_strings;
@@ -41,6 +40,7 @@ pub async fn receive(
     token: web::Path<String>,
     body: web::Bytes,
     pool: web::Data<PgPool>,
+    relay: web::Data<super::Relay>,
 ) -> Result<HttpResponse, ApiError> {
     let refused = || ApiError::unauthorized("invalid webhook signature");
     let found: Option<(String, String, Uuid, String)> = sqlx::query_as(
@@ -94,7 +94,11 @@ pub async fn receive(
         incoming_duplicate,
     )
     .await?;
-    tracing::debug!(event = %name, stored, "webhook event received");
+    match stored {
+        Some(0) => tracing::debug!(event = %name, "webhook event stored; no subscription wants it"),
+        Some(_) => relay.wake.notify_one(),
+        None => tracing::debug!(event = %name, "webhook event seen before; acknowledged"),
+    }
     Ok(HttpResponse::Ok().json(serde_json::json!({ "received": true })))
 }
 
@@ -114,7 +118,8 @@ fn tenant_view(event: Value, ingress: &Ingress) -> Vec<u8> {
     serde_json::to_vec(&out).expect("a JSON value serialises")
 }
 
-/// Stores the event and its deliveries; `false` when the event was already stored.
+/// Stores the event and its deliveries in one statement (so one round trip and one commit),
+/// answering how many deliveries it made; `None` when the event was already stored.
 async fn store(
     pool: &PgPool,
     ingress: &Ingress,
@@ -122,11 +127,24 @@ async fn store(
     name: &str,
     body: &[u8],
     incoming_duplicate: bool,
-) -> Result<bool, ApiError> {
-    let mut tx = pool.begin().await?;
-    let inserted: Option<Uuid> = sqlx::query_scalar(
-        "INSERT INTO webhook_events (id, upstream_session, event_id, tenant_id, session_name, event, body) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT ON CONSTRAINT webhook_events_dedupe_key DO NOTHING RETURNING id",
+) -> Result<Option<i64>, ApiError> {
+    // A subscription to both `message` and `message.any` takes an incoming message from
+    // `message` only, so it arrives once. No NOTIFY: it serialises every committing
+    // transaction that sends one, capping ingress at one fsync at a time; this replica's
+    // workers are woken in-process and the others find the rows on their next poll.
+    let made: Option<i64> = sqlx::query_scalar(
+        "WITH event AS ( \
+           INSERT INTO webhook_events (id, upstream_session, event_id, tenant_id, session_name, event, body) \
+           VALUES ($1, $2, $3, $4, $5, $6, $7) \
+           ON CONFLICT ON CONSTRAINT webhook_events_dedupe_key DO NOTHING RETURNING id), \
+         deliveries AS ( \
+           INSERT INTO webhook_deliveries (id, event_pk, subscription_id, tenant_id, session_name) \
+           SELECT gen_random_uuid(), event.id, w.id, w.tenant_id, w.session_name \
+           FROM event, webhook_subscriptions w \
+           WHERE w.tenant_id = $4 AND w.session_name = $5 AND $6 = ANY(w.events) \
+             AND NOT ($8 AND 'message' = ANY(w.events)) \
+           ON CONFLICT ON CONSTRAINT webhook_deliveries_once_key DO NOTHING RETURNING 1) \
+         SELECT (SELECT count(*) FROM deliveries) FROM event",
     )
     .bind(Uuid::now_v7())
     .bind(&ingress.upstream_name)
@@ -135,36 +153,10 @@ async fn store(
     .bind(&ingress.session_name)
     .bind(name)
     .bind(body)
-    .fetch_optional(&mut *tx)
-    .await?;
-    let Some(event_pk) = inserted else {
-        return Ok(false);
-    };
-    // A subscription to both `message` and `message.any` takes an incoming message from
-    // `message` only, so it arrives once.
-    let deliveries = sqlx::query(
-        "INSERT INTO webhook_deliveries (id, event_pk, subscription_id, tenant_id, session_name) \
-         SELECT gen_random_uuid(), $1, w.id, w.tenant_id, w.session_name FROM webhook_subscriptions w \
-         WHERE w.tenant_id = $2 AND w.session_name = $3 AND $4 = ANY(w.events) \
-           AND NOT ($5 AND 'message' = ANY(w.events)) \
-         ON CONFLICT ON CONSTRAINT webhook_deliveries_once_key DO NOTHING",
-    )
-    .bind(event_pk)
-    .bind(ingress.tenant_id)
-    .bind(&ingress.session_name)
-    .bind(name)
     .bind(incoming_duplicate)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
-    if deliveries > 0 {
-        sqlx::query("SELECT pg_notify($1, '')")
-            .bind(NOTIFY_CHANNEL)
-            .execute(&mut *tx)
-            .await?;
-    }
-    tx.commit().await?;
-    Ok(true)
+    .fetch_optional(pool)
+    .await?;
+    Ok(made)
 }
 
 #[cfg(test)]

@@ -39,6 +39,8 @@ pub struct Relay {
     /// `WAGW_PUBLIC_URL` (or `http://{listen}` with the real port), without a trailing `/`.
     pub public_base: String,
     pub allow_private: bool,
+    /// Wakes this replica's delivery workers when ingress stored deliveries.
+    pub wake: std::sync::Arc<tokio::sync::Notify>,
 }
 
 /// The tenant routes (under `/v1/sessions/{session}/webhooks`, registered before the forwarded

@@ -775,3 +775,104 @@ async fn the_gateway_registers_its_own_ingress_and_keeps_it_in_step() {
     assert_eq!(calls[posts].method, "DELETE");
     assert_eq!(calls[posts].json()["webhookUrl"], webhook_url);
 }
+
+/// The relay's throughput and latency, end to end: events posted to the ingress (signed, as the
+/// upstream does) by `WAGW_BENCH_CONCURRENCY` senders, until a receiver has every one of them.
+/// Run by `bench/webhooks.sh`; ignored in the normal suite.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: run with bench/webhooks.sh"]
+async fn relay_benchmark() {
+    let n: usize = std::env::var("WAGW_BENCH_EVENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2000);
+    let concurrency: usize = std::env::var("WAGW_BENCH_CONCURRENCY")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(32);
+    let app = spawn_app_with(|vars| {
+        vars.insert("WAGW_DB_MAX_CONNECTIONS".into(), "20".into());
+        vars.insert("RUST_LOG".into(), "warn".into());
+    })
+    .await;
+    let receiver = Receiver::start().await;
+    let s = Arc::new(tenant_session(&app.pool, "acme", "default").await);
+    subscribe(
+        &app.pool,
+        &s,
+        &receiver.url,
+        &["message"],
+        Some("bench-key"),
+        DEFAULT_POLICY,
+    )
+    .await;
+
+    let sent_at: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut senders = Vec::new();
+    for _ in 0..concurrency {
+        let (s, sent_at, next, base) = (
+            s.clone(),
+            sent_at.clone(),
+            next.clone(),
+            app.address.clone(),
+        );
+        senders.push(tokio::spawn(async move {
+            let client = reqwest::Client::new();
+            loop {
+                let i = next.fetch_add(1, Ordering::SeqCst);
+                if i >= n {
+                    return;
+                }
+                let id = format!("evt_{i}");
+                let e = event(
+                    &s,
+                    &id,
+                    "message",
+                    json!({"body": "benchmark", "fromMe": false}),
+                );
+                let body = serde_json::to_vec(&e).unwrap();
+                let signature = sign(&s.ingress_key, &body);
+                sent_at.lock().unwrap().insert(id, Instant::now());
+                let r = client
+                    .post(format!("{base}/webhooks/ingress/{}", s.token))
+                    .header("content-type", "application/json")
+                    .header("x-webhook-hmac", signature)
+                    .body(body)
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.status(), 200);
+            }
+        }));
+    }
+    for sender in senders {
+        sender.await.unwrap();
+    }
+    let ingested = started.elapsed();
+    let hits = receiver.wait_for(n, Duration::from_secs(300)).await;
+    assert_eq!(hits.len(), n, "every event arrived");
+    let last = hits.iter().map(|h| h.at).max().unwrap();
+    let relayed = last - started;
+    let sent_at = sent_at.lock().unwrap();
+    let mut latencies: Vec<Duration> = hits
+        .iter()
+        .map(|h| h.at - sent_at[h.json()["id"].as_str().unwrap()])
+        .collect();
+    latencies.sort();
+    let pct = |p: f64| {
+        latencies[((latencies.len() as f64 * p).ceil() as usize).clamp(1, latencies.len()) - 1]
+    };
+    let distinct: HashSet<_> = event_ids(&hits).into_iter().collect();
+    assert_eq!(distinct.len(), n, "none twice");
+    println!(
+        "webhook relay: {n} events, {concurrency} senders: ingress {:.0} events/s; relayed end to end {:.0} events/s; \
+         ingress->receiver p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        n as f64 / ingested.as_secs_f64(),
+        n as f64 / relayed.as_secs_f64(),
+        pct(0.50).as_secs_f64() * 1e3,
+        pct(0.99).as_secs_f64() * 1e3,
+        latencies.last().unwrap().as_secs_f64() * 1e3,
+    );
+}
