@@ -29,6 +29,30 @@ pub enum Command {
     Serve,
     /// Apply database migrations and exit.
     Migrate,
+    /// Run the upstream simulator (the hosted API, faithfully, on this machine).
+    Sim(SimArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct SimArgs {
+    /// Address to listen on (port 0: any free port, printed at start).
+    #[arg(long, default_value = "127.0.0.1:9100")]
+    pub listen: std::net::SocketAddr,
+    /// The subscription key expected in `x-rapidapi-key` (none: any caller is accepted).
+    #[arg(long, env = "WAGW_SIM_KEY", hide_env_values = true)]
+    pub key: Option<String>,
+    /// The value expected in `x-rapidapi-host`.
+    #[arg(long, default_value = crate::sim::DEFAULT_HOST)]
+    pub host: String,
+    /// Requests per second before 429.
+    #[arg(long)]
+    pub rps: Option<u32>,
+    /// Requests per calendar month before 429.
+    #[arg(long)]
+    pub monthly: Option<u64>,
+    /// Scan each session by itself S seconds after its QR or pairing code is first fetched.
+    #[arg(long, value_name = "S")]
+    pub auto_scan: Option<f64>,
 }
 
 /// Exit code for a start refused because of its configuration.
@@ -36,6 +60,9 @@ const EXIT_CONFIG: u8 = 2;
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(Command::Sim(args)) = cli.command {
+        return run_sim(args);
+    }
     let config = match Config::from_env() {
         Ok(config) => config,
         Err(e) => return config_error(&e),
@@ -49,6 +76,7 @@ pub fn main() -> ExitCode {
         match cli.command.unwrap_or(Command::Serve) {
             Command::Serve => serve(config).await,
             Command::Migrate => migrate(config).await,
+            Command::Sim(_) => unreachable!("handled before the configuration is read"),
         }
     });
     match result {
@@ -88,4 +116,49 @@ async fn migrate(config: Config) -> anyhow::Result<()> {
     result?;
     tracing::info!("migrations applied");
     Ok(())
+}
+
+/// `wa-gateway sim`: needs none of the gateway's settings, so it runs before they are read.
+fn run_sim(args: SimArgs) -> ExitCode {
+    telemetry::init(crate::config::LogFormat::Pretty);
+    let auto_scan = match args.auto_scan {
+        Some(s) if !(0.0..=86_400.0).contains(&s) => {
+            eprintln!("wa-gateway: --auto-scan must be 0 to 86400 seconds");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+        s => s.map(std::time::Duration::from_secs_f64),
+    };
+    let ip = args.listen.ip();
+    let options = crate::sim::SimOptions {
+        listen: args.listen,
+        key: args.key,
+        host: args.host,
+        rps: args.rps,
+        monthly: args.monthly,
+        auto_scan,
+        ..Default::default()
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("building the tokio runtime");
+    let result = runtime.block_on(async move {
+        let sim = crate::sim::Simulator::start(options).await?;
+        tracing::info!("upstream simulator listening on http://{ip}:{}", sim.port());
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        tracing::info!("simulator stopping");
+        sim.stop().await;
+        anyhow::Ok(())
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("wa-gateway: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
 }

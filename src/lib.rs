@@ -11,6 +11,7 @@ pub mod metrics;
 pub mod ops;
 pub mod quota;
 pub mod sessions;
+pub mod sim;
 pub mod startup;
 pub mod telemetry;
 pub mod upstream;

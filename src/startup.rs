@@ -6,6 +6,7 @@ use crate::error::{json_error, path_error, query_error, shape_plain_errors, ApiE
 use crate::metrics::Metrics;
 use crate::quota::{Clock, Quotas, SystemClock};
 use crate::sessions::SessionStore;
+use crate::sim::{RunningSim, SimOptions, Simulator};
 use crate::upstream::{ProxyState, UpstreamClient};
 use crate::webhooks::{self, DeliveryWorkers, Relay};
 use crate::{ops, telemetry, upstream};
@@ -37,7 +38,12 @@ pub struct Application {
     database: Database,
     quotas: Arc<Quotas>,
     background: Vec<JoinHandle<()>>,
+<<<<<<< HEAD
     webhook_workers: DeliveryWorkers,
+=======
+    /// Sandbox mode: the in-process simulator serving as the upstream.
+    sandbox: Option<RunningSim>,
+>>>>>>> main
 }
 
 /// Everything built on the database, before the server exists.
@@ -56,19 +62,43 @@ impl Application {
         Self::build_with(config, Overrides::default()).await
     }
 
-    pub async fn build_with(config: Config, overrides: Overrides) -> anyhow::Result<Self> {
-        let database = Database::connect(&config).await?;
-        match Self::wire(config, overrides, &database).await {
+    pub async fn build_with(mut config: Config, overrides: Overrides) -> anyhow::Result<Self> {
+        let sandbox = if config.sandbox() {
+            Some(start_sandbox(&mut config).await?)
+        } else {
+            None
+        };
+        let database = match Database::connect(&config).await {
+            Ok(database) => database,
+            Err(e) => {
+                if let Some(sim) = sandbox {
+                    sim.stop().await;
+                }
+                return Err(e);
+            }
+        };
+        let sandbox_key = sandbox
+            .as_ref()
+            .and_then(|sim| sim.key())
+            .map(|k| secrecy::SecretString::from(k.to_owned()));
+        match Self::wire(config, overrides, &database, sandbox_key).await {
             Ok(parts) => Ok(Self {
                 port: parts.port,
                 server: parts.server,
                 database,
                 quotas: parts.quotas,
                 background: parts.background,
+<<<<<<< HEAD
                 webhook_workers: parts.webhook_workers,
+=======
+                sandbox,
+>>>>>>> main
             }),
             Err(e) => {
                 database.shutdown().await;
+                if let Some(sim) = sandbox {
+                    sim.stop().await;
+                }
                 Err(e)
             }
         }
@@ -78,6 +108,7 @@ impl Application {
         config: Config,
         overrides: Overrides,
         database: &Database,
+        sandbox_key: Option<secrecy::SecretString>,
     ) -> anyhow::Result<Parts> {
         database.migrate().await?;
         let listener = TcpListener::bind(config.listen)
@@ -99,6 +130,7 @@ impl Application {
             .upstream
             .key
             .clone()
+            .or(sandbox_key)
             .unwrap_or_else(|| secrecy::SecretString::from("sandbox"));
         let background = vec![quotas.spawn_flusher()];
         let public_base = webhook_public_base(&config, port);
@@ -187,10 +219,14 @@ impl Application {
         self.webhook_workers.stop().await;
         self.quotas.shutdown().await;
         self.database.shutdown().await;
+        if let Some(sim) = self.sandbox {
+            sim.stop().await;
+        }
         served.map_err(Into::into)
     }
 }
 
+<<<<<<< HEAD
 /// The origin the upstream posts events to: `WAGW_PUBLIC_URL`, else the address we listen on
 /// (with the real port, and loopback for an unspecified address).
 fn webhook_public_base(config: &Config, port: u16) -> String {
@@ -205,6 +241,26 @@ fn webhook_public_base(config: &Config, port: u16) -> String {
             format!("http://{}", std::net::SocketAddr::new(ip, port))
         }
     }
+=======
+/// Sandbox mode (no `WAGW_UPSTREAM_KEY`): the simulator, in-process on a private loopback
+/// port with a random key and auto-scan, becomes the upstream.
+async fn start_sandbox(config: &mut Config) -> anyhow::Result<RunningSim> {
+    let key = uuid::Uuid::new_v4().simple().to_string();
+    let sim = Simulator::start(SimOptions {
+        key: Some(key),
+        host: config.upstream.host.clone(),
+        auto_scan: Some(std::time::Duration::from_secs(3)),
+        ..SimOptions::default()
+    })
+    .await?;
+    config.upstream.url = sim.url().parse()?;
+    tracing::warn!(
+        upstream = %config.upstream.url,
+        "SANDBOX MODE: no WAGW_UPSTREAM_KEY, so the built-in simulator is the upstream; \
+         nothing reaches WhatsApp (sessions scan themselves 3 s after their QR code is fetched)"
+    );
+    Ok(sim)
+>>>>>>> main
 }
 
 async fn unknown_route(req: HttpRequest) -> Result<actix_web::HttpResponse, ApiError> {

@@ -4,4 +4,5 @@ mod helpers;
 
 mod embedded_db;
 mod foundation;
+mod sim;
 mod webhooks;
