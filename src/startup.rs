@@ -38,12 +38,9 @@ pub struct Application {
     database: Database,
     quotas: Arc<Quotas>,
     background: Vec<JoinHandle<()>>,
-<<<<<<< HEAD
     webhook_workers: DeliveryWorkers,
-=======
     /// Sandbox mode: the in-process simulator serving as the upstream.
     sandbox: Option<RunningSim>,
->>>>>>> main
 }
 
 /// Everything built on the database, before the server exists.
@@ -88,11 +85,8 @@ impl Application {
                 database,
                 quotas: parts.quotas,
                 background: parts.background,
-<<<<<<< HEAD
                 webhook_workers: parts.webhook_workers,
-=======
                 sandbox,
->>>>>>> main
             }),
             Err(e) => {
                 database.shutdown().await;
@@ -226,7 +220,6 @@ impl Application {
     }
 }
 
-<<<<<<< HEAD
 /// The origin the upstream posts events to: `WAGW_PUBLIC_URL`, else the address we listen on
 /// (with the real port, and loopback for an unspecified address).
 fn webhook_public_base(config: &Config, port: u16) -> String {
@@ -241,7 +234,8 @@ fn webhook_public_base(config: &Config, port: u16) -> String {
             format!("http://{}", std::net::SocketAddr::new(ip, port))
         }
     }
-=======
+}
+
 /// Sandbox mode (no `WAGW_UPSTREAM_KEY`): the simulator, in-process on a private loopback
 /// port with a random key and auto-scan, becomes the upstream.
 async fn start_sandbox(config: &mut Config) -> anyhow::Result<RunningSim> {
@@ -260,7 +254,6 @@ async fn start_sandbox(config: &mut Config) -> anyhow::Result<RunningSim> {
          nothing reaches WhatsApp (sessions scan themselves 3 s after their QR code is fetched)"
     );
     Ok(sim)
->>>>>>> main
 }
 
 async fn unknown_route(req: HttpRequest) -> Result<actix_web::HttpResponse, ApiError> {

@@ -876,3 +876,123 @@ async fn relay_benchmark() {
         latencies.last().unwrap().as_secs_f64() * 1e3,
     );
 }
+
+/// Waits until the simulator's session has `status`.
+async fn sim_status(sim: &str, session: &str, status: &str) -> bool {
+    eventually(Duration::from_secs(10), || async {
+        let s: Value = reqwest::get(format!("{sim}/_sim/sessions/{session}"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        s["status"] == status
+    })
+    .await
+}
+
+#[tokio::test]
+async fn through_the_simulator_an_incoming_message_arrives_once_signed_with_the_tenants_name() {
+    let sim = wa_gateway::sim::Simulator::start(wa_gateway::sim::SimOptions::default())
+        .await
+        .unwrap();
+    let app = spawn_app_with(|vars| {
+        vars.insert("WAGW_UPSTREAM_URL".into(), sim.url());
+    })
+    .await;
+    let receiver = Receiver::start().await;
+    // The tenant's session, as session creation leaves it: our row, and the upstream's session.
+    let s = tenant_session(&app.pool, "acme", "default").await;
+    sqlx::query("DELETE FROM webhook_ingress")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let created = reqwest::Client::new()
+        .post(format!("{}/v1/sessions", sim.url()))
+        .json(&json!({"name": s.upstream}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    assert!(sim_status(&sim.url(), &s.upstream, "SCAN_QR_CODE").await);
+    let scanned = reqwest::Client::new()
+        .post(format!("{}/_sim/sessions/{}/scan", sim.url(), s.upstream))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(scanned.status(), 200);
+    assert!(sim_status(&sim.url(), &s.upstream, "WORKING").await);
+
+    subscribe(
+        &app.pool,
+        &s,
+        &receiver.url,
+        &["message", "message.any", "message.ack"],
+        Some("tenant-secret"),
+        DEFAULT_POLICY,
+    )
+    .await;
+    // The gateway registers its ingress with the upstream for what the subscription needs.
+    let registered = eventually(Duration::from_secs(10), || async {
+        let s: Value = reqwest::get(format!("{}/_sim/sessions/{}", sim.url(), s.upstream))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        s["webhooks"].as_array().is_some_and(|w| w.len() == 1)
+    })
+    .await;
+    assert!(
+        registered,
+        "the gateway's ingress is registered with the upstream"
+    );
+
+    let incoming: Value = reqwest::Client::new()
+        .post(format!(
+            "{}/_sim/sessions/{}/incoming",
+            sim.url(),
+            s.upstream
+        ))
+        .json(&json!({"from": "1234567890", "text": "hello"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let hits = receiver.wait_for(1, Duration::from_secs(10)).await;
+    // `message` and `message.any` both fired; the subscription has both: once.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        receiver.hits().len(),
+        1,
+        "{:?}",
+        event_ids(&receiver.hits())
+    );
+    let hit = &hits[0];
+    let body = hit.json();
+    assert_eq!(body["event"], "message");
+    assert_eq!(body["session"], "default");
+    assert_eq!(body["payload"]["body"], "hello");
+    assert_eq!(body["payload"]["id"], incoming["id"]);
+    assert!(!String::from_utf8_lossy(&hit.body).contains(&s.upstream));
+    assert_eq!(
+        hit.headers["x-webhook-hmac"],
+        sign("tenant-secret", &hit.body)
+    );
+    assert_eq!(hit.headers["x-webhook-hmac-algorithm"], "sha512");
+
+    let acked = reqwest::Client::new()
+        .post(format!("{}/_sim/sessions/{}/ack", sim.url(), s.upstream))
+        .json(&json!({"messageId": incoming["id"], "ack": 3}))
+        .send()
+        .await
+        .unwrap();
+    assert!(acked.status().is_success());
+    let hits = receiver.wait_for(2, Duration::from_secs(10)).await;
+    assert_eq!(hits[1].json()["event"], "message.ack");
+    assert_eq!(hits[1].json()["session"], "default");
+    sim.stop().await;
+}
