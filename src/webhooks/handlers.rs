@@ -534,3 +534,109 @@ pub async fn redeliver(
     .await;
     answer(result, &proxy, &caller)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::test::TestRequest;
+
+    async fn parse(body: Value, allow_private: bool) -> Result<NewWebhook, ApiError> {
+        let req = TestRequest::post()
+            .insert_header(("content-type", "application/json"))
+            .to_http_request();
+        parse_new(&req, body.to_string().as_bytes(), allow_private).await
+    }
+
+    #[actix_web::test]
+    async fn defaults_follow_the_seed() {
+        let new = parse(
+            serde_json::json!({"webhookUrl": "https://example.com/hook"}),
+            false,
+        )
+        .await
+        .unwrap();
+        assert_eq!(new.events, vec!["message"]);
+        assert_eq!(new.retries, RetryPolicy::default());
+        assert!(new.hmac_key.is_none() && new.custom_headers.is_empty());
+    }
+
+    #[actix_web::test]
+    async fn unknown_events_are_refused_with_the_valid_ones() {
+        let err = parse(
+            serde_json::json!({"webhookUrl": "https://example.com/", "events": ["message", "nope"]}),
+            false,
+        )
+        .await
+        .err()
+        .unwrap();
+        assert_eq!(err.status(), StatusCode::BAD_REQUEST);
+        assert!(err.message().contains("nope") && err.message().contains("message.reaction"));
+    }
+
+    #[actix_web::test]
+    async fn urls_must_be_http_and_not_internal_unless_allowed() {
+        for url in [
+            "ftp://example.com/x",
+            "http://169.254.169.254/latest/meta-data/",
+            "http://127.0.0.1:8080/hook",
+            "http://[fd00::1]/hook",
+            "http://localhost/hook",
+        ] {
+            let err = parse(serde_json::json!({ "webhookUrl": url }), false)
+                .await
+                .err()
+                .unwrap_or_else(|| panic!("{url} accepted"));
+            assert_eq!(err.status(), StatusCode::BAD_REQUEST, "{url}");
+        }
+        assert!(parse(
+            serde_json::json!({"webhookUrl": "http://127.0.0.1:8080/hook"}),
+            true
+        )
+        .await
+        .is_ok());
+    }
+
+    #[actix_web::test]
+    async fn gateway_headers_cannot_be_overridden() {
+        for name in ["X-Webhook-Hmac", "Content-Type", "Host", "bad header"] {
+            let err = parse(
+                serde_json::json!({"webhookUrl": "https://example.com/",
+                    "customHeaders": [{"name": name, "value": "x"}]}),
+                false,
+            )
+            .await
+            .err()
+            .unwrap_or_else(|| panic!("{name} accepted"));
+            assert_eq!(err.status(), StatusCode::BAD_REQUEST, "{name}");
+        }
+        let ok = parse(
+            serde_json::json!({"webhookUrl": "https://example.com/",
+                "customHeaders": [{"name": "Authorization", "value": "Bearer t"}]}),
+            false,
+        )
+        .await
+        .unwrap();
+        assert_eq!(ok.custom_headers[0].value, "Bearer t");
+    }
+
+    #[test]
+    fn views_hide_header_values() {
+        let view = WebhookView::from((
+            Uuid::nil(),
+            "https://example.com/".to_owned(),
+            vec!["message".to_owned()],
+            true,
+            "linear".to_owned(),
+            3,
+            4,
+            sqlx::types::Json(vec![CustomHeader {
+                name: "Authorization".into(),
+                value: "Bearer secret".into(),
+            }]),
+            Utc::now(),
+        ));
+        let json = serde_json::to_string(&view).unwrap();
+        assert!(!json.contains("secret"), "{json}");
+        assert!(json.contains(r#""signed":true"#));
+    }
+}

@@ -355,6 +355,13 @@ async fn an_event_arrives_once_signed_and_with_the_tenants_session_name() {
         .await
         .unwrap();
     assert_eq!(stored, 3, "the repeated event was stored once");
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(
+        metrics.contains(r#"wagw_webhook_deliveries_total{outcome="delivered"} 2"#),
+        "{metrics}"
+    );
+    assert!(metrics.contains("wagw_webhook_attempt_duration_seconds_count"));
+    assert!(metrics.contains("wagw_webhook_outbox_depth 0"));
 }
 
 #[tokio::test]
