@@ -31,6 +31,9 @@ pub enum Command {
     Migrate,
     /// Run the upstream simulator (the hosted API, faithfully, on this machine).
     Sim(SimArgs),
+    /// Scripted set-up against DATABASE_URL: admins, tenants and keys.
+    #[command(subcommand)]
+    Admin(AdminCommand),
 }
 
 #[derive(Debug, clap::Args)]
@@ -55,6 +58,46 @@ pub struct SimArgs {
     pub auto_scan: Option<f64>,
 }
 
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Create an admin; the password is read from standard input (one line), never argv.
+    CreateAdmin {
+        #[arg(long)]
+        username: String,
+    },
+    /// Create a tenant and print it as JSON.
+    CreateTenant {
+        #[arg(long)]
+        name: String,
+        /// basic, pro, ultra, mega or custom.
+        #[arg(long, default_value = "basic")]
+        plan: String,
+        /// With plan custom: the limits; omitted means unlimited.
+        #[arg(long)]
+        monthly_requests: Option<i64>,
+        #[arg(long)]
+        requests_per_second: Option<i32>,
+        #[arg(long)]
+        max_sessions: Option<i32>,
+    },
+    /// Issue a key for a tenant (by id or name) and print it, with its plaintext, once.
+    CreateKey {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        name: String,
+        /// Comma-separated scopes, e.g. `messages:send,sessions:read` or `*`.
+        #[arg(long, value_delimiter = ',', required = true)]
+        scopes: Vec<String>,
+        /// Comma-separated session names the key is limited to.
+        #[arg(long, value_delimiter = ',')]
+        sessions: Option<Vec<String>>,
+        /// RFC 3339 expiry, e.g. 2027-01-01T00:00:00Z.
+        #[arg(long)]
+        expires_at: Option<chrono::DateTime<chrono::Utc>>,
+    },
+}
+
 /// Exit code for a start refused because of its configuration.
 const EXIT_CONFIG: u8 = 2;
 
@@ -77,6 +120,7 @@ pub fn main() -> ExitCode {
             Command::Serve => serve(config).await,
             Command::Migrate => migrate(config).await,
             Command::Sim(_) => unreachable!("handled before the configuration is read"),
+            Command::Admin(command) => admin(config, command).await,
         }
     });
     match result {
@@ -161,4 +205,80 @@ fn run_sim(args: SimArgs) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+async fn admin(config: Config, command: AdminCommand) -> anyhow::Result<()> {
+    let database = Database::connect(&config).await?;
+    let result = match database.migrate().await {
+        Ok(()) => run_admin(&database.pool, command).await,
+        Err(e) => Err(e),
+    };
+    database.shutdown().await;
+    result
+}
+
+async fn run_admin(pool: &sqlx::PgPool, command: AdminCommand) -> anyhow::Result<()> {
+    use crate::tenancy::{admins, audit::Actor, keys, tenants};
+    let actor = Actor::cli();
+    let api = |e: crate::error::ApiError| anyhow::anyhow!("{}", e.message());
+    let printed = match command {
+        AdminCommand::CreateAdmin { username } => {
+            let mut line = String::new();
+            std::io::stdin().read_line(&mut line)?;
+            let password = secrecy::SecretString::from(line.trim_end_matches(['\r', '\n']));
+            let created = admins::insert_admin(pool, &actor, &username, &password)
+                .await
+                .map_err(api)?;
+            serde_json::to_string_pretty(&created)?
+        }
+        AdminCommand::CreateTenant {
+            name,
+            plan,
+            monthly_requests,
+            requests_per_second,
+            max_sessions,
+        } => {
+            let plan = tenants::Plan::parse(&plan).ok_or_else(|| {
+                anyhow::anyhow!("--plan must be basic, pro, ultra, mega or custom")
+            })?;
+            let quota = (plan == tenants::Plan::Custom).then_some(tenants::QuotaBody {
+                monthly_requests,
+                requests_per_second,
+                max_sessions,
+            });
+            let created =
+                tenants::insert_tenant(pool, &actor, tenants::NewTenant { name, plan, quota })
+                    .await
+                    .map_err(api)?;
+            serde_json::to_string_pretty(&created)?
+        }
+        AdminCommand::CreateKey {
+            tenant,
+            name,
+            scopes,
+            sessions,
+            expires_at,
+        } => {
+            let tenant_id: uuid::Uuid = match tenant.parse() {
+                Ok(id) => id,
+                Err(_) => sqlx::query_scalar("SELECT id FROM tenants WHERE name = $1")
+                    .bind(&tenant)
+                    .fetch_optional(pool)
+                    .await?
+                    .ok_or_else(|| anyhow::anyhow!("no tenant named `{tenant}`"))?,
+            };
+            let request = keys::NewKeyRequest {
+                name,
+                scopes,
+                sessions,
+                expires_at,
+            };
+            let created = keys::insert_key(pool, &actor, tenant_id, request)
+                .await
+                .map_err(api)?;
+            serde_json::to_string_pretty(&created)?
+        }
+    };
+    println!("{printed}");
+    Ok(())
 }

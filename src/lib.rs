@@ -14,5 +14,6 @@ pub mod sessions;
 pub mod sim;
 pub mod startup;
 pub mod telemetry;
+pub mod tenancy;
 pub mod upstream;
 pub mod webhooks;

@@ -1,15 +1,16 @@
 //! Building the application: the one wiring used by `main` and by every test.
 
+use crate::auth::Auth;
 use crate::config::Config;
 use crate::db::Database;
 use crate::error::{json_error, path_error, query_error, shape_plain_errors, ApiError};
 use crate::metrics::Metrics;
 use crate::quota::{Clock, Quotas, SystemClock};
-use crate::sessions::SessionStore;
+use crate::sessions::{self, SessionStore};
 use crate::sim::{RunningSim, SimOptions, Simulator};
 use crate::upstream::{ProxyState, UpstreamClient};
 use crate::webhooks::{self, DeliveryWorkers, Relay};
-use crate::{ops, telemetry, upstream};
+use crate::{auth, ops, telemetry, tenancy, upstream};
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::middleware::{from_fn, ErrorHandlers};
 use actix_web::{web, App, HttpRequest, HttpServer};
@@ -126,7 +127,10 @@ impl Application {
             .clone()
             .or(sandbox_key)
             .unwrap_or_else(|| secrecy::SecretString::from("sandbox"));
-        let background = vec![quotas.spawn_flusher()];
+        auth::bootstrap::ensure_first_admin(&pool, &config).await?;
+        let auth = Arc::new(Auth::new(pool.clone(), &config.admin).await?);
+        let background = vec![quotas.spawn_flusher(), auth.spawn_listener()];
+        let auth = web::Data::from(auth);
         let public_base = webhook_public_base(&config, port);
         let wake = Arc::new(tokio::sync::Notify::new());
         let relay = web::Data::new(Relay {
@@ -169,8 +173,11 @@ impl Application {
                 .app_data(shared_config.clone())
                 .app_data(proxy.clone())
                 .app_data(web::Data::new(client))
+                .app_data(auth.clone())
                 .app_data(relay.clone())
                 .configure(ops::routes)
+                .configure(tenancy::routes)
+                .configure(sessions::admin::routes)
                 // Before the forwarded rows, so /v1/sessions/{session}/webhooks/... resolve here.
                 .configure(webhooks::routes)
                 .configure(upstream::routes)

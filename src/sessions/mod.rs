@@ -1,7 +1,8 @@
 //! Session ownership: which tenant owns which upstream session, under which name.
 
+pub mod admin;
 mod name;
 mod store;
 
 pub use name::{SessionName, UpstreamSession};
-pub use store::{OwnedSession, SessionStore};
+pub use store::{OwnedSession, SessionStore, TenantSession};

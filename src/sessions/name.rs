@@ -62,6 +62,11 @@ impl UpstreamSession {
         ))
     }
 
+    /// An upstream session named by an admin (adoption): any valid session name.
+    pub fn parse(raw: &str) -> Result<Self, ApiError> {
+        SessionName::parse(raw).map(|n| Self(n.as_str().to_owned()))
+    }
+
     pub fn from_db(raw: String) -> Self {
         Self(raw)
     }

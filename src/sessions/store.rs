@@ -18,6 +18,15 @@ pub struct OwnedSession {
     pub upstream_name: String,
 }
 
+/// An owned session with its tenant, as admins see it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct TenantSession {
+    pub tenant_id: Uuid,
+    pub tenant_name: String,
+    pub name: String,
+    pub upstream_name: String,
+}
+
 #[derive(Clone)]
 pub struct SessionStore {
     pool: PgPool,
@@ -143,6 +152,69 @@ impl SessionStore {
 
     pub async fn invalidate(&self, tenant: Uuid, name: &str) {
         self.cache.invalidate(&(tenant, name.to_owned())).await;
+    }
+
+    /// Records an upstream session that already exists as the tenant's, under the tenant's
+    /// name (an admin adopting a phone that was paired before the gateway).
+    pub async fn adopt(
+        &self,
+        tenant: Uuid,
+        name: &SessionName,
+        upstream: &UpstreamSession,
+    ) -> Result<(), ApiError> {
+        let inserted = sqlx::query(
+            "INSERT INTO sessions (id, tenant_id, name, upstream_name) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(Uuid::now_v7())
+        .bind(tenant)
+        .bind(name.as_str())
+        .bind(upstream.as_str())
+        .execute(&self.pool)
+        .await;
+        match inserted {
+            Ok(_) => Ok(()),
+            Err(e) if constraint_violated(&e, "sessions_tenant_name_key") => Err(
+                ApiError::conflict(format!("the tenant already has a session `{name}`")),
+            ),
+            Err(e) if constraint_violated(&e, "sessions_upstream_name_key") => {
+                Err(ApiError::conflict(format!(
+                    "upstream session `{}` is already owned",
+                    upstream.as_str()
+                )))
+            }
+            Err(e) if constraint_violated(&e, "sessions_tenant_id_fkey") => {
+                Err(ApiError::not_found("no such tenant"))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Forgets whoever owned the upstream session; returns the owner and its name for it.
+    pub async fn forget_upstream(
+        &self,
+        upstream: &str,
+    ) -> Result<Option<(Uuid, String)>, ApiError> {
+        let owner: Option<(Uuid, String)> = sqlx::query_as(
+            "DELETE FROM sessions WHERE upstream_name = $1 RETURNING tenant_id, name",
+        )
+        .bind(upstream)
+        .fetch_optional(&self.pool)
+        .await?;
+        if let Some((tenant, name)) = &owner {
+            self.invalidate(*tenant, name).await;
+        }
+        Ok(owner)
+    }
+
+    /// Every owned session, with its tenant.
+    pub async fn list_all(&self) -> Result<Vec<TenantSession>, ApiError> {
+        Ok(sqlx::query_as(
+            "SELECT s.tenant_id, t.name AS tenant_name, s.name, s.upstream_name
+               FROM sessions s JOIN tenants t ON t.id = s.tenant_id
+              ORDER BY t.name, s.name",
+        )
+        .fetch_all(&self.pool)
+        .await?)
     }
 
     /// Every session the tenant owns.

@@ -204,14 +204,20 @@ async fn plan_and_log(
     }
     let body = body.freeze();
     let seq = state.next_id();
-    state.log.lock().unwrap().push(log::LogEntry::new(
-        seq,
-        req.method().as_str(),
-        req.path(),
-        req.query_string(),
-        req.headers(),
-        &body,
-    ));
+    {
+        let mut log = state.log.lock().unwrap();
+        if log.len() >= state::LOG_CAPACITY {
+            log.pop_front();
+        }
+        log.push_back(log::LogEntry::new(
+            seq,
+            req.method().as_str(),
+            req.path(),
+            req.query_string(),
+            req.headers(),
+            &body,
+        ));
+    }
     req.set_payload(Payload::from(body));
 
     let effect = faults::take(

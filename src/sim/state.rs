@@ -8,7 +8,7 @@ use super::webhooks::{Delivery, Registration};
 use super::SimOptions;
 use serde::Serialize;
 use serde_json::{json, Value};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -151,10 +151,14 @@ pub struct MonthlyCounter {
     pub used: u64,
 }
 
+/// How many calls `/_sim/log` keeps.
+pub const LOG_CAPACITY: usize = 10_000;
+
 pub struct SimState {
     pub options: SimOptions,
     pub sessions: Mutex<BTreeMap<String, Session>>,
-    pub log: Mutex<Vec<LogEntry>>,
+    /// The newest `LOG_CAPACITY` calls (a benchmark must not grow it without bound).
+    pub log: Mutex<VecDeque<LogEntry>>,
     pub faults: Mutex<Vec<Fault>>,
     pub rate: Mutex<RateWindow>,
     pub monthly: Mutex<MonthlyCounter>,
@@ -169,7 +173,7 @@ impl SimState {
         Self {
             options,
             sessions: Mutex::new(BTreeMap::new()),
-            log: Mutex::new(Vec::new()),
+            log: Mutex::new(VecDeque::new()),
             faults: Mutex::new(Vec::new()),
             rate: Mutex::new(RateWindow::default()),
             monthly: Mutex::new(MonthlyCounter::default()),

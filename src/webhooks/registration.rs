@@ -176,6 +176,7 @@ pub async fn sync(
 type TenantSessionRow = (
     Uuid,
     String,
+    String,
     Option<i64>,
     Option<i32>,
     Option<i32>,
@@ -187,7 +188,7 @@ pub async fn out_of_step(
     pool: &sqlx::PgPool,
 ) -> Result<Vec<(Tenant, String, String)>, sqlx::Error> {
     let rows: Vec<TenantSessionRow> = sqlx::query_as(
-        "SELECT t.id, t.name, t.monthly_requests, t.requests_per_second, t.max_sessions, s.name, s.upstream_name \
+        "SELECT t.id, t.name, t.plan, t.monthly_requests, t.requests_per_second, t.max_sessions, s.name, s.upstream_name \
          FROM sessions s JOIN tenants t ON t.id = s.tenant_id \
          LEFT JOIN webhook_ingress i ON i.upstream_name = s.upstream_name \
          WHERE t.status = 'active' AND (SELECT array_agg(DISTINCT e ORDER BY e) FROM webhook_subscriptions w, unnest(w.events) e \
@@ -199,11 +200,14 @@ pub async fn out_of_step(
     Ok(rows
         .into_iter()
         .map(
-            |(id, name, monthly, rps, max_sessions, session, upstream)| {
+            |(id, name, plan, monthly, rps, max_sessions, session, upstream)| {
                 (
                     Tenant {
                         id,
                         name,
+                        plan,
+                        // Only active tenants are selected.
+                        suspended: false,
                         quota: crate::auth::Quota {
                             monthly_requests: monthly,
                             requests_per_second: rps,

@@ -7,6 +7,7 @@
 #![allow(dead_code)]
 
 use secrecy::SecretString;
+use serde_json::{json, Value};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, PgPool};
 use std::collections::HashMap;
@@ -18,6 +19,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 use wa_gateway::config::Config;
 use wa_gateway::quota::Clock;
+use wa_gateway::sim::{RunningSim, SimOptions, Simulator};
 use wa_gateway::startup::{Application, Overrides};
 
 /// Settings as environment variables: what a test hands the gateway.
@@ -26,6 +28,9 @@ pub type Vars = HashMap<String, String>;
 pub const TEST_JWT_SECRET: &str = "test-jwt-secret-0123456789abcdef0123456789abcdef";
 /// The organisation's upstream key in tests; it must never reach a tenant or a log.
 pub const UPSTREAM_KEY: &str = "org-upstream-key-7f3a9c";
+/// The admin every test gateway bootstraps (`WAGW_ADMIN_USER` / `WAGW_ADMIN_PASSWORD`).
+pub const ADMIN_USER: &str = "root";
+pub const ADMIN_PASSWORD: &str = "correct-horse-battery-staple";
 
 // ---- PostgreSQL ------------------------------------------------------------------------------
 
@@ -110,6 +115,9 @@ pub fn base_vars(db: &TestDb, upstream_url: &str) -> Vars {
         ("WAGW_LISTEN", "127.0.0.1:0"),
         ("WAGW_UPSTREAM_URL", upstream_url),
         ("WAGW_UPSTREAM_KEY", UPSTREAM_KEY),
+        ("WAGW_UPSTREAM_HOST", wa_gateway::sim::DEFAULT_HOST),
+        ("WAGW_ADMIN_USER", ADMIN_USER),
+        ("WAGW_ADMIN_PASSWORD", ADMIN_PASSWORD),
         ("WAGW_JWT_SECRET", TEST_JWT_SECRET),
         ("WAGW_WORKERS", "2"),
         ("WAGW_DB_MAX_CONNECTIONS", "6"),
@@ -134,6 +142,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub db: Arc<TestDb>,
     pub vars: Vars,
+    /// The upstream: a simulator of its own (shared with replicas), unless the test chose none.
+    pub sim: Option<Arc<RunningSim>>,
     server: Option<ServerThread>,
 }
 
@@ -146,6 +156,9 @@ struct ServerThread {
 pub struct AppOptions {
     pub vars: Vars,
     pub clock: Option<Arc<dyn Clock>>,
+    /// The simulator to start as the upstream (its key is the organisation's); `None`: no
+    /// simulator, the upstream is whatever `WAGW_UPSTREAM_URL` says (by default unreachable).
+    pub sim: Option<SimOptions>,
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -161,12 +174,25 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Vars)) -> TestApp {
 pub async fn spawn_app_full(configure: impl FnOnce(&mut AppOptions)) -> TestApp {
     let db = Arc::new(TestDb::create().await);
     let mut options = AppOptions {
-        // Nothing listens on port 9 (discard): an upstream that is certainly unreachable.
+        // Nothing listens on port 9 (discard): an upstream that is certainly unreachable,
+        // replaced by the simulator's address when there is one.
         vars: base_vars(&db, "http://127.0.0.1:9"),
         clock: None,
+        sim: Some(SimOptions::default()),
     };
     configure(&mut options);
-    start_app(db, options).await
+    let sim = match options.sim.take() {
+        Some(mut sim_options) => {
+            sim_options.key = Some(UPSTREAM_KEY.to_owned());
+            let sim = Simulator::start(sim_options)
+                .await
+                .expect("starting the simulator");
+            options.vars.insert("WAGW_UPSTREAM_URL".into(), sim.url());
+            Some(Arc::new(sim))
+        }
+        None => None,
+    };
+    start_app(db, options, sim).await
 }
 
 /// A second gateway (a replica) on the same database and settings as `other`.
@@ -174,11 +200,12 @@ pub async fn spawn_replica(other: &TestApp) -> TestApp {
     let options = AppOptions {
         vars: other.vars.clone(),
         clock: None,
+        sim: None,
     };
-    start_app(other.db.clone(), options).await
+    start_app(other.db.clone(), options, other.sim.clone()).await
 }
 
-async fn start_app(db: Arc<TestDb>, options: AppOptions) -> TestApp {
+async fn start_app(db: Arc<TestDb>, options: AppOptions, sim: Option<Arc<RunningSim>>) -> TestApp {
     let config = config_from(&options.vars);
     let mut overrides = Overrides::default();
     if let Some(clock) = options.clock {
@@ -211,6 +238,7 @@ async fn start_app(db: Arc<TestDb>, options: AppOptions) -> TestApp {
         client: http_client(),
         db,
         vars: options.vars,
+        sim,
         server: Some(ServerThread { handle, thread }),
     }
 }
@@ -238,6 +266,191 @@ impl TestApp {
             server.handle.stop(true).await;
             let _ = tokio::task::spawn_blocking(move || server.thread.join()).await;
         }
+    }
+}
+
+/// A tenant made through the admin API, with a key of the given scopes.
+#[derive(Debug, Clone)]
+pub struct TestTenant {
+    pub id: String,
+    pub name: String,
+    pub key: String,
+}
+
+impl TestApp {
+    /// An admin access token (the bootstrap admin of `base_vars`).
+    pub async fn admin_token(&self) -> String {
+        let res = self
+            .client
+            .post(self.url("/admin/v1/login"))
+            .json(&json!({"username": ADMIN_USER, "password": ADMIN_PASSWORD}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200, "admin login");
+        let body: Value = res.json().await.unwrap();
+        body["access_token"].as_str().unwrap().to_owned()
+    }
+
+    /// An admin call; answers the status and the JSON body (`Null` when there is none).
+    pub async fn admin(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let token = self.admin_token().await;
+        let mut req = self
+            .client
+            .request(method, self.url(path))
+            .bearer_auth(token);
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let res = req.send().await.unwrap();
+        let status = res.status().as_u16();
+        let text = res.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// A tenant created with `tenant` as the body of `POST /admin/v1/tenants` (`name` filled
+    /// in when absent), with a key of `scopes`.
+    pub async fn tenant_with(&self, mut tenant: Value, scopes: &[&str]) -> TestTenant {
+        if tenant.get("name").is_none() {
+            tenant["name"] = json!(format!(
+                "t{}",
+                &uuid::Uuid::new_v4().simple().to_string()[..12]
+            ));
+        }
+        let (status, created) = self
+            .admin(reqwest::Method::POST, "/admin/v1/tenants", Some(tenant))
+            .await;
+        assert_eq!(status, 201, "creating a tenant: {created}");
+        let id = created["id"].as_str().unwrap().to_owned();
+        let (status, key) = self
+            .admin(
+                reqwest::Method::POST,
+                &format!("/admin/v1/tenants/{id}/keys"),
+                Some(json!({"name": "test", "scopes": scopes})),
+            )
+            .await;
+        assert_eq!(status, 201, "creating a key: {key}");
+        TestTenant {
+            id,
+            name: created["name"].as_str().unwrap().to_owned(),
+            key: key["key"].as_str().unwrap().to_owned(),
+        }
+    }
+
+    /// A tenant with no limits and a key of every scope.
+    pub async fn tenant(&self) -> TestTenant {
+        self.tenant_with(json!({"plan": "custom", "quota": {}}), &["*"])
+            .await
+    }
+
+    /// A request of the tenant's, authenticated with its key.
+    pub fn call(
+        &self,
+        tenant: &TestTenant,
+        method: reqwest::Method,
+        path: &str,
+    ) -> reqwest::RequestBuilder {
+        self.client
+            .request(method, self.url(path))
+            .header("x-api-key", &tenant.key)
+    }
+
+    pub async fn tenant_post(
+        &self,
+        tenant: &TestTenant,
+        path: &str,
+        body: Value,
+    ) -> reqwest::Response {
+        self.call(tenant, reqwest::Method::POST, path)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn tenant_get(&self, tenant: &TestTenant, path: &str) -> reqwest::Response {
+        self.call(tenant, reqwest::Method::GET, path)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// The upstream's name for the tenant's session.
+    pub async fn upstream_name(&self, tenant: &TestTenant, session: &str) -> String {
+        sqlx::query_scalar(
+            "SELECT upstream_name FROM sessions WHERE tenant_id = $1::uuid AND name = $2",
+        )
+        .bind(&tenant.id)
+        .bind(session)
+        .fetch_one(&self.pool)
+        .await
+        .expect("the tenant owns the session")
+    }
+
+    /// Creates the tenant's session `name`, starts it and completes its scan through the
+    /// simulator's control API: it is WORKING. Answers its upstream name.
+    pub async fn working_session(&self, tenant: &TestTenant, name: &str) -> String {
+        let res = self
+            .tenant_post(tenant, "/v1/sessions", json!({"name": name}))
+            .await;
+        assert_eq!(
+            res.status(),
+            201,
+            "creating session {name}: {}",
+            res.text().await.unwrap()
+        );
+        let upstream = self.upstream_name(tenant, name).await;
+        let res = self
+            .sim_post(&format!("/_sim/sessions/{upstream}/scan"), json!({}))
+            .await;
+        assert!(res.status().is_success(), "scanning {name}");
+        upstream
+    }
+
+    pub fn sim(&self) -> &RunningSim {
+        self.sim
+            .as_ref()
+            .expect("this test gateway has a simulator")
+    }
+
+    pub async fn sim_post(&self, path: &str, body: Value) -> reqwest::Response {
+        self.client
+            .post(format!("{}{path}", self.sim().url()))
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// The calls the simulator received under `/v1`, oldest first.
+    pub async fn sim_log(&self) -> Vec<Value> {
+        self.client
+            .get(format!("{}/_sim/log", self.sim().url()))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    pub async fn clear_sim_log(&self) {
+        self.client
+            .delete(format!("{}/_sim/log", self.sim().url()))
+            .send()
+            .await
+            .unwrap();
+    }
+
+    /// Injects a fault (see the simulator's `/_sim/faults`).
+    pub async fn sim_fault(&self, fault: Value) {
+        let res = self.sim_post("/_sim/faults", fault).await;
+        assert!(res.status().is_success(), "adding a fault");
     }
 }
 

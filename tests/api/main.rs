@@ -2,7 +2,10 @@
 
 mod helpers;
 
+mod admin;
 mod embedded_db;
 mod foundation;
 mod sim;
+mod tenancy_support;
+mod tenant_auth;
 mod webhooks;

@@ -1439,62 +1439,136 @@ async fn sim_stops_and_frees_its_port() {
 // ---- Sandbox mode ---------------------------------------------------------------------------
 
 /// `serve` with no upstream key and no database: the embedded PostgreSQL starts, the simulator
-/// is the upstream, and the log says so loudly.
-/// (An end-to-end sendText through the gateway needs tenant keys: added after the auth merge.)
+/// is the upstream, the log says so loudly, and a tenant's sendText goes through end to end
+/// (the session scans itself a few seconds after its QR code is fetched).
 #[tokio::test]
-async fn sim_sandbox_serve_without_key_or_database_is_ready_and_says_so() {
-    let dir = std::env::temp_dir().join(format!("wagw-sandbox-{}", uuid::Uuid::new_v4().simple()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let log_path = dir.join("stderr.log");
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_wa-gateway"))
-        .arg("serve")
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("WAGW_DATA_DIR", dir.join("data"))
-        .env("WAGW_LISTEN", format!("127.0.0.1:{port}"))
-        .env("WAGW_SHUTDOWN_TIMEOUT_SECS", "2")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(&log_path).unwrap())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let client = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(90);
-    let ready = loop {
-        if let Ok(res) = client
-            .get(format!("http://127.0.0.1:{port}/readyz"))
-            .send()
-            .await
-        {
-            if res.status() == 200 {
-                break true;
-            }
-        }
-        if Instant::now() > deadline || child.try_wait().unwrap().is_some() {
-            break false;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
-    let logs = std::fs::read_to_string(&log_path).unwrap_or_default();
-    assert!(ready, "the sandbox gateway never got ready:\n{logs}");
+async fn sim_sandbox_serve_without_key_or_database_sends_end_to_end() {
+    use crate::helpers::{shared_tempdir, GatewayProcess, ADMIN_PASSWORD, ADMIN_USER};
+    let dir = shared_tempdir();
+    let _cluster = EmbeddedCluster(
+        wa_gateway::db::EmbeddedPostgres::locate(&dir.path().join("data"), None).unwrap(),
+    );
+    let vars = [
+        ("WAGW_DATA_DIR", dir.path().join("data").to_str().unwrap()),
+        ("WAGW_LISTEN", "127.0.0.1:0"),
+        ("WAGW_SHUTDOWN_TIMEOUT_SECS", "2"),
+        ("WAGW_ADMIN_USER", ADMIN_USER),
+        ("WAGW_ADMIN_PASSWORD", ADMIN_PASSWORD),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    let gateway = GatewayProcess::start(&vars).await;
+    let logs = gateway.logs();
     assert!(logs.contains("SANDBOX MODE"), "{logs}");
     assert!(logs.contains("WARN"), "logged as a warning: {logs}");
 
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id().unwrap() as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .unwrap();
-    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
+    let http = reqwest::Client::new();
+    let login: Value = http
+        .post(gateway.url("/admin/v1/login"))
+        .json(&json!({"username": ADMIN_USER, "password": ADMIN_PASSWORD}))
+        .send()
         .await
-        .expect("exits after SIGTERM")
+        .unwrap()
+        .json()
+        .await
         .unwrap();
-    let logs = std::fs::read_to_string(&log_path).unwrap_or_default();
-    assert!(status.success(), "{status:?}\n{logs}");
-    let _ = std::fs::remove_dir_all(&dir);
+    let token = login["access_token"]
+        .as_str()
+        .expect("an admin token")
+        .to_owned();
+    let tenant: Value = http
+        .post(gateway.url("/admin/v1/tenants"))
+        .bearer_auth(&token)
+        .json(&json!({"name": "sandbox-team", "plan": "pro"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let key: Value = http
+        .post(gateway.url(&format!(
+            "/admin/v1/tenants/{}/keys",
+            tenant["id"].as_str().unwrap()
+        )))
+        .bearer_auth(&token)
+        .json(&json!({"name": "bot", "scopes": ["*"]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let key = key["key"].as_str().expect("a tenant key").to_owned();
+    let tenant_call = |method: reqwest::Method, path: &str| {
+        http.request(method, gateway.url(path))
+            .header("x-rapidapi-key", &key)
+    };
+
+    let res = tenant_call(reqwest::Method::POST, "/v1/sessions")
+        .json(&json!({"name": "default"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let qr = tenant_call(reqwest::Method::GET, "/v1/default/auth/qr?format=raw")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(qr.status(), 200);
+    assert!(qr.json::<Value>().await.unwrap()["value"].is_string());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let session: Value = tenant_call(reqwest::Method::GET, "/v1/sessions/default")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if session["status"] == "WORKING" {
+            assert_eq!(
+                session["name"], "default",
+                "the tenant's own name: {session}"
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "never WORKING: {session}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let res = tenant_call(reqwest::Method::POST, "/v1/sendText")
+        .json(&json!({"session": "default", "chatId": "1234567890", "text": "hello from the sandbox"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let message: Value = res.json().await.unwrap();
+    assert!(
+        message["id"]
+            .as_str()
+            .unwrap()
+            .starts_with("true_1234567890@c.us_"),
+        "{message}"
+    );
+    assert_eq!(message["body"], "hello from the sandbox");
+
+    let logs = gateway.logs();
+    assert!(!logs.contains(&key), "the tenant key is never logged");
+    assert!(
+        !logs.contains(ADMIN_PASSWORD),
+        "the admin password is never logged"
+    );
+    assert!(!logs.contains(&token), "the admin token is never logged");
+    let status = gateway.terminate().await;
+    assert!(status.success(), "{status:?}");
+}
+
+/// Stops the sandbox's embedded cluster whatever happens to the test.
+struct EmbeddedCluster(wa_gateway::db::EmbeddedPostgres);
+
+impl Drop for EmbeddedCluster {
+    fn drop(&mut self) {
+        let _ = self.0.stop();
+    }
 }

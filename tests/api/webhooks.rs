@@ -7,7 +7,8 @@
 //! itself with the ingress key, exactly as the upstream would (UPSTREAM.md scheme).
 
 use crate::helpers::{
-    base_vars, eventually, spawn_app, spawn_app_with, spawn_replica, GatewayProcess, TestDb,
+    base_vars, eventually, spawn_app, spawn_app_full, spawn_app_with, spawn_replica,
+    GatewayProcess, TestDb,
 };
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use hmac::{Hmac, Mac};
@@ -692,8 +693,10 @@ async fn the_gateway_registers_its_own_ingress_and_keeps_it_in_step() {
     // A stand-in upstream that accepts every registration and records it.
     let upstream = Receiver::start().await;
     upstream.state.status.store(201, Ordering::SeqCst);
-    let app = spawn_app_with(|vars| {
-        vars.insert("WAGW_UPSTREAM_URL".into(), upstream.base.clone());
+    let app = spawn_app_full(|opts| {
+        opts.sim = None;
+        opts.vars
+            .insert("WAGW_UPSTREAM_URL".into(), upstream.base.clone());
     })
     .await;
     let receiver = Receiver::start().await;
@@ -903,8 +906,9 @@ async fn through_the_simulator_an_incoming_message_arrives_once_signed_with_the_
     let sim = wa_gateway::sim::Simulator::start(wa_gateway::sim::SimOptions::default())
         .await
         .unwrap();
-    let app = spawn_app_with(|vars| {
-        vars.insert("WAGW_UPSTREAM_URL".into(), sim.url());
+    let app = spawn_app_full(|opts| {
+        opts.sim = None;
+        opts.vars.insert("WAGW_UPSTREAM_URL".into(), sim.url());
     })
     .await;
     let receiver = Receiver::start().await;
@@ -1002,4 +1006,164 @@ async fn through_the_simulator_an_incoming_message_arrives_once_signed_with_the_
     assert_eq!(hits[1].json()["event"], "message.ack");
     assert_eq!(hits[1].json()["session"], "default");
     sim.stop().await;
+}
+
+#[tokio::test]
+async fn a_tenant_registers_lists_and_removes_webhooks_and_replays_deliveries() {
+    let app = spawn_app().await;
+    let receiver = Receiver::start().await;
+    let tenant = app.tenant().await;
+    let upstream = app.working_session(&tenant, "default").await;
+    let path = "/v1/sessions/default/webhooks";
+
+    // Validation: the seed's event names only, http(s) only.
+    let bad = app
+        .tenant_post(
+            &tenant,
+            path,
+            json!({"webhookUrl": receiver.url, "events": ["message", "msg"]}),
+        )
+        .await;
+    assert_eq!(bad.status(), 400);
+    let body: Value = bad.json().await.unwrap();
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("message.revoked"),
+        "{body}"
+    );
+    let bad = app
+        .tenant_post(&tenant, path, json!({"webhookUrl": "ftp://example.com/x"}))
+        .await;
+    assert_eq!(bad.status(), 400);
+    // Another tenant's session, or none: 404.
+    let other = app.tenant().await;
+    let res = app
+        .tenant_post(&other, path, json!({"webhookUrl": receiver.url}))
+        .await;
+    assert_eq!(res.status(), 404);
+
+    let res = app
+        .tenant_post(
+            &tenant,
+            path,
+            json!({"webhookUrl": receiver.url, "events": ["message", "message.any"],
+                   "hmacKey": "tenant-key", "retries": {"policy": "constant", "delaySeconds": 1, "attempts": 3},
+                   "customHeaders": [{"name": "X-Token", "value": "secret-token"}]}),
+        )
+        .await;
+    assert_eq!(res.status(), 201);
+    let created: Value = res.json().await.unwrap();
+    assert_eq!(created["webhookUrl"], receiver.url);
+    assert!(
+        !created.to_string().contains("tenant-key")
+            && !created.to_string().contains("secret-token")
+    );
+    // When the 201 came, the upstream already had the gateway's registration.
+    let session: Value = reqwest::get(format!("{}/_sim/sessions/{upstream}", app.sim().url()))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let registered = &session["webhooks"][0];
+    assert!(
+        registered["url"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("/webhooks/ingress/")
+            || registered["webhookUrl"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("/webhooks/ingress/"),
+        "{session}"
+    );
+
+    let listed: Value = app.tenant_get(&tenant, path).await.json().await.unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+    assert_eq!(listed[0]["events"], json!(["message", "message.any"]));
+    assert_eq!(listed[0]["signed"], true);
+    let listed_other = app.tenant_get(&other, path).await;
+    assert_eq!(listed_other.status(), 404);
+
+    let res = app
+        .sim_post(
+            &format!("/_sim/sessions/{upstream}/incoming"),
+            json!({"from": "1234567890", "text": "hi"}),
+        )
+        .await;
+    assert!(res.status().is_success());
+    let hits = receiver.wait_for(1, Duration::from_secs(10)).await;
+    assert_eq!(hits[0].json()["session"], "default");
+    assert_eq!(
+        hits[0].headers["x-webhook-hmac"],
+        sign("tenant-key", &hits[0].body)
+    );
+    assert_eq!(hits[0].headers["x-token"], "secret-token");
+
+    let delivered = eventually(Duration::from_secs(5), || async {
+        let d: Value = app
+            .tenant_get(&tenant, "/v1/sessions/default/webhooks/deliveries")
+            .await
+            .json()
+            .await
+            .unwrap();
+        d.as_array()
+            .is_some_and(|d| d.len() == 1 && d[0]["status"] == "delivered")
+    })
+    .await;
+    assert!(delivered);
+    let deliveries: Value = app
+        .tenant_get(&tenant, "/v1/sessions/default/webhooks/deliveries")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(deliveries[0]["attempts"], 1);
+    assert_eq!(deliveries[0]["lastStatusCode"], 200);
+    assert_eq!(deliveries[0]["event"], "message");
+    let id = deliveries[0]["id"].as_str().unwrap();
+    let res = app
+        .tenant_post(
+            &tenant,
+            &format!("/v1/sessions/default/webhooks/deliveries/{id}/redeliver"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(res.status(), 202);
+    let hits = receiver.wait_for(2, Duration::from_secs(10)).await;
+    assert_eq!(hits[1].body, hits[0].body, "the same event again");
+    let res = app
+        .tenant_post(
+            &other,
+            &format!("/v1/sessions/default/webhooks/deliveries/{id}/redeliver"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(res.status(), 404);
+
+    let res = app
+        .call(
+            &tenant,
+            reqwest::Method::DELETE,
+            &format!("{path}?webhookUrl={}", receiver.url),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let listed: Value = app.tenant_get(&tenant, path).await.json().await.unwrap();
+    assert_eq!(listed, json!([]));
+    let session: Value = reqwest::get(format!("{}/_sim/sessions/{upstream}", app.sim().url()))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        session["webhooks"],
+        json!([]),
+        "the upstream registration is withdrawn"
+    );
 }

@@ -1,0 +1,176 @@
+//! Usage from the rollups, for tenants (`GET /v1/usage`) and admins (per tenant, with top-up and
+//! reset of the current month), and the organisation's upstream standing.
+
+use super::audit::{self, Actor};
+use super::tenants::find_tenant;
+use crate::auth::{AdminCaller, Scope, TenantCaller};
+use crate::error::ApiError;
+use crate::quota::TopUp;
+use crate::upstream::ProxyState;
+use actix_web::{web, HttpRequest, HttpResponse};
+use uuid::Uuid;
+
+/// This month's usage of the calling tenant: total and remaining, per day, per endpoint, and
+/// refusals by reason.
+#[utoipa::path(
+    get,
+    path = "/v1/usage",
+    tag = "Usage",
+    operation_id = "getUsage",
+    responses(
+        (status = 200, description = "This month's usage", body = crate::quota::UsageReport),
+        (status = 401, description = "Missing or invalid API key", body = crate::error::ErrorBody),
+        (status = 403, description = "The key lacks `usage:read`, or the tenant is suspended", body = crate::error::ErrorBody),
+        (status = 503, description = "The database is unavailable", body = crate::error::ErrorBody),
+    ),
+    security(("bearer_key" = []), ("api_key" = []), ("rapidapi_key" = []))
+)]
+pub async fn tenant_usage(
+    caller: TenantCaller,
+    state: web::Data<ProxyState>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(Scope::UsageRead)?;
+    let tenant = &caller.tenant;
+    let report = state
+        .quotas
+        .usage_report(&state.pool, tenant.id, tenant.quota.monthly_requests)
+        .await?;
+    let mut response = HttpResponse::Ok().json(report);
+    for (name, value) in state.quotas.headers(tenant, None).iter() {
+        response.headers_mut().insert(name.clone(), value.clone());
+    }
+    Ok(response)
+}
+
+/// A tenant's usage this month.
+#[utoipa::path(
+    get,
+    path = "/admin/v1/tenants/{tenant_id}/usage",
+    tag = "Admin",
+    operation_id = "adminGetTenantUsage",
+    params(("tenant_id" = Uuid, Path, description = "The tenant's id")),
+    responses(
+        (status = 200, description = "This month's usage", body = crate::quota::UsageReport),
+        (status = 401, description = "Missing or invalid admin token", body = crate::error::ErrorBody),
+        (status = 404, description = "No such tenant", body = crate::error::ErrorBody),
+    ),
+    security(("admin_jwt" = []))
+)]
+pub async fn admin_tenant_usage(
+    _admin: AdminCaller,
+    state: web::Data<ProxyState>,
+    path: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    let tenant = find_tenant(&state.pool, path.into_inner()).await?;
+    let report = state
+        .quotas
+        .usage_report(&state.pool, tenant.id, tenant.quota.monthly_requests)
+        .await?;
+    Ok(HttpResponse::Ok().json(report))
+}
+
+/// Grants a tenant extra requests for the current month (audit-logged).
+#[utoipa::path(
+    post,
+    path = "/admin/v1/tenants/{tenant_id}/usage/top-up",
+    tag = "Admin",
+    operation_id = "adminTopUpTenant",
+    params(("tenant_id" = Uuid, Path, description = "The tenant's id")),
+    request_body = TopUp,
+    responses(
+        (status = 200, description = "The usage after the top-up", body = crate::quota::UsageReport),
+        (status = 400, description = "requests is not a positive number", body = crate::error::ErrorBody),
+        (status = 401, description = "Missing or invalid admin token", body = crate::error::ErrorBody),
+        (status = 404, description = "No such tenant", body = crate::error::ErrorBody),
+    ),
+    security(("admin_jwt" = []))
+)]
+pub async fn top_up(
+    admin: AdminCaller,
+    req: HttpRequest,
+    state: web::Data<ProxyState>,
+    path: web::Path<Uuid>,
+    body: web::Json<TopUp>,
+) -> Result<HttpResponse, ApiError> {
+    let tenant = find_tenant(&state.pool, path.into_inner()).await?;
+    let mut tx = state.pool.begin().await?;
+    state
+        .quotas
+        .top_up(&mut tx, tenant.id, body.requests)
+        .await?;
+    audit::record(
+        &mut *tx,
+        &Actor::of(&admin, &req),
+        "quota.top_up",
+        "tenant",
+        &tenant.id.to_string(),
+        serde_json::json!({ "requests": body.requests }),
+    )
+    .await?;
+    tx.commit().await?;
+    let report = state
+        .quotas
+        .usage_report(&state.pool, tenant.id, tenant.quota.monthly_requests)
+        .await?;
+    Ok(HttpResponse::Ok().json(report))
+}
+
+/// Gives a tenant its whole monthly quota back for the rest of the month (audit-logged).
+#[utoipa::path(
+    post,
+    path = "/admin/v1/tenants/{tenant_id}/usage/reset",
+    tag = "Admin",
+    operation_id = "adminResetTenantMonth",
+    params(("tenant_id" = Uuid, Path, description = "The tenant's id")),
+    responses(
+        (status = 200, description = "The usage after the reset", body = crate::quota::UsageReport),
+        (status = 401, description = "Missing or invalid admin token", body = crate::error::ErrorBody),
+        (status = 404, description = "No such tenant", body = crate::error::ErrorBody),
+    ),
+    security(("admin_jwt" = []))
+)]
+pub async fn reset_month(
+    admin: AdminCaller,
+    req: HttpRequest,
+    state: web::Data<ProxyState>,
+    path: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    let tenant = find_tenant(&state.pool, path.into_inner()).await?;
+    let mut tx = state.pool.begin().await?;
+    state.quotas.reset_month(&mut tx, tenant.id).await?;
+    audit::record(
+        &mut *tx,
+        &Actor::of(&admin, &req),
+        "quota.reset",
+        "tenant",
+        &tenant.id.to_string(),
+        serde_json::json!({}),
+    )
+    .await?;
+    tx.commit().await?;
+    let report = state
+        .quotas
+        .usage_report(&state.pool, tenant.id, tenant.quota.monthly_requests)
+        .await?;
+    Ok(HttpResponse::Ok().json(report))
+}
+
+/// The organisation's standing on its upstream plan: budget, use this month, and what the
+/// upstream itself last reported.
+#[utoipa::path(
+    get,
+    path = "/admin/v1/upstream",
+    tag = "Admin",
+    operation_id = "adminGetUpstream",
+    responses(
+        (status = 200, description = "The organisation's upstream standing", body = crate::quota::UpstreamReport),
+        (status = 401, description = "Missing or invalid admin token", body = crate::error::ErrorBody),
+    ),
+    security(("admin_jwt" = []))
+)]
+pub async fn upstream_standing(
+    _admin: AdminCaller,
+    state: web::Data<ProxyState>,
+) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(state.quotas.upstream_report(&state.pool).await?))
+}

@@ -1,0 +1,426 @@
+//! Tenant keys on `/v1`: the three headers, one 401 for every bad key, scopes, suspension,
+//! rotation, guessing limits, and revocation reaching another gateway process within a second.
+
+use crate::helpers::{base_vars, eventually, GatewayProcess, TestDb};
+use crate::tenancy_support::*;
+use reqwest::Method;
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+use wa_gateway::auth::{tenant_key, Scope};
+use wa_gateway::upstream::{endpoints, Handling};
+
+#[tokio::test]
+async fn a_key_works_in_all_three_headers_and_every_bad_key_gets_the_same_401() {
+    let app = app().await;
+    let token = admin_token(&app.client, &app.address).await;
+    let tenant = create_tenant(&app.client, &app.address, &token, "acme").await;
+    let created = create_key(
+        &app.client,
+        &app.address,
+        &token,
+        &tenant,
+        &["sessions:read"],
+    )
+    .await;
+    let key = created["key"].as_str().unwrap();
+
+    for (header, value) in [
+        ("Authorization", format!("Bearer {key}")),
+        ("X-Api-Key", key.to_owned()),
+        ("x-rapidapi-key", key.to_owned()),
+    ] {
+        let res = app
+            .client
+            .get(app.url("/v1/me"))
+            .header(header, value)
+            .header("x-rapidapi-host", "whatsapp-messaging-bot.p.rapidapi.com")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200, "{header}");
+        let me: Value = res.json().await.unwrap();
+        assert_eq!(me["tenant"]["name"], "acme");
+        assert_eq!(me["key"]["scopes"], json!(["sessions:read"]));
+        assert_eq!(me["key"]["name"], "test key");
+        assert!(me["usage"]["used"].is_number());
+        assert_eq!(me["quota"]["monthly_requests"], Value::Null);
+    }
+
+    let id = created["id"].as_str().unwrap();
+    let wrong_secret = tenant_key::assemble(id, "0123456789abcdefghijkl");
+    let unknown_id = tenant_key::assemble("ZZZZZZZZZZZZ", "0123456789abcdefghijkl");
+    let mut broken_checksum = key.to_owned();
+    broken_checksum.pop();
+    broken_checksum.push(if key.ends_with('x') { 'y' } else { 'x' });
+    // An expired key.
+    let expiring = admin_call(&app.client, &app.address, &token, Method::POST, &format!("/admin/v1/tenants/{tenant}/keys"),
+        Some(json!({"name": "short-lived", "scopes": ["*"], "expires_at": (chrono::Utc::now() + chrono::Duration::seconds(1)).to_rfc3339()}))).await;
+    assert_eq!(expiring.status(), 201);
+    let expiring: Value = expiring.json().await.unwrap();
+    let expiring = expiring["key"].as_str().unwrap().to_owned();
+    assert_eq!(me(&app.client, &app.address, &expiring).await.status(), 200);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+
+    let mut bodies = Vec::new();
+    for (what, presented) in [
+        ("missing", None),
+        ("malformed", Some("hello".to_owned())),
+        ("bad checksum", Some(broken_checksum)),
+        ("unknown id", Some(unknown_id)),
+        ("wrong secret", Some(wrong_secret)),
+        ("expired", Some(expiring)),
+    ] {
+        let mut req = app.client.get(app.url("/v1/me"));
+        if let Some(k) = presented {
+            req = req.header("X-Api-Key", k);
+        }
+        let res = req.send().await.unwrap();
+        assert_eq!(res.status(), 401, "{what}");
+        bodies.push(res.text().await.unwrap());
+    }
+    // Revoked.
+    let res = admin_call(
+        &app.client,
+        &app.address,
+        &token,
+        Method::DELETE,
+        &format!("/admin/v1/tenants/{tenant}/keys/{id}"),
+        None,
+    )
+    .await;
+    assert_eq!(res.status(), 204);
+    let refused = eventually(Duration::from_secs(1), || async {
+        me(&app.client, &app.address, key).await.status() == 401
+    })
+    .await;
+    assert!(refused, "a revoked key still works");
+    bodies.push(
+        me(&app.client, &app.address, key)
+            .await
+            .text()
+            .await
+            .unwrap(),
+    );
+    assert!(bodies.iter().all(|b| b == &bodies[0]), "{bodies:?}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&bodies[0]).unwrap()["message"],
+        "invalid API key"
+    );
+}
+
+fn concrete(path: &str) -> String {
+    path.replace("{session}", "s1")
+        .replace("{groupId}", "g1")
+        .replace("{channelId}", "c1")
+}
+
+#[tokio::test]
+async fn each_scope_admits_its_endpoints_and_nothing_else() {
+    let app = app().await;
+    let token = admin_token(&app.client, &app.address).await;
+    let tenant = create_tenant(&app.client, &app.address, &token, "acme").await;
+    let rows: Vec<_> = endpoints::all()
+        .iter()
+        .filter(|e| e.handling != Handling::WebhookRelay)
+        .collect();
+    let body = json!({"session": "s1", "name": "s1", "chatId": "123@c.us", "text": "hi"});
+    for scope in Scope::EVERY {
+        let created = create_key(
+            &app.client,
+            &app.address,
+            &token,
+            &tenant,
+            &[scope.as_str()],
+        )
+        .await;
+        let key = created["key"].as_str().unwrap();
+        // /v1/me needs no scope.
+        assert_eq!(me(&app.client, &app.address, key).await.status(), 200);
+        for e in &rows {
+            let method = Method::from_bytes(e.method.as_str().as_bytes()).unwrap();
+            let mut req = app
+                .client
+                .request(method.clone(), app.url(&concrete(e.path)))
+                .header("X-Api-Key", key);
+            if method != Method::GET && method != Method::DELETE {
+                req = req.json(&body);
+            }
+            let res = req.send().await.unwrap();
+            let status = res.status().as_u16();
+            let text = res.text().await.unwrap();
+            if scope == Scope::All || e.scope == scope {
+                assert!(
+                    status != 401 && status != 403,
+                    "{} {} with {}: {status} {text}",
+                    e.method,
+                    e.path,
+                    scope.as_str()
+                );
+            } else {
+                assert_eq!(
+                    status,
+                    403,
+                    "{} {} with {}: {text}",
+                    e.method,
+                    e.path,
+                    scope.as_str()
+                );
+                assert!(text.contains(&format!("`{}`", e.scope.as_str())), "{text}");
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_suspended_tenant_gets_403_on_every_call_until_reactivated() {
+    let app = app().await;
+    let token = admin_token(&app.client, &app.address).await;
+    let tenant = create_tenant(&app.client, &app.address, &token, "acme").await;
+    let key = create_key(&app.client, &app.address, &token, &tenant, &["*"]).await;
+    let key = key["key"].as_str().unwrap();
+    assert_eq!(me(&app.client, &app.address, key).await.status(), 200);
+
+    let path = format!("/admin/v1/tenants/{tenant}");
+    let patch = |status: &'static str| {
+        admin_call(
+            &app.client,
+            &app.address,
+            &token,
+            Method::PATCH,
+            &path,
+            Some(json!({ "status": status })),
+        )
+    };
+    assert_eq!(patch("suspended").await.status(), 200);
+    let suspended = eventually(Duration::from_secs(1), || async {
+        me(&app.client, &app.address, key).await.status() == 403
+    })
+    .await;
+    assert!(suspended);
+    let res = app
+        .client
+        .get(app.url("/v1/sessions"))
+        .header("X-Api-Key", key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+    assert!(res.text().await.unwrap().contains("suspended"));
+    assert_eq!(patch("active").await.status(), 200);
+    assert!(
+        eventually(Duration::from_secs(1), || async {
+            me(&app.client, &app.address, key).await.status() == 200
+        })
+        .await
+    );
+}
+
+#[tokio::test]
+async fn a_rotated_key_keeps_working_for_its_grace_period_only() {
+    let app = app().await;
+    let token = admin_token(&app.client, &app.address).await;
+    let tenant = create_tenant(&app.client, &app.address, &token, "acme").await;
+    let old = create_key(
+        &app.client,
+        &app.address,
+        &token,
+        &tenant,
+        &["messages:send"],
+    )
+    .await;
+    let old_key = old["key"].as_str().unwrap();
+    assert_eq!(me(&app.client, &app.address, old_key).await.status(), 200);
+
+    let res = admin_call(
+        &app.client,
+        &app.address,
+        &token,
+        Method::POST,
+        &format!(
+            "/admin/v1/tenants/{tenant}/keys/{}/rotate",
+            old["id"].as_str().unwrap()
+        ),
+        Some(json!({"grace_seconds": 2})),
+    )
+    .await;
+    assert_eq!(res.status(), 201);
+    let rotated: Value = res.json().await.unwrap();
+    let new_key = rotated["key"].as_str().unwrap();
+    assert_ne!(new_key, old_key);
+    assert_eq!(rotated["scopes"], json!(["messages:send"]));
+    assert_eq!(rotated["replaces"], old["id"]);
+    let started = Instant::now();
+    assert_eq!(me(&app.client, &app.address, old_key).await.status(), 200);
+    assert_eq!(me(&app.client, &app.address, new_key).await.status(), 200);
+    // A second rotation of the old key is refused: rotate the replacement instead.
+    let res = admin_call(
+        &app.client,
+        &app.address,
+        &token,
+        Method::POST,
+        &format!(
+            "/admin/v1/tenants/{tenant}/keys/{}/rotate",
+            old["id"].as_str().unwrap()
+        ),
+        None,
+    )
+    .await;
+    assert_eq!(res.status(), 409);
+
+    tokio::time::sleep(Duration::from_millis(2100).saturating_sub(started.elapsed())).await;
+    assert_eq!(me(&app.client, &app.address, old_key).await.status(), 401);
+    assert_eq!(me(&app.client, &app.address, new_key).await.status(), 200);
+}
+
+#[tokio::test]
+async fn repeated_wrong_secrets_for_one_key_id_are_rate_limited() {
+    let app = app().await;
+    let token = admin_token(&app.client, &app.address).await;
+    let tenant = create_tenant(&app.client, &app.address, &token, "acme").await;
+    let created = create_key(&app.client, &app.address, &token, &tenant, &["*"]).await;
+    let id = created["id"].as_str().unwrap();
+    for i in 0..10 {
+        let wrong = tenant_key::assemble(id, &format!("{i:0>22}"));
+        assert_eq!(me(&app.client, &app.address, &wrong).await.status(), 401);
+    }
+    let wrong = tenant_key::assemble(id, "abcdefghijklmnopqrstuv");
+    let res = me(&app.client, &app.address, &wrong).await;
+    assert_eq!(res.status(), 429);
+    assert!(res.headers().get("retry-after").is_some());
+}
+
+#[tokio::test]
+async fn a_key_revoked_through_one_process_is_refused_by_another_within_a_second() {
+    let db = TestDb::create().await;
+    let mut vars = base_vars(&db, "http://127.0.0.1:9");
+    with_admin(&mut vars);
+    let one = GatewayProcess::start(&vars).await;
+    let two = GatewayProcess::start(&vars).await;
+    let client = crate::helpers::http_client();
+
+    let token = admin_token(&client, &one.address).await;
+    let tenant = create_tenant(&client, &one.address, &token, "acme").await;
+    let created = create_key(&client, &one.address, &token, &tenant, &["*"]).await;
+    let key = created["key"].as_str().unwrap();
+    // Warm both caches.
+    assert_eq!(me(&client, &one.address, key).await.status(), 200);
+    assert_eq!(me(&client, &two.address, key).await.status(), 200);
+    assert_eq!(me(&client, &two.address, key).await.status(), 200);
+
+    let res = admin_call(
+        &client,
+        &one.address,
+        &token,
+        Method::DELETE,
+        &format!(
+            "/admin/v1/tenants/{tenant}/keys/{}",
+            created["id"].as_str().unwrap()
+        ),
+        None,
+    )
+    .await;
+    assert_eq!(res.status(), 204);
+    let revoked_at = Instant::now();
+    let refused = eventually(Duration::from_secs(1), || async {
+        me(&client, &two.address, key).await.status() == 401
+    })
+    .await;
+    assert!(
+        refused,
+        "the other process still accepted the revoked key after {:?}",
+        revoked_at.elapsed()
+    );
+
+    // Neither process logged a key, a password or a token.
+    let secret = &key[key.rfind('_').unwrap() + 1..];
+    for logs in [one.logs(), two.logs()] {
+        assert!(logs.contains("served"), "no access log captured: {logs}");
+        for leaked in [
+            secret,
+            ADMIN_PASSWORD,
+            token.as_str(),
+            crate::helpers::TEST_JWT_SECRET,
+        ] {
+            assert!(!logs.contains(leaked), "a secret reached the logs:\n{logs}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_cli_creates_a_tenant_and_prints_a_working_key_once() {
+    let app = app().await;
+    let run = |args: &[&str]| {
+        let out = crate::helpers::command(&app.vars)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+    };
+    let tenant = run(&[
+        "admin",
+        "create-tenant",
+        "--name",
+        "scripted",
+        "--plan",
+        "ultra",
+    ]);
+    assert_eq!(tenant["quota"]["max_sessions"], 10);
+    let key = run(&[
+        "admin",
+        "create-key",
+        "--tenant",
+        "scripted",
+        "--name",
+        "ci",
+        "--scopes",
+        "messages:send,sessions:read",
+    ]);
+    let key = key["key"].as_str().unwrap();
+    let res = me(&app.client, &app.address, key).await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(
+        res.json::<Value>().await.unwrap()["key"]["scopes"],
+        json!(["messages:send", "sessions:read"])
+    );
+}
+
+/// Not a timed test: run with `bench/key_verification.sh` (release build) to print numbers.
+#[tokio::test]
+#[ignore]
+async fn bench_key_verification() {
+    use wa_gateway::auth::{Auth, Change};
+    let app = app().await;
+    let token = admin_token(&app.client, &app.address).await;
+    let tenant = create_tenant(&app.client, &app.address, &token, "bench").await;
+    let created = create_key(&app.client, &app.address, &token, &tenant, &["*"]).await;
+    let key = created["key"].as_str().unwrap();
+    let id = created["id"].as_str().unwrap().to_owned();
+    let config = crate::helpers::config_from(&app.vars);
+    let auth = Auth::new(app.pool.clone(), &config.admin).await.unwrap();
+
+    let cold_n = 20;
+    let started = Instant::now();
+    for _ in 0..cold_n {
+        auth.apply(&Change::Key(id.clone())).await;
+        auth.authenticate_key(key).await.unwrap();
+    }
+    let cold = started.elapsed() / cold_n;
+
+    let warm_n = 200_000;
+    auth.authenticate_key(key).await.unwrap();
+    let started = Instant::now();
+    for _ in 0..warm_n {
+        std::hint::black_box(auth.authenticate_key(key).await.unwrap());
+    }
+    let warm = started.elapsed() / warm_n;
+    println!(
+        "key verification: warm (cached) {:.2} µs/call over {warm_n} calls; cold (database + argon2id) {:.2} ms/call over {cold_n} calls",
+        warm.as_secs_f64() * 1e6,
+        cold.as_secs_f64() * 1e3
+    );
+}
