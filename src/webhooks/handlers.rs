@@ -7,7 +7,7 @@ use super::policy::RetryPolicy;
 use super::registration::{self, IngressTarget};
 use super::ssrf::{self, TargetRefused};
 use super::{events, Relay};
-use crate::auth::{Scope, TenantCaller};
+use crate::auth::{AdminCaller, Scope, TenantCaller};
 use crate::db::constraint_violated;
 use crate::error::ApiError;
 use crate::sessions::{SessionName, UpstreamSession};
@@ -533,6 +533,55 @@ pub async fn redeliver(
     }
     .await;
     answer(result, &proxy, &caller)
+}
+
+#[derive(Debug, Deserialize)]
+pub struct AdminDeliveriesQuery {
+    tenant: Option<Uuid>,
+    status: Option<String>,
+    limit: Option<i64>,
+}
+
+/// A delivery with its owner, for admins.
+#[derive(Debug, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AdminDeliveryView {
+    pub tenant_id: Uuid,
+    pub session_name: String,
+    #[serde(flatten)]
+    #[sqlx(flatten)]
+    pub delivery: DeliveryView,
+}
+
+/// `GET /admin/v1/webhooks/deliveries`: recent deliveries of every tenant, newest first
+/// (`tenant`, `status`, `limit` up to 200).
+pub async fn admin_deliveries(
+    _admin: AdminCaller,
+    query: web::Query<AdminDeliveriesQuery>,
+    proxy: web::Data<ProxyState>,
+) -> Result<HttpResponse, ApiError> {
+    if let Some(s) = &query.status {
+        if !matches!(s.as_str(), "pending" | "delivered" | "failed") {
+            return Err(ApiError::bad_request(
+                "status must be pending, delivered or failed",
+            ));
+        }
+    }
+    let limit = query.limit.unwrap_or(50);
+    if !(1..=200).contains(&limit) {
+        return Err(ApiError::bad_request("limit must be between 1 and 200"));
+    }
+    let select = DELIVERY_SELECT.replacen("SELECT ", "SELECT d.tenant_id, d.session_name, ", 1);
+    let rows: Vec<AdminDeliveryView> = sqlx::query_as(&format!(
+        "{select} WHERE ($1::uuid IS NULL OR d.tenant_id = $1) \
+         AND ($2::text IS NULL OR d.status = $2) ORDER BY d.created_at DESC, d.id LIMIT $3"
+    ))
+    .bind(query.tenant)
+    .bind(&query.status)
+    .bind(limit)
+    .fetch_all(&proxy.pool)
+    .await?;
+    Ok(HttpResponse::Ok().json(rows))
 }
 
 #[cfg(test)]

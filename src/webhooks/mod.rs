@@ -62,6 +62,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route(web::post().to(handlers::redeliver)),
     )
     .service(
+        web::resource("/admin/v1/webhooks/deliveries")
+            .route(web::get().to(handlers::admin_deliveries)),
+    )
+    .service(
         web::resource(format!("{INGRESS_PREFIX}{{token}}")).route(web::post().to(ingress::receive)),
     );
 }

@@ -1134,6 +1134,28 @@ async fn a_tenant_registers_lists_and_removes_webhooks_and_replays_deliveries() 
     assert_eq!(res.status(), 202);
     let hits = receiver.wait_for(2, Duration::from_secs(10)).await;
     assert_eq!(hits[1].body, hits[0].body, "the same event again");
+    // Admins see every tenant's deliveries; tenants do not reach the admin listing.
+    let (status, all) = app
+        .admin(
+            reqwest::Method::GET,
+            &format!("/admin/v1/webhooks/deliveries?tenant={}", tenant.id),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{all}");
+    assert_eq!(all[0]["id"], id);
+    assert_eq!(all[0]["sessionName"], "default");
+    assert_eq!(all[0]["tenantId"], tenant.id);
+    let res = app
+        .call(
+            &tenant,
+            reqwest::Method::GET,
+            "/admin/v1/webhooks/deliveries",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
     let res = app
         .tenant_post(
             &other,
