@@ -29,6 +29,8 @@ pub enum Command {
     Serve,
     /// Apply database migrations and exit.
     Migrate,
+    /// Print the OpenAPI 3.0 document (the one served at /openapi.json) and exit.
+    Openapi,
     /// Run the upstream simulator (the hosted API, faithfully, on this machine).
     Sim(SimArgs),
     /// Scripted set-up against DATABASE_URL: admins, tenants and keys.
@@ -103,6 +105,11 @@ const EXIT_CONFIG: u8 = 2;
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    // The document needs no configuration, database or runtime.
+    if let Some(Command::Openapi) = cli.command {
+        print!("{}", crate::openapi::document_json());
+        return ExitCode::SUCCESS;
+    }
     if let Some(Command::Sim(args)) = cli.command {
         return run_sim(args);
     }
@@ -121,6 +128,7 @@ pub fn main() -> ExitCode {
             Command::Migrate => migrate(config).await,
             Command::Sim(_) => unreachable!("handled before the configuration is read"),
             Command::Admin(command) => admin(config, command).await,
+            Command::Openapi => unreachable!("handled before configuration"),
         }
     });
     match result {

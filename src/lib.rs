@@ -8,6 +8,7 @@ pub mod db;
 pub mod error;
 pub mod idempotency;
 pub mod metrics;
+pub mod openapi;
 pub mod ops;
 pub mod quota;
 pub mod sessions;

@@ -10,7 +10,7 @@ use crate::sessions::{self, SessionStore};
 use crate::sim::{RunningSim, SimOptions, Simulator};
 use crate::upstream::{ProxyState, UpstreamClient};
 use crate::webhooks::{self, DeliveryWorkers, Relay};
-use crate::{auth, ops, telemetry, tenancy, upstream};
+use crate::{auth, openapi, ops, telemetry, tenancy, upstream};
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::middleware::{from_fn, ErrorHandlers};
 use actix_web::{web, App, HttpRequest, HttpServer};
@@ -178,6 +178,7 @@ impl Application {
                 .configure(ops::routes)
                 .configure(tenancy::routes)
                 .configure(sessions::admin::routes)
+                .configure(openapi::routes)
                 // Before the forwarded rows, so /v1/sessions/{session}/webhooks/... resolve here.
                 .configure(webhooks::routes)
                 .configure(upstream::routes)

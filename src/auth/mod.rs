@@ -284,6 +284,8 @@ impl Auth {
         if dropped.is_err() {
             self.keys.invalidate_all();
         }
+        // Apply the predicate now: pending predicates are evaluated on every read until then.
+        self.keys.run_pending_tasks().await;
     }
 
     /// Listens for announcements from every replica (this one included) until aborted.

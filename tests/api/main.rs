@@ -5,6 +5,7 @@ mod helpers;
 mod admin;
 mod embedded_db;
 mod foundation;
+mod openapi;
 mod sim;
 mod tenancy_support;
 mod tenant_auth;

@@ -1,0 +1,169 @@
+//! The error answers, once each, as reusable responses in the error shape (`ErrorBody`).
+//! Operations reference them by status, so generated clients get one typed error.
+
+use serde_json::json;
+use utoipa::openapi::header::HeaderBuilder;
+use utoipa::openapi::schema::{ObjectBuilder, SchemaType};
+use utoipa::openapi::{ContentBuilder, Ref, Response, ResponseBuilder};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorStatus {
+    BadRequest,
+    Unauthorized,
+    Forbidden,
+    NotFound,
+    Conflict,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    Unprocessable,
+    TooManyRequests,
+    BadGateway,
+    ServiceUnavailable,
+    GatewayTimeout,
+}
+
+impl ErrorStatus {
+    pub const ALL: [ErrorStatus; 12] = [
+        ErrorStatus::BadRequest,
+        ErrorStatus::Unauthorized,
+        ErrorStatus::Forbidden,
+        ErrorStatus::NotFound,
+        ErrorStatus::Conflict,
+        ErrorStatus::PayloadTooLarge,
+        ErrorStatus::UnsupportedMediaType,
+        ErrorStatus::Unprocessable,
+        ErrorStatus::TooManyRequests,
+        ErrorStatus::BadGateway,
+        ErrorStatus::ServiceUnavailable,
+        ErrorStatus::GatewayTimeout,
+    ];
+
+    pub fn code(self) -> &'static str {
+        match self {
+            ErrorStatus::BadRequest => "400",
+            ErrorStatus::Unauthorized => "401",
+            ErrorStatus::Forbidden => "403",
+            ErrorStatus::NotFound => "404",
+            ErrorStatus::Conflict => "409",
+            ErrorStatus::PayloadTooLarge => "413",
+            ErrorStatus::UnsupportedMediaType => "415",
+            ErrorStatus::Unprocessable => "422",
+            ErrorStatus::TooManyRequests => "429",
+            ErrorStatus::BadGateway => "502",
+            ErrorStatus::ServiceUnavailable => "503",
+            ErrorStatus::GatewayTimeout => "504",
+        }
+    }
+
+    /// The name of the reusable response (`#/components/responses/<name>`).
+    pub fn name(self) -> &'static str {
+        match self {
+            ErrorStatus::BadRequest => "BadRequest",
+            ErrorStatus::Unauthorized => "Unauthorized",
+            ErrorStatus::Forbidden => "Forbidden",
+            ErrorStatus::NotFound => "NotFound",
+            ErrorStatus::Conflict => "Conflict",
+            ErrorStatus::PayloadTooLarge => "PayloadTooLarge",
+            ErrorStatus::UnsupportedMediaType => "UnsupportedMediaType",
+            ErrorStatus::Unprocessable => "UnprocessableEntity",
+            ErrorStatus::TooManyRequests => "TooManyRequests",
+            ErrorStatus::BadGateway => "BadGateway",
+            ErrorStatus::ServiceUnavailable => "ServiceUnavailable",
+            ErrorStatus::GatewayTimeout => "GatewayTimeout",
+        }
+    }
+
+    pub fn from_code(code: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.code() == code)
+    }
+
+    /// When the gateway answers it, and an example message.
+    fn meaning(self) -> (&'static str, &'static str, &'static str) {
+        match self {
+            ErrorStatus::BadRequest => (
+                "The request is invalid: a missing or mistyped field (named in the message), a bad query parameter or header, malformed JSON",
+                "Bad Request",
+                "chatId is required",
+            ),
+            ErrorStatus::Unauthorized => (
+                "Missing, malformed, unknown, expired or revoked credentials",
+                "Unauthorized",
+                "invalid API key",
+            ),
+            ErrorStatus::Forbidden => (
+                "The credentials are valid but may not do this: a missing scope (named in the message), a suspended tenant, a session the key is not limited to",
+                "Forbidden",
+                "this key lacks the scope messages:send",
+            ),
+            ErrorStatus::NotFound => (
+                "The session or resource does not exist, or is not yours",
+                "Not Found",
+                "session \"default\" not found",
+            ),
+            ErrorStatus::Conflict => (
+                "The name is taken, or a request with the same Idempotency-Key is still in progress",
+                "Conflict",
+                "a session named \"default\" already exists",
+            ),
+            ErrorStatus::PayloadTooLarge => (
+                "The request body is larger than the limit",
+                "Payload Too Large",
+                "request body is larger than the limit",
+            ),
+            ErrorStatus::UnsupportedMediaType => (
+                "The body is not `application/json`",
+                "Unsupported Media Type",
+                "Content-Type must be application/json",
+            ),
+            ErrorStatus::Unprocessable => (
+                "The session is not in the status the call needs (`WORKING`; `SCAN_QR_CODE` for the QR or pairing code), named in the message; or the Idempotency-Key was used with a different body",
+                "Unprocessable Entity",
+                "Session status is not as expected. Try again later or restart the session. Session: \"default\", status: STOPPED, expected: WORKING",
+            ),
+            ErrorStatus::TooManyRequests => (
+                "A limit was reached: the tenant's per-second rate or monthly quota, or the organisation's upstream budget; wait `Retry-After` seconds",
+                "Too Many Requests",
+                "monthly quota of 1000 requests reached",
+            ),
+            ErrorStatus::BadGateway => (
+                "The upstream WhatsApp API is unreachable or answered something unreadable",
+                "Bad Gateway",
+                "the upstream WhatsApp API is unreachable",
+            ),
+            ErrorStatus::ServiceUnavailable => (
+                "The gateway's database is unavailable; retry shortly",
+                "Service Unavailable",
+                "quota cannot be checked right now (the database is unreachable); retry shortly",
+            ),
+            ErrorStatus::GatewayTimeout => (
+                "The upstream WhatsApp API did not answer in time",
+                "Gateway Timeout",
+                "the upstream WhatsApp API did not answer in time",
+            ),
+        }
+    }
+
+    pub fn response(self) -> Response {
+        let (description, reason, message) = self.meaning();
+        let code: u16 = self.code().parse().expect("status codes are numbers");
+        let mut response = ResponseBuilder::new().description(description).content(
+            "application/json",
+            ContentBuilder::new()
+                .schema(Ref::from_schema_name("ErrorBody"))
+                .example(Some(
+                    json!({"statusCode": code, "error": reason, "message": message}),
+                ))
+                .build(),
+        );
+        if self == ErrorStatus::TooManyRequests {
+            response = response.header(
+                "Retry-After",
+                HeaderBuilder::new()
+                    .schema(ObjectBuilder::new().schema_type(SchemaType::Integer))
+                    .description(Some("Whole seconds to wait, at least 1"))
+                    .build(),
+            );
+        }
+        response.build()
+    }
+}
