@@ -17,3 +17,4 @@ pub mod startup;
 pub mod telemetry;
 pub mod tenancy;
 pub mod upstream;
+pub mod webhooks;

@@ -9,6 +9,7 @@ use crate::quota::{Clock, Quotas, SystemClock};
 use crate::sessions::{self, SessionStore};
 use crate::sim::{RunningSim, SimOptions, Simulator};
 use crate::upstream::{ProxyState, UpstreamClient};
+use crate::webhooks::{self, DeliveryWorkers, Relay};
 use crate::{auth, openapi, ops, telemetry, tenancy, upstream};
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::middleware::{from_fn, ErrorHandlers};
@@ -38,6 +39,7 @@ pub struct Application {
     database: Database,
     quotas: Arc<Quotas>,
     background: Vec<JoinHandle<()>>,
+    webhook_workers: DeliveryWorkers,
     /// Sandbox mode: the in-process simulator serving as the upstream.
     sandbox: Option<RunningSim>,
 }
@@ -48,6 +50,7 @@ struct Parts {
     server: Server,
     quotas: Arc<Quotas>,
     background: Vec<JoinHandle<()>>,
+    webhook_workers: DeliveryWorkers,
 }
 
 impl Application {
@@ -83,6 +86,7 @@ impl Application {
                 database,
                 quotas: parts.quotas,
                 background: parts.background,
+                webhook_workers: parts.webhook_workers,
                 sandbox,
             }),
             Err(e) => {
@@ -127,6 +131,23 @@ impl Application {
         let auth = Arc::new(Auth::new(pool.clone(), &config.admin).await?);
         let background = vec![quotas.spawn_flusher(), auth.spawn_listener()];
         let auth = web::Data::from(auth);
+        let public_base = webhook_public_base(&config, port);
+        let wake = Arc::new(tokio::sync::Notify::new());
+        let relay = web::Data::new(Relay {
+            public_base: public_base.clone(),
+            allow_private: config.webhooks.allow_private,
+            wake: wake.clone(),
+        });
+        let worker_settings = webhooks::delivery::WorkerSettings {
+            db: (*pool.connect_options()).clone(),
+            metrics: metrics.clone(),
+            webhooks: config.webhooks.clone(),
+            upstream: config.upstream.clone(),
+            upstream_key: upstream_key.clone(),
+            quotas: quotas.clone(),
+            public_base,
+            wake,
+        };
 
         let config = Arc::new(config);
         let shared_config = web::Data::from(config.clone());
@@ -153,10 +174,13 @@ impl Application {
                 .app_data(proxy.clone())
                 .app_data(web::Data::new(client))
                 .app_data(auth.clone())
+                .app_data(relay.clone())
                 .configure(ops::routes)
                 .configure(tenancy::routes)
                 .configure(sessions::admin::routes)
                 .configure(openapi::routes)
+                // Before the forwarded rows, so /v1/sessions/{session}/webhooks/... resolve here.
+                .configure(webhooks::routes)
                 .configure(upstream::routes)
                 .default_service(web::to(unknown_route))
         })
@@ -165,11 +189,14 @@ impl Application {
         if let Some(workers) = workers {
             server = server.workers(workers);
         }
+        // Started last: nothing after it can fail and leave the thread running.
+        let webhook_workers = DeliveryWorkers::start(worker_settings)?;
         Ok(Parts {
             port,
             server: server.run(),
             quotas,
             background,
+            webhook_workers,
         })
     }
 
@@ -191,12 +218,29 @@ impl Application {
         for task in &self.background {
             task.abort();
         }
+        self.webhook_workers.stop().await;
         self.quotas.shutdown().await;
         self.database.shutdown().await;
         if let Some(sim) = self.sandbox {
             sim.stop().await;
         }
         served.map_err(Into::into)
+    }
+}
+
+/// The origin the upstream posts events to: `WAGW_PUBLIC_URL`, else the address we listen on
+/// (with the real port, and loopback for an unspecified address).
+fn webhook_public_base(config: &Config, port: u16) -> String {
+    match &config.public_url {
+        Some(url) => url.as_str().trim_end_matches('/').to_owned(),
+        None => {
+            let ip = match config.listen.ip() {
+                ip if ip.is_unspecified() && ip.is_ipv4() => std::net::Ipv4Addr::LOCALHOST.into(),
+                ip if ip.is_unspecified() => std::net::Ipv6Addr::LOCALHOST.into(),
+                ip => ip,
+            };
+            format!("http://{}", std::net::SocketAddr::new(ip, port))
+        }
     }
 }
 

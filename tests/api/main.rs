@@ -9,3 +9,4 @@ mod openapi;
 mod sim;
 mod tenancy_support;
 mod tenant_auth;
+mod webhooks;

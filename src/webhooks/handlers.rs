@@ -1,0 +1,691 @@
+//! The tenant's webhook routes under `/v1/sessions/{session}/webhooks`: register (POST), list
+//! (GET, our addition, scope `webhooks:read`), remove (DELETE), recent deliveries and
+//! redelivery. Every answer carries the tenant's quota headers, like forwarded calls.
+
+use super::outbox::{CustomHeader, NOTIFY_CHANNEL};
+use super::policy::RetryPolicy;
+use super::registration::{self, IngressTarget};
+use super::ssrf::{self, TargetRefused};
+use super::{events, Relay};
+use crate::auth::{AdminCaller, Scope, TenantCaller};
+use crate::db::constraint_violated;
+use crate::error::ApiError;
+use crate::sessions::{SessionName, UpstreamSession};
+use crate::upstream::endpoints::ADD_WEBHOOK;
+use crate::upstream::rewrite::query_param;
+use crate::upstream::{schema, ProxyState, UpstreamClient};
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use url::Url;
+use uuid::Uuid;
+
+/// Webhooks one session may have; each event is delivered once per webhook.
+const MAX_PER_SESSION: i64 = 20;
+const MAX_URL_LEN: usize = 2048;
+/// Headers a tenant may not set on deliveries: ours, and those that describe the connection.
+const RESERVED_HEADERS: &[&str] = &[
+    "host",
+    "content-type",
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+    "te",
+    "trailer",
+    "upgrade",
+    "proxy-authorization",
+    "proxy-connection",
+];
+/// Shown instead of a custom header's value: those are often credentials.
+const HIDDEN: &str = "********";
+
+/// A webhook as the tenant sees it: never its `hmacKey`, nor its headers' values.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WebhookView {
+    pub id: Uuid,
+    pub webhook_url: String,
+    pub events: Vec<String>,
+    /// Whether deliveries are signed (an `hmacKey` was given); the key itself is never shown.
+    pub signed: bool,
+    pub retries: RetryPolicy,
+    pub custom_headers: Vec<CustomHeader>,
+    pub created_at: DateTime<Utc>,
+}
+
+type SubscriptionRow = (
+    Uuid,
+    String,
+    Vec<String>,
+    bool,
+    String,
+    i32,
+    i32,
+    sqlx::types::Json<Vec<CustomHeader>>,
+    DateTime<Utc>,
+);
+
+impl From<SubscriptionRow> for WebhookView {
+    fn from(r: SubscriptionRow) -> Self {
+        Self {
+            id: r.0,
+            webhook_url: r.1,
+            events: r.2,
+            signed: r.3,
+            retries: RetryPolicy {
+                policy: super::policy::Backoff::parse(&r.4)
+                    .unwrap_or(super::policy::Backoff::Exponential),
+                delay_seconds: r.5,
+                attempts: r.6,
+            },
+            custom_headers: r
+                .7
+                 .0
+                .into_iter()
+                .map(|h| CustomHeader {
+                    name: h.name,
+                    value: HIDDEN.to_owned(),
+                })
+                .collect(),
+            created_at: r.8,
+        }
+    }
+}
+
+const SUBSCRIPTION_COLUMNS: &str = "id, url, events, hmac_key IS NOT NULL, retry_policy, \
+     retry_delay_seconds, retry_attempts, custom_headers, created_at";
+
+/// Adds the quota headers every `/v1` answer carries.
+fn answer(
+    result: Result<HttpResponse, ApiError>,
+    proxy: &ProxyState,
+    caller: &TenantCaller,
+) -> HttpResponse {
+    let mut response = result.unwrap_or_else(|e| actix_web::ResponseError::error_response(&e));
+    for (name, value) in proxy.quotas.headers(&caller.tenant, None).iter() {
+        response.headers_mut().insert(name.clone(), value.clone());
+    }
+    response
+}
+
+/// The session the path names, if the caller owns it and its key may use it; 404 otherwise,
+/// exactly as for a session that does not exist.
+async fn owned(
+    proxy: &ProxyState,
+    caller: &TenantCaller,
+    name: &str,
+) -> Result<(SessionName, UpstreamSession), ApiError> {
+    let not_found = || ApiError::not_found(format!("session \"{name}\" not found"));
+    let parsed = SessionName::parse(name).map_err(|_| not_found())?;
+    if !caller.may_use_session(name) {
+        return Err(not_found());
+    }
+    let upstream = proxy
+        .sessions
+        .resolve(caller.tenant.id, &parsed)
+        .await?
+        .ok_or_else(not_found)?;
+    Ok((parsed, upstream))
+}
+
+pub async fn list(
+    session: web::Path<String>,
+    caller: TenantCaller,
+    proxy: web::Data<ProxyState>,
+) -> HttpResponse {
+    let result = async {
+        caller.require(Scope::WebhooksRead)?;
+        let (name, _) = owned(&proxy, &caller, &session).await?;
+        let rows: Vec<SubscriptionRow> = sqlx::query_as(&format!(
+            "SELECT {SUBSCRIPTION_COLUMNS} FROM webhook_subscriptions \
+             WHERE tenant_id = $1 AND session_name = $2 ORDER BY created_at, id"
+        ))
+        .bind(caller.tenant.id)
+        .bind(name.as_str())
+        .fetch_all(&proxy.pool)
+        .await?;
+        let views: Vec<WebhookView> = rows.into_iter().map(Into::into).collect();
+        Ok(HttpResponse::Ok().json(views))
+    }
+    .await;
+    answer(result, &proxy, &caller)
+}
+
+/// A registration request, checked.
+struct NewWebhook {
+    url: Url,
+    events: Vec<String>,
+    hmac_key: Option<String>,
+    retries: RetryPolicy,
+    custom_headers: Vec<CustomHeader>,
+}
+
+async fn parse_new(
+    req: &HttpRequest,
+    body: &[u8],
+    allow_private: bool,
+) -> Result<NewWebhook, ApiError> {
+    let json = json_body(req, body)?.unwrap_or_else(|| Value::Object(Default::default()));
+    schema::validate(&json, ADD_WEBHOOK).map_err(|e| ApiError::bad_request(e.0))?;
+    let raw_url = json["webhookUrl"].as_str().unwrap_or_default();
+    if raw_url.len() > MAX_URL_LEN {
+        return Err(ApiError::bad_request(format!(
+            "webhookUrl must be at most {MAX_URL_LEN} characters"
+        )));
+    }
+    let url = Url::parse(raw_url)
+        .map_err(|e| ApiError::bad_request(format!("webhookUrl is not a valid URL: {e}")))?;
+    ssrf::check_url(&url, allow_private).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    // A name is judged by what it resolves to now; it is judged again at every delivery. One
+    // that does not resolve yet is accepted (and its deliveries retried).
+    match ssrf::resolve(&url, allow_private).await {
+        Ok(_) | Err(TargetRefused::Unresolved(_)) => {}
+        Err(refused) => return Err(ApiError::bad_request(refused.to_string())),
+    }
+    let events: Option<Vec<String>> = json
+        .get("events")
+        .and_then(|v| serde_json::from_value(v.clone()).ok());
+    let events = events::parse_events(events.as_deref())?;
+    let hmac_key = match json.get("hmacKey") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(k)) if k.is_empty() => {
+            return Err(ApiError::bad_request("hmacKey must not be empty"))
+        }
+        Some(Value::String(k)) => Some(k.clone()),
+        Some(_) => return Err(ApiError::bad_request("hmacKey must be a string")),
+    };
+    let retries = RetryPolicy::from_request(json.get("retries"))?;
+    let custom_headers: Vec<CustomHeader> = json
+        .get("customHeaders")
+        .map(|v| serde_json::from_value(v.clone()))
+        .transpose()
+        .map_err(|e| ApiError::bad_request(format!("customHeaders: {e}")))?
+        .unwrap_or_default();
+    for h in &custom_headers {
+        let name = HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| {
+            ApiError::bad_request(format!(
+                "customHeaders: `{}` is not a valid header name",
+                h.name
+            ))
+        })?;
+        if RESERVED_HEADERS.contains(&name.as_str()) || name.as_str().starts_with("x-webhook-") {
+            return Err(ApiError::bad_request(format!(
+                "customHeaders: `{}` is set by the gateway and cannot be overridden",
+                h.name
+            )));
+        }
+        HeaderValue::from_str(&h.value).map_err(|_| {
+            ApiError::bad_request(format!(
+                "customHeaders: the value of `{}` is not a valid header value",
+                h.name
+            ))
+        })?;
+    }
+    Ok(NewWebhook {
+        url,
+        events,
+        hmac_key,
+        retries,
+        custom_headers,
+    })
+}
+
+fn json_body(req: &HttpRequest, body: &[u8]) -> Result<Option<Value>, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    let is_json = req
+        .mime_type()
+        .ok()
+        .flatten()
+        .is_some_and(|m| m.subtype() == mime::JSON || m.suffix() == Some(mime::JSON));
+    if !is_json {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "Content-Type must be application/json",
+        ));
+    }
+    serde_json::from_slice(body)
+        .map(Some)
+        .map_err(|e| ApiError::bad_request(format!("malformed JSON: {e}")))
+}
+
+async fn lock_session(
+    conn: &mut sqlx::PgConnection,
+    upstream: &UpstreamSession,
+) -> Result<(), ApiError> {
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('wagw.webhooks'), hashtext($1))")
+        .bind(upstream.as_str())
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Registers (or, for a URL the session already has, replaces) a webhook. When this answers
+/// 201 the upstream already sends the events it needs to the gateway.
+pub async fn add(
+    req: HttpRequest,
+    session: web::Path<String>,
+    body: web::Bytes,
+    caller: TenantCaller,
+    proxy: web::Data<ProxyState>,
+    client: web::Data<UpstreamClient>,
+    relay: web::Data<Relay>,
+) -> HttpResponse {
+    let result = async {
+        caller.require(Scope::WebhooksWrite)?;
+        let (name, upstream) = owned(&proxy, &caller, &session).await?;
+        let new = parse_new(&req, &body, relay.allow_private).await?;
+        let tenant = caller.tenant.id;
+
+        let mut tx = proxy.pool.begin().await?;
+        lock_session(&mut tx, &upstream).await?;
+        let others: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM webhook_subscriptions WHERE tenant_id = $1 AND session_name = $2 AND url <> $3",
+        )
+        .bind(tenant)
+        .bind(name.as_str())
+        .bind(new.url.as_str())
+        .fetch_one(&mut *tx)
+        .await?;
+        if others >= MAX_PER_SESSION {
+            return Err(ApiError::conflict(format!(
+                "a session may have at most {MAX_PER_SESSION} webhooks; remove one first"
+            )));
+        }
+        let row: SubscriptionRow = sqlx::query_as(&format!(
+            "INSERT INTO webhook_subscriptions (id, tenant_id, session_name, url, events, hmac_key, \
+                 retry_policy, retry_delay_seconds, retry_attempts, custom_headers) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+             ON CONFLICT ON CONSTRAINT webhook_subscriptions_target_key DO UPDATE SET \
+                 events = EXCLUDED.events, hmac_key = EXCLUDED.hmac_key, retry_policy = EXCLUDED.retry_policy, \
+                 retry_delay_seconds = EXCLUDED.retry_delay_seconds, retry_attempts = EXCLUDED.retry_attempts, \
+                 custom_headers = EXCLUDED.custom_headers, updated_at = now() \
+             RETURNING {SUBSCRIPTION_COLUMNS}"
+        ))
+        .bind(Uuid::now_v7())
+        .bind(tenant)
+        .bind(name.as_str())
+        .bind(new.url.as_str())
+        .bind(&new.events)
+        .bind(&new.hmac_key)
+        .bind(new.retries.policy.as_str())
+        .bind(new.retries.delay_seconds)
+        .bind(new.retries.attempts)
+        .bind(sqlx::types::Json(&new.custom_headers))
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(|e| {
+            if constraint_violated(&e, "webhook_subscriptions_tenant_id_fkey") {
+                ApiError::unauthorized("invalid API key")
+            } else {
+                e.into()
+            }
+        })?;
+        let target = IngressTarget {
+            public_base: &relay.public_base,
+        };
+        registration::sync(
+            &proxy.pool,
+            &mut tx,
+            &client,
+            &proxy.quotas,
+            &caller.tenant,
+            name.as_str(),
+            &upstream,
+            &target,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(HttpResponse::Created().json(WebhookView::from(row)))
+    }
+    .await;
+    answer(result, &proxy, &caller)
+}
+
+/// Removes the webhook named by `webhookUrl` (JSON body or query), or all of the session's.
+pub async fn remove(
+    req: HttpRequest,
+    session: web::Path<String>,
+    body: web::Bytes,
+    caller: TenantCaller,
+    proxy: web::Data<ProxyState>,
+    client: web::Data<UpstreamClient>,
+    relay: web::Data<Relay>,
+) -> HttpResponse {
+    let result = async {
+        caller.require(Scope::WebhooksWrite)?;
+        let (name, upstream) = owned(&proxy, &caller, &session).await?;
+        let from_body = match json_body(&req, &body)? {
+            Some(json) => match json.get("webhookUrl") {
+                None | Some(Value::Null) => None,
+                Some(Value::String(s)) => Some(s.clone()),
+                Some(_) => return Err(ApiError::bad_request("webhookUrl must be a string")),
+            },
+            None => None,
+        };
+        let raw = from_body.or_else(|| query_param(req.query_string(), "webhookUrl"));
+        // Stored URLs are normalised by parsing; the same is done to the one named here.
+        let url = raw.map(|r| Url::parse(&r).map(String::from).unwrap_or(r));
+
+        let mut tx = proxy.pool.begin().await?;
+        lock_session(&mut tx, &upstream).await?;
+        let removed = sqlx::query(
+            "DELETE FROM webhook_subscriptions WHERE tenant_id = $1 AND session_name = $2 \
+             AND ($3::text IS NULL OR url = $3)",
+        )
+        .bind(caller.tenant.id)
+        .bind(name.as_str())
+        .bind(&url)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if let (Some(url), 0) = (&url, removed) {
+            return Err(ApiError::not_found(format!(
+                "no webhook {url} on session \"{name}\""
+            )));
+        }
+        let target = IngressTarget {
+            public_base: &relay.public_base,
+        };
+        registration::sync(
+            &proxy.pool,
+            &mut tx,
+            &client,
+            &proxy.quotas,
+            &caller.tenant,
+            name.as_str(),
+            &upstream,
+            &target,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(HttpResponse::Ok().json(serde_json::json!({ "removed": removed })))
+    }
+    .await;
+    answer(result, &proxy, &caller)
+}
+
+#[derive(Debug, Deserialize)]
+pub struct DeliveriesQuery {
+    status: Option<String>,
+    limit: Option<i64>,
+}
+
+/// One delivery: an event on its way to one webhook.
+#[derive(Debug, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DeliveryView {
+    pub id: Uuid,
+    /// The upstream event's `id`.
+    pub event_id: String,
+    pub event: String,
+    pub webhook_url: String,
+    /// `pending`, `delivered` or `failed`.
+    pub status: String,
+    pub attempts: i32,
+    pub last_status_code: Option<i32>,
+    pub last_error: Option<String>,
+    /// When the next attempt is due (pending deliveries).
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    pub last_attempt_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+const DELIVERY_SELECT: &str =
+    "SELECT d.id, e.event_id, e.event, w.url AS webhook_url, d.status, d.attempts, \
+       d.last_status AS last_status_code, d.last_error, \
+       CASE WHEN d.status = 'pending' THEN d.next_attempt_at END AS next_attempt_at, \
+       d.last_attempt_at, d.created_at, d.finished_at \
+     FROM webhook_deliveries d JOIN webhook_events e ON e.id = d.event_pk \
+     JOIN webhook_subscriptions w ON w.id = d.subscription_id";
+
+/// Recent deliveries of the session's events, newest first (`status`, `limit` up to 200).
+pub async fn deliveries(
+    session: web::Path<String>,
+    query: web::Query<DeliveriesQuery>,
+    caller: TenantCaller,
+    proxy: web::Data<ProxyState>,
+) -> HttpResponse {
+    let result = async {
+        caller.require(Scope::WebhooksRead)?;
+        let (name, _) = owned(&proxy, &caller, &session).await?;
+        if let Some(s) = &query.status {
+            if !matches!(s.as_str(), "pending" | "delivered" | "failed") {
+                return Err(ApiError::bad_request(
+                    "status must be pending, delivered or failed",
+                ));
+            }
+        }
+        let limit = query.limit.unwrap_or(50);
+        if !(1..=200).contains(&limit) {
+            return Err(ApiError::bad_request("limit must be between 1 and 200"));
+        }
+        let rows: Vec<DeliveryView> = sqlx::query_as(&format!(
+            "{DELIVERY_SELECT} WHERE d.tenant_id = $1 AND d.session_name = $2 \
+             AND ($3::text IS NULL OR d.status = $3) ORDER BY d.created_at DESC, d.id LIMIT $4"
+        ))
+        .bind(caller.tenant.id)
+        .bind(name.as_str())
+        .bind(&query.status)
+        .bind(limit)
+        .fetch_all(&proxy.pool)
+        .await?;
+        Ok(HttpResponse::Ok().json(rows))
+    }
+    .await;
+    answer(result, &proxy, &caller)
+}
+
+/// Sends a delivered or failed delivery again, from a fresh set of attempts.
+pub async fn redeliver(
+    path: web::Path<(String, String)>,
+    caller: TenantCaller,
+    proxy: web::Data<ProxyState>,
+) -> HttpResponse {
+    let result = async {
+        caller.require(Scope::WebhooksWrite)?;
+        let (session, id) = path.into_inner();
+        let (name, _) = owned(&proxy, &caller, &session).await?;
+        let not_found = || ApiError::not_found(format!("delivery {id} not found"));
+        let id = Uuid::parse_str(&id).map_err(|_| not_found())?;
+        let mut tx = proxy.pool.begin().await?;
+        let reset = sqlx::query(
+            "UPDATE webhook_deliveries SET status = 'pending', attempts = 0, next_attempt_at = now(), \
+                    finished_at = NULL \
+             WHERE id = $1 AND tenant_id = $2 AND session_name = $3 AND status <> 'pending'",
+        )
+        .bind(id)
+        .bind(caller.tenant.id)
+        .bind(name.as_str())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if reset == 0 {
+            let pending: Option<bool> = sqlx::query_scalar(
+                "SELECT true FROM webhook_deliveries WHERE id = $1 AND tenant_id = $2 AND session_name = $3",
+            )
+            .bind(id)
+            .bind(caller.tenant.id)
+            .bind(name.as_str())
+            .fetch_optional(&mut *tx)
+            .await?;
+            return Err(match pending {
+                Some(_) => ApiError::conflict("the delivery is still pending; it will be attempted on its own"),
+                None => not_found(),
+            });
+        }
+        sqlx::query("SELECT pg_notify($1, '')")
+            .bind(NOTIFY_CHANNEL)
+            .execute(&mut *tx)
+            .await?;
+        let view: DeliveryView = sqlx::query_as(&format!("{DELIVERY_SELECT} WHERE d.id = $1"))
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(HttpResponse::Accepted().json(view))
+    }
+    .await;
+    answer(result, &proxy, &caller)
+}
+
+#[derive(Debug, Deserialize)]
+pub struct AdminDeliveriesQuery {
+    tenant: Option<Uuid>,
+    status: Option<String>,
+    limit: Option<i64>,
+}
+
+/// A delivery with its owner, for admins.
+#[derive(Debug, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AdminDeliveryView {
+    pub tenant_id: Uuid,
+    pub session_name: String,
+    #[serde(flatten)]
+    #[sqlx(flatten)]
+    pub delivery: DeliveryView,
+}
+
+/// `GET /admin/v1/webhooks/deliveries`: recent deliveries of every tenant, newest first
+/// (`tenant`, `status`, `limit` up to 200).
+pub async fn admin_deliveries(
+    _admin: AdminCaller,
+    query: web::Query<AdminDeliveriesQuery>,
+    proxy: web::Data<ProxyState>,
+) -> Result<HttpResponse, ApiError> {
+    if let Some(s) = &query.status {
+        if !matches!(s.as_str(), "pending" | "delivered" | "failed") {
+            return Err(ApiError::bad_request(
+                "status must be pending, delivered or failed",
+            ));
+        }
+    }
+    let limit = query.limit.unwrap_or(50);
+    if !(1..=200).contains(&limit) {
+        return Err(ApiError::bad_request("limit must be between 1 and 200"));
+    }
+    let select = DELIVERY_SELECT.replacen("SELECT ", "SELECT d.tenant_id, d.session_name, ", 1);
+    let rows: Vec<AdminDeliveryView> = sqlx::query_as(&format!(
+        "{select} WHERE ($1::uuid IS NULL OR d.tenant_id = $1) \
+         AND ($2::text IS NULL OR d.status = $2) ORDER BY d.created_at DESC, d.id LIMIT $3"
+    ))
+    .bind(query.tenant)
+    .bind(&query.status)
+    .bind(limit)
+    .fetch_all(&proxy.pool)
+    .await?;
+    Ok(HttpResponse::Ok().json(rows))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::test::TestRequest;
+
+    async fn parse(body: Value, allow_private: bool) -> Result<NewWebhook, ApiError> {
+        let req = TestRequest::post()
+            .insert_header(("content-type", "application/json"))
+            .to_http_request();
+        parse_new(&req, body.to_string().as_bytes(), allow_private).await
+    }
+
+    #[actix_web::test]
+    async fn defaults_follow_the_seed() {
+        let new = parse(
+            serde_json::json!({"webhookUrl": "https://example.com/hook"}),
+            false,
+        )
+        .await
+        .unwrap();
+        assert_eq!(new.events, vec!["message"]);
+        assert_eq!(new.retries, RetryPolicy::default());
+        assert!(new.hmac_key.is_none() && new.custom_headers.is_empty());
+    }
+
+    #[actix_web::test]
+    async fn unknown_events_are_refused_with_the_valid_ones() {
+        let err = parse(
+            serde_json::json!({"webhookUrl": "https://example.com/", "events": ["message", "nope"]}),
+            false,
+        )
+        .await
+        .err()
+        .unwrap();
+        assert_eq!(err.status(), StatusCode::BAD_REQUEST);
+        assert!(err.message().contains("nope") && err.message().contains("message.reaction"));
+    }
+
+    #[actix_web::test]
+    async fn urls_must_be_http_and_not_internal_unless_allowed() {
+        for url in [
+            "ftp://example.com/x",
+            "http://169.254.169.254/latest/meta-data/",
+            "http://127.0.0.1:8080/hook",
+            "http://[fd00::1]/hook",
+            "http://localhost/hook",
+        ] {
+            let err = parse(serde_json::json!({ "webhookUrl": url }), false)
+                .await
+                .err()
+                .unwrap_or_else(|| panic!("{url} accepted"));
+            assert_eq!(err.status(), StatusCode::BAD_REQUEST, "{url}");
+        }
+        assert!(parse(
+            serde_json::json!({"webhookUrl": "http://127.0.0.1:8080/hook"}),
+            true
+        )
+        .await
+        .is_ok());
+    }
+
+    #[actix_web::test]
+    async fn gateway_headers_cannot_be_overridden() {
+        for name in ["X-Webhook-Hmac", "Content-Type", "Host", "bad header"] {
+            let err = parse(
+                serde_json::json!({"webhookUrl": "https://example.com/",
+                    "customHeaders": [{"name": name, "value": "x"}]}),
+                false,
+            )
+            .await
+            .err()
+            .unwrap_or_else(|| panic!("{name} accepted"));
+            assert_eq!(err.status(), StatusCode::BAD_REQUEST, "{name}");
+        }
+        let ok = parse(
+            serde_json::json!({"webhookUrl": "https://example.com/",
+                "customHeaders": [{"name": "Authorization", "value": "Bearer t"}]}),
+            false,
+        )
+        .await
+        .unwrap();
+        assert_eq!(ok.custom_headers[0].value, "Bearer t");
+    }
+
+    #[test]
+    fn views_hide_header_values() {
+        let view = WebhookView::from((
+            Uuid::nil(),
+            "https://example.com/".to_owned(),
+            vec!["message".to_owned()],
+            true,
+            "linear".to_owned(),
+            3,
+            4,
+            sqlx::types::Json(vec![CustomHeader {
+                name: "Authorization".into(),
+                value: "Bearer secret".into(),
+            }]),
+            Utc::now(),
+        ));
+        let json = serde_json::to_string(&view).unwrap();
+        assert!(!json.contains("secret"), "{json}");
+        assert!(json.contains(r#""signed":true"#));
+    }
+}
