@@ -125,7 +125,11 @@ impl Application {
             .unwrap_or_else(|| secrecy::SecretString::from("sandbox"));
         auth::bootstrap::ensure_first_admin(&pool, &config).await?;
         let auth = Arc::new(Auth::new(pool.clone(), &config.admin).await?);
-        let background = vec![quotas.spawn_flusher(), auth.spawn_listener()];
+        let background = vec![
+            quotas.spawn_flusher(),
+            auth.spawn_listener(),
+            proxy.sessions.spawn_listener(),
+        ];
         let auth = web::Data::from(auth);
 
         let config = Arc::new(config);
