@@ -4,7 +4,11 @@ mod helpers;
 
 mod admin;
 mod embedded_db;
+mod forwarding;
 mod foundation;
+mod idempotency;
 mod sim;
 mod tenancy_support;
 mod tenant_auth;
+mod upstream_failures;
+mod validation;
