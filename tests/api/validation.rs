@@ -55,7 +55,8 @@ async fn session_names_are_checked_at_creation_and_start_is_not_a_session() {
             .await;
         assert_eq!(res.status(), 201, "{good}");
     }
-    // No body at all: the hosted API's default name.
+    // No body at all: the hosted API's default name, sent upstream as typed JSON.
+    app.clear_sim_log().await;
     let res = app
         .call(&tenant, Method::POST, "/v1/sessions")
         .send()
@@ -64,6 +65,12 @@ async fn session_names_are_checked_at_creation_and_start_is_not_a_session() {
     assert_eq!(res.status(), 201);
     let info: Value = res.json().await.unwrap();
     assert_eq!(info["name"], "default");
+    let upstream = app.upstream_name(&tenant, "default").await;
+    let log = app.sim_log().await;
+    assert_eq!(log.len(), 1);
+    assert_eq!(log[0]["headers"]["content-type"], "application/json");
+    let sent: Value = serde_json::from_str(log[0]["body"].as_str().unwrap()).unwrap();
+    assert_eq!(sent, json!({"name": upstream}));
     let again = app
         .tenant_post(&tenant, "/v1/sessions", json!({"name": "default"}))
         .await;
