@@ -344,7 +344,10 @@ async fn forward(
     match &session {
         Some((name, upstream)) => rename_strings(&mut value, upstream.as_str(), name.as_str()),
         None if endpoint.handling == Handling::ListSessions => {
-            value = own_sessions_only(value, &state.sessions.list(tenant).await?);
+            // A key limited to some sessions sees only those.
+            let mut owned = state.sessions.list(tenant).await?;
+            owned.retain(|s| inbound.caller.may_use_session(&s.name));
+            value = own_sessions_only(value, &owned);
         }
         None => {}
     }
