@@ -129,7 +129,11 @@ impl Application {
             .unwrap_or_else(|| secrecy::SecretString::from("sandbox"));
         auth::bootstrap::ensure_first_admin(&pool, &config).await?;
         let auth = Arc::new(Auth::new(pool.clone(), &config.admin).await?);
-        let background = vec![quotas.spawn_flusher(), auth.spawn_listener()];
+        let background = vec![
+            quotas.spawn_flusher(),
+            auth.spawn_listener(),
+            proxy.sessions.spawn_listener(),
+        ];
         let auth = web::Data::from(auth);
         let public_base = webhook_public_base(&config, port);
         let wake = Arc::new(tokio::sync::Notify::new());

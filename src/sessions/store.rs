@@ -4,13 +4,18 @@ use super::{SessionName, UpstreamSession};
 use crate::db::constraint_violated;
 use crate::error::ApiError;
 use moka::future::Cache;
+use sqlx::postgres::PgListener;
 use sqlx::PgPool;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 use uuid::Uuid;
 
-/// Ownership rarely changes; a short TTL bounds staleness on other replicas, and deletions
-/// are also announced (see `crate::invalidation`).
+/// Ownership rarely changes; every change is announced on `CHANNEL` so each replica drops
+/// what it cached at once, and a short TTL bounds staleness should a notification be lost.
 const CACHE_TTL: Duration = Duration::from_secs(30);
+/// The channel replicas announce ownership changes on (payload `tenant_id:name`).
+pub const CHANNEL: &str = "wagw_sessions";
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct OwnedSession {
@@ -31,6 +36,8 @@ pub struct TenantSession {
 pub struct SessionStore {
     pool: PgPool,
     cache: Cache<(Uuid, String), UpstreamSession>,
+    /// Bumped on every announcement, so a look-up that raced a change is not cached.
+    generation: Arc<AtomicU64>,
 }
 
 impl SessionStore {
@@ -41,6 +48,7 @@ impl SessionStore {
                 .max_capacity(100_000)
                 .time_to_live(CACHE_TTL)
                 .build(),
+            generation: Arc::new(AtomicU64::new(0)),
         }
     }
 
@@ -54,6 +62,7 @@ impl SessionStore {
         if let Some(hit) = self.cache.get(&key).await {
             return Ok(Some(hit));
         }
+        let generation = self.generation.load(Ordering::SeqCst);
         let found: Option<String> = sqlx::query_scalar(
             "SELECT upstream_name FROM sessions WHERE tenant_id = $1 AND name = $2",
         )
@@ -64,7 +73,11 @@ impl SessionStore {
         // Misses are not cached: a session created a moment later must be usable at once.
         let found = found.map(UpstreamSession::from_db);
         if let Some(upstream) = &found {
-            self.cache.insert(key, upstream.clone()).await;
+            self.cache.insert(key.clone(), upstream.clone()).await;
+            if self.generation.load(Ordering::SeqCst) != generation {
+                // A change was announced while we read: serve this call, but do not keep it.
+                self.cache.invalidate(&key).await;
+            }
         }
         Ok(found)
     }
@@ -146,12 +159,69 @@ impl SessionStore {
             .bind(name.as_str())
             .execute(&self.pool)
             .await?;
-        self.invalidate(tenant, name.as_str()).await;
+        self.changed(tenant, name.as_str()).await;
         Ok(())
     }
 
+    /// Drops the tenant's cached session here.
     pub async fn invalidate(&self, tenant: Uuid, name: &str) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
         self.cache.invalidate(&(tenant, name.to_owned())).await;
+    }
+
+    /// Drops the entry here at once and announces the change to every replica. A lost
+    /// announcement is logged, not fatal: the TTL bounds how long another replica may lag.
+    async fn changed(&self, tenant: Uuid, name: &str) {
+        self.invalidate(tenant, name).await;
+        let announced = sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(CHANNEL)
+            .bind(format!("{tenant}:{name}"))
+            .execute(&self.pool)
+            .await;
+        if let Err(e) = announced {
+            tracing::warn!("announcing a session ownership change: {e}");
+        }
+    }
+
+    /// Listens for announcements from every replica (this one included) until aborted.
+    pub fn spawn_listener(&self) -> tokio::task::JoinHandle<()> {
+        let store = self.clone();
+        tokio::spawn(async move {
+            loop {
+                if let Err(e) = store.listen().await {
+                    tracing::warn!("session change listener failed, reconnecting: {e:#}");
+                }
+                // Anything may have changed while we were not listening.
+                store.forget_everything();
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        })
+    }
+
+    fn forget_everything(&self) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        self.cache.invalidate_all();
+    }
+
+    async fn listen(&self) -> anyhow::Result<()> {
+        let mut listener = PgListener::connect_with(&self.pool).await?;
+        listener.listen(CHANNEL).await?;
+        self.forget_everything();
+        loop {
+            match listener.try_recv().await? {
+                Some(note) => match note
+                    .payload()
+                    .split_once(':')
+                    .and_then(|(t, n)| Some((t.parse::<Uuid>().ok()?, n)))
+                {
+                    Some((tenant, name)) => self.invalidate(tenant, name).await,
+                    None => tracing::warn!("ignoring an unknown session change notification"),
+                },
+                // The connection dropped (it reconnects on the next call): announcements may
+                // have been missed meanwhile.
+                None => self.forget_everything(),
+            }
+        }
     }
 
     /// Records an upstream session that already exists as the tenant's, under the tenant's
@@ -172,7 +242,12 @@ impl SessionStore {
         .execute(&self.pool)
         .await;
         match inserted {
-            Ok(_) => Ok(()),
+            Ok(_) => {
+                // Misses are not cached, but announce anyway: the name may have been cached
+                // for an upstream session deleted a moment ago.
+                self.changed(tenant, name.as_str()).await;
+                Ok(())
+            }
             Err(e) if constraint_violated(&e, "sessions_tenant_name_key") => Err(
                 ApiError::conflict(format!("the tenant already has a session `{name}`")),
             ),
@@ -201,7 +276,7 @@ impl SessionStore {
         .fetch_optional(&self.pool)
         .await?;
         if let Some((tenant, name)) = &owner {
-            self.invalidate(*tenant, name).await;
+            self.changed(*tenant, name).await;
         }
         Ok(owner)
     }

@@ -4,7 +4,9 @@
 
 use super::client::{UpstreamAnswer, UpstreamCall, UpstreamClient, FORWARDED_ANSWER_HEADERS};
 use super::endpoints::{Endpoint, Handling, SessionIn};
-use super::rewrite::{query_param, rename_strings, replace_path_segment, set_query_param};
+use super::rewrite::{
+    query_param, rename_in_text, rename_strings, replace_path_segment, set_query_param,
+};
 use super::schema;
 use crate::auth::TenantCaller;
 use crate::error::{ApiError, ErrorBody};
@@ -31,8 +33,8 @@ pub struct ProxyState {
     pub pool: PgPool,
     pub sessions: SessionStore,
     pub quotas: Arc<Quotas>,
-    /// `contacts/check-exists` answers per tenant and phone number.
-    check_exists: Cache<(Uuid, String), Bytes>,
+    /// `contacts/check-exists` answers per tenant, session and phone number.
+    check_exists: Cache<(Uuid, String, String), Bytes>,
     /// How long a concurrent twin of an idempotent request waits for the first one's answer.
     idempotency_wait: Duration,
 }
@@ -138,8 +140,14 @@ async fn serve(
     validate(&inbound)?;
 
     if endpoint.handling == Handling::CheckExists {
-        let phone = query_param(req.query_string(), "phone").unwrap_or_default();
-        if let Some(cached) = state.check_exists.get(&(tenant, phone)).await {
+        if let Some(cached) = state
+            .check_exists
+            .get(&check_exists_key(
+                &inbound,
+                upstream_session.as_ref().and_then(|(_, u)| u.as_ref()),
+            ))
+            .await
+        {
             return Ok(HttpResponse::Ok()
                 .content_type(mime::APPLICATION_JSON)
                 .body(cached));
@@ -257,11 +265,20 @@ async fn forward(
         .extensions()
         .get::<RequestId>()
         .map(|r| r.0.clone());
+    // A body the gateway serialised goes as JSON whatever the tenant declared (an empty
+    // `POST /v1/sessions` declares nothing, and the upstream would ignore an untyped body).
+    let mut headers = inbound.req.headers().clone();
+    if inbound.json.is_some() && call_body.is_some() {
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+    }
     let call = UpstreamCall {
         method: endpoint.method.clone(),
         path_and_query,
         body: call_body,
-        headers: inbound.req.headers(),
+        headers: &headers,
         request_id: request_id.as_deref(),
         route: endpoint.path,
         retryable: endpoint.retryable(),
@@ -327,23 +344,47 @@ async fn forward(
     match &session {
         Some((name, upstream)) => rename_strings(&mut value, upstream.as_str(), name.as_str()),
         None if endpoint.handling == Handling::ListSessions => {
-            value = own_sessions_only(value, &state.sessions.list(tenant).await?);
+            // A key limited to some sessions sees only those.
+            let mut owned = state.sessions.list(tenant).await?;
+            owned.retain(|s| inbound.caller.may_use_session(&s.name));
+            value = own_sessions_only(value, &owned);
         }
         None => {}
     }
     if !status.is_success() {
+        if let Some((name, upstream)) = &session {
+            // Error messages quote the session inside their text: rename it there too.
+            if let Some(message) = value.get_mut("message") {
+                rename_message(message, upstream.as_str(), name.as_str());
+            }
+        }
         let body = error_answer(status, Some(&value));
         return Ok(buffered(status, body, &answer, true));
     }
     let body = Bytes::from(serde_json::to_vec(&value).map_err(ApiError::internal)?);
     if endpoint.handling == Handling::CheckExists {
-        let phone = query_param(inbound.req.query_string(), "phone").unwrap_or_default();
-        state
-            .check_exists
-            .insert((tenant, phone), body.clone())
-            .await;
+        let key = check_exists_key(inbound, session.as_ref().map(|(_, u)| u));
+        state.check_exists.insert(key, body.clone()).await;
     }
     Ok(buffered(status, body, &answer, true))
+}
+
+fn rename_message(message: &mut Value, from: &str, to: &str) {
+    match message {
+        Value::String(s) => *s = rename_in_text(s, from, to),
+        Value::Array(parts) => parts.iter_mut().for_each(|p| rename_message(p, from, to)),
+        _ => {}
+    }
+}
+
+/// Cached check-exists answers are per tenant, upstream session and phone number.
+fn check_exists_key(
+    inbound: &Inbound<'_>,
+    session: Option<&UpstreamSession>,
+) -> (Uuid, String, String) {
+    let upstream = session.map(|u| u.as_str().to_owned()).unwrap_or_default();
+    let phone = query_param(inbound.req.query_string(), "phone").unwrap_or_default();
+    (inbound.caller.tenant.id, upstream, phone)
 }
 
 fn parse_body(

@@ -13,6 +13,33 @@ pub fn rename_strings(value: &mut Value, from: &str, to: &str) {
     }
 }
 
+/// Replaces `from` with `to` inside free text (an upstream error message such as
+/// `Session "gw_x" does not exist`), only where it stands as a whole name: not inside a longer
+/// run of session-name characters, so an adopted session called `default` does not rewrite
+/// "defaults".
+pub fn rename_in_text(text: &str, from: &str, to: &str) -> String {
+    if from.is_empty() {
+        return text.to_owned();
+    }
+    let is_name_char = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-';
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    let mut before: Option<char> = None;
+    while let Some(at) = rest.find(from) {
+        let head = &rest[..at];
+        let tail = &rest[at + from.len()..];
+        let prev = head.chars().next_back().or(before);
+        let bounded =
+            !prev.is_some_and(is_name_char) && !tail.chars().next().is_some_and(is_name_char);
+        out.push_str(head);
+        out.push_str(if bounded { to } else { from });
+        before = from.chars().next_back();
+        rest = tail;
+    }
+    out.push_str(rest);
+    out
+}
+
 /// Rewrites the `{session}` segment of `raw_path` (as received, still percent-encoded),
 /// found at the same position as in `template`.
 pub fn replace_path_segment(template: &str, raw_path: &str, param: &str, with: &str) -> String {
@@ -57,6 +84,19 @@ mod tests {
             v,
             json!({"name": "default", "list": ["default", "gw_xy"], "nested": {"session": "default", "n": 1}})
         );
+    }
+
+    #[test]
+    fn renames_whole_names_inside_text_only() {
+        assert_eq!(
+            rename_in_text(r#"Session "gw_x1" does not exist"#, "gw_x1", "default"),
+            r#"Session "default" does not exist"#
+        );
+        assert_eq!(
+            rename_in_text("default, defaults; default", "default", "bot"),
+            "bot, defaults; bot"
+        );
+        assert_eq!(rename_in_text("gw_x1gw_x1", "gw_x1", "a"), "gw_x1gw_x1");
     }
 
     #[test]

@@ -4,9 +4,13 @@ mod helpers;
 
 mod admin;
 mod embedded_db;
+mod forwarding;
 mod foundation;
+mod idempotency;
 mod openapi;
 mod sim;
 mod tenancy_support;
 mod tenant_auth;
+mod upstream_failures;
+mod validation;
 mod webhooks;
