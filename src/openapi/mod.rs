@@ -103,6 +103,7 @@ fn build() -> OpenApi {
     doc.merge(upstream_paths::document());
     doc.merge(crate::tenancy::TenancyApi::openapi());
     doc.merge(crate::sessions::admin::SessionsAdminApi::openapi());
+    doc.merge(crate::webhooks::WebhooksApi::openapi());
     doc.info = InfoBuilder::new()
         .title("wa-gateway")
         .version(env!("CARGO_PKG_VERSION"))

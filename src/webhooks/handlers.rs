@@ -43,6 +43,15 @@ const RESERVED_HEADERS: &[&str] = &[
 /// Shown instead of a custom header's value: those are often credentials.
 const HIDDEN: &str = "********";
 
+/// The OpenAPI description of the relay's own routes (the three webhook rows of the route table
+/// are documented from the table).
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    paths(deliveries, redeliver, admin_deliveries),
+    components(schemas(DeliveryView, AdminDeliveryView))
+)]
+pub struct WebhooksApi;
+
 /// A webhook as the tenant sees it: never its `hmacKey`, nor its headers' values.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -445,7 +454,24 @@ const DELIVERY_SELECT: &str =
      FROM webhook_deliveries d JOIN webhook_events e ON e.id = d.event_pk \
      JOIN webhook_subscriptions w ON w.id = d.subscription_id";
 
-/// Recent deliveries of the session's events, newest first (`status`, `limit` up to 200).
+/// Recent deliveries of the session's events, newest first (gateway addition).
+#[utoipa::path(
+    get,
+    path = "/v1/sessions/{session}/webhooks/deliveries",
+    tag = "Webhooks",
+    operation_id = "listWebhookDeliveries",
+    params(
+        ("session" = String, Path, description = "Session name", example = "default"),
+        ("status" = Option<String>, Query, description = "`pending`, `delivered` or `failed`"),
+        ("limit" = Option<i64>, Query, description = "At most this many (1 to 200, default 50)"),
+    ),
+    responses(
+        (status = 200, description = "Recent deliveries, newest first", body = [DeliveryView]),
+        (status = 400, description = "A bad status or limit", body = crate::error::ErrorBody),
+        (status = 403, description = "The key lacks `webhooks:read`", body = crate::error::ErrorBody),
+        (status = 404, description = "No such session", body = crate::error::ErrorBody),
+    )
+)]
 pub async fn deliveries(
     session: web::Path<String>,
     query: web::Query<DeliveriesQuery>,
@@ -482,7 +508,23 @@ pub async fn deliveries(
     answer(result, &proxy, &caller)
 }
 
-/// Sends a delivered or failed delivery again, from a fresh set of attempts.
+/// Sends a delivered or failed delivery again, from a fresh set of attempts (gateway addition).
+#[utoipa::path(
+    post,
+    path = "/v1/sessions/{session}/webhooks/deliveries/{id}/redeliver",
+    tag = "Webhooks",
+    operation_id = "redeliverWebhook",
+    params(
+        ("session" = String, Path, description = "Session name", example = "default"),
+        ("id" = String, Path, description = "The delivery's id"),
+    ),
+    responses(
+        (status = 202, description = "Queued for delivery again", body = DeliveryView),
+        (status = 403, description = "The key lacks `webhooks:write`", body = crate::error::ErrorBody),
+        (status = 404, description = "No such session or delivery", body = crate::error::ErrorBody),
+        (status = 409, description = "The delivery is still pending", body = crate::error::ErrorBody),
+    )
+)]
 pub async fn redeliver(
     path: web::Path<(String, String)>,
     caller: TenantCaller,
@@ -553,8 +595,22 @@ pub struct AdminDeliveryView {
     pub delivery: DeliveryView,
 }
 
-/// `GET /admin/v1/webhooks/deliveries`: recent deliveries of every tenant, newest first
-/// (`tenant`, `status`, `limit` up to 200).
+/// Recent webhook deliveries of every tenant, newest first.
+#[utoipa::path(
+    get,
+    path = "/admin/v1/webhooks/deliveries",
+    tag = "Admin",
+    operation_id = "adminListWebhookDeliveries",
+    params(
+        ("tenant" = Option<Uuid>, Query, description = "Only this tenant's"),
+        ("status" = Option<String>, Query, description = "`pending`, `delivered` or `failed`"),
+        ("limit" = Option<i64>, Query, description = "At most this many (1 to 200, default 50)"),
+    ),
+    responses(
+        (status = 200, description = "Recent deliveries, newest first", body = [AdminDeliveryView]),
+        (status = 400, description = "A bad status or limit", body = crate::error::ErrorBody),
+    )
+)]
 pub async fn admin_deliveries(
     _admin: AdminCaller,
     query: web::Query<AdminDeliveriesQuery>,

@@ -20,6 +20,7 @@
 pub mod delivery;
 pub mod events;
 mod handlers;
+pub use handlers::WebhooksApi;
 mod ingress;
 pub mod outbox;
 pub mod policy;
