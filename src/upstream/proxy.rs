@@ -395,9 +395,16 @@ fn parse_body(
     if endpoint.body.is_none() {
         return Ok(None);
     }
+    // An empty body is an empty object: validation then names the first required field.
+    Ok(Some(
+        json_body(req, body)?.unwrap_or_else(|| Value::Object(Default::default())),
+    ))
+}
+
+/// A JSON request body: `None` when empty, 415 for another content type, 400 when malformed.
+pub fn json_body(req: &HttpRequest, body: &[u8]) -> Result<Option<Value>, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
-        // An empty body is an empty object: validation then names the first required field.
-        return Ok(Some(Value::Object(Default::default())));
+        return Ok(None);
     }
     let is_json = req
         .mime_type()

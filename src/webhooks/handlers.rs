@@ -12,11 +12,11 @@ use crate::db::constraint_violated;
 use crate::error::ApiError;
 use crate::sessions::{SessionName, UpstreamSession};
 use crate::upstream::endpoints::ADD_WEBHOOK;
+use crate::upstream::proxy::json_body;
 use crate::upstream::rewrite::query_param;
 use crate::upstream::{schema, ProxyState, UpstreamClient};
 use actix_web::http::header::{HeaderName, HeaderValue};
-use actix_web::http::StatusCode;
-use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -243,25 +243,6 @@ async fn parse_new(
     })
 }
 
-fn json_body(req: &HttpRequest, body: &[u8]) -> Result<Option<Value>, ApiError> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(None);
-    }
-    let is_json = req
-        .mime_type()
-        .ok()
-        .flatten()
-        .is_some_and(|m| m.subtype() == mime::JSON || m.suffix() == Some(mime::JSON));
-    if !is_json {
-        return Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "Content-Type must be application/json",
-        ));
-    }
-    serde_json::from_slice(body)
-        .map(Some)
-        .map_err(|e| ApiError::bad_request(format!("malformed JSON: {e}")))
-}
 
 async fn lock_session(
     conn: &mut sqlx::PgConnection,
@@ -643,6 +624,7 @@ pub async fn admin_deliveries(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use actix_web::http::StatusCode;
     use actix_web::test::TestRequest;
 
     async fn parse(body: Value, allow_private: bool) -> Result<NewWebhook, ApiError> {
