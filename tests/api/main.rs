@@ -5,6 +5,8 @@ mod helpers;
 mod admin;
 mod embedded_db;
 mod foundation;
+mod quota_limits;
+mod quotas;
 mod sim;
 mod tenancy_support;
 mod tenant_auth;
