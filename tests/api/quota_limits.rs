@@ -228,7 +228,7 @@ fn has_quota_headers(a: &Answer, monthly: i64, rate: i32) {
     let remaining: i64 = h("x-ratelimit-requests-remaining").parse().unwrap();
     assert!((0..=monthly).contains(&remaining));
     let reset: u64 = h("x-ratelimit-requests-reset").parse().unwrap();
-    assert!(reset >= 1 && reset <= 31 * 86400);
+    assert!((1..=31 * 86400).contains(&reset));
     assert_eq!(h("ratelimit-policy"), format!("{rate};w=1"));
     assert!(
         h("ratelimit").starts_with(&format!("limit={rate}, remaining=")),
