@@ -74,7 +74,9 @@ send_body() { printf '{"session":"%s","chatId":"1234567890","text":"benchmark"}'
 # run NAME URL METHOD BODY HEADER_NAME HEADER_VALUE -> "rps p50_ms p99_ms"
 run() {
   local out
-  out=$(METHOD=$3 BODY=$4 HEADER_NAME=$5 HEADER_VALUE=$6 \
+  local host=""
+  [ "$5" = x-rapidapi-key ] && host=$HOST
+  out=$(METHOD=$3 BODY=$4 HEADER_NAME=$5 HEADER_VALUE=$6 UPSTREAM_HOST=$host \
     wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -s bench/request.lua "$2")
   echo "$out" >"$work/wrk-$1.txt"
   python3 - "$work/wrk-$1.txt" <<'PY'
@@ -107,12 +109,12 @@ done
 added="skipped: oha not installed (cargo install oha --locked)"
 if command -v oha >/dev/null 2>&1; then
   half=$(( ${result[gateway,sendText]%% *} / 2 ))
-  p99_at() { # URL HEADER BODY
-    oha --no-tui -q "$half" -z "$DURATION" -c "$CONNECTIONS" -m POST -H "$2" -H 'content-type: application/json' \
+  p99_at() { # URL HEADER BODY [HEADER]
+    oha --no-tui -q "$half" -z "$DURATION" -c "$CONNECTIONS" -m POST -H "$2" -H "${4:-x-bench: 1}" -H 'content-type: application/json' \
       -d "$3" --output-format json "$1" 2>/dev/null |
       python3 -c 'import json,sys; print("%.3f" % (json.load(sys.stdin)["latencyPercentiles"]["p99"] * 1000))'
   }
-  sim_p99=$(p99_at "http://127.0.0.1:$SIM_PORT/v1/sendText" "x-rapidapi-key: $KEY" "$(send_body "$UPSTREAM_SESSION")")
+  sim_p99=$(p99_at "http://127.0.0.1:$SIM_PORT/v1/sendText" "x-rapidapi-key: $KEY" "$(send_body "$UPSTREAM_SESSION")" "x-rapidapi-host: $HOST")
   gw_p99=$(p99_at "http://127.0.0.1:$GW_PORT/v1/sendText" "x-api-key: $TENANT_KEY" "$(send_body default)")
   added=$(python3 -c "print('%.3f ms (p99 %s ms through the gateway, %s ms direct, at %d req/s)' % ($gw_p99 - $sim_p99, '$gw_p99', '$sim_p99', $half))")
 fi
@@ -144,6 +146,7 @@ print("wrk, %s per run, %s connections, 2 threads; %s; %s UTC." % (duration, con
 PY
 )
 echo "$report"
+mkdir -p docs
 {
   echo "# Benchmarks"
   echo

@@ -9,3 +9,8 @@ local name = os.getenv("HEADER_NAME")
 if name and name ~= "" then
   wrk.headers[name] = os.getenv("HEADER_VALUE")
 end
+-- The simulator, called directly, wants the marketplace host header too (nginx adds it).
+local host = os.getenv("UPSTREAM_HOST")
+if host and host ~= "" then
+  wrk.headers["x-rapidapi-host"] = host
+end

@@ -46,10 +46,13 @@ pub struct Admission {
     took_month: bool,
     took_rate: Option<u32>,
     took_upstream_month: bool,
+    /// The upstream budget's slot, held until the call is settled.
+    slot: Option<i32>,
     pub rate_remaining: Option<u32>,
 }
 
 pub struct Quotas {
+    pool: PgPool,
     monthly: MonthlyQuotas,
     rates: RateLimits,
     gate: Option<Arc<UpstreamGate>>,
@@ -100,6 +103,7 @@ impl Quotas {
             None => None,
         };
         Ok(Self {
+            pool: pool.clone(),
             monthly: MonthlyQuotas::new(pool.clone(), MAX_LEASE),
             rates: RateLimits::new(pool.clone()),
             gate,
@@ -131,6 +135,7 @@ impl Quotas {
             took_month: false,
             took_rate: None,
             took_upstream_month: false,
+            slot: None,
             rate_remaining: None,
         };
         let subject = tenant.id.to_string();
@@ -207,9 +212,11 @@ impl Quotas {
         }
 
         if let Some(gate) = &self.gate {
-            if let Err(refusal) = gate.acquire(tenant.id).await {
-                self.cancel(admission).await;
-                return Err(match refusal {
+            match gate.acquire(tenant.id).await {
+                Ok(slot) => admission.slot = Some(slot),
+                Err(refusal) => {
+                    self.cancel(admission).await;
+                    return Err(match refusal {
                     GateRefusal::Busy => refused(
                         self,
                         "upstream_rate",
@@ -223,13 +230,19 @@ impl Quotas {
                     ),
                     GateRefusal::Unavailable(e) => quota_unavailable(e),
                 });
+                }
             }
         }
         Ok(admission)
     }
 
-    /// The call was forwarded: it counts.
+    /// The call was forwarded (and answered, or failed after sending): it counts.
     pub fn commit(&self, admission: Admission) {
+        if let (Some(slot), Some(gate)) = (admission.slot, &self.gate) {
+            let gate = gate.clone();
+            // Off the answer's path: a late release only holds the slot a little longer.
+            tokio::spawn(async move { gate.release(slot).await });
+        }
         self.usage.record_call(
             admission.tenant,
             self.clock.now().date_naive(),
@@ -248,6 +261,9 @@ impl Quotas {
         }
         if let Some(rate) = admission.took_rate {
             self.rates.give_back(&subject, rate).await;
+        }
+        if let (Some(slot), Some(gate)) = (admission.slot, &self.gate) {
+            gate.release(slot).await;
         }
     }
 
@@ -339,10 +355,26 @@ impl Quotas {
         self.usage.flush().await;
     }
 
-    /// Graceful shutdown: usage written, unspent leases handed back.
+    /// Graceful shutdown: usage written, unspent leases handed back. Over a connection of its
+    /// own: the pool's connections were opened on the HTTP workers' runtimes, which are gone
+    /// by now, so they can no longer be used.
     pub async fn shutdown(&self) {
-        self.usage.flush().await;
-        self.monthly.return_all().await;
+        let options = (*self.pool.connect_options()).clone();
+        let pool = match sqlx::postgres::PgPoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_with(options)
+            .await
+        {
+            Ok(pool) => pool,
+            Err(e) => {
+                tracing::warn!("shutdown: the database is unreachable; unwritten usage and unspent leases are lost: {e}");
+                return;
+            }
+        };
+        self.usage.flush_on(&pool).await;
+        self.monthly.return_all(&pool).await;
+        pool.close().await;
     }
 
     /// Starts the once-a-second usage flush.

@@ -94,7 +94,7 @@ impl MonthlyQuotas {
             }
         };
         if let Some(old) = retired {
-            self.hand_back(subject, month, &old).await;
+            hand_back(&self.pool, subject, month, &old).await;
         }
         self.lease(subject, month)
     }
@@ -130,8 +130,7 @@ impl MonthlyQuotas {
     }
 
     /// Reserves a block: at most `max_block`, a quarter of what is left when that is smaller,
-    /// and never less than one while anything is left. One statement: the row lock orders
-    /// replicas, so the sum of blocks never exceeds the allowance.
+    /// and never less than one while anything is left.
     async fn reserve(
         &self,
         subject: &str,
@@ -139,32 +138,41 @@ impl MonthlyQuotas {
         limit: i64,
         lease: &Lease,
     ) -> Result<i64, sqlx::Error> {
-        sqlx::query(
-            "INSERT INTO quota_months (subject, month) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-        )
-        .bind(subject)
-        .bind(month)
-        .execute(&self.pool)
-        .await?;
-        let row: (i64, i64, i64) = sqlx::query_as(
-            "WITH current AS (
-                 SELECT leased, bonus FROM quota_months WHERE subject = $1 AND month = $2 FOR UPDATE
-             ), block AS (
-                 SELECT CASE WHEN leased < $3 + bonus
-                             THEN LEAST($4, GREATEST(($3 + bonus - leased) / 4, 1))
-                             ELSE 0 END AS n
-                 FROM current
-             )
-             UPDATE quota_months q SET leased = q.leased + block.n
-             FROM block WHERE q.subject = $1 AND q.month = $2
-             RETURNING block.n, q.leased, $3 + q.bonus",
-        )
-        .bind(subject)
-        .bind(month)
-        .bind(limit)
-        .bind(self.max_block)
-        .fetch_one(&self.pool)
-        .await?;
+        // The month's row exists after its first reservation: one statement then. The row
+        // lock of the UPDATE orders replicas, so the sum of blocks never exceeds the allowance.
+        let reserve = || {
+            sqlx::query_as::<_, (i64, i64, i64)>(
+                "WITH current AS (
+                     SELECT leased, bonus FROM quota_months WHERE subject = $1 AND month = $2 FOR UPDATE
+                 ), block AS (
+                     SELECT CASE WHEN leased < $3 + bonus
+                                 THEN LEAST($4, GREATEST(($3 + bonus - leased) / 4, 1))
+                                 ELSE 0 END AS n
+                     FROM current
+                 )
+                 UPDATE quota_months q SET leased = q.leased + block.n
+                 FROM block WHERE q.subject = $1 AND q.month = $2
+                 RETURNING block.n, q.leased, $3 + q.bonus",
+            )
+            .bind(subject)
+            .bind(month)
+            .bind(limit)
+            .bind(self.max_block)
+            .fetch_optional(&self.pool)
+        };
+        let row = match reserve().await? {
+            Some(row) => row,
+            None => {
+                sqlx::query(
+                    "INSERT INTO quota_months (subject, month) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                )
+                .bind(subject)
+                .bind(month)
+                .execute(&self.pool)
+                .await?;
+                reserve().await?.ok_or(sqlx::Error::RowNotFound)?
+            }
+        };
         let (granted, leased, allowance) = row;
         lease.leased.store(leased, Ordering::Release);
         lease.allowance.store(allowance, Ordering::Release);
@@ -194,8 +202,8 @@ impl MonthlyQuotas {
             .map_or(0, |l| l.available.load(Ordering::Acquire))
     }
 
-    /// Hands every unspent lease back (graceful shutdown).
-    pub async fn return_all(&self) {
+    /// Hands every unspent lease back over `pool` (graceful shutdown).
+    pub async fn return_all(&self, pool: &PgPool) {
         let held: Vec<((String, String), Arc<Lease>)> = self
             .leases
             .lock()
@@ -203,30 +211,31 @@ impl MonthlyQuotas {
             .drain()
             .collect();
         for ((subject, month), lease) in held {
-            self.hand_back(&subject, &month, &lease).await;
+            hand_back(pool, &subject, &month, &lease).await;
         }
     }
+}
 
-    async fn hand_back(&self, subject: &str, month: &str, lease: &Lease) {
-        let unspent = lease.available.swap(0, Ordering::AcqRel);
-        if unspent <= 0 {
-            return;
-        }
-        let returned = sqlx::query(
-            "UPDATE quota_months SET leased = leased - $3 WHERE subject = $1 AND month = $2",
-        )
-        .bind(subject)
-        .bind(month)
-        .bind(unspent)
-        .execute(&self.pool)
-        .await;
-        if let Err(e) = returned {
-            tracing::warn!(
-                subject,
-                month,
-                unspent,
-                "could not hand back an unspent lease (it stays spent): {e}"
-            );
-        }
+/// Returns what `lease` holds unspent to the month's row.
+async fn hand_back(pool: &PgPool, subject: &str, month: &str, lease: &Lease) {
+    let unspent = lease.available.swap(0, Ordering::AcqRel);
+    if unspent <= 0 {
+        return;
+    }
+    let returned = sqlx::query(
+        "UPDATE quota_months SET leased = leased - $3 WHERE subject = $1 AND month = $2",
+    )
+    .bind(subject)
+    .bind(month)
+    .bind(unspent)
+    .execute(pool)
+    .await;
+    if let Err(e) = returned {
+        tracing::warn!(
+            subject,
+            month,
+            unspent,
+            "could not hand back an unspent lease (it stays spent): {e}"
+        );
     }
 }

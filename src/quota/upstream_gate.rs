@@ -2,7 +2,11 @@
 //! one-second window, across every replica, with a fair queue in front of it.
 //!
 //! The budget is N rows in `upstream_slots`; a call takes a slot not used within the window
-//! (one statement, `SKIP LOCKED` so replicas do not wait on each other). When none is free,
+//! (one statement, `SKIP LOCKED` so replicas do not wait on each other) and holds it until the
+//! upstream has answered; only then does the slot's window start. The upstream received the
+//! call before it answered, so two calls on one slot arrive more than a window apart whatever
+//! the latency between gateway and upstream, and no window ever holds more than N arrivals.
+//! A replica that dies holding a slot loses it for `HOLD` at most. When none is free,
 //! calls wait in a queue that serves tenants round-robin, so one busy tenant cannot starve the
 //! others, and are refused with 429 after a bounded wait: the upstream never has to say 429.
 
@@ -13,9 +17,12 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
-/// The window, with a margin for the time a call takes to reach the upstream: two calls that
-/// left 1.05 s apart cannot arrive in the same second of the upstream's count.
-const WINDOW_MS: i64 = 1050;
+/// The window: a slot is free again this long after its call was answered (a small margin for
+/// clocks that tick differently on the database's and the upstream's hosts).
+const WINDOW_MS: i64 = 1010;
+/// How long a taken slot stays held when its call is never settled (the replica died): longer
+/// than any call may take.
+const HOLD_MS: i64 = 120_000;
 /// How often the dispatcher looks again when no slot was free.
 const RETRY_EVERY: Duration = Duration::from_millis(5);
 
@@ -28,13 +35,13 @@ pub enum GateRefusal {
 #[derive(Default)]
 struct FairQueue {
     /// Waiters per tenant, and the round-robin order of tenants with waiters.
-    waiting: HashMap<Uuid, VecDeque<oneshot::Sender<()>>>,
+    waiting: HashMap<Uuid, VecDeque<oneshot::Sender<i32>>>,
     order: VecDeque<Uuid>,
     dispatching: bool,
 }
 
 impl FairQueue {
-    fn push(&mut self, tenant: Uuid, waiter: oneshot::Sender<()>) {
+    fn push(&mut self, tenant: Uuid, waiter: oneshot::Sender<i32>) {
         let queue = self.waiting.entry(tenant).or_default();
         if queue.is_empty() {
             self.order.push_back(tenant);
@@ -43,7 +50,7 @@ impl FairQueue {
     }
 
     /// The next live waiter, taking tenants in turn.
-    fn pop(&mut self) -> Option<oneshot::Sender<()>> {
+    fn pop(&mut self) -> Option<oneshot::Sender<i32>> {
         while let Some(tenant) = self.order.pop_front() {
             let queue = self.waiting.get_mut(&tenant)?;
             while let Some(waiter) = queue.pop_front() {
@@ -94,16 +101,19 @@ impl UpstreamGate {
         self.slots
     }
 
-    /// Waits (fairly, boundedly) for a slot.
-    pub async fn acquire(self: &Arc<Self>, tenant: Uuid) -> Result<(), GateRefusal> {
+    /// Waits (fairly, boundedly) for a slot; answers the slot, to `release` once the call was
+    /// answered (or never sent).
+    pub async fn acquire(self: &Arc<Self>, tenant: Uuid) -> Result<i32, GateRefusal> {
         let queue_empty = self
             .queue
             .lock()
             .expect("queue poisoned")
             .waiting
             .is_empty();
-        if queue_empty && self.try_slot().await.map_err(GateRefusal::Unavailable)? {
-            return Ok(());
+        if queue_empty {
+            if let Some(slot) = self.try_slot().await.map_err(GateRefusal::Unavailable)? {
+                return Ok(slot);
+            }
         }
         let (tx, rx) = oneshot::channel();
         let start_dispatcher = {
@@ -116,7 +126,7 @@ impl UpstreamGate {
             tokio::spawn(async move { gate.dispatch().await });
         }
         match tokio::time::timeout(self.max_wait, rx).await {
-            Ok(Ok(())) => Ok(()),
+            Ok(Ok(slot)) => Ok(slot),
             // Timed out (dropping `rx` tells the dispatcher we left), or the dispatcher failed.
             _ => Err(GateRefusal::Busy),
         }
@@ -144,19 +154,19 @@ impl UpstreamGate {
                 return;
             }
             match self.try_slot().await {
-                Ok(true) => {
+                Ok(Some(slot)) => {
                     let waiter = self.queue.lock().expect("queue poisoned").pop();
-                    match waiter {
-                        Some(w) => {
-                            if w.send(()).is_err() {
-                                // It left between pop and send: the slot is spent unused,
-                                // which only makes us more conservative.
-                            }
-                        }
-                        None => continue,
+                    let unused = match waiter {
+                        Some(w) => w.send(slot).is_err(),
+                        None => true,
+                    };
+                    if unused {
+                        // Nobody took it (they left): its window starts now, which only makes
+                        // us more conservative.
+                        self.release(slot).await;
                     }
                 }
-                Ok(false) => tokio::time::sleep(RETRY_EVERY).await,
+                Ok(None) => tokio::time::sleep(RETRY_EVERY).await,
                 Err(e) => {
                     tracing::warn!("upstream budget: {e}");
                     tokio::time::sleep(RETRY_EVERY * 10).await;
@@ -165,18 +175,33 @@ impl UpstreamGate {
         }
     }
 
-    async fn try_slot(&self) -> Result<bool, sqlx::Error> {
-        let taken: Option<i32> = sqlx::query_scalar(
-            "UPDATE upstream_slots SET last_used = clock_timestamp()
+    /// Takes a free slot and holds it (`last_used` in the future) until `release`.
+    async fn try_slot(&self) -> Result<Option<i32>, sqlx::Error> {
+        sqlx::query_scalar(
+            "UPDATE upstream_slots SET last_used = clock_timestamp() + make_interval(secs => $2::double precision / 1000)
               WHERE slot = (SELECT slot FROM upstream_slots
                              WHERE last_used <= clock_timestamp() - make_interval(secs => $1::double precision / 1000)
                              ORDER BY last_used LIMIT 1 FOR UPDATE SKIP LOCKED)
              RETURNING slot",
         )
         .bind(WINDOW_MS)
+        .bind(HOLD_MS)
         .fetch_optional(&self.pool)
-        .await?;
-        Ok(taken.is_some())
+        .await
+    }
+
+    /// The slot's call was answered (or never sent): its window starts now. If this fails the
+    /// slot stays held until `HOLD_MS` runs out, which is conservative.
+    pub async fn release(&self, slot: i32) {
+        let released = sqlx::query(
+            "UPDATE upstream_slots SET last_used = LEAST(last_used, clock_timestamp()) WHERE slot = $1",
+        )
+        .bind(slot)
+        .execute(&self.pool)
+        .await;
+        if let Err(e) = released {
+            tracing::warn!(slot, "upstream budget: could not release a slot: {e}");
+        }
     }
 }
 
@@ -198,7 +223,7 @@ mod tests {
         receivers.remove(1);
         let mut served = Vec::new();
         while let Some(w) = q.pop() {
-            w.send(()).unwrap();
+            w.send(0).unwrap();
             for (tenant, rx) in receivers.iter_mut() {
                 if rx.try_recv().is_ok() {
                     served.push(*tenant);

@@ -17,6 +17,9 @@ struct Pending {
 pub struct UsageRecorder {
     pool: PgPool,
     pending: Mutex<Pending>,
+    /// One flush at a time: a report flushes first and must not read the rollups while the
+    /// periodic flush is still writing what it took from `pending`.
+    flushing: tokio::sync::Mutex<()>,
 }
 
 impl UsageRecorder {
@@ -24,6 +27,7 @@ impl UsageRecorder {
         Self {
             pool,
             pending: Mutex::default(),
+            flushing: tokio::sync::Mutex::default(),
         }
     }
 
@@ -49,6 +53,12 @@ impl UsageRecorder {
 
     /// Writes what was counted since the last flush; on failure it is kept for the next one.
     pub async fn flush(&self) {
+        self.flush_on(&self.pool).await;
+    }
+
+    /// `flush` over `pool` (at shutdown: one opened on the runtime that is still running).
+    pub async fn flush_on(&self, pool: &PgPool) {
+        let _one_at_a_time = self.flushing.lock().await;
         let Pending { calls, refusals } =
             std::mem::take(&mut *self.pending.lock().expect("usage poisoned"));
         let mut failed = Pending::default();
@@ -61,7 +71,7 @@ impl UsageRecorder {
             .bind(day)
             .bind(endpoint)
             .bind(n)
-            .execute(&self.pool)
+            .execute(pool)
             .await;
             match written {
                 Ok(_) => {}
@@ -81,7 +91,7 @@ impl UsageRecorder {
             .bind(day)
             .bind(reason)
             .bind(n)
-            .execute(&self.pool)
+            .execute(pool)
             .await;
             match written {
                 Ok(_) => {}

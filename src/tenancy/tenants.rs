@@ -8,7 +8,7 @@
 
 use super::audit::{self, Actor};
 use super::{PageQuery, Paging};
-use crate::auth::{AdminCaller, Change};
+use crate::auth::{AdminCaller, Auth, Change};
 use crate::db::constraint_violated;
 use crate::error::ApiError;
 use crate::upstream::client::UpstreamCall;
@@ -391,6 +391,7 @@ pub async fn get_tenant(
 pub async fn update_tenant(
     admin: AdminCaller,
     req: HttpRequest,
+    auth: web::Data<Auth>,
     pool: web::Data<PgPool>,
     path: web::Path<Uuid>,
     body: web::Json<TenantPatch>,
@@ -447,6 +448,9 @@ pub async fn update_tenant(
     )
     .await?;
     tx.commit().await?;
+    // This replica at once (a new quota applies to the very next call); the others as the
+    // announcement reaches them.
+    auth.apply(&Change::Tenant(id)).await;
     Ok(HttpResponse::Ok().json(view))
 }
 

@@ -8,6 +8,8 @@ mod forwarding;
 mod foundation;
 mod idempotency;
 mod openapi;
+mod quota_limits;
+mod quotas;
 mod sim;
 mod tenancy_support;
 mod tenant_auth;

@@ -1,0 +1,417 @@
+//! Per-second and session limits across replicas, the organisation's upstream budget shared
+//! fairly, the quota headers on every answer, and usage reports.
+
+use crate::helpers::{spawn_app, spawn_app_full, spawn_replica, TestApp};
+use crate::quotas::{answer, invalid_call, list_sessions, sim_count, sim_log, Answer};
+use futures_util::future::join_all;
+use reqwest::Method;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_burst_across_two_replicas_admits_no_more_than_rate_plus_burst() {
+    let app = spawn_app().await;
+    let replica = spawn_replica(&app).await;
+    let rate = 5;
+    let tenant = app
+        .tenant_with(
+            json!({"plan": "custom", "quota": {"requests_per_second": rate, "monthly_requests": 1000}}),
+            &["*"],
+        )
+        .await;
+    for gw in [&app, &replica] {
+        invalid_call(&gw.client, &gw.address, &tenant.key).await;
+    }
+    app.clear_sim_log().await;
+
+    let bases = [app.address.clone(), replica.address.clone()];
+    let started = Instant::now();
+    let answers =
+        join_all((0..40).map(|i| list_sessions(&app.client, &bases[i % 2], &tenant.key))).await;
+    let elapsed = started.elapsed().as_secs_f64();
+
+    let admitted = answers.iter().filter(|a| a.status == 200).count();
+    // GCRA with a burst equal to the rate: `rate` at once, then `rate` per second.
+    let bound = rate + (rate as f64 * elapsed).ceil() as usize;
+    assert!(
+        admitted <= bound,
+        "{admitted} admitted in {elapsed:.2} s, at most {bound} allowed"
+    );
+    if elapsed <= 1.0 {
+        assert!(
+            admitted <= 2 * rate,
+            "no second admits more than rate + burst"
+        );
+    }
+    assert!(admitted >= rate, "the burst is honoured: {admitted}");
+    for a in answers.iter().filter(|a| a.status != 200) {
+        assert_eq!(a.status, 429, "{a:?}");
+        assert!(
+            a.message.contains("rate limit of 5 requests per second"),
+            "{a:?}"
+        );
+        assert!(a.retry_after.is_some_and(|s| s >= 1), "{a:?}");
+        assert_eq!(a.headers["ratelimit-policy"], "5;w=1");
+    }
+    assert_eq!(sim_count(&app, "GET", "/v1/sessions").await, admitted);
+
+    // All-or-nothing: the refused calls took nothing of the monthly quota.
+    let (_, report) = app
+        .admin(
+            Method::GET,
+            &format!("/admin/v1/tenants/{}/usage", tenant.id),
+            None,
+        )
+        .await;
+    let refused_for_rate = report["refusals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["reason"] == "rate_limit")
+        .map(|r| r["refusals"].as_i64().unwrap())
+        .sum::<i64>();
+    let local_refusals = answers
+        .iter()
+        .enumerate()
+        .filter(|(i, a)| i % 2 == 0 && a.status == 429)
+        .count() as i64;
+    assert!(refused_for_rate >= local_refusals, "{report}");
+    // Both replicas hand back what they hold at shutdown: what stays leased is what was
+    // admitted; nothing refused was taken from the month.
+    let pool = app.pool.clone();
+    app.stop().await;
+    replica.stop().await;
+    let leased: i64 = sqlx::query_scalar(
+        "SELECT COALESCE(sum(leased), 0)::bigint FROM quota_months WHERE subject = $1",
+    )
+    .bind(&tenant.id)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(leased, admitted as i64);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn max_sessions_holds_under_concurrent_creation_on_two_replicas() {
+    let app = spawn_app().await;
+    let replica = spawn_replica(&app).await;
+    let tenant = app
+        .tenant_with(
+            json!({"plan": "custom", "quota": {"max_sessions": 3}}),
+            &["*"],
+        )
+        .await;
+    for gw in [&app, &replica] {
+        invalid_call(&gw.client, &gw.address, &tenant.key).await;
+    }
+    app.clear_sim_log().await;
+    let bases = [app.address.clone(), replica.address.clone()];
+    let creations = (0..16).map(|i| {
+        let req = app
+            .client
+            .post(format!("{}/v1/sessions", bases[i % 2]))
+            .header("x-api-key", &tenant.key)
+            .json(&json!({"name": format!("s{i}")}));
+        async move { answer(req.send().await.unwrap()).await }
+    });
+    let answers = join_all(creations).await;
+    assert_eq!(answers.iter().filter(|a| a.status == 201).count(), 3);
+    for a in answers.iter().filter(|a| a.status != 201) {
+        assert_eq!(a.status, 429, "{a:?}");
+        assert!(a.message.contains("session limit"), "{a:?}");
+        assert!(a.retry_after.is_some_and(|s| s >= 1));
+    }
+    let owned: i64 = sqlx::query_scalar("SELECT count(*) FROM sessions WHERE tenant_id = $1::uuid")
+        .bind(&tenant.id)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(owned, 3);
+    assert_eq!(
+        sim_count(&app, "POST", "/v1/sessions").await,
+        3,
+        "refused creations never reached the upstream"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn tenants_flooding_the_upstream_budget_share_it_fairly_and_the_upstream_never_says_429() {
+    let budget = 6;
+    let app = spawn_app_full(|opts| {
+        opts.vars
+            .insert("WAGW_UPSTREAM_RPS".into(), budget.to_string());
+        opts.sim.as_mut().unwrap().rps = Some(budget);
+    })
+    .await;
+    let tenants = [app.tenant().await, app.tenant().await, app.tenant().await];
+    for t in &tenants {
+        invalid_call(&app.client, &app.address, &t.key).await;
+    }
+    app.clear_sim_log().await;
+
+    let flood_for = Duration::from_secs(4);
+    let started = Instant::now();
+    let workers = tenants
+        .iter()
+        .enumerate()
+        .flat_map(|(n, t)| (0..5).map(move |_| (n, t.key.clone())));
+    let results = join_all(workers.map(|(n, key)| {
+        let app = &app;
+        async move {
+            let mut mine = Vec::new();
+            while started.elapsed() < flood_for {
+                let a = list_sessions(&app.client, &app.address, &key).await;
+                mine.push((started.elapsed(), a));
+            }
+            (n, mine)
+        }
+    }))
+    .await;
+
+    // Whoever comes first while nobody waits goes first: fairness is judged once every
+    // tenant is queueing, after the first window.
+    let steady = Duration::from_millis(1500);
+    let mut admitted = [0usize; 3];
+    let mut steady_admitted = [0usize; 3];
+    for (n, answers) in &results {
+        for (at, a) in answers {
+            match a.status {
+                200 => {
+                    admitted[*n] += 1;
+                    if *at >= steady {
+                        steady_admitted[*n] += 1;
+                    }
+                }
+                429 => {
+                    assert!(
+                        a.message
+                            .contains("upstream budget of 6 requests per second"),
+                        "{a:?}"
+                    );
+                    assert!(a.retry_after.is_some_and(|s| s >= 1), "{a:?}");
+                }
+                other => panic!("unexpected {other}: {a:?}"),
+            }
+        }
+    }
+    let total: usize = admitted.iter().sum();
+    let log = sim_log(&app).await;
+    let calls: Vec<&Value> = log.iter().filter(|e| e["path"] == "/v1/sessions").collect();
+    assert_eq!(calls.len(), total);
+    assert!(
+        calls.iter().all(|e| e["status"] == 200),
+        "the upstream answered something other than 200: {:?}",
+        calls.iter().map(|e| &e["status"]).collect::<Vec<_>>()
+    );
+    // Never more than the budget in any second of the upstream's count.
+    let mut per_second: BTreeMap<String, usize> = BTreeMap::new();
+    for e in &calls {
+        let time = e["time"].as_str().unwrap();
+        *per_second.entry(time[..19].to_owned()).or_default() += 1;
+    }
+    assert!(
+        per_second.values().all(|n| *n <= budget as usize),
+        "{per_second:?}"
+    );
+    assert!(total >= 3 * budget as usize, "the budget was used: {total}");
+    // Each tenant got about a third.
+    let steady_total: usize = steady_admitted.iter().sum();
+    assert!(steady_total >= 2 * budget as usize, "{steady_admitted:?}");
+    let third = steady_total as f64 / 3.0;
+    for (n, got) in steady_admitted.iter().enumerate() {
+        assert!(
+            (*got as f64 - third).abs() <= (third * 0.25).max(2.0),
+            "tenant {n} got {got} of {steady_total} once all were queueing: {steady_admitted:?} (overall {admitted:?})"
+        );
+    }
+}
+
+fn has_quota_headers(a: &Answer, monthly: i64, rate: i32) {
+    let h = |name: &str| {
+        a.headers
+            .get(name)
+            .unwrap_or_else(|| panic!("{name} missing: {a:?}"))
+            .to_str()
+            .unwrap()
+            .to_owned()
+    };
+    assert_eq!(h("x-ratelimit-requests-limit"), monthly.to_string());
+    let remaining: i64 = h("x-ratelimit-requests-remaining").parse().unwrap();
+    assert!((0..=monthly).contains(&remaining));
+    let reset: u64 = h("x-ratelimit-requests-reset").parse().unwrap();
+    assert!((1..=31 * 86400).contains(&reset));
+    assert_eq!(h("ratelimit-policy"), format!("{rate};w=1"));
+    assert!(
+        h("ratelimit").starts_with(&format!("limit={rate}, remaining=")),
+        "{a:?}"
+    );
+}
+
+fn remaining(a: &Answer) -> i64 {
+    a.headers["x-ratelimit-requests-remaining"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+async fn usage(app: &TestApp, key: &str) -> (u16, Value) {
+    let res = app
+        .client
+        .get(app.url("/v1/usage"))
+        .header("x-api-key", key)
+        .send()
+        .await
+        .unwrap();
+    (
+        res.status().as_u16(),
+        res.json().await.unwrap_or(Value::Null),
+    )
+}
+
+#[tokio::test]
+async fn every_answer_carries_the_quota_and_refusals_by_the_gateway_count_nothing() {
+    let app = spawn_app().await;
+    let tenant = app
+        .tenant_with(
+            json!({"plan": "custom", "quota": {"monthly_requests": 10, "requests_per_second": 50}}),
+            &["*"],
+        )
+        .await;
+    app.working_session(&tenant, "default").await; // one call: createSession
+    app.clear_sim_log().await;
+    let send = |body: Value| {
+        let req = app.call(&tenant, Method::POST, "/v1/sendText").json(&body);
+        async move { answer(req.send().await.unwrap()).await }
+    };
+
+    let ok = send(json!({"session": "default", "chatId": "123456789", "text": "hi"})).await;
+    assert_eq!(ok.status, 201, "{ok:?}");
+    has_quota_headers(&ok, 10, 50);
+    assert_eq!(remaining(&ok), 8);
+
+    // Refused by the gateway itself: validation, ownership, media type. Headers, no spend.
+    let refusals = [
+        send(json!({"session": "default", "chatId": "123456789"})).await,
+        send(json!({"session": "not-mine", "chatId": "123456789", "text": "hi"})).await,
+        answer(
+            app.call(&tenant, Method::POST, "/v1/sendText")
+                .header("content-type", "text/plain")
+                .body("hi")
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await,
+    ];
+    assert_eq!(
+        refusals.iter().map(|a| a.status).collect::<Vec<_>>(),
+        vec![400, 404, 415]
+    );
+    for a in &refusals {
+        has_quota_headers(a, 10, 50);
+        assert_eq!(remaining(a), 8, "{a:?}");
+    }
+    // A key without the scope: 403, with headers, no spend.
+    let narrow = app
+        .tenant_with(
+            json!({"plan": "custom", "quota": {"monthly_requests": 10, "requests_per_second": 50}}),
+            &["usage:read"],
+        )
+        .await;
+    let a = answer(
+        app.call(&narrow, Method::POST, "/v1/sendText")
+            .json(&json!({"session": "default", "chatId": "123456789", "text": "hi"}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(a.status, 403);
+    has_quota_headers(&a, 10, 50);
+    // Unauthenticated: 401, and nothing to count against.
+    let a = answer(
+        app.client
+            .get(app.url("/v1/sessions"))
+            .header("x-api-key", "wagw_nope")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(a.status, 401);
+    assert_eq!(sim_count(&app, "POST", "/v1/sendText").await, 1);
+
+    // The rest of the month, then 429 with headers and Retry-After.
+    for _ in 0..8 {
+        let a = list_sessions(&app.client, &app.address, &tenant.key).await;
+        assert_eq!(a.status, 200);
+    }
+    let refused = list_sessions(&app.client, &app.address, &tenant.key).await;
+    assert_eq!(refused.status, 429);
+    has_quota_headers(&refused, 10, 50);
+    assert_eq!(remaining(&refused), 0);
+    assert!(refused.retry_after.unwrap() >= 1);
+
+    // Usage, from the rollups: scope usage:read.
+    let (status, _) = usage(
+        &app,
+        &app.tenant_with(json!({"plan": "custom", "quota": {}}), &["sessions:read"])
+            .await
+            .key,
+    )
+    .await;
+    assert_eq!(status, 403);
+    let (status, report) = usage(&app, &tenant.key).await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["limit"], 10);
+    assert_eq!(report["used"], 10);
+    assert_eq!(report["remaining"], 0);
+    assert!(report["reset_seconds"].as_u64().unwrap() >= 1);
+    let endpoints: BTreeMap<String, i64> = report["endpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["endpoint"].as_str().unwrap().to_owned(),
+                e["requests"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(endpoints.values().sum::<i64>(), 10, "{report}");
+    assert_eq!(
+        endpoints.len(),
+        3,
+        "createSession, sendText, listSessions: {report}"
+    );
+    assert_eq!(report["days"].as_array().unwrap().len(), 1);
+    assert_eq!(report["days"][0]["requests"], 10);
+    assert_eq!(
+        report["refusals"],
+        json!([{"reason": "monthly_quota", "refusals": 1}])
+    );
+
+    // The report reads the rollups: a row changed there shows in it.
+    sqlx::query("UPDATE usage_daily SET requests = requests + 5 WHERE tenant_id = $1::uuid AND endpoint = 'sendText'")
+        .bind(&tenant.id)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let (status, admin_report) = app
+        .admin(
+            Method::GET,
+            &format!("/admin/v1/tenants/{}/usage", tenant.id),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(admin_report["used"], 15);
+    assert_eq!(admin_report["limit"], 10);
+
+    // The organisation's standing.
+    let (status, upstream) = app.admin(Method::GET, "/admin/v1/upstream", None).await;
+    assert_eq!(status, 200, "{upstream}");
+    assert_eq!(upstream["upstream_429s"], 0);
+}
