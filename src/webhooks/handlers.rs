@@ -243,7 +243,6 @@ async fn parse_new(
     })
 }
 
-
 async fn lock_session(
     conn: &mut sqlx::PgConnection,
     upstream: &UpstreamSession,
