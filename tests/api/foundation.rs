@@ -251,3 +251,97 @@ async fn logs_are_structured_and_carry_the_request_id() {
     );
     process.terminate().await;
 }
+
+/// SIGTERM while a call is in flight: the call still gets its answer, then the process exits
+/// cleanly and new connections are refused.
+#[tokio::test]
+async fn sigterm_lets_a_request_in_flight_finish() {
+    use wa_gateway::sim::{SimOptions, Simulator};
+    let sim = Simulator::start(SimOptions {
+        key: Some(helpers::UPSTREAM_KEY.to_owned()),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let db = TestDb::create().await;
+    let vars = base_vars(&db, &sim.url());
+    let process = GatewayProcess::start(&vars).await;
+    let http = helpers::http_client();
+    let token: Value = http
+        .post(process.url("/admin/v1/login"))
+        .json(&serde_json::json!({"username": helpers::ADMIN_USER, "password": helpers::ADMIN_PASSWORD}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = token["access_token"].as_str().unwrap().to_owned();
+    let tenant: Value = http
+        .post(process.url("/admin/v1/tenants"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"name": "inflight", "plan": "mega"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let key: Value = http
+        .post(process.url(&format!(
+            "/admin/v1/tenants/{}/keys",
+            tenant["id"].as_str().unwrap()
+        )))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"name": "k", "scopes": ["*"]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let key = key["key"].as_str().unwrap().to_owned();
+    // The upstream takes 1.5 s to answer the list.
+    let fault = http
+        .post(format!("{}/_sim/faults", sim.url()))
+        .json(&serde_json::json!({"path": "/v1/sessions", "method": "GET", "delayMs": 1500}))
+        .send()
+        .await
+        .unwrap();
+    assert!(fault.status().is_success());
+
+    let in_flight = tokio::spawn({
+        let http = http.clone();
+        let url = process.url("/v1/sessions");
+        let key = key.clone();
+        async move {
+            http.get(url)
+                .header("x-api-key", key)
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let health = process.url("/healthz");
+    let started = Instant::now();
+    let mut process = process;
+    process.signal(nix::sys::signal::Signal::SIGTERM);
+    let answered = in_flight.await.unwrap();
+    assert_eq!(
+        answered.ok(),
+        Some(200),
+        "the call in flight got its answer"
+    );
+    let status = process.wait_exit(Duration::from_secs(30)).await;
+    assert!(status.success(), "exit status {status}");
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "it waited for the call"
+    );
+    assert!(
+        http.get(health).send().await.is_err(),
+        "no longer accepting"
+    );
+    sim.stop().await;
+}
