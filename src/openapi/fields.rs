@@ -24,6 +24,27 @@ pub fn object(fields: &[Field]) -> ObjectBuilder {
     object
 }
 
+/// An object the upstream answers with: as `object`, but an optional field may also be `null`
+/// (WAHA answers `"me": null` until a session is WORKING).
+pub fn answer_object(fields: &[Field]) -> ObjectBuilder {
+    let mut object = ObjectBuilder::new().schema_type(SchemaType::Object);
+    for field in fields {
+        let mut schema = of_type(&field.ty);
+        if field.required {
+            object = object.required(field.name);
+        } else {
+            match &mut schema {
+                Schema::Object(o) => o.nullable = true,
+                Schema::Array(a) => a.nullable = true,
+                _ => {}
+            }
+        }
+        let description = (!field.description.is_empty()).then_some(field.description);
+        object = object.property(field.name, with_doc(schema, description, example(field)));
+    }
+    object
+}
+
 /// The field's own example, parsed from its JSON literal.
 pub fn example(field: &Field) -> Option<Value> {
     if field.example.is_empty() {

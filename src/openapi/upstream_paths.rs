@@ -232,7 +232,7 @@ fn success(endpoint: &Endpoint, schemas: &mut SchemaNames) -> utoipa::openapi::R
     let mut response = ResponseBuilder::new().description(description);
     match endpoint.answer {
         Answer::Object(fields) => {
-            let name = schemas.name(endpoint, "answer", fields::object(fields).into());
+            let name = schemas.name(endpoint, "answer", fields::answer_object(fields).into());
             response = response.content(
                 "application/json",
                 ContentBuilder::new()
@@ -241,7 +241,7 @@ fn success(endpoint: &Endpoint, schemas: &mut SchemaNames) -> utoipa::openapi::R
             );
         }
         Answer::List(fields) => {
-            let name = schemas.name(endpoint, "answer", fields::object(fields).into());
+            let name = schemas.name(endpoint, "answer", fields::answer_object(fields).into());
             response = response.content(
                 "application/json",
                 ContentBuilder::new()

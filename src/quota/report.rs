@@ -46,11 +46,14 @@ pub struct RefusalCount {
     pub refusals: i64,
 }
 
+/// The largest single top-up: far beyond any plan, and far from overflowing the month's sum.
+const MAX_TOP_UP: i64 = 1_000_000_000;
+
 /// An admin's correction to the current month.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct TopUp {
-    /// Extra requests granted for this month (positive).
-    #[schema(example = 500)]
+    /// Extra requests granted for this month (1 to 1,000,000,000 per top-up).
+    #[schema(example = 500, minimum = 1, maximum = 1000000000)]
     pub requests: i64,
 }
 
@@ -134,8 +137,10 @@ impl Quotas {
         tenant: Uuid,
         requests: i64,
     ) -> Result<(), ApiError> {
-        if requests <= 0 {
-            return Err(ApiError::bad_request("requests must be a positive number"));
+        if !(1..=MAX_TOP_UP).contains(&requests) {
+            return Err(ApiError::bad_request(format!(
+                "requests must be between 1 and {MAX_TOP_UP}"
+            )));
         }
         sqlx::query(
             "INSERT INTO quota_months (subject, month, bonus) VALUES ($1, $2, $3)
