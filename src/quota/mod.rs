@@ -302,6 +302,18 @@ impl Quotas {
         headers
     }
 
+    /// Puts the quota headers on a `/v1` answer.
+    pub fn stamp(
+        &self,
+        response: &mut actix_web::HttpResponse,
+        tenant: &Tenant,
+        rate_remaining: Option<u32>,
+    ) {
+        for (name, value) in self.headers(tenant, rate_remaining).iter() {
+            response.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+
     /// Notes the upstream's own rate-limit figures from one of its answers.
     pub fn observe_upstream(&self, status: u16, headers: &HeaderMap) {
         let number = |name: &str| {

@@ -36,9 +36,7 @@ pub async fn tenant_usage(
         .usage_report(&state.pool, tenant.id, tenant.quota.monthly_requests)
         .await?;
     let mut response = HttpResponse::Ok().json(report);
-    for (name, value) in state.quotas.headers(tenant, None).iter() {
-        response.headers_mut().insert(name.clone(), value.clone());
-    }
+    state.quotas.stamp(&mut response, tenant, None);
     Ok(response)
 }
 

@@ -92,9 +92,9 @@ pub async fn handle(
     )
     .await
     .unwrap_or_else(|e| actix_web::ResponseError::error_response(&e));
-    for (name, value) in state.quotas.headers(&caller.tenant, rate_remaining).iter() {
-        response.headers_mut().insert(name.clone(), value.clone());
-    }
+    state
+        .quotas
+        .stamp(&mut response, &caller.tenant, rate_remaining);
     response
 }
 

@@ -291,6 +291,14 @@ async fn every_answer_carries_the_quota_and_refusals_by_the_gateway_count_nothin
     has_quota_headers(&ok, 10, 50);
     assert_eq!(remaining(&ok), 8);
 
+    // The gateway's own /v1 answers carry them too, and spend nothing.
+    for path in ["/v1/me", "/v1/usage"] {
+        let own = answer(app.call(&tenant, Method::GET, path).send().await.unwrap()).await;
+        assert_eq!(own.status, 200, "{path}: {own:?}");
+        has_quota_headers(&own, 10, 50);
+        assert_eq!(remaining(&own), 8, "{path}");
+    }
+
     // Refused by the gateway itself: validation, ownership, media type. Headers, no spend.
     let refusals = [
         send(json!({"session": "default", "chatId": "123456789"})).await,
