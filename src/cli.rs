@@ -225,7 +225,7 @@ async fn admin(config: Config, command: AdminCommand) -> anyhow::Result<()> {
     result
 }
 
-async fn run_admin(pool: &sqlx::PgPool, command: AdminCommand) -> anyhow::Result<()> {
+async fn run_admin(pool: &crate::db::Db, command: AdminCommand) -> anyhow::Result<()> {
     use crate::tenancy::{admins, audit::Actor, keys, tenants};
     let actor = Actor::cli();
     let api = |e: crate::error::ApiError| anyhow::anyhow!("{}", e.message());

@@ -128,13 +128,20 @@ impl ApiError {
 
 impl From<sqlx::Error> for ApiError {
     fn from(err: sqlx::Error) -> Self {
-        match err {
+        Self::from(std::sync::Arc::new(err))
+    }
+}
+
+/// A database error shared by every caller of a coalesced look-up.
+impl From<std::sync::Arc<sqlx::Error>> for ApiError {
+    fn from(err: std::sync::Arc<sqlx::Error>) -> Self {
+        match *err {
             // The pool could not hand out a connection: the database is down or saturated.
             sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
                 Self::service_unavailable("the database is unavailable, retry shortly")
                     .with_cause(err)
             }
-            other => Self::internal(other),
+            _ => Self::internal(err),
         }
     }
 }

@@ -5,10 +5,10 @@
 //! PostgreSQL); a concurrent twin waits for the winner's answer; a different body under the
 //! same key is refused with 422.
 
+use crate::db::Db;
 use crate::error::ApiError;
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
-use sqlx::PgPool;
 use std::time::Duration;
 use uuid::Uuid;
 
@@ -60,7 +60,7 @@ pub fn fingerprint(operation: &str, body: &[u8]) -> Vec<u8> {
 }
 
 pub async fn claim(
-    pool: &PgPool,
+    pool: &Db,
     tenant: Uuid,
     key: &str,
     fingerprint: &[u8],
@@ -119,7 +119,7 @@ pub async fn claim(
 
 /// Records the answer of the first request.
 pub async fn complete(
-    pool: &PgPool,
+    pool: &Db,
     tenant: Uuid,
     key: &str,
     status: u16,
@@ -138,7 +138,7 @@ pub async fn complete(
 }
 
 /// Frees the key when the request was refused before anything reached the upstream.
-pub async fn release(pool: &PgPool, tenant: Uuid, key: &str) {
+pub async fn release(pool: &Db, tenant: Uuid, key: &str) {
     let released = sqlx::query(
         "DELETE FROM idempotency_records WHERE tenant_id = $1 AND key = $2 AND status IS NULL",
     )

@@ -1,10 +1,10 @@
 //! Operations endpoints: liveness, readiness and metrics. None needs credentials.
 
+use crate::db::Db;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 use actix_web::{web, HttpResponse};
 use serde::Serialize;
-use sqlx::PgPool;
 use std::time::Duration;
 
 /// Readiness must answer within a second even while the database hangs.
@@ -47,7 +47,7 @@ pub async fn healthz() -> HttpResponse {
         (status = 503, description = "The database is unreachable or not migrated", body = crate::error::ErrorBody)
     )
 )]
-pub async fn readyz(pool: web::Data<PgPool>) -> Result<HttpResponse, ApiError> {
+pub async fn readyz(pool: web::Data<Db>) -> Result<HttpResponse, ApiError> {
     match tokio::time::timeout(READY_DEADLINE, crate::db::is_ready(&pool)).await {
         Ok(Ok(())) => Ok(HttpResponse::Ok().json(Status { status: "ready" })),
         Ok(Err(e)) => Err(ApiError::service_unavailable("the database is not ready").with_cause(e)),
@@ -65,8 +65,9 @@ pub async fn readyz(pool: web::Data<PgPool>) -> Result<HttpResponse, ApiError> {
     operation_id = "metrics",
     responses((status = 200, description = "Prometheus text exposition", content_type = "text/plain", body = String))
 )]
-pub async fn metrics(metrics: web::Data<Metrics>, pool: web::Data<PgPool>) -> HttpResponse {
-    let idle = pool.num_idle() as i64;
+pub async fn metrics(metrics: web::Data<Metrics>, pool: web::Data<Db>) -> HttpResponse {
+    let (size, idle) = pool.usage();
+    let idle = idle as i64;
     metrics
         .pool_connections
         .with_label_values(&["idle"])
@@ -74,7 +75,7 @@ pub async fn metrics(metrics: web::Data<Metrics>, pool: web::Data<PgPool>) -> Ht
     metrics
         .pool_connections
         .with_label_values(&["in_use"])
-        .set(pool.size() as i64 - idle);
+        .set(size as i64 - idle);
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(metrics.render())

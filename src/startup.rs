@@ -143,7 +143,7 @@ impl Application {
             wake: wake.clone(),
         });
         let worker_settings = webhooks::delivery::WorkerSettings {
-            db: (*pool.connect_options()).clone(),
+            db: pool.clone(),
             metrics: metrics.clone(),
             webhooks: config.webhooks.clone(),
             upstream: config.upstream.clone(),

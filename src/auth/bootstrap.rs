@@ -3,8 +3,8 @@
 
 use super::password;
 use crate::config::Config;
+use crate::db::Db;
 use secrecy::ExposeSecret;
-use sqlx::PgPool;
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
@@ -15,7 +15,7 @@ pub const PASSWORD_FILE: &str = "initial-admin-password";
 
 /// Creates the configured admin when absent (never overwriting an existing one's password);
 /// in sandbox mode with no admin at all, creates `admin` with a random password.
-pub async fn ensure_first_admin(pool: &PgPool, config: &Config) -> anyhow::Result<()> {
+pub async fn ensure_first_admin(pool: &Db, config: &Config) -> anyhow::Result<()> {
     if let (Some(user), Some(pw)) = (
         &config.admin.bootstrap_user,
         &config.admin.bootstrap_password,

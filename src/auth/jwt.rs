@@ -1,9 +1,9 @@
 //! Admin access tokens: HS256 only, short-lived, with `sub`, `iat`, `exp` and `jti`.
 
+use crate::db::Db;
 use jsonwebtoken::{decode, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
-use sqlx::PgPool;
 use std::time::Duration;
 use uuid::Uuid;
 
@@ -40,7 +40,7 @@ impl JwtKeys {
     /// `WAGW_JWT_SECRET`, or in sandbox mode a secret generated once and shared by every
     /// replica through `gateway_settings`.
     pub async fn load(
-        pool: &PgPool,
+        pool: &Db,
         configured: Option<&secrecy::SecretString>,
         ttl: Duration,
     ) -> anyhow::Result<Self> {

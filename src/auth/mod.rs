@@ -1,10 +1,15 @@
 //! Who may call what: tenant keys on `/v1`, admin tokens on `/admin/v1`.
 //!
-//! A tenant key is checked once per cache lifetime with argon2id; the verified key then lives
-//! in a moka cache keyed by a SHA-256 fingerprint of the whole key, so a warm call costs
-//! microseconds. Every change that must take effect at once (revocation, suspension, scope or
-//! quota change, tenant or admin deletion) is announced with `NOTIFY wagw_auth`, and every
-//! replica drops what it cached; a short TTL bounds staleness should a notification be lost.
+//! Two caches keep the hot path off argon2id and off the database:
+//! - `proven`: SHA-256 fingerprints of whole keys that argon2id accepted. A key's secret never
+//!   changes, so a proof stands until the key is revoked or deleted; it is computed once per
+//!   key per replica, and concurrent first calls with the same key wait for that one check.
+//! - `records`: what a key may do and whose it is (scopes, sessions, expiry, the tenant's plan
+//!   and status): one cheap read, refreshed every `RECORD_TTL`, concurrent misses coalesced.
+//!
+//! Every change that must take effect at once (revocation, suspension, scope or quota change,
+//! tenant or admin deletion) is announced with `NOTIFY wagw_auth`, and every replica drops what
+//! it cached; the TTL only bounds staleness should a notification be lost.
 
 pub mod admin;
 pub mod bootstrap;
@@ -18,6 +23,7 @@ pub use admin::AdminCaller;
 pub use scope::{Scope, Scopes};
 
 use crate::config::AdminConfig;
+use crate::db::Db;
 use crate::error::ApiError;
 use actix_web::http::header::HeaderName;
 use actix_web::{dev::Payload, web, FromRequest, HttpRequest};
@@ -25,8 +31,6 @@ use chrono::{DateTime, Utc};
 use futures_util::future::LocalBoxFuture;
 use jwt::JwtKeys;
 use moka::future::Cache;
-use sqlx::postgres::PgListener;
-use sqlx::PgPool;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -38,7 +42,11 @@ pub const INVALID_KEY: &str = "invalid API key";
 /// The channel replicas announce auth changes on.
 pub const CHANNEL: &str = "wagw_auth";
 /// Safety net should a notification be lost; notifications do the real work.
-const KEY_CACHE_TTL: Duration = Duration::from_secs(5);
+const RECORD_TTL: Duration = Duration::from_secs(30);
+/// A proof unused this long is dropped (it is recomputed, once, on the next call).
+const PROOF_IDLE: Duration = Duration::from_secs(3600);
+/// `last_used_at` is written at most this often per key and replica.
+const LAST_USED_PRECISION: Duration = Duration::from_secs(60);
 const ADMIN_CACHE_TTL: Duration = Duration::from_secs(10);
 
 #[derive(Clone, Debug)]
@@ -131,9 +139,14 @@ impl FromRequest for TenantCaller {
 
 /// Shared authentication state: built once, cloned into every worker.
 pub struct Auth {
-    pool: PgPool,
+    pool: Db,
     pub jwt: JwtKeys,
-    keys: Cache<[u8; 32], TenantCaller>,
+    /// Fingerprint of a whole key → the id of the key argon2id accepted it for.
+    proven: Cache<[u8; 32], String>,
+    /// Key id → the key's record.
+    records: Cache<String, Arc<KeyRecord>>,
+    /// Keys whose `last_used_at` this replica wrote recently.
+    touched: Cache<String, ()>,
     admins: Cache<Uuid, String>,
     /// Bumped on every notification, so a look-up that raced a change is not cached.
     generation: AtomicU64,
@@ -161,15 +174,24 @@ struct KeyRow {
 }
 
 impl Auth {
-    pub async fn new(pool: PgPool, config: &AdminConfig) -> anyhow::Result<Self> {
+    pub async fn new(pool: Db, config: &AdminConfig) -> anyhow::Result<Self> {
         let jwt = JwtKeys::load(&pool, config.jwt_secret.as_ref(), config.jwt_ttl).await?;
         Ok(Self {
             pool,
             jwt,
-            keys: Cache::builder()
+            proven: Cache::builder()
                 .max_capacity(100_000)
-                .time_to_live(KEY_CACHE_TTL)
+                .time_to_idle(PROOF_IDLE)
                 .support_invalidation_closures()
+                .build(),
+            records: Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(RECORD_TTL)
+                .support_invalidation_closures()
+                .build(),
+            touched: Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(LAST_USED_PRECISION)
                 .build(),
             admins: Cache::builder()
                 .max_capacity(10_000)
@@ -182,67 +204,93 @@ impl Auth {
         })
     }
 
-    /// Verifies a presented key: from the cache when warm, else one database read and one
+    /// Verifies a presented key: from the caches when warm, else one database read and one
     /// argon2id check. Every refusal is the same 401, except a key id under a guessing
-    /// attack, which gets 429 without the database or argon2id being touched.
+    /// attack, which gets 429 without argon2id being run.
     pub async fn authenticate_key(&self, raw: &str) -> Result<TenantCaller, ApiError> {
         let unauthorized = || ApiError::unauthorized(INVALID_KEY);
         let parsed = tenant_key::parse(raw).ok_or_else(unauthorized)?;
         let fingerprint = tenant_key::fingerprint(raw);
-        if let Some(hit) = self.keys.get(&fingerprint).await {
-            if still_valid(&hit.key) {
-                return Ok(hit);
-            }
-            self.keys.invalidate(&fingerprint).await;
-            return Err(unauthorized());
-        }
-        if self.key_failures.is_limited(parsed.id) {
+        let generation = self.generation.load(Ordering::SeqCst);
+        let proven = self.proven.contains_key(&fingerprint);
+        if !proven && self.key_failures.is_limited(parsed.id) {
             return Err(ApiError::too_many_requests(
                 "too many failed attempts with this API key; retry later",
                 self.key_failures.window.as_secs(),
             ));
         }
-        let generation = self.generation.load(Ordering::SeqCst);
+        let record = match self
+            .records
+            .try_get_with_by_ref(parsed.id, self.load_record(parsed.id))
+            .await
+        {
+            Ok(record) => record,
+            Err(e) => match &*e {
+                LoadError::Missing => {
+                    self.key_failures.record_failure(parsed.id);
+                    return Err(unauthorized());
+                }
+                LoadError::Database(e) => return Err(e.clone().into()),
+            },
+        };
+        // Revoked and expired keys are refused before argon2id runs.
+        if !still_valid(&record.caller.key) {
+            return Err(unauthorized());
+        }
+        if !proven {
+            let check = async {
+                let matches =
+                    password::verify(parsed.secret.to_owned(), Some(record.secret_hash.clone()))
+                        .await?;
+                anyhow::ensure!(matches, "wrong secret");
+                Ok(record.caller.key.id.clone())
+            };
+            if self.proven.try_get_with(fingerprint, check).await.is_err() {
+                self.key_failures.record_failure(parsed.id);
+                return Err(unauthorized());
+            }
+        }
+        if self.generation.load(Ordering::SeqCst) != generation {
+            // A change was announced while we read: serve this call, but keep nothing.
+            self.records.invalidate(parsed.id).await;
+            self.proven.invalidate(&fingerprint).await;
+        }
+        self.touch(&record.caller.key.id).await;
+        Ok(record.caller.clone())
+    }
+
+    async fn load_record(&self, id: &str) -> Result<Arc<KeyRecord>, LoadError> {
         let row: Option<KeyRow> = sqlx::query_as(
             "SELECT k.id, k.name, k.secret_hash, k.scopes, k.sessions, k.expires_at, k.revoked_at,
                     t.id AS tenant_id, t.name AS tenant_name, t.plan, t.monthly_requests,
                     t.requests_per_second, t.max_sessions, t.status
              FROM tenant_keys k JOIN tenants t ON t.id = k.tenant_id WHERE k.id = $1",
         )
-        .bind(parsed.id)
+        .bind(id)
         .fetch_optional(&self.pool)
-        .await?;
-        // Unknown, revoked and expired keys are refused before argon2id runs.
-        let Some(row) = row else {
-            self.key_failures.record_failure(parsed.id);
-            return Err(unauthorized());
-        };
-        let caller = row.to_caller();
-        if !still_valid(&caller.key) {
-            return Err(unauthorized());
+        .await
+        .map_err(|e| LoadError::Database(Arc::new(e)))?;
+        let row = row.ok_or(LoadError::Missing)?;
+        Ok(Arc::new(KeyRecord {
+            caller: row.to_caller(),
+            secret_hash: row.secret_hash,
+        }))
+    }
+
+    /// Records the key's use, at most once per `LAST_USED_PRECISION`, off the request's path.
+    async fn touch(&self, key_id: &str) {
+        if self.touched.contains_key(key_id) {
+            return;
         }
-        let matches = password::verify(parsed.secret.to_owned(), Some(row.secret_hash))
-            .await
-            .map_err(ApiError::internal)?;
-        if !matches {
-            self.key_failures.record_failure(parsed.id);
-            return Err(unauthorized());
-        }
-        self.keys.insert(fingerprint, caller.clone()).await;
-        if self.generation.load(Ordering::SeqCst) != generation {
-            // A change was announced while we read: serve this call, but do not keep it.
-            self.keys.invalidate(&fingerprint).await;
-        }
-        // Recorded once per cache lifetime, not per call, to keep the hot path read-only.
+        self.touched.insert(key_id.to_owned(), ()).await;
         let pool = self.pool.clone();
-        let key_id = caller.key.id.clone();
+        let key_id = key_id.to_owned();
         tokio::spawn(async move {
             let _ = sqlx::query("UPDATE tenant_keys SET last_used_at = now() WHERE id = $1")
                 .bind(key_id)
                 .execute(&pool)
                 .await;
         });
-        Ok(caller)
     }
 
     /// The admin's username if the admin still exists (briefly cached; deletions notify).
@@ -265,15 +313,16 @@ impl Auth {
         self.generation.fetch_add(1, Ordering::SeqCst);
         let dropped = match change {
             Change::Key(id) => {
+                self.records.invalidate(id).await;
                 let id = id.clone();
-                self.keys
-                    .invalidate_entries_if(move |_, c| c.key.id == id)
+                self.proven
+                    .invalidate_entries_if(move |_, key| *key == id)
                     .map(|_| ())
             }
             Change::Tenant(id) => {
                 let id = *id;
-                self.keys
-                    .invalidate_entries_if(move |_, c| c.tenant.id == id)
+                self.records
+                    .invalidate_entries_if(move |_, r| r.caller.tenant.id == id)
                     .map(|_| ())
             }
             Change::Admin(id) => {
@@ -282,10 +331,11 @@ impl Auth {
             }
         };
         if dropped.is_err() {
-            self.keys.invalidate_all();
+            self.forget_keys();
         }
-        // Apply the predicate now: pending predicates are evaluated on every read until then.
-        self.keys.run_pending_tasks().await;
+        // Apply the predicates now: pending predicates are evaluated on every read until then.
+        self.records.run_pending_tasks().await;
+        self.proven.run_pending_tasks().await;
     }
 
     /// Listens for announcements from every replica (this one included) until aborted.
@@ -297,7 +347,7 @@ impl Auth {
                     tracing::warn!("auth change listener failed, reconnecting: {e:#}");
                 }
                 // Anything may have changed while we were not listening.
-                auth.keys.invalidate_all();
+                auth.forget_keys();
                 auth.admins.invalidate_all();
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
@@ -305,9 +355,9 @@ impl Auth {
     }
 
     async fn listen(&self) -> anyhow::Result<()> {
-        let mut listener = PgListener::connect_with(&self.pool).await?;
+        let mut listener = self.pool.listener().await?;
         listener.listen(CHANNEL).await?;
-        self.keys.invalidate_all();
+        self.forget_keys();
         loop {
             match listener.try_recv().await? {
                 Some(note) => match Change::parse(note.payload()) {
@@ -317,12 +367,31 @@ impl Auth {
                 // The connection dropped (the listener reconnects on the next call):
                 // announcements may have been missed meanwhile.
                 None => {
-                    self.keys.invalidate_all();
+                    self.forget_keys();
                     self.admins.invalidate_all();
                 }
             }
         }
     }
+}
+
+impl Auth {
+    /// Drops every cached key record and proof (a notification may have been missed).
+    fn forget_keys(&self) {
+        self.records.invalidate_all();
+        self.proven.invalidate_all();
+    }
+}
+
+/// A key as stored: what it may do, and the hash its secret is checked against.
+struct KeyRecord {
+    caller: TenantCaller,
+    secret_hash: String,
+}
+
+enum LoadError {
+    Missing,
+    Database(Arc<sqlx::Error>),
 }
 
 fn still_valid(key: &TenantKeyInfo) -> bool {

@@ -1,17 +1,18 @@
 //! The connection pool, migrations, and the embedded PostgreSQL used when no URL is given.
 
 pub mod embedded;
+mod pool;
 
 use crate::config::Config;
 use anyhow::Context;
 use backon::{ExponentialBuilder, Retryable};
 use secrecy::ExposeSecret;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::PgPool;
 use std::str::FromStr;
 use std::time::Duration;
 
 pub use embedded::EmbeddedPostgres;
+pub use pool::{Db, DbRuntime};
 
 /// Every migration in `migrations/`, embedded in the binary.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -19,22 +20,27 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 /// How long to keep trying a `DATABASE_URL` that does not answer yet (a container starting).
 const CONNECT_PATIENCE: Duration = Duration::from_secs(30);
 
-/// The pool, and the private cluster behind it when we started one.
+/// The pool, the runtime its connections live on, and the private cluster behind it when we
+/// started one.
 pub struct Database {
-    pub pool: PgPool,
+    pub pool: Db,
+    runtime: DbRuntime,
     embedded: Option<EmbeddedPostgres>,
 }
 
 impl Database {
     /// Connects to `DATABASE_URL`, or starts the embedded cluster when it is unset.
     pub async fn connect(config: &Config) -> anyhow::Result<Self> {
+        let runtime = DbRuntime::start().context("starting the database I/O runtime")?;
+        let io = runtime.handle();
         match &config.database_url {
             Some(url) => {
                 let options = PgConnectOptions::from_str(url.expose_secret())
                     .context("DATABASE_URL is not a valid PostgreSQL URL")?;
-                let pool = connect_with_patience(options, config.db_max_connections).await?;
+                let pool = connect_with_patience(options, config.db_max_connections, io).await?;
                 Ok(Self {
                     pool,
+                    runtime,
                     embedded: None,
                 })
             }
@@ -52,11 +58,17 @@ impl Database {
                     let _ = cluster.stop();
                     return Err(e);
                 }
-                let pool = pool_options(config.db_max_connections)
-                    .connect_with(options)
-                    .await?;
+                let pool =
+                    match Db::connect(pool_options(config.db_max_connections), options, io).await {
+                        Ok(pool) => pool,
+                        Err(e) => {
+                            let _ = cluster.stop();
+                            return Err(e.into());
+                        }
+                    };
                 Ok(Self {
                     pool,
+                    runtime,
                     embedded: Some(cluster),
                 })
             }
@@ -64,15 +76,17 @@ impl Database {
     }
 
     pub async fn migrate(&self) -> anyhow::Result<()> {
+        let mut conn = self.pool.acquire().await?;
         MIGRATOR
-            .run(&self.pool)
+            .run(&mut *conn)
             .await
             .context("applying migrations")
     }
 
-    /// Closes the pool, then stops the embedded cluster if we started one.
+    /// Closes the pool and its runtime, then stops the embedded cluster if we started one.
     pub async fn shutdown(self) {
         self.pool.close().await;
+        drop(self.runtime);
         if let Some(cluster) = self.embedded {
             if let Err(e) = tokio::task::spawn_blocking(move || cluster.stop()).await {
                 tracing::error!("stopping the embedded PostgreSQL: {e:#}");
@@ -92,9 +106,10 @@ fn pool_options(max_connections: u32) -> PgPoolOptions {
 async fn connect_with_patience(
     options: PgConnectOptions,
     max_connections: u32,
-) -> anyhow::Result<PgPool> {
+    io: tokio::runtime::Handle,
+) -> anyhow::Result<Db> {
     let started = std::time::Instant::now();
-    let attempt = || pool_options(max_connections).connect_with(options.clone());
+    let attempt = || Db::connect(pool_options(max_connections), options.clone(), io.clone());
     attempt
         .retry(
             ExponentialBuilder::default()
@@ -115,7 +130,7 @@ async fn connect_with_patience(
 }
 
 /// Whether the database answers and every embedded migration has been applied.
-pub async fn is_ready(pool: &PgPool) -> anyhow::Result<()> {
+pub async fn is_ready(pool: &Db) -> anyhow::Result<()> {
     let applied: i64 = sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations WHERE success")
         .fetch_one(pool)
         .await

@@ -19,12 +19,12 @@ pub use report::{DayUsage, EndpointUsage, RefusalCount, TopUp, UsageReport};
 
 use crate::auth::Tenant;
 use crate::config::QuotaConfig;
+use crate::db::Db;
 use crate::error::ApiError;
 use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
 use monthly::{MonthlyQuotas, MonthlyRefusal};
 use rate::{RateDecision, RateLimits};
 use serde::Serialize;
-use sqlx::PgPool;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -52,7 +52,7 @@ pub struct Admission {
 }
 
 pub struct Quotas {
-    pool: PgPool,
+    pool: Db,
     monthly: MonthlyQuotas,
     rates: RateLimits,
     gate: Option<Arc<UpstreamGate>>,
@@ -92,7 +92,7 @@ pub struct UpstreamReport {
 
 impl Quotas {
     pub async fn new(
-        pool: PgPool,
+        pool: Db,
         config: &QuotaConfig,
         clock: Arc<dyn Clock>,
     ) -> anyhow::Result<Self> {
@@ -342,7 +342,7 @@ impl Quotas {
     }
 
     /// The organisation's standing, for `GET /admin/v1/upstream`.
-    pub async fn upstream_report(&self, pool: &PgPool) -> Result<UpstreamReport, ApiError> {
+    pub async fn upstream_report(&self, pool: &Db) -> Result<UpstreamReport, ApiError> {
         let month = clock::month_key(self.clock.now());
         let used: i64 = sqlx::query_scalar("SELECT COALESCE(sum(requests), 0)::bigint FROM usage_daily WHERE to_char(day, 'YYYY-MM') = $1")
             .bind(&month)
@@ -367,26 +367,10 @@ impl Quotas {
         self.usage.flush().await;
     }
 
-    /// Graceful shutdown: usage written, unspent leases handed back. Over a connection of its
-    /// own: the pool's connections were opened on the HTTP workers' runtimes, which are gone
-    /// by now, so they can no longer be used.
+    /// Graceful shutdown: usage written, unspent leases handed back.
     pub async fn shutdown(&self) {
-        let options = (*self.pool.connect_options()).clone();
-        let pool = match sqlx::postgres::PgPoolOptions::new()
-            .max_connections(1)
-            .acquire_timeout(Duration::from_secs(5))
-            .connect_with(options)
-            .await
-        {
-            Ok(pool) => pool,
-            Err(e) => {
-                tracing::warn!("shutdown: the database is unreachable; unwritten usage and unspent leases are lost: {e}");
-                return;
-            }
-        };
-        self.usage.flush_on(&pool).await;
-        self.monthly.return_all(&pool).await;
-        pool.close().await;
+        self.usage.flush_on(&self.pool).await;
+        self.monthly.return_all(&self.pool).await;
     }
 
     /// Starts the once-a-second usage flush.

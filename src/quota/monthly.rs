@@ -6,7 +6,7 @@
 //! replica holds unspent is handed back at shutdown; a replica that dies loses it (it counts
 //! as spent, never as free), which bounds the loss by one block and keeps the limit exact.
 
-use sqlx::PgPool;
+use crate::db::Db;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -51,14 +51,14 @@ pub struct MonthlyStanding {
 }
 
 pub struct MonthlyQuotas {
-    pool: PgPool,
+    pool: Db,
     /// Largest block a replica reserves at once.
     max_block: i64,
     leases: Mutex<HashMap<(String, String), Arc<Lease>>>,
 }
 
 impl MonthlyQuotas {
-    pub fn new(pool: PgPool, max_block: i64) -> Self {
+    pub fn new(pool: Db, max_block: i64) -> Self {
         Self {
             pool,
             max_block: max_block.max(1),
@@ -203,7 +203,7 @@ impl MonthlyQuotas {
     }
 
     /// Hands every unspent lease back over `pool` (graceful shutdown).
-    pub async fn return_all(&self, pool: &PgPool) {
+    pub async fn return_all(&self, pool: &Db) {
         let held: Vec<((String, String), Arc<Lease>)> = self
             .leases
             .lock()
@@ -217,7 +217,7 @@ impl MonthlyQuotas {
 }
 
 /// Returns what `lease` holds unspent to the month's row.
-async fn hand_back(pool: &PgPool, subject: &str, month: &str, lease: &Lease) {
+async fn hand_back(pool: &Db, subject: &str, month: &str, lease: &Lease) {
     let unspent = lease.available.swap(0, Ordering::AcqRel);
     if unspent <= 0 {
         return;

@@ -3,7 +3,7 @@
 //! database's clock. Smooth at `rate` per second with a burst equal to the rate: no one-second
 //! window admits more than rate plus burst.
 
-use sqlx::PgPool;
+use crate::db::Db;
 
 pub enum RateDecision {
     /// Admitted; about this many more would be admitted right now.
@@ -13,11 +13,11 @@ pub enum RateDecision {
 }
 
 pub struct RateLimits {
-    pool: PgPool,
+    pool: Db,
 }
 
 impl RateLimits {
-    pub fn new(pool: PgPool) -> Self {
+    pub fn new(pool: Db) -> Self {
         Self { pool }
     }
 

@@ -2,10 +2,10 @@
 //! corrections to a tenant's month.
 
 use super::{clock, Quotas};
+use crate::db::Db;
 use crate::error::ApiError;
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
-use sqlx::PgPool;
 use uuid::Uuid;
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -61,7 +61,7 @@ impl Quotas {
     /// This month's usage of `tenant` with quota `limit` (None: unlimited).
     pub async fn usage_report(
         &self,
-        pool: &PgPool,
+        pool: &Db,
         tenant: Uuid,
         limit: Option<i64>,
     ) -> Result<UsageReport, ApiError> {

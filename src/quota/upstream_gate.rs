@@ -10,7 +10,7 @@
 //! calls wait in a queue that serves tenants round-robin, so one busy tenant cannot starve the
 //! others, and are refused with 429 after a bounded wait: the upstream never has to say 429.
 
-use sqlx::PgPool;
+use crate::db::Db;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -71,7 +71,7 @@ impl FairQueue {
 }
 
 pub struct UpstreamGate {
-    pool: PgPool,
+    pool: Db,
     slots: u32,
     max_wait: Duration,
     queue: Mutex<FairQueue>,
@@ -79,7 +79,7 @@ pub struct UpstreamGate {
 
 impl UpstreamGate {
     /// Makes the slot table match the plan's rate (every replica runs the same configuration).
-    pub async fn new(pool: PgPool, rps: u32, max_wait: Duration) -> Result<Arc<Self>, sqlx::Error> {
+    pub async fn new(pool: Db, rps: u32, max_wait: Duration) -> Result<Arc<Self>, sqlx::Error> {
         let rps = rps.max(1) as i32;
         sqlx::query("INSERT INTO upstream_slots (slot) SELECT generate_series(0, $1 - 1) ON CONFLICT DO NOTHING")
             .bind(rps)

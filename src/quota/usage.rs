@@ -2,8 +2,8 @@
 //! second, so reports read a few rows instead of scanning a log and the hot path never
 //! writes to the database for accounting.
 
+use crate::db::Db;
 use chrono::NaiveDate;
-use sqlx::PgPool;
 use std::collections::HashMap;
 use std::sync::Mutex;
 use uuid::Uuid;
@@ -15,7 +15,7 @@ struct Pending {
 }
 
 pub struct UsageRecorder {
-    pool: PgPool,
+    pool: Db,
     pending: Mutex<Pending>,
     /// One flush at a time: a report flushes first and must not read the rollups while the
     /// periodic flush is still writing what it took from `pending`.
@@ -23,7 +23,7 @@ pub struct UsageRecorder {
 }
 
 impl UsageRecorder {
-    pub fn new(pool: PgPool) -> Self {
+    pub fn new(pool: Db) -> Self {
         Self {
             pool,
             pending: Mutex::default(),
@@ -57,7 +57,7 @@ impl UsageRecorder {
     }
 
     /// `flush` over `pool` (at shutdown: one opened on the runtime that is still running).
-    pub async fn flush_on(&self, pool: &PgPool) {
+    pub async fn flush_on(&self, pool: &Db) {
         let _one_at_a_time = self.flushing.lock().await;
         let Pending { calls, refusals } =
             std::mem::take(&mut *self.pending.lock().expect("usage poisoned"));

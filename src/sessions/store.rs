@@ -2,10 +2,9 @@
 
 use super::{SessionName, UpstreamSession};
 use crate::db::constraint_violated;
+use crate::db::Db;
 use crate::error::ApiError;
 use moka::future::Cache;
-use sqlx::postgres::PgListener;
-use sqlx::PgPool;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,14 +33,14 @@ pub struct TenantSession {
 
 #[derive(Clone)]
 pub struct SessionStore {
-    pool: PgPool,
+    pool: Db,
     cache: Cache<(Uuid, String), UpstreamSession>,
     /// Bumped on every announcement, so a look-up that raced a change is not cached.
     generation: Arc<AtomicU64>,
 }
 
 impl SessionStore {
-    pub fn new(pool: PgPool) -> Self {
+    pub fn new(pool: Db) -> Self {
         Self {
             pool,
             cache: Cache::builder()
@@ -204,7 +203,7 @@ impl SessionStore {
     }
 
     async fn listen(&self) -> anyhow::Result<()> {
-        let mut listener = PgListener::connect_with(&self.pool).await?;
+        let mut listener = self.pool.listener().await?;
         listener.listen(CHANNEL).await?;
         self.forget_everything();
         loop {

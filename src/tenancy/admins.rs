@@ -3,12 +3,12 @@
 use super::audit::{self, Actor};
 use crate::auth::{password, AdminCaller, Auth, Change};
 use crate::db::constraint_violated;
+use crate::db::Db;
 use crate::error::ApiError;
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
-use sqlx::PgPool;
 use std::time::Duration;
 use uuid::Uuid;
 
@@ -80,7 +80,7 @@ fn check_password(pw: &SecretString) -> Result<(), ApiError> {
 
 /// Creates an admin (the API and `wa-gateway admin create-admin`); 409 when the name is taken.
 pub async fn insert_admin(
-    pool: &PgPool,
+    pool: &Db,
     actor: &Actor,
     username: &str,
     password: &SecretString,
@@ -142,7 +142,7 @@ fn login_delay(failures: u32) -> Duration {
 )]
 pub async fn login(
     req: HttpRequest,
-    pool: web::Data<PgPool>,
+    pool: web::Data<Db>,
     auth: web::Data<Auth>,
     body: web::Json<LoginRequest>,
 ) -> Result<HttpResponse, ApiError> {
@@ -213,7 +213,7 @@ pub async fn login(
 )]
 pub async fn list_admins(
     _admin: AdminCaller,
-    pool: web::Data<PgPool>,
+    pool: web::Data<Db>,
 ) -> Result<HttpResponse, ApiError> {
     let admins: Vec<AdminView> =
         sqlx::query_as("SELECT id, username, created_at FROM admins ORDER BY username")
@@ -241,7 +241,7 @@ pub async fn list_admins(
 pub async fn create_admin(
     admin: AdminCaller,
     req: HttpRequest,
-    pool: web::Data<PgPool>,
+    pool: web::Data<Db>,
     body: web::Json<NewAdmin>,
 ) -> Result<HttpResponse, ApiError> {
     let created = insert_admin(
@@ -272,7 +272,7 @@ pub async fn create_admin(
 pub async fn delete_admin(
     admin: AdminCaller,
     req: HttpRequest,
-    pool: web::Data<PgPool>,
+    pool: web::Data<Db>,
     path: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     let target = path.into_inner();
@@ -324,7 +324,7 @@ pub async fn delete_admin(
 pub async fn change_own_password(
     admin: AdminCaller,
     req: HttpRequest,
-    pool: web::Data<PgPool>,
+    pool: web::Data<Db>,
     body: web::Json<PasswordChange>,
 ) -> Result<HttpResponse, ApiError> {
     check_password(&body.new_password)?;

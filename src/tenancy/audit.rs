@@ -2,12 +2,13 @@
 
 use super::{PageQuery, Paging};
 use crate::auth::AdminCaller;
+use crate::db::Db;
 use crate::error::ApiError;
 use crate::telemetry::RequestId;
 use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use sqlx::{PgPool, Postgres, QueryBuilder};
+use sqlx::{Postgres, QueryBuilder};
 
 /// Who acted and from where, taken from the request.
 pub struct Actor {
@@ -140,7 +141,7 @@ fn push_filter(q: &mut QueryBuilder<'_, Postgres>, f: &AuditFilter) {
 )]
 pub async fn list_audit(
     _admin: AdminCaller,
-    pool: web::Data<PgPool>,
+    pool: web::Data<Db>,
     page: web::Query<PageQuery>,
     filter: web::Query<AuditFilter>,
 ) -> Result<HttpResponse, ApiError> {

@@ -6,12 +6,12 @@ use super::audit::{self, Actor};
 use super::tenants::find_tenant;
 use super::{PageQuery, Paging};
 use crate::auth::{password, tenant_key, AdminCaller, Change, Scopes};
+use crate::db::Db;
 use crate::error::ApiError;
 use crate::sessions::SessionName;
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use sqlx::PgPool;
 use uuid::Uuid;
 
 /// Longest grace a rotation may give the old key.
@@ -163,7 +163,7 @@ async fn issue(
 
 /// Creates a key for a tenant (the API and `wa-gateway admin create-key`).
 pub async fn insert_key(
-    pool: &PgPool,
+    pool: &Db,
     actor: &Actor,
     tenant: Uuid,
     req: NewKeyRequest,
@@ -206,7 +206,7 @@ pub async fn insert_key(
 pub async fn create_key(
     admin: AdminCaller,
     req: HttpRequest,
-    pool: web::Data<PgPool>,
+    pool: web::Data<Db>,
     path: web::Path<Uuid>,
     body: web::Json<NewKeyRequest>,
 ) -> Result<HttpResponse, ApiError> {
@@ -237,7 +237,7 @@ pub async fn create_key(
 )]
 pub async fn list_keys(
     _admin: AdminCaller,
-    pool: web::Data<PgPool>,
+    pool: web::Data<Db>,
     path: web::Path<Uuid>,
     page: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
@@ -291,7 +291,7 @@ fn no_key(key: &str) -> ApiError {
 pub async fn revoke_key(
     admin: AdminCaller,
     req: HttpRequest,
-    pool: web::Data<PgPool>,
+    pool: web::Data<Db>,
     path: web::Path<(Uuid, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (tenant, key) = path.into_inner();
@@ -354,7 +354,7 @@ struct RotatedRow {
 pub async fn rotate_key(
     admin: AdminCaller,
     req: HttpRequest,
-    pool: web::Data<PgPool>,
+    pool: web::Data<Db>,
     path: web::Path<(Uuid, String)>,
     body: Option<web::Json<RotateRequest>>,
 ) -> Result<HttpResponse, ApiError> {

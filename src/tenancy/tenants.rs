@@ -10,6 +10,7 @@ use super::audit::{self, Actor};
 use super::{PageQuery, Paging};
 use crate::auth::{AdminCaller, Auth, Change};
 use crate::db::constraint_violated;
+use crate::db::Db;
 use crate::error::ApiError;
 use crate::upstream::client::UpstreamCall;
 use crate::upstream::UpstreamClient;
@@ -18,7 +19,6 @@ use actix_web::http::{Method, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use sqlx::PgPool;
 use uuid::Uuid;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -238,7 +238,7 @@ fn resolve_quota(plan: Plan, quota: Option<QuotaBody>) -> Result<QuotaBody, ApiE
 
 /// Creates a tenant (the API and `wa-gateway admin create-tenant`).
 pub async fn insert_tenant(
-    pool: &PgPool,
+    pool: &Db,
     actor: &Actor,
     new: NewTenant,
 ) -> Result<TenantView, ApiError> {
@@ -272,7 +272,7 @@ pub async fn insert_tenant(
     Ok(view)
 }
 
-pub async fn find_tenant(pool: &PgPool, id: Uuid) -> Result<TenantView, ApiError> {
+pub async fn find_tenant(pool: &Db, id: Uuid) -> Result<TenantView, ApiError> {
     let row: Option<TenantRow> =
         sqlx::query_as(&format!("SELECT {COLUMNS} FROM tenants WHERE id = $1"))
             .bind(id)
@@ -301,7 +301,7 @@ pub async fn find_tenant(pool: &PgPool, id: Uuid) -> Result<TenantView, ApiError
 pub async fn create_tenant(
     admin: AdminCaller,
     req: HttpRequest,
-    pool: web::Data<PgPool>,
+    pool: web::Data<Db>,
     body: web::Json<NewTenant>,
 ) -> Result<HttpResponse, ApiError> {
     let view = insert_tenant(pool.get_ref(), &Actor::of(&admin, &req), body.into_inner()).await?;
@@ -324,7 +324,7 @@ pub async fn create_tenant(
 )]
 pub async fn list_tenants(
     _admin: AdminCaller,
-    pool: web::Data<PgPool>,
+    pool: web::Data<Db>,
     page: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let (limit, offset, page, per_page) = page.limit_offset();
@@ -364,7 +364,7 @@ pub async fn list_tenants(
 )]
 pub async fn get_tenant(
     _admin: AdminCaller,
-    pool: web::Data<PgPool>,
+    pool: web::Data<Db>,
     path: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Ok().json(find_tenant(pool.get_ref(), path.into_inner()).await?))
@@ -392,7 +392,7 @@ pub async fn update_tenant(
     admin: AdminCaller,
     req: HttpRequest,
     auth: web::Data<Auth>,
-    pool: web::Data<PgPool>,
+    pool: web::Data<Db>,
     path: web::Path<Uuid>,
     body: web::Json<TenantPatch>,
 ) -> Result<HttpResponse, ApiError> {
@@ -471,7 +471,7 @@ pub async fn update_tenant(
 pub async fn delete_tenant(
     admin: AdminCaller,
     req: HttpRequest,
-    pool: web::Data<PgPool>,
+    pool: web::Data<Db>,
     client: web::Data<UpstreamClient>,
     path: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
@@ -529,7 +529,7 @@ pub async fn delete_tenant(
 
 /// Deletes recorded upstream sessions (this tenant's and any left from earlier deletions);
 /// answers how many were deleted and how many remain recorded.
-async fn delete_pending_upstream_sessions(pool: &PgPool, client: &UpstreamClient) -> (u32, u32) {
+async fn delete_pending_upstream_sessions(pool: &Db, client: &UpstreamClient) -> (u32, u32) {
     let names: Vec<String> = match sqlx::query_scalar(
         "SELECT upstream_name FROM upstream_session_deletions ORDER BY requested_at LIMIT 100",
     )

@@ -9,6 +9,7 @@ use super::rewrite::{
 };
 use super::schema;
 use crate::auth::TenantCaller;
+use crate::db::Db;
 use crate::error::{ApiError, ErrorBody};
 use crate::idempotency::{self, Claim};
 use crate::quota::{Admission, Quotas};
@@ -20,7 +21,6 @@ use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 use bytes::Bytes;
 use moka::future::Cache;
 use serde_json::Value;
-use sqlx::PgPool;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,7 +30,7 @@ const DEFAULT_SESSION: &str = "default";
 
 /// State shared by every worker's proxy.
 pub struct ProxyState {
-    pub pool: PgPool,
+    pub pool: Db,
     pub sessions: SessionStore,
     pub quotas: Arc<Quotas>,
     /// `contacts/check-exists` answers per tenant, session and phone number.
@@ -41,7 +41,7 @@ pub struct ProxyState {
 
 impl ProxyState {
     pub fn new(
-        pool: PgPool,
+        pool: Db,
         sessions: SessionStore,
         quotas: Arc<Quotas>,
         check_exists_ttl: Duration,

@@ -15,6 +15,7 @@ use super::signing::{
 };
 use super::ssrf::{self, TargetRefused};
 use crate::config::{UpstreamConfig, WebhookConfig};
+use crate::db::Db;
 use crate::metrics::Metrics;
 use crate::quota::Quotas;
 use crate::sessions::UpstreamSession;
@@ -23,8 +24,7 @@ use actix_web::http::StatusCode;
 use actix_web::web;
 use awc::error::{ConnectError, SendRequestError};
 use secrecy::SecretString;
-use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
-use sqlx::PgPool;
+use sqlx::postgres::PgListener;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -51,7 +51,7 @@ const MAX_ANSWER: usize = 64 * 1024;
 
 /// What the workers need, all of it `Send`, handed to their thread.
 pub struct WorkerSettings {
-    pub db: PgConnectOptions,
+    pub db: Db,
     pub metrics: web::Data<Metrics>,
     pub webhooks: WebhookConfig,
     pub upstream: UpstreamConfig,
@@ -93,7 +93,7 @@ impl DeliveryWorkers {
 }
 
 struct Worker {
-    pool: PgPool,
+    pool: Db,
     http: awc::Client,
     metrics: web::Data<Metrics>,
     allow_private: bool,
@@ -103,11 +103,7 @@ struct Worker {
 }
 
 async fn run(settings: WorkerSettings, mut stop: watch::Receiver<bool>) {
-    let pool = PgPoolOptions::new()
-        .max_connections(8)
-        .min_connections(0)
-        .acquire_timeout(Duration::from_secs(3))
-        .connect_lazy_with(settings.db.clone());
+    let pool = settings.db.clone();
     let worker = Rc::new(Worker {
         pool: pool.clone(),
         http: delivery_client(),
@@ -215,11 +211,10 @@ async fn run(settings: WorkerSettings, mut stop: watch::Receiver<bool>) {
         );
     }
     reconciler.abort();
-    pool.close().await;
 }
 
-async fn listen(pool: &PgPool) -> Option<PgListener> {
-    let mut listener = PgListener::connect_with(pool).await.ok()?;
+async fn listen(pool: &Db) -> Option<PgListener> {
+    let mut listener = pool.listener().await.ok()?;
     listener.listen(NOTIFY_CHANNEL).await.ok()?;
     Some(listener)
 }
@@ -367,7 +362,7 @@ fn judge(claimed: &Claimed, attempt: Attempt) -> Completion {
 /// Keeps every session's upstream registration in step with its subscriptions: sessions created
 /// again under a known name, and changes that failed half way. A session that keeps failing is
 /// tried less and less often (up to every 5 minutes), since each try may spend quota.
-async fn reconcile(pool: PgPool, client: UpstreamClient, quotas: Arc<Quotas>, public_base: String) {
+async fn reconcile(pool: Db, client: UpstreamClient, quotas: Arc<Quotas>, public_base: String) {
     let waits: RefCell<HashMap<String, (Instant, Duration)>> = RefCell::new(HashMap::new());
     let target = IngressTarget {
         public_base: &public_base,

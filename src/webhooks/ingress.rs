@@ -7,11 +7,11 @@
 
 use super::events::is_incoming_duplicate;
 use super::signing::{self, HMAC_HEADER};
+use crate::db::Db;
 use crate::error::ApiError;
 use crate::upstream::rewrite::rename_strings;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{Map, Value};
-use sqlx::PgPool;
 use uuid::Uuid;
 
 /// The fields of an event tenants receive (UPSTREAM.md, Webhooks). Anything else the upstream
@@ -39,7 +39,7 @@ pub async fn receive(
     req: HttpRequest,
     token: web::Path<String>,
     body: web::Bytes,
-    pool: web::Data<PgPool>,
+    pool: web::Data<Db>,
     relay: web::Data<super::Relay>,
 ) -> Result<HttpResponse, ApiError> {
     let refused = || ApiError::unauthorized("invalid webhook signature");
@@ -121,7 +121,7 @@ fn tenant_view(event: Value, ingress: &Ingress) -> Vec<u8> {
 /// Stores the event and its deliveries in one statement (so one round trip and one commit),
 /// answering how many deliveries it made; `None` when the event was already stored.
 async fn store(
-    pool: &PgPool,
+    pool: &Db,
     ingress: &Ingress,
     event_id: &str,
     name: &str,

@@ -7,9 +7,9 @@
 //! overwrite a newer attempt.
 
 use super::policy::{Backoff, RetryPolicy};
+use crate::db::Db;
 use bytes::Bytes;
 use serde::Deserialize;
-use sqlx::PgPool;
 use std::time::Duration;
 use uuid::Uuid;
 
@@ -48,11 +48,7 @@ type ClaimRow = (
 );
 
 /// Takes up to `limit` due deliveries, leasing each for `lease`.
-pub async fn claim(
-    pool: &PgPool,
-    limit: i64,
-    lease: Duration,
-) -> Result<Vec<Claimed>, sqlx::Error> {
+pub async fn claim(pool: &Db, limit: i64, lease: Duration) -> Result<Vec<Claimed>, sqlx::Error> {
     let rows: Vec<ClaimRow> = sqlx::query_as(
         "WITH claimed AS ( \
            UPDATE webhook_deliveries d SET attempts = d.attempts + 1, last_attempt_at = now(), \
@@ -109,7 +105,7 @@ pub enum Completion {
 }
 
 pub async fn complete(
-    pool: &PgPool,
+    pool: &Db,
     claimed: &Claimed,
     completion: &Completion,
 ) -> Result<(), sqlx::Error> {
@@ -149,7 +145,7 @@ pub async fn complete(
 
 /// The outbox's depth (pending rows) and when the next one falls due.
 pub async fn standing(
-    pool: &PgPool,
+    pool: &Db,
 ) -> Result<
     (
         i64,
@@ -168,11 +164,7 @@ pub async fn standing(
 /// Retention: delivered deliveries after `delivered`, failed ones after `failed`, then events
 /// no delivery refers to any more (and that are older than `delivered`, so late duplicates of
 /// them are still recognised). In bounded batches so a large purge never holds long locks.
-pub async fn purge(
-    pool: &PgPool,
-    delivered: Duration,
-    failed: Duration,
-) -> Result<u64, sqlx::Error> {
+pub async fn purge(pool: &Db, delivered: Duration, failed: Duration) -> Result<u64, sqlx::Error> {
     let mut purged = 0;
     for (status, keep) in [("delivered", delivered), ("failed", failed)] {
         loop {

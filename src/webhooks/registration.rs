@@ -56,7 +56,7 @@ async fn needed_events(
 /// other; nothing to change means no call and nothing spent.
 #[allow(clippy::too_many_arguments)]
 pub async fn sync(
-    pool: &sqlx::PgPool,
+    pool: &crate::db::Db,
     conn: &mut PgConnection,
     client: &UpstreamClient,
     quotas: &Quotas,
@@ -185,7 +185,7 @@ type TenantSessionRow = (
 );
 
 pub async fn out_of_step(
-    pool: &sqlx::PgPool,
+    pool: &crate::db::Db,
 ) -> Result<Vec<(Tenant, String, String)>, sqlx::Error> {
     let rows: Vec<TenantSessionRow> = sqlx::query_as(
         "SELECT t.id, t.name, t.plan, t.monthly_requests, t.requests_per_second, t.max_sessions, s.name, s.upstream_name \

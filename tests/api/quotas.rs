@@ -449,10 +449,13 @@ async fn with_the_database_unreachable_only_leased_quota_is_spent_then_503() {
         .await
         .unwrap();
     let config = crate::helpers::config_from(&app.vars).quota;
-    let quotas =
-        wa_gateway::quota::Quotas::new(pool, &config, Arc::new(wa_gateway::quota::SystemClock))
-            .await
-            .unwrap();
+    let quotas = wa_gateway::quota::Quotas::new(
+        wa_gateway::db::Db::on_current_runtime(pool),
+        &config,
+        Arc::new(wa_gateway::quota::SystemClock),
+    )
+    .await
+    .unwrap();
     let who = wa_gateway::auth::Tenant {
         id: tenant.id.parse().unwrap(),
         name: tenant.name.clone(),

@@ -401,7 +401,12 @@ async fn bench_key_verification() {
     let key = created["key"].as_str().unwrap();
     let id = created["id"].as_str().unwrap().to_owned();
     let config = crate::helpers::config_from(&app.vars);
-    let auth = Auth::new(app.pool.clone(), &config.admin).await.unwrap();
+    let auth = Auth::new(
+        wa_gateway::db::Db::on_current_runtime(app.pool.clone()),
+        &config.admin,
+    )
+    .await
+    .unwrap();
 
     let cold_n = 20;
     let started = Instant::now();
