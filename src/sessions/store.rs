@@ -35,6 +35,8 @@ pub struct TenantSession {
 pub struct SessionStore {
     pool: Db,
     cache: Cache<(Uuid, String), UpstreamSession>,
+    /// Each tenant's sessions, for the list every `GET /v1/sessions` filters the upstream by.
+    lists: Cache<Uuid, Arc<Vec<OwnedSession>>>,
     /// Bumped on every announcement, so a look-up that raced a change is not cached.
     generation: Arc<AtomicU64>,
 }
@@ -45,6 +47,10 @@ impl SessionStore {
             pool,
             cache: Cache::builder()
                 .max_capacity(100_000)
+                .time_to_live(CACHE_TTL)
+                .build(),
+            lists: Cache::builder()
+                .max_capacity(10_000)
                 .time_to_live(CACHE_TTL)
                 .build(),
             generation: Arc::new(AtomicU64::new(0)),
@@ -166,6 +172,7 @@ impl SessionStore {
     pub async fn invalidate(&self, tenant: Uuid, name: &str) {
         self.generation.fetch_add(1, Ordering::SeqCst);
         self.cache.invalidate(&(tenant, name.to_owned())).await;
+        self.lists.invalidate(&tenant).await;
     }
 
     /// Drops the entry here at once and announces the change to every replica. A lost
@@ -200,6 +207,7 @@ impl SessionStore {
     fn forget_everything(&self) {
         self.generation.fetch_add(1, Ordering::SeqCst);
         self.cache.invalidate_all();
+        self.lists.invalidate_all();
     }
 
     async fn listen(&self) -> anyhow::Result<()> {
@@ -291,13 +299,23 @@ impl SessionStore {
         .await?)
     }
 
-    /// Every session the tenant owns.
-    pub async fn list(&self, tenant: Uuid) -> Result<Vec<OwnedSession>, ApiError> {
-        Ok(sqlx::query_as(
-            "SELECT name, upstream_name FROM sessions WHERE tenant_id = $1 ORDER BY name",
-        )
-        .bind(tenant)
-        .fetch_all(&self.pool)
-        .await?)
+    /// Every session the tenant owns (cached; concurrent misses share one read).
+    pub async fn list(&self, tenant: Uuid) -> Result<Arc<Vec<OwnedSession>>, ApiError> {
+        let generation = self.generation.load(Ordering::SeqCst);
+        let read = async {
+            sqlx::query_as(
+                "SELECT name, upstream_name FROM sessions WHERE tenant_id = $1 ORDER BY name",
+            )
+            .bind(tenant)
+            .fetch_all(&self.pool)
+            .await
+            .map(Arc::new)
+        };
+        let list = self.lists.try_get_with(tenant, read).await?;
+        if self.generation.load(Ordering::SeqCst) != generation {
+            // A change was announced while we read: serve this call, but do not keep it.
+            self.lists.invalidate(&tenant).await;
+        }
+        Ok(list)
     }
 }

@@ -345,9 +345,12 @@ async fn forward(
         Some((name, upstream)) => rename_strings(&mut value, upstream.as_str(), name.as_str()),
         None if endpoint.handling == Handling::ListSessions => {
             // A key limited to some sessions sees only those.
-            let mut owned = state.sessions.list(tenant).await?;
-            owned.retain(|s| inbound.caller.may_use_session(&s.name));
-            value = own_sessions_only(value, &owned);
+            let owned = state.sessions.list(tenant).await?;
+            let visible: Vec<_> = owned
+                .iter()
+                .filter(|s| inbound.caller.may_use_session(&s.name))
+                .collect();
+            value = own_sessions_only(value, &visible);
         }
         None => {}
     }
@@ -526,7 +529,7 @@ fn upstream_path(inbound: &Inbound<'_>, upstream: Option<&UpstreamSession>) -> S
 }
 
 /// Keeps the entries of the upstream's session list that the tenant owns, renamed.
-fn own_sessions_only(value: Value, owned: &[crate::sessions::OwnedSession]) -> Value {
+fn own_sessions_only(value: Value, owned: &[&crate::sessions::OwnedSession]) -> Value {
     let names: HashMap<&str, &str> = owned
         .iter()
         .map(|s| (s.upstream_name.as_str(), s.name.as_str()))

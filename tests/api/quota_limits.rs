@@ -92,6 +92,77 @@ async fn a_burst_across_two_replicas_admits_no_more_than_rate_plus_burst() {
     assert_eq!(leased, admitted as i64);
 }
 
+/// A rate high enough that replicas reserve cells in blocks: calls paced over two seconds on
+/// two replicas never exceed the bound in any one-second window, nor over the whole run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn reserved_blocks_keep_every_second_within_rate_plus_burst_across_two_replicas() {
+    let app = spawn_app().await;
+    let replica = spawn_replica(&app).await;
+    let rate = 50;
+    let tenant = app
+        .tenant_with(
+            json!({"plan": "custom", "quota": {"requests_per_second": rate, "monthly_requests": 100000}}),
+            &["*"],
+        )
+        .await;
+    for gw in [&app, &replica] {
+        invalid_call(&gw.client, &gw.address, &tenant.key).await;
+    }
+    app.clear_sim_log().await;
+
+    // 20 waves of 30 calls, 100 ms apart, alternating replicas: three times the rate.
+    let bases = [app.address.clone(), replica.address.clone()];
+    let started = Instant::now();
+    let calls = (0..600).map(|i| {
+        let (client, base, key) = (app.client.clone(), bases[i % 2].clone(), tenant.key.clone());
+        async move {
+            tokio::time::sleep(Duration::from_millis(100 * (i / 30) as u64)).await;
+            let sent = started.elapsed().as_secs_f64();
+            let answer = list_sessions(&client, &base, &key).await;
+            (sent, started.elapsed().as_secs_f64(), answer.status)
+        }
+    });
+    let answers = join_all(calls).await;
+    let elapsed = started.elapsed().as_secs_f64();
+
+    let admitted: Vec<(f64, f64)> = answers
+        .iter()
+        .filter(|(_, _, status)| *status == 200)
+        .map(|(sent, answered, _)| (*sent, *answered))
+        .collect();
+    assert!(
+        answers.iter().all(|(_, _, s)| *s == 200 || *s == 429),
+        "only admissions and rate refusals"
+    );
+    let bound = rate + (rate as f64 * elapsed).ceil() as usize;
+    assert!(
+        admitted.len() <= bound,
+        "{} admitted in {elapsed:.2} s, at most {bound} allowed",
+        admitted.len()
+    );
+    // A call sent and answered within [a, a + 1) was admitted in that second.
+    for (window_start, _) in &admitted {
+        let within = admitted
+            .iter()
+            .filter(|(sent, answered)| sent >= window_start && *answered < window_start + 1.0)
+            .count();
+        assert!(
+            within <= 2 * rate,
+            "{within} admitted within one second from {window_start:.3} s"
+        );
+    }
+    // Blocks expire unspent at most once per replica per reservation: most of the allowance
+    // is still used.
+    assert!(
+        admitted.len() >= rate + rate / 2,
+        "the rate is honoured: {} admitted in {elapsed:.2} s",
+        admitted.len()
+    );
+    assert_eq!(sim_count(&app, "GET", "/v1/sessions").await, admitted.len());
+    app.stop().await;
+    replica.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn max_sessions_holds_under_concurrent_creation_on_two_replicas() {
     let app = spawn_app().await;
