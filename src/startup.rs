@@ -179,13 +179,15 @@ impl Application {
                 .app_data(web::Data::new(client))
                 .app_data(auth.clone())
                 .app_data(relay.clone())
-                .configure(ops::routes)
-                .configure(tenancy::routes)
-                .configure(sessions::admin::routes)
-                .configure(openapi::routes)
-                // Before the forwarded rows, so /v1/sessions/{session}/webhooks/... resolve here.
+                // Routes are tried in order: the forwarded rows, the hot path, come first. The
+                // webhook routes precede them so /v1/sessions/{session}/webhooks/... resolve
+                // here; no forwarded pattern overlaps the routes after them.
                 .configure(webhooks::routes)
                 .configure(upstream::routes)
+                .configure(tenancy::routes)
+                .configure(sessions::admin::routes)
+                .configure(ops::routes)
+                .configure(openapi::routes)
                 .default_service(web::to(unknown_route))
         })
         .listen(listener)?
