@@ -5,10 +5,14 @@
 //! allowance runs out, so the replicas together never take more than the allowance. What a
 //! replica holds unspent is handed back at shutdown; a replica that dies loses it (it counts
 //! as spent, never as free), which bounds the loss by one block and keeps the limit exact.
+//!
+//! While the allowance is plentiful (the last block was a full one), the next block is
+//! reserved in the background when a quarter of the current one is left, so calls do not
+//! wait for the database; near the limit blocks shrink and are reserved only when needed.
 
 use crate::db::Db;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// Why a monthly quota refused.
@@ -31,6 +35,9 @@ struct Lease {
     leased: AtomicI64,
     /// One refill at a time per subject and month on this replica.
     refill: tokio::sync::Mutex<()>,
+    /// The size of the last block granted, and whether a background refill is under way.
+    last_block: AtomicI64,
+    prefetching: AtomicBool,
 }
 
 impl Lease {
@@ -103,6 +110,7 @@ impl MonthlyQuotas {
     pub async fn take(&self, subject: &str, month: &str, limit: i64) -> Result<(), MonthlyRefusal> {
         let lease = self.lease_under(subject, month, limit).await;
         if lease.try_take() {
+            self.prefetch_if_low(&lease, subject, month, limit);
             return Ok(());
         }
         let _refilling = lease.refill.lock().await;
@@ -110,8 +118,7 @@ impl MonthlyQuotas {
         if lease.try_take() {
             return Ok(());
         }
-        let granted = self
-            .reserve(subject, month, limit, &lease)
+        let granted = reserve(&self.pool, self.max_block, subject, month, limit, &lease)
             .await
             .map_err(MonthlyRefusal::Unavailable)?;
         if granted == 0 {
@@ -122,61 +129,38 @@ impl MonthlyQuotas {
         Ok(())
     }
 
+    /// Reserves the next full block in the background when a quarter of the last is left.
+    fn prefetch_if_low(&self, lease: &Arc<Lease>, subject: &str, month: &str, limit: i64) {
+        let full = lease.last_block.load(Ordering::Acquire) == self.max_block;
+        if !full
+            || lease.available.load(Ordering::Acquire) > self.max_block / 4
+            || lease.prefetching.swap(true, Ordering::AcqRel)
+        {
+            return;
+        }
+        let (pool, max_block, lease) = (self.pool.clone(), self.max_block, lease.clone());
+        let (subject, month) = (subject.to_owned(), month.to_owned());
+        tokio::spawn(async move {
+            {
+                let _refilling = lease.refill.lock().await;
+                if lease.available.load(Ordering::Acquire) <= max_block / 4 {
+                    match reserve(&pool, max_block, &subject, &month, limit, &lease).await {
+                        Ok(granted) => {
+                            lease.available.fetch_add(granted, Ordering::AcqRel);
+                        }
+                        Err(e) => tracing::warn!(subject, "reserving monthly quota ahead: {e}"),
+                    }
+                }
+            }
+            lease.prefetching.store(false, Ordering::Release);
+        });
+    }
+
     /// Undoes a `take` whose call was refused by another limit or never sent.
     pub fn give_back(&self, subject: &str, month: &str) {
         self.lease(subject, month)
             .available
             .fetch_add(1, Ordering::AcqRel);
-    }
-
-    /// Reserves a block: at most `max_block`, a quarter of what is left when that is smaller,
-    /// and never less than one while anything is left.
-    async fn reserve(
-        &self,
-        subject: &str,
-        month: &str,
-        limit: i64,
-        lease: &Lease,
-    ) -> Result<i64, sqlx::Error> {
-        // The month's row exists after its first reservation: one statement then. The row
-        // lock of the UPDATE orders replicas, so the sum of blocks never exceeds the allowance.
-        let reserve = || {
-            sqlx::query_as::<_, (i64, i64, i64)>(
-                "WITH current AS (
-                     SELECT leased, bonus FROM quota_months WHERE subject = $1 AND month = $2 FOR UPDATE
-                 ), block AS (
-                     SELECT CASE WHEN leased < $3 + bonus
-                                 THEN LEAST($4, GREATEST(($3 + bonus - leased) / 4, 1))
-                                 ELSE 0 END AS n
-                     FROM current
-                 )
-                 UPDATE quota_months q SET leased = q.leased + block.n
-                 FROM block WHERE q.subject = $1 AND q.month = $2
-                 RETURNING block.n, q.leased, $3 + q.bonus",
-            )
-            .bind(subject)
-            .bind(month)
-            .bind(limit)
-            .bind(self.max_block)
-            .fetch_optional(&self.pool)
-        };
-        let row = match reserve().await? {
-            Some(row) => row,
-            None => {
-                sqlx::query(
-                    "INSERT INTO quota_months (subject, month) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-                )
-                .bind(subject)
-                .bind(month)
-                .execute(&self.pool)
-                .await?;
-                reserve().await?.ok_or(sqlx::Error::RowNotFound)?
-            }
-        };
-        let (granted, leased, allowance) = row;
-        lease.leased.store(leased, Ordering::Release);
-        lease.allowance.store(allowance, Ordering::Release);
-        Ok(granted)
     }
 
     /// The allowance and what is left of it, as far as this replica knows.
@@ -214,6 +198,58 @@ impl MonthlyQuotas {
             hand_back(pool, &subject, &month, &lease).await;
         }
     }
+}
+
+/// Reserves a block: at most `max_block`, a quarter of what is left when that is smaller,
+/// and never less than one while anything is left.
+async fn reserve(
+    pool: &Db,
+    max_block: i64,
+    subject: &str,
+    month: &str,
+    limit: i64,
+    lease: &Lease,
+) -> Result<i64, sqlx::Error> {
+    // The month's row exists after its first reservation: one statement then. The row
+    // lock of the UPDATE orders replicas, so the sum of blocks never exceeds the allowance.
+    let reserve = || {
+        sqlx::query_as::<_, (i64, i64, i64)>(
+            "WITH current AS (
+                 SELECT leased, bonus FROM quota_months WHERE subject = $1 AND month = $2 FOR UPDATE
+             ), block AS (
+                 SELECT CASE WHEN leased < $3 + bonus
+                             THEN LEAST($4, GREATEST(($3 + bonus - leased) / 4, 1))
+                             ELSE 0 END AS n
+                 FROM current
+             )
+             UPDATE quota_months q SET leased = q.leased + block.n
+             FROM block WHERE q.subject = $1 AND q.month = $2
+             RETURNING block.n, q.leased, $3 + q.bonus",
+        )
+        .bind(subject)
+        .bind(month)
+        .bind(limit)
+        .bind(max_block)
+        .fetch_optional(pool)
+    };
+    let row = match reserve().await? {
+        Some(row) => row,
+        None => {
+            sqlx::query(
+                "INSERT INTO quota_months (subject, month) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            )
+            .bind(subject)
+            .bind(month)
+            .execute(pool)
+            .await?;
+            reserve().await?.ok_or(sqlx::Error::RowNotFound)?
+        }
+    };
+    let (granted, leased, allowance) = row;
+    lease.leased.store(leased, Ordering::Release);
+    lease.allowance.store(allowance, Ordering::Release);
+    lease.last_block.store(granted, Ordering::Release);
+    Ok(granted)
 }
 
 /// Returns what `lease` holds unspent to the month's row.
