@@ -1,7 +1,7 @@
 //! Per-second and session limits across replicas, the organisation's upstream budget shared
 //! fairly, the quota headers on every answer, and usage reports.
 
-use crate::helpers::{spawn_app, spawn_app_full, spawn_replica, TestApp};
+use crate::helpers::{spawn_app, spawn_app_full, spawn_replica, TestApp, TestTenant};
 use crate::quotas::{answer, invalid_call, list_sessions, sim_count, sim_log, Answer};
 use futures_util::future::join_all;
 use reqwest::Method;
@@ -9,14 +9,14 @@ use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_burst_across_two_replicas_admits_no_more_than_rate_plus_burst() {
+/// Two replicas on one database, and a tenant limited to `rate` calls per second whose key
+/// both have verified (so the calls measured are not slowed by argon2id); the call log is empty.
+async fn two_replicas_with_rate(rate: usize, monthly: i64) -> (TestApp, TestApp, TestTenant) {
     let app = spawn_app().await;
     let replica = spawn_replica(&app).await;
-    let rate = 5;
     let tenant = app
         .tenant_with(
-            json!({"plan": "custom", "quota": {"requests_per_second": rate, "monthly_requests": 1000}}),
+            json!({"plan": "custom", "quota": {"requests_per_second": rate, "monthly_requests": monthly}}),
             &["*"],
         )
         .await;
@@ -24,6 +24,13 @@ async fn a_burst_across_two_replicas_admits_no_more_than_rate_plus_burst() {
         invalid_call(&gw.client, &gw.address, &tenant.key).await;
     }
     app.clear_sim_log().await;
+    (app, replica, tenant)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_burst_across_two_replicas_admits_no_more_than_rate_plus_burst() {
+    let rate = 5;
+    let (app, replica, tenant) = two_replicas_with_rate(rate, 1000).await;
 
     let bases = [app.address.clone(), replica.address.clone()];
     let started = Instant::now();
@@ -96,19 +103,8 @@ async fn a_burst_across_two_replicas_admits_no_more_than_rate_plus_burst() {
 /// two replicas never exceed the bound in any one-second window, nor over the whole run.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn reserved_blocks_keep_every_second_within_rate_plus_burst_across_two_replicas() {
-    let app = spawn_app().await;
-    let replica = spawn_replica(&app).await;
     let rate = 50;
-    let tenant = app
-        .tenant_with(
-            json!({"plan": "custom", "quota": {"requests_per_second": rate, "monthly_requests": 100000}}),
-            &["*"],
-        )
-        .await;
-    for gw in [&app, &replica] {
-        invalid_call(&gw.client, &gw.address, &tenant.key).await;
-    }
-    app.clear_sim_log().await;
+    let (app, replica, tenant) = two_replicas_with_rate(rate, 100_000).await;
 
     // 20 waves of 30 calls, 100 ms apart, alternating replicas: three times the rate.
     let bases = [app.address.clone(), replica.address.clone()];
