@@ -2,13 +2,43 @@
 //! reset of the current month), and the organisation's upstream standing.
 
 use super::audit::{self, Actor};
-use super::tenants::find_tenant;
+use super::tenants::{find_tenant, TenantView};
 use crate::auth::{AdminCaller, Scope, TenantCaller};
 use crate::error::ApiError;
 use crate::quota::TopUp;
 use crate::upstream::ProxyState;
 use actix_web::{web, HttpRequest, HttpResponse};
+use sqlx::{Postgres, Transaction};
 use uuid::Uuid;
+
+/// A tenant's usage this month, as every usage route answers it.
+async fn usage_answer(
+    state: &ProxyState,
+    tenant: Uuid,
+    monthly_requests: Option<i64>,
+) -> Result<HttpResponse, ApiError> {
+    let report = state
+        .quotas
+        .usage_report(&state.pool, tenant, monthly_requests)
+        .await?;
+    Ok(HttpResponse::Ok().json(report))
+}
+
+/// Records an admin's change to a tenant's month in the audit log, commits it together with the
+/// change, and answers with the usage as it now stands.
+async fn commit_audited(
+    mut tx: Transaction<'static, Postgres>,
+    actor: &Actor,
+    action: &str,
+    tenant: &TenantView,
+    details: serde_json::Value,
+    state: &ProxyState,
+) -> Result<HttpResponse, ApiError> {
+    let id = tenant.id.to_string();
+    audit::record(&mut *tx, actor, action, "tenant", &id, details).await?;
+    tx.commit().await?;
+    usage_answer(state, tenant.id, tenant.quota.monthly_requests).await
+}
 
 /// This month's usage of the calling tenant: total and remaining, per day, per endpoint, and
 /// refusals by reason.
@@ -31,11 +61,7 @@ pub async fn tenant_usage(
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Scope::UsageRead)?;
     let tenant = &caller.tenant;
-    let report = state
-        .quotas
-        .usage_report(&state.pool, tenant.id, tenant.quota.monthly_requests)
-        .await?;
-    let mut response = HttpResponse::Ok().json(report);
+    let mut response = usage_answer(&state, tenant.id, tenant.quota.monthly_requests).await?;
     state.quotas.stamp(&mut response, tenant, None);
     Ok(response)
 }
@@ -60,11 +86,7 @@ pub async fn admin_tenant_usage(
     path: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     let tenant = find_tenant(&state.pool, path.into_inner()).await?;
-    let report = state
-        .quotas
-        .usage_report(&state.pool, tenant.id, tenant.quota.monthly_requests)
-        .await?;
-    Ok(HttpResponse::Ok().json(report))
+    usage_answer(&state, tenant.id, tenant.quota.monthly_requests).await
 }
 
 /// Grants a tenant extra requests for the current month (audit-logged).
@@ -96,21 +118,9 @@ pub async fn top_up(
         .quotas
         .top_up(&mut tx, tenant.id, body.requests)
         .await?;
-    audit::record(
-        &mut *tx,
-        &Actor::of(&admin, &req),
-        "quota.top_up",
-        "tenant",
-        &tenant.id.to_string(),
-        serde_json::json!({ "requests": body.requests }),
-    )
-    .await?;
-    tx.commit().await?;
-    let report = state
-        .quotas
-        .usage_report(&state.pool, tenant.id, tenant.quota.monthly_requests)
-        .await?;
-    Ok(HttpResponse::Ok().json(report))
+    let details = serde_json::json!({ "requests": body.requests });
+    let actor = Actor::of(&admin, &req);
+    commit_audited(tx, &actor, "quota.top_up", &tenant, details, &state).await
 }
 
 /// Gives a tenant its whole monthly quota back for the rest of the month (audit-logged).
@@ -136,21 +146,16 @@ pub async fn reset_month(
     let tenant = find_tenant(&state.pool, path.into_inner()).await?;
     let mut tx = state.pool.begin().await?;
     state.quotas.reset_month(&mut tx, tenant.id).await?;
-    audit::record(
-        &mut *tx,
-        &Actor::of(&admin, &req),
+    let actor = Actor::of(&admin, &req);
+    commit_audited(
+        tx,
+        &actor,
         "quota.reset",
-        "tenant",
-        &tenant.id.to_string(),
+        &tenant,
         serde_json::json!({}),
+        &state,
     )
-    .await?;
-    tx.commit().await?;
-    let report = state
-        .quotas
-        .usage_report(&state.pool, tenant.id, tenant.quota.monthly_requests)
-        .await?;
-    Ok(HttpResponse::Ok().json(report))
+    .await
 }
 
 /// The organisation's standing on its upstream plan: budget, use this month, and what the

@@ -20,6 +20,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use sqlx::{Postgres, Transaction};
 use url::Url;
 use uuid::Uuid;
 
@@ -254,6 +255,35 @@ async fn lock_session(
     Ok(())
 }
 
+/// Brings the upstream's registration for the session in step with its subscriptions as `tx`
+/// leaves them, then commits.
+async fn sync_and_commit(
+    mut tx: Transaction<'static, Postgres>,
+    proxy: &ProxyState,
+    client: &UpstreamClient,
+    relay: &Relay,
+    caller: &TenantCaller,
+    name: &SessionName,
+    upstream: &UpstreamSession,
+) -> Result<(), ApiError> {
+    let target = IngressTarget {
+        public_base: &relay.public_base,
+    };
+    registration::sync(
+        &proxy.pool,
+        &mut tx,
+        client,
+        &proxy.quotas,
+        &caller.tenant,
+        name.as_str(),
+        upstream,
+        &target,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
 /// Registers (or, for a URL the session already has, replaces) a webhook. When this answers
 /// 201 the upstream already sends the events it needs to the gateway.
 pub async fn add(
@@ -315,21 +345,7 @@ pub async fn add(
                 e.into()
             }
         })?;
-        let target = IngressTarget {
-            public_base: &relay.public_base,
-        };
-        registration::sync(
-            &proxy.pool,
-            &mut tx,
-            &client,
-            &proxy.quotas,
-            &caller.tenant,
-            name.as_str(),
-            &upstream,
-            &target,
-        )
-        .await?;
-        tx.commit().await?;
+        sync_and_commit(tx, &proxy, &client, &relay, &caller, &name, &upstream).await?;
         Ok(HttpResponse::Created().json(WebhookView::from(row)))
     }
     .await;
@@ -378,21 +394,7 @@ pub async fn remove(
                 "no webhook {url} on session \"{name}\""
             )));
         }
-        let target = IngressTarget {
-            public_base: &relay.public_base,
-        };
-        registration::sync(
-            &proxy.pool,
-            &mut tx,
-            &client,
-            &proxy.quotas,
-            &caller.tenant,
-            name.as_str(),
-            &upstream,
-            &target,
-        )
-        .await?;
-        tx.commit().await?;
+        sync_and_commit(tx, &proxy, &client, &relay, &caller, &name, &upstream).await?;
         Ok(HttpResponse::Ok().json(serde_json::json!({ "removed": removed })))
     }
     .await;
