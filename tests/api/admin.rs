@@ -349,16 +349,11 @@ async fn tenants_take_plans_quotas_and_unique_names() {
 #[tokio::test]
 async fn the_keys_table_holds_no_plaintext() {
     let app = app().await;
-    let token = admin_token(&app.client, &app.address).await;
-    let tenant = create_tenant(&app.client, &app.address, &token, "acme").await;
-    let created = create_key(
-        &app.client,
-        &app.address,
-        &token,
-        &tenant,
-        &["messages:send"],
-    )
-    .await;
+    let Provisioned {
+        token,
+        tenant,
+        key: created,
+    } = provision(&app.client, &app.address, "acme", &["messages:send"]).await;
     let key = created["key"].as_str().unwrap();
     assert!(key.starts_with(&format!("wagw_{}_", created["id"].as_str().unwrap())));
     let secret = &key[key.rfind('_').unwrap() + 1..];

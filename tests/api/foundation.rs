@@ -4,6 +4,7 @@
 use crate::helpers::{
     self, base_vars, command, shared_tempdir, spawn_app, spawn_app_with, GatewayProcess, TestDb,
 };
+use crate::tenancy_support::{provision_with, Provisioned};
 use serde_json::Value;
 use std::time::{Duration, Instant};
 
@@ -268,39 +269,9 @@ async fn sigterm_lets_a_request_in_flight_finish() {
     let vars = base_vars(&db, &sim.url());
     let process = GatewayProcess::start(&vars).await;
     let http = helpers::http_client();
-    let token: Value = http
-        .post(process.url("/admin/v1/login"))
-        .json(&serde_json::json!({"username": helpers::ADMIN_USER, "password": helpers::ADMIN_PASSWORD}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = token["access_token"].as_str().unwrap().to_owned();
-    let tenant: Value = http
-        .post(process.url("/admin/v1/tenants"))
-        .bearer_auth(&token)
-        .json(&serde_json::json!({"name": "inflight", "plan": "mega"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let key: Value = http
-        .post(process.url(&format!(
-            "/admin/v1/tenants/{}/keys",
-            tenant["id"].as_str().unwrap()
-        )))
-        .bearer_auth(&token)
-        .json(&serde_json::json!({"name": "k", "scopes": ["*"]}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let tenant = serde_json::json!({"name": "inflight", "plan": "mega"});
+    let Provisioned { token, key, .. } =
+        provision_with(&http, &process.address, tenant, &["*"]).await;
     let key = key["key"].as_str().unwrap().to_owned();
     // Concurrent calls make the pool open connections while serving on every worker, so the
     // call in flight may well be handed one that a worker opened which stops at SIGTERM.

@@ -1444,6 +1444,7 @@ async fn sim_stops_and_frees_its_port() {
 #[tokio::test]
 async fn sim_sandbox_serve_without_key_or_database_sends_end_to_end() {
     use crate::helpers::{shared_tempdir, GatewayProcess, ADMIN_PASSWORD, ADMIN_USER};
+    use crate::tenancy_support::{provision_with, Provisioned};
     let dir = shared_tempdir();
     let _cluster = EmbeddedCluster(
         wa_gateway::db::EmbeddedPostgres::locate(&dir.path().join("data"), None).unwrap(),
@@ -1464,42 +1465,9 @@ async fn sim_sandbox_serve_without_key_or_database_sends_end_to_end() {
     assert!(logs.contains("WARN"), "logged as a warning: {logs}");
 
     let http = reqwest::Client::new();
-    let login: Value = http
-        .post(gateway.url("/admin/v1/login"))
-        .json(&json!({"username": ADMIN_USER, "password": ADMIN_PASSWORD}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = login["access_token"]
-        .as_str()
-        .expect("an admin token")
-        .to_owned();
-    let tenant: Value = http
-        .post(gateway.url("/admin/v1/tenants"))
-        .bearer_auth(&token)
-        .json(&json!({"name": "sandbox-team", "plan": "pro"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let key: Value = http
-        .post(gateway.url(&format!(
-            "/admin/v1/tenants/{}/keys",
-            tenant["id"].as_str().unwrap()
-        )))
-        .bearer_auth(&token)
-        .json(&json!({"name": "bot", "scopes": ["*"]}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let tenant = json!({"name": "sandbox-team", "plan": "pro"});
+    let Provisioned { token, key, .. } =
+        provision_with(&http, &gateway.address, tenant, &["*"]).await;
     let key = key["key"].as_str().expect("a tenant key").to_owned();
     let tenant_call = |method: reqwest::Method, path: &str| {
         http.request(method, gateway.url(path))

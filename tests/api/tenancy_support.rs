@@ -57,12 +57,26 @@ pub async fn admin_call(
     req.send().await.unwrap()
 }
 
-/// Creates a tenant (plan given, or custom unlimited) and answers its id.
+/// Creates a custom tenant with no limits and answers its id.
 pub async fn create_tenant(
     client: &reqwest::Client,
     base: &str,
     token: &str,
     name: &str,
+) -> String {
+    create_tenant_with(client, base, token, unlimited(name)).await
+}
+
+fn unlimited(name: &str) -> Value {
+    json!({"name": name, "plan": "custom", "quota": {}})
+}
+
+/// Creates a tenant with `body` (of `POST /admin/v1/tenants`) and answers its id.
+pub async fn create_tenant_with(
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+    body: Value,
 ) -> String {
     let res = admin_call(
         client,
@@ -70,7 +84,7 @@ pub async fn create_tenant(
         token,
         reqwest::Method::POST,
         "/admin/v1/tenants",
-        Some(json!({"name": name, "plan": "custom", "quota": {}})),
+        Some(body),
     )
     .await;
     assert_eq!(res.status(), 201);
@@ -97,6 +111,40 @@ pub async fn create_key(
     .await;
     assert_eq!(res.status(), 201);
     res.json().await.unwrap()
+}
+
+/// What most tests start from: the bootstrap admin's token, a tenant and a key of its.
+pub struct Provisioned {
+    pub token: String,
+    /// The tenant's id.
+    pub tenant: String,
+    /// The key's whole 201 body (with `key` and `id`).
+    pub key: Value,
+}
+
+/// Logs in at `base` as the bootstrap admin, creates a custom tenant with no limits named
+/// `name` and issues it a key of `scopes`.
+pub async fn provision(
+    client: &reqwest::Client,
+    base: &str,
+    name: &str,
+    scopes: &[&str],
+) -> Provisioned {
+    provision_with(client, base, unlimited(name), scopes).await
+}
+
+/// Logs in at `base` as the bootstrap admin, creates a tenant with `tenant` (the body of
+/// `POST /admin/v1/tenants`) and issues it a key of `scopes`.
+pub async fn provision_with(
+    client: &reqwest::Client,
+    base: &str,
+    tenant: Value,
+    scopes: &[&str],
+) -> Provisioned {
+    let token = admin_token(client, base).await;
+    let tenant = create_tenant_with(client, base, &token, tenant).await;
+    let key = create_key(client, base, &token, &tenant, scopes).await;
+    Provisioned { token, tenant, key }
 }
 
 pub async fn me(client: &reqwest::Client, base: &str, key: &str) -> reqwest::Response {

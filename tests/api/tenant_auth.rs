@@ -12,16 +12,11 @@ use wa_gateway::upstream::{endpoints, Handling};
 #[tokio::test]
 async fn a_key_works_in_all_three_headers_and_every_bad_key_gets_the_same_401() {
     let app = app().await;
-    let token = admin_token(&app.client, &app.address).await;
-    let tenant = create_tenant(&app.client, &app.address, &token, "acme").await;
-    let created = create_key(
-        &app.client,
-        &app.address,
-        &token,
-        &tenant,
-        &["sessions:read"],
-    )
-    .await;
+    let Provisioned {
+        token,
+        tenant,
+        key: created,
+    } = provision(&app.client, &app.address, "acme", &["sessions:read"]).await;
     let key = created["key"].as_str().unwrap();
 
     for (header, value) in [
@@ -174,9 +169,8 @@ async fn each_scope_admits_its_endpoints_and_nothing_else() {
 #[tokio::test]
 async fn a_suspended_tenant_gets_403_on_every_call_until_reactivated() {
     let app = app().await;
-    let token = admin_token(&app.client, &app.address).await;
-    let tenant = create_tenant(&app.client, &app.address, &token, "acme").await;
-    let key = create_key(&app.client, &app.address, &token, &tenant, &["*"]).await;
+    let Provisioned { token, tenant, key } =
+        provision(&app.client, &app.address, "acme", &["*"]).await;
     let key = key["key"].as_str().unwrap();
     assert_eq!(me(&app.client, &app.address, key).await.status(), 200);
 
@@ -218,16 +212,11 @@ async fn a_suspended_tenant_gets_403_on_every_call_until_reactivated() {
 #[tokio::test]
 async fn a_rotated_key_keeps_working_for_its_grace_period_only() {
     let app = app().await;
-    let token = admin_token(&app.client, &app.address).await;
-    let tenant = create_tenant(&app.client, &app.address, &token, "acme").await;
-    let old = create_key(
-        &app.client,
-        &app.address,
-        &token,
-        &tenant,
-        &["messages:send"],
-    )
-    .await;
+    let Provisioned {
+        token,
+        tenant,
+        key: old,
+    } = provision(&app.client, &app.address, "acme", &["messages:send"]).await;
     let old_key = old["key"].as_str().unwrap();
     assert_eq!(me(&app.client, &app.address, old_key).await.status(), 200);
 
@@ -275,9 +264,9 @@ async fn a_rotated_key_keeps_working_for_its_grace_period_only() {
 #[tokio::test]
 async fn repeated_wrong_secrets_for_one_key_id_are_rate_limited() {
     let app = app().await;
-    let token = admin_token(&app.client, &app.address).await;
-    let tenant = create_tenant(&app.client, &app.address, &token, "acme").await;
-    let created = create_key(&app.client, &app.address, &token, &tenant, &["*"]).await;
+    let created = provision(&app.client, &app.address, "acme", &["*"])
+        .await
+        .key;
     let id = created["id"].as_str().unwrap();
     for i in 0..10 {
         let wrong = tenant_key::assemble(id, &format!("{i:0>22}"));
@@ -298,9 +287,11 @@ async fn a_key_revoked_through_one_process_is_refused_by_another_within_a_second
     let two = GatewayProcess::start(&vars).await;
     let client = crate::helpers::http_client();
 
-    let token = admin_token(&client, &one.address).await;
-    let tenant = create_tenant(&client, &one.address, &token, "acme").await;
-    let created = create_key(&client, &one.address, &token, &tenant, &["*"]).await;
+    let Provisioned {
+        token,
+        tenant,
+        key: created,
+    } = provision(&client, &one.address, "acme", &["*"]).await;
     let key = created["key"].as_str().unwrap();
     // Warm both caches.
     assert_eq!(me(&client, &one.address, key).await.status(), 200);
@@ -395,9 +386,9 @@ async fn the_cli_creates_a_tenant_and_prints_a_working_key_once() {
 async fn bench_key_verification() {
     use wa_gateway::auth::{Auth, Change};
     let app = app().await;
-    let token = admin_token(&app.client, &app.address).await;
-    let tenant = create_tenant(&app.client, &app.address, &token, "bench").await;
-    let created = create_key(&app.client, &app.address, &token, &tenant, &["*"]).await;
+    let created = provision(&app.client, &app.address, "bench", &["*"])
+        .await
+        .key;
     let key = created["key"].as_str().unwrap();
     let id = created["id"].as_str().unwrap().to_owned();
     let config = crate::helpers::config_from(&app.vars);
