@@ -132,6 +132,7 @@ impl Application {
         let background = vec![
             quotas.spawn_flusher(),
             auth.spawn_listener(),
+            auth.spawn_failure_purge(),
             proxy.sessions.spawn_listener(),
         ];
         let auth = web::Data::from(auth);

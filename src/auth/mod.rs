@@ -177,7 +177,7 @@ impl Auth {
     pub async fn new(pool: Db, config: &AdminConfig) -> anyhow::Result<Self> {
         let jwt = JwtKeys::load(&pool, config.jwt_secret.as_ref(), config.jwt_ttl).await?;
         Ok(Self {
-            pool,
+            pool: pool.clone(),
             jwt,
             proven: Cache::builder()
                 .max_capacity(100_000)
@@ -198,9 +198,19 @@ impl Auth {
                 .time_to_live(ADMIN_CACHE_TTL)
                 .build(),
             generation: AtomicU64::new(0),
-            key_failures: FailureLimiter::new(10, Duration::from_secs(60)),
-            login_by_user: FailureLimiter::new(10, Duration::from_secs(300)),
-            login_by_addr: FailureLimiter::new(30, Duration::from_secs(300)),
+            key_failures: FailureLimiter::new(pool.clone(), "key", 10, Duration::from_secs(60)),
+            login_by_user: FailureLimiter::new(
+                pool.clone(),
+                "login_user",
+                10,
+                Duration::from_secs(300),
+            ),
+            login_by_addr: FailureLimiter::new(
+                pool.clone(),
+                "login_addr",
+                30,
+                Duration::from_secs(300),
+            ),
         })
     }
 
@@ -213,11 +223,13 @@ impl Auth {
         let fingerprint = tenant_key::fingerprint(raw);
         let generation = self.generation.load(Ordering::SeqCst);
         let proven = self.proven.contains_key(&fingerprint);
-        if !proven && self.key_failures.is_limited(parsed.id) {
-            return Err(ApiError::too_many_requests(
-                "too many failed attempts with this API key; retry later",
-                self.key_failures.window.as_secs(),
-            ));
+        if !proven {
+            if let Some(retry_after) = self.key_failures.refusal(parsed.id).await? {
+                return Err(ApiError::too_many_requests(
+                    "too many failed attempts with this API key; retry later",
+                    retry_after,
+                ));
+            }
         }
         let record = match self
             .records
@@ -227,7 +239,7 @@ impl Auth {
             Ok(record) => record,
             Err(e) => match &*e {
                 LoadError::Missing => {
-                    self.key_failures.record_failure(parsed.id);
+                    self.key_failures.record_failure(parsed.id).await?;
                     return Err(unauthorized());
                 }
                 LoadError::Database(e) => return Err(e.clone().into()),
@@ -246,7 +258,7 @@ impl Auth {
                 Ok(record.caller.key.id.clone())
             };
             if self.proven.try_get_with(fingerprint, check).await.is_err() {
-                self.key_failures.record_failure(parsed.id);
+                self.key_failures.record_failure(parsed.id).await?;
                 return Err(unauthorized());
             }
         }
@@ -336,6 +348,20 @@ impl Auth {
         // Apply the predicates now: pending predicates are evaluated on every read until then.
         self.records.run_pending_tasks().await;
         self.proven.run_pending_tasks().await;
+    }
+
+    /// Purges ended failure windows every few minutes until aborted (any replica may).
+    pub fn spawn_failure_purge(&self) -> tokio::task::JoinHandle<()> {
+        let pool = self.pool.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(300));
+            loop {
+                tick.tick().await;
+                if let Err(e) = throttle::purge_expired(&pool).await {
+                    tracing::warn!("purging ended failure windows: {e}");
+                }
+            }
+        })
     }
 
     /// Listens for announcements from every replica (this one included) until aborted.

@@ -149,10 +149,12 @@ pub async fn login(
     let body = body.into_inner();
     let user_key = body.username.to_lowercase();
     let addr = audit::client_addr(&req).unwrap_or_default();
-    if auth.login_by_user.is_limited(&user_key) || auth.login_by_addr.is_limited(&addr) {
+    let by_user = auth.login_by_user.refusal(&user_key).await?;
+    let by_addr = auth.login_by_addr.refusal(&addr).await?;
+    if let Some(retry_after) = by_user.max(by_addr) {
         return Err(ApiError::too_many_requests(
             "too many failed login attempts; retry later",
-            auth.login_by_user.window.as_secs(),
+            retry_after,
         ));
     }
     let row: Option<(Uuid, String)> =
@@ -169,12 +171,13 @@ pub async fn login(
         let failures = auth
             .login_by_user
             .record_failure(&user_key)
-            .max(auth.login_by_addr.record_failure(&addr));
+            .await?
+            .max(auth.login_by_addr.record_failure(&addr).await?);
         tracing::warn!(client = %addr, failures, "admin login failed");
         tokio::time::sleep(login_delay(failures)).await;
         return Err(ApiError::unauthorized(BAD_LOGIN));
     };
-    auth.login_by_user.reset(&user_key);
+    auth.login_by_user.reset(&user_key).await?;
     let token = auth.jwt.issue(id)?;
     let actor = Actor::of(
         &AdminCaller {

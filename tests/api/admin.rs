@@ -415,6 +415,38 @@ async fn failed_logins_are_slowed_then_refused() {
     assert_eq!(res.json::<Value>().await.unwrap()["statusCode"], 429);
 }
 
+/// The failure count is kept in PostgreSQL: guesses spread over two replicas are counted
+/// together, and the refusal holds on both.
+#[tokio::test]
+async fn failed_logins_are_counted_across_replicas() {
+    let app = app().await;
+    let replica = crate::helpers::spawn_replica(&app).await;
+    let bases = [app.address.as_str(), replica.address.as_str()];
+    for attempt in 0..10 {
+        let res = login(
+            &app.client,
+            bases[attempt % 2],
+            ADMIN_USER,
+            "wrong-password-xyz",
+        )
+        .await;
+        assert_eq!(res.status(), 401, "attempt {attempt}");
+    }
+    for base in bases {
+        let res = login(&app.client, base, ADMIN_USER, ADMIN_PASSWORD).await;
+        assert_eq!(res.status(), 429, "refused on {base}");
+        let retry_after: u64 = res.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(
+            (1..=300).contains(&retry_after),
+            "Retry-After from the window's end: {retry_after}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn admin_actions_are_audited() {
     let app = app().await;
