@@ -527,11 +527,22 @@ pub async fn delete_tenant(
     }))
 }
 
-/// Deletes recorded upstream sessions (this tenant's and any left from earlier deletions);
-/// answers how many were deleted and how many remain recorded.
-async fn delete_pending_upstream_sessions(pool: &Db, client: &UpstreamClient) -> (u32, u32) {
+/// Deletes the recorded upstream sessions that are due (this tenant's, and earlier failures
+/// whose backoff has passed); answers how many were deleted and how many remain recorded.
+/// Also run in the background (`webhooks::delivery`), so a failure does not wait for the next
+/// tenant deletion. Rows are claimed by moving `next_attempt_at` forward, so replicas never
+/// work on the same one at once.
+pub(crate) async fn delete_pending_upstream_sessions(
+    pool: &Db,
+    client: &UpstreamClient,
+) -> (u32, u32) {
     let names: Vec<String> = match sqlx::query_scalar(
-        "SELECT upstream_name FROM upstream_session_deletions ORDER BY requested_at LIMIT 100",
+        "UPDATE upstream_session_deletions SET next_attempt_at = now() + interval '60 seconds'
+          WHERE upstream_name IN (
+                SELECT upstream_name FROM upstream_session_deletions
+                 WHERE next_attempt_at <= now()
+                 ORDER BY requested_at LIMIT 100 FOR UPDATE SKIP LOCKED)
+          RETURNING upstream_name",
     )
     .fetch_all(pool)
     .await
@@ -570,8 +581,12 @@ async fn delete_pending_upstream_sessions(pool: &Db, client: &UpstreamClient) ->
             Err(why) => {
                 pending += 1;
                 tracing::warn!(session = %name, "deleting an upstream session failed: {why}");
+                // Backoff: 2, 4, 8 ... seconds, at most 5 minutes.
                 sqlx::query(
-                    "UPDATE upstream_session_deletions SET attempts = attempts + 1, last_error = $2 WHERE upstream_name = $1",
+                    "UPDATE upstream_session_deletions
+                        SET attempts = attempts + 1, last_error = $2,
+                            next_attempt_at = now() + make_interval(secs => LEAST(power(2, attempts + 1), 300))
+                      WHERE upstream_name = $1",
                 )
                 .bind(&name)
                 .bind(why)

@@ -44,6 +44,8 @@ const LEASE: Duration = Duration::from_secs(15);
 const IDLE_POLL: Duration = Duration::from_millis(500);
 const PURGE_EVERY: Duration = Duration::from_secs(600);
 const RECONCILE_EVERY: Duration = Duration::from_secs(3);
+/// How often due upstream session deletions are looked for (each row has its own backoff).
+const DELETION_RETRY_EVERY: Duration = Duration::from_secs(2);
 /// How long shutdown waits for attempts in flight; the rest fall due again after the lease.
 const DRAIN: Duration = Duration::from_secs(5);
 /// A receiver's answer is read (so the connection can be reused) up to this much, then dropped.
@@ -121,6 +123,16 @@ async fn run(settings: WorkerSettings, mut stop: watch::Receiver<bool>) {
         ),
         settings.quotas.clone(),
         settings.public_base.clone(),
+    ));
+    // This thread is where the gateway's background calls to the upstream run (awc clients
+    // need a thread of their own): webhook registrations above, session deletions here.
+    let deletions = actix_rt::spawn(retry_session_deletions(
+        pool.clone(),
+        UpstreamClient::new(
+            &settings.upstream,
+            &settings.upstream_key,
+            settings.metrics.clone(),
+        ),
     ));
     let mut listener = None;
     let mut last_purge: Option<Instant> = None;
@@ -211,6 +223,7 @@ async fn run(settings: WorkerSettings, mut stop: watch::Receiver<bool>) {
         );
     }
     reconciler.abort();
+    deletions.abort();
 }
 
 async fn listen(pool: &Db) -> Option<PgListener> {
@@ -362,6 +375,22 @@ fn judge(claimed: &Claimed, attempt: Attempt) -> Completion {
 /// Keeps every session's upstream registration in step with its subscriptions: sessions created
 /// again under a known name, and changes that failed half way. A session that keeps failing is
 /// tried less and less often (up to every 5 minutes), since each try may spend quota.
+/// Retries upstream session deletions that failed when their tenant was deleted.
+async fn retry_session_deletions(pool: Db, client: UpstreamClient) {
+    loop {
+        tokio::time::sleep(DELETION_RETRY_EVERY).await;
+        let (deleted, pending) =
+            crate::tenancy::tenants::delete_pending_upstream_sessions(&pool, &client).await;
+        if deleted > 0 {
+            tracing::info!(
+                deleted,
+                pending,
+                "deleted upstream sessions of deleted tenants"
+            );
+        }
+    }
+}
+
 async fn reconcile(pool: Db, client: UpstreamClient, quotas: Arc<Quotas>, public_base: String) {
     let waits: RefCell<HashMap<String, (Instant, Duration)>> = RefCell::new(HashMap::new());
     let target = IngressTarget {

@@ -491,3 +491,45 @@ async fn tenants_list_only_their_own_sessions_and_admins_see_adopt_and_delete_ev
     let (_, all) = app.admin(Method::GET, "/admin/v1/sessions", None).await;
     assert!(!all.to_string().contains(&a_default));
 }
+
+/// Deleting a tenant deletes its upstream sessions; one the upstream failed to delete stays
+/// recorded and is retried in the background (with backoff) until it is gone.
+#[tokio::test]
+async fn a_failed_upstream_session_deletion_is_retried_in_the_background() {
+    let app = spawn_app().await;
+    let tenant = app.tenant().await;
+    let upstream = app.working_session(&tenant, "default").await;
+    let path = format!("/v1/sessions/{upstream}");
+    app.sim_fault(json!({"path": path, "method": "DELETE", "status": 500, "count": 1}))
+        .await;
+
+    let (status, deleted) = app
+        .admin(
+            Method::DELETE,
+            &format!("/admin/v1/tenants/{}", tenant.id),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{deleted}");
+    assert_eq!(deleted["upstream_sessions_deleted"], 0, "{deleted}");
+    assert_eq!(deleted["upstream_sessions_pending"], 1, "{deleted}");
+
+    let recorded = || async {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM upstream_session_deletions")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap()
+    };
+    let retried = crate::helpers::eventually(std::time::Duration::from_secs(15), || async {
+        recorded().await == 0
+    })
+    .await;
+    assert!(retried, "the deletion was retried and recorded as done");
+    let deletes = app
+        .sim_log()
+        .await
+        .into_iter()
+        .filter(|e| e["method"] == "DELETE" && e["path"] == path.as_str())
+        .count();
+    assert_eq!(deletes, 2, "one failed attempt, one that succeeded");
+}
