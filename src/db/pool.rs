@@ -20,7 +20,6 @@ use sqlx::postgres::{
 use sqlx::Either;
 use sqlx::{Describe, Execute, Executor, PgPool, Postgres, Transaction};
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 use tokio::runtime::{Handle, Runtime};
 
@@ -110,10 +109,6 @@ impl Db {
 
     pub async fn close(&self) {
         self.on_io(Box::pin(self.pool.close())).await
-    }
-
-    pub fn connect_options(&self) -> Arc<PgConnectOptions> {
-        self.pool.connect_options()
     }
 
     /// Connections open, and how many of them are idle.
