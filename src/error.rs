@@ -132,13 +132,25 @@ impl From<sqlx::Error> for ApiError {
     }
 }
 
+/// SQLSTATE 22P05 and 22021: text the database cannot store.
+const UNTRANSLATABLE: &str = "22P05";
+const INVALID_BYTES: &str = "22021";
+
 /// A database error shared by every caller of a coalesced look-up.
 impl From<std::sync::Arc<sqlx::Error>> for ApiError {
     fn from(err: std::sync::Arc<sqlx::Error>) -> Self {
-        match *err {
+        match &*err {
             // The pool could not hand out a connection: the database is down or saturated.
             sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
                 Self::service_unavailable("the database is unavailable, retry shortly")
+                    .with_cause(err)
+            }
+            // A client's text PostgreSQL cannot store (a NUL character), wherever it came in:
+            // the statement failed as a whole, so nothing changed.
+            sqlx::Error::Database(e)
+                if matches!(e.code().as_deref(), Some(UNTRANSLATABLE | INVALID_BYTES)) =>
+            {
+                Self::bad_request("text values may not contain NUL (\\u0000) characters")
                     .with_cause(err)
             }
             _ => Self::internal(err),
