@@ -114,26 +114,20 @@ async fn run(settings: WorkerSettings, mut stop: watch::Receiver<bool>) {
         wake: Notify::new(),
         slots: Arc::new(Semaphore::new(CONCURRENCY)),
     });
+    // This thread is where the gateway's background calls to the upstream run (awc clients
+    // need a thread of their own): webhook registrations and session deletions, on one client.
+    let upstream = Rc::new(UpstreamClient::new(
+        &settings.upstream,
+        &settings.upstream_key,
+        settings.metrics.clone(),
+    ));
     let reconciler = actix_rt::spawn(reconcile(
         pool.clone(),
-        UpstreamClient::new(
-            &settings.upstream,
-            &settings.upstream_key,
-            settings.metrics.clone(),
-        ),
+        upstream.clone(),
         settings.quotas.clone(),
         settings.public_base.clone(),
     ));
-    // This thread is where the gateway's background calls to the upstream run (awc clients
-    // need a thread of their own): webhook registrations above, session deletions here.
-    let deletions = actix_rt::spawn(retry_session_deletions(
-        pool.clone(),
-        UpstreamClient::new(
-            &settings.upstream,
-            &settings.upstream_key,
-            settings.metrics.clone(),
-        ),
-    ));
+    let deletions = actix_rt::spawn(retry_session_deletions(pool.clone(), upstream));
     let mut listener = None;
     let mut last_purge: Option<Instant> = None;
 
@@ -376,7 +370,7 @@ fn judge(claimed: &Claimed, attempt: Attempt) -> Completion {
 /// again under a known name, and changes that failed half way. A session that keeps failing is
 /// tried less and less often (up to every 5 minutes), since each try may spend quota.
 /// Retries upstream session deletions that failed when their tenant was deleted.
-async fn retry_session_deletions(pool: Db, client: UpstreamClient) {
+async fn retry_session_deletions(pool: Db, client: Rc<UpstreamClient>) {
     loop {
         tokio::time::sleep(DELETION_RETRY_EVERY).await;
         let (deleted, pending) =
@@ -391,7 +385,7 @@ async fn retry_session_deletions(pool: Db, client: UpstreamClient) {
     }
 }
 
-async fn reconcile(pool: Db, client: UpstreamClient, quotas: Arc<Quotas>, public_base: String) {
+async fn reconcile(pool: Db, client: Rc<UpstreamClient>, quotas: Arc<Quotas>, public_base: String) {
     let waits: RefCell<HashMap<String, (Instant, Duration)>> = RefCell::new(HashMap::new());
     let target = IngressTarget {
         public_base: &public_base,

@@ -306,14 +306,7 @@ async fn sigterm_lets_a_request_in_flight_finish() {
     });
     // In flight: the upstream has received it (and holds it for 1.5 s).
     let arrived = helpers::eventually(Duration::from_secs(10), || async {
-        let log: Vec<Value> = http
-            .get(format!("{}/_sim/log", sim.url()))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let log = helpers::sim_log_at(&sim.url()).await;
         log.iter()
             .any(|e| e["method"] == "GET" && e["path"] == "/v1/sessions")
     })

@@ -429,14 +429,7 @@ impl TestApp {
 
     /// The calls the simulator received under `/v1`, oldest first.
     pub async fn sim_log(&self) -> Vec<Value> {
-        self.client
-            .get(format!("{}/_sim/log", self.sim().url()))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
+        sim_log_at(&self.sim().url()).await
     }
 
     pub async fn clear_sim_log(&self) {
@@ -644,6 +637,19 @@ pub fn secret(s: &str) -> SecretString {
 }
 
 /// Polls `check` until it holds or `patience` runs out; returns whether it held.
+/// The calls a simulator at `sim_url` received under `/v1`, oldest first; on a fresh
+/// connection (a pooled one may have idled out while a test waited).
+pub async fn sim_log_at(sim_url: &str) -> Vec<Value> {
+    http_client()
+        .get(format!("{sim_url}/_sim/log"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 pub async fn eventually<F, Fut>(patience: Duration, mut check: F) -> bool
 where
     F: FnMut() -> Fut,

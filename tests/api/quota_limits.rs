@@ -2,7 +2,7 @@
 //! fairly, the quota headers on every answer, and usage reports.
 
 use crate::helpers::{spawn_app, spawn_app_full, spawn_replica, TestApp, TestTenant};
-use crate::quotas::{answer, invalid_call, list_sessions, sim_count, sim_log, Answer};
+use crate::quotas::{answer, invalid_call, list_sessions, sim_count, Answer};
 use futures_util::future::join_all;
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -263,7 +263,7 @@ async fn tenants_flooding_the_upstream_budget_share_it_fairly_and_the_upstream_n
         }
     }
     let total: usize = admitted.iter().sum();
-    let log = sim_log(&app).await;
+    let log = app.sim_log().await;
     let calls: Vec<&Value> = log.iter().filter(|e| e["path"] == "/v1/sessions").collect();
     assert_eq!(calls.len(), total);
     assert!(

@@ -70,23 +70,11 @@ pub async fn invalid_call(client: &reqwest::Client, base: &str, key: &str) -> An
 
 /// How many calls the simulator received as `method path`.
 pub async fn sim_count(app: &TestApp, method: &str, path: &str) -> usize {
-    sim_log(app)
+    app.sim_log()
         .await
         .iter()
         .filter(|e| e["method"] == method && e["path"] == path)
         .count()
-}
-
-/// The simulator's log on a fresh connection (a pooled one may have idled out meanwhile).
-pub async fn sim_log(app: &TestApp) -> Vec<Value> {
-    crate::helpers::http_client()
-        .get(format!("{}/_sim/log", app.sim().url()))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
 }
 
 pub async fn monthly_tenant(app: &TestApp, monthly: i64) -> TestTenant {
