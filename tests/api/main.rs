@@ -6,6 +6,7 @@ mod admin;
 mod embedded_db;
 mod forwarding;
 mod foundation;
+mod hostile;
 mod idempotency;
 mod openapi;
 mod quota_limits;

@@ -1,0 +1,4 @@
+//! Hostile callers: proxy. See mod.rs.
+
+#[allow(unused_imports)]
+use crate::helpers::*;

@@ -1,0 +1,4 @@
+//! Hostile callers: webhooks. See mod.rs.
+
+#[allow(unused_imports)]
+use crate::helpers::*;
