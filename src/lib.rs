@@ -2,6 +2,7 @@
 //! REST API. See README.md and DESIGN.md for the architecture.
 
 pub mod auth;
+pub mod body;
 pub mod cli;
 pub mod config;
 pub mod db;

@@ -400,29 +400,8 @@ fn parse_body(
     }
     // An empty body is an empty object: validation then names the first required field.
     Ok(Some(
-        json_body(req, body)?.unwrap_or_else(|| Value::Object(Default::default())),
+        crate::body::json(req, body)?.unwrap_or_else(|| Value::Object(Default::default())),
     ))
-}
-
-/// A JSON request body: `None` when empty, 415 for another content type, 400 when malformed.
-pub fn json_body(req: &HttpRequest, body: &[u8]) -> Result<Option<Value>, ApiError> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(None);
-    }
-    let is_json = req
-        .mime_type()
-        .ok()
-        .flatten()
-        .is_some_and(|m| m.subtype() == mime::JSON || m.suffix() == Some(mime::JSON));
-    if !is_json {
-        return Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "Content-Type must be application/json",
-        ));
-    }
-    serde_json::from_slice(body)
-        .map(Some)
-        .map_err(|e| ApiError::bad_request(format!("malformed JSON: {e}")))
 }
 
 /// The tenant's name for the session the call names, if it names one.
