@@ -20,30 +20,26 @@ KEY=bench-upstream-key
 HOST=whatsapp-messaging-bot.p.rapidapi.com
 SIM_PORT=18181 NGINX_PORT=18182 GW_PORT=18183
 
-need() { command -v "$1" >/dev/null 2>&1 || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null; }
-need wrk wrk
-need nginx nginx
-scripts/install-postgres.sh
+. scripts/lib.sh
+command -v wrk >/dev/null 2>&1 || apt_install wrk
+command -v nginx >/dev/null 2>&1 || apt_install nginx
 
 cargo build --release --locked --quiet
 BIN=$PWD/target/release/wa-gateway
 
-work=$(mktemp -d /tmp/wagw-bench.XXXXXX)
-chmod 755 "$work"
+work_dir wagw-bench
+work=$WORK
 pids=()
-cleanup() {
+stop_all() {
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
   [ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null || true
-  scripts/test-postgres.sh stop "$work/pg" || true
-  rm -rf "$work"
 }
-trap cleanup EXIT
-
-wait_http() { for _ in $(seq 1 300); do curl -fs -o /dev/null "$1" && return 0; sleep 0.1; done; echo "no answer from $1" >&2; exit 1; }
+on_exit 'rm -rf "$work"'
+on_exit stop_all
 
 # PostgreSQL, the simulator, nginx, the gateway.
-eval "$(scripts/test-postgres.sh start "$work/pg")"
-export DATABASE_URL=$WAGW_TEST_DATABASE_URL
+unset DATABASE_URL # always a throwaway cluster: the benchmark creates tenants
+throwaway_postgres
 "$BIN" sim --listen 127.0.0.1:$SIM_PORT --key $KEY >"$work/sim.log" 2>&1 &
 pids+=($!)
 sed -e "s|@WORK@|$work|g" -e "s|@SIM_PORT@|$SIM_PORT|g" -e "s|@NGINX_PORT@|$NGINX_PORT|g" -e "s|@KEY@|$KEY|g" \

@@ -13,7 +13,16 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PROFILE=${PROFILE:-release}
 args=()
+log=$(mktemp)
+status=0
 [ "$PROFILE" = release ] && args+=(--release)
 WAGW_BENCH_EVENTS=${EVENTS:-2000} WAGW_BENCH_CONCURRENCY=${CONCURRENCY:-32} \
-  cargo test "${args[@]}" --test api webhooks::relay_benchmark -- --ignored --nocapture 2>&1 \
-  | grep -E "webhook relay:|panicked|FAILED|error" || true
+  cargo test "${args[@]}" --test api webhooks::relay_benchmark -- --ignored --nocapture \
+  >"$log" 2>&1 || status=$?
+grep -E "webhook relay:|panicked|FAILED|error" "$log" || true
+# A benchmark that failed, or printed no figure, fails.
+if [ "$status" -ne 0 ] || ! grep -q "webhook relay:" "$log"; then
+  echo "bench/webhooks.sh: the benchmark failed (full output in $log)" >&2
+  exit 1
+fi
+rm -f "$log"

@@ -22,26 +22,22 @@
 # work directory (logs, reports) for inspection.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib.sh
 root=$(pwd)
 
 venv=$root/target/conformance-venv
-work=$(mktemp -d "${TMPDIR:-/tmp}/wagw-conformance.XXXXXX")
-chmod 755 "$work"
-gateway_pid=
-own_pg=
-
-cleanup() {
-  local status=$?
-  [ -n "$gateway_pid" ] && kill "$gateway_pid" 2>/dev/null && wait "$gateway_pid" 2>/dev/null
-  [ -n "$own_pg" ] && scripts/test-postgres.sh stop "$own_pg"
-  if [ "${CONFORMANCE_KEEP:-0}" = 1 ] || [ $status -ne 0 ]; then
+work_dir wagw-conformance
+work=$WORK
+# Reports stay for inspection when asked for, or when the run failed.
+keep_or_remove() {
+  local status=$1
+  if [ "${CONFORMANCE_KEEP:-0}" = 1 ] || [ "$status" -ne 0 ]; then
     echo "conformance: logs and reports kept in $work" >&2
   else
     rm -rf "$work"
   fi
-  exit $status
 }
-trap cleanup EXIT
+on_exit 'keep_or_remove $status'
 
 say() { printf '\n== %s\n' "$*"; }
 
@@ -67,15 +63,10 @@ if ! diff -q <("$bin" openapi) openapi/wa-gateway.json >/dev/null; then
   exit 1
 fi
 
-if [ -z "${DATABASE_URL:-}" ]; then
-  say "Throwaway PostgreSQL"
-  own_pg=$work/pg
-  eval "$(scripts/test-postgres.sh start "$own_pg")"
-  DATABASE_URL=$WAGW_TEST_DATABASE_URL
-fi
-export DATABASE_URL
+say "PostgreSQL"
+throwaway_postgres
 
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+port=$(free_port)
 base=http://127.0.0.1:$port
 admin_user=conformance-admin
 admin_password=$(python3 -c 'import secrets; print(secrets.token_urlsafe(24))')
@@ -88,15 +79,7 @@ export WAGW_LOG_FORMAT=json
 unset WAGW_UPSTREAM_KEY WAGW_UPSTREAM_URL
 
 say "Starting the gateway on $base"
-"$bin" migrate
-"$bin" serve >"$work/gateway.log" 2>&1 &
-gateway_pid=$!
-for _ in $(seq 1 120); do
-  curl -fsS "$base/readyz" >/dev/null 2>&1 && break
-  kill -0 "$gateway_pid" 2>/dev/null || { cat "$work/gateway.log" >&2; exit 1; }
-  sleep 0.5
-done
-curl -fsS "$base/readyz" >/dev/null
+start_gateway "$bin" "$work/gateway.log"
 diff -q <(curl -fsS "$base/openapi.json") openapi/wa-gateway.json
 
 say "Credentials"

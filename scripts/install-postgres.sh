@@ -13,18 +13,9 @@ if have_server; then
 fi
 
 echo "PostgreSQL server binaries not found: installing them with apt-get" >&2
-sudo=""
-if [ "$(id -u)" -ne 0 ]; then
-  command -v sudo >/dev/null 2>&1 || {
-    echo "not root and no sudo: install PostgreSQL yourself (apt-get install postgresql) or set DATABASE_URL" >&2
-    exit 2
-  }
-  sudo="sudo"
-fi
-export DEBIAN_FRONTEND=noninteractive
-$sudo apt-get update -qq
+. "$(dirname "$0")/lib.sh"
 # The server packages only; the package's own cluster is not needed (we run private ones).
-$sudo apt-get install -y -qq --no-install-recommends postgresql >/dev/null
+apt_install postgresql
 # Debian's package may start its default cluster; wa-gateway never uses it.
-$sudo service postgresql stop >/dev/null 2>&1 || true
+as_root service postgresql stop >/dev/null 2>&1 || true
 have_server

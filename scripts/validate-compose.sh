@@ -2,11 +2,8 @@
 # Validates docker-compose.yml with the compose client (no Docker engine needed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if ! command -v docker-compose >/dev/null 2>&1; then
-  sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo"
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends docker-compose >/dev/null
-fi
+. scripts/lib.sh
+command -v docker-compose >/dev/null 2>&1 || apt_install docker-compose
 # Placeholder secrets: validation checks the structure, not the values.
 POSTGRES_PASSWORD=placeholder docker-compose -f docker-compose.yml config -q
 echo "docker-compose.yml is valid"
