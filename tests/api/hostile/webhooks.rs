@@ -99,7 +99,7 @@ async fn an_oversized_subscription_is_refused_and_nothing_is_stored() {
     let (status, body) = register(
         &app,
         &tenant,
-        &json!({"webhookUrl": url, "customHeaders": headers(2_000, 12, 60)}),
+        &json!({"webhookUrl": url, "customHeaders": headers(100, 12, 60)}),
     )
     .await;
     assert_eq!(status, 400, "{body}");
@@ -114,7 +114,7 @@ async fn an_oversized_subscription_is_refused_and_nothing_is_stored() {
         &app,
         &tenant,
         &json!({"webhookUrl": url, "hmacKey": "k".repeat(256),
-                "customHeaders": headers(8, 64, 1000)}),
+                "customHeaders": headers(7, 64, 1024)}),
     )
     .await;
     assert_eq!(status, 201, "{body}");
