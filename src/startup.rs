@@ -142,6 +142,7 @@ impl Application {
             public_base: public_base.clone(),
             allow_private: config.webhooks.allow_private,
             wake: wake.clone(),
+            tokens: Default::default(),
         });
         let worker_settings = webhooks::delivery::WorkerSettings {
             db: pool.clone(),

@@ -13,7 +13,7 @@ use super::registration::{self, IngressTarget};
 use super::signing::{
     self, ALGORITHM, ALGORITHM_HEADER, HMAC_HEADER, REQUEST_ID_HEADER, TIMESTAMP_HEADER,
 };
-use super::ssrf::{self, TargetRefused};
+use super::ssrf::{self, TargetRefused, Why};
 use crate::config::{UpstreamConfig, WebhookConfig};
 use crate::db::Db;
 use crate::metrics::Metrics;
@@ -40,6 +40,11 @@ const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// A claimed row is someone's for this long; past it, another worker may take it again.
 const LEASE: Duration = Duration::from_secs(15);
+/// The whole of one attempt (resolving the name, connecting, sending, reading the answer)
+/// ends by then: inside the lease with time to record the outcome, so a slow DNS answer can
+/// never let the row be claimed again while this attempt still runs.
+const ATTEMPT_DEADLINE: Duration = Duration::from_secs(12);
+const _: () = assert!(ATTEMPT_DEADLINE.as_secs() + 3 <= LEASE.as_secs());
 /// The longest the dispatcher sleeps without looking (NOTIFY usually wakes it sooner).
 const IDLE_POLL: Duration = Duration::from_millis(500);
 const PURGE_EVERY: Duration = Duration::from_secs(600);
@@ -282,15 +287,22 @@ impl Worker {
     }
 
     async fn attempt(&self, claimed: &Claimed) -> Attempt {
+        tokio::time::timeout(ATTEMPT_DEADLINE, self.resolve_and_send(claimed))
+            .await
+            .unwrap_or(Attempt::TimedOut)
+    }
+
+    async fn resolve_and_send(&self, claimed: &Claimed) -> Attempt {
         let url = match Url::parse(&claimed.url) {
             Ok(url) => url,
             Err(_) => return Attempt::Refused(TargetRefused::Scheme),
         };
-        // The address is checked after resolution and then connected to as is.
+        // The address is checked after resolution and then connected to as is. A name that
+        // does not resolve now may later: that is retried, unlike an address not allowed.
         let address = match ssrf::resolve(&url, self.allow_private).await {
             Ok(address) => address,
-            Err(TargetRefused::Unresolved(host)) => {
-                return Attempt::Unreachable(format!("{host} did not resolve"))
+            Err(unresolved @ TargetRefused::NotAllowed(Why::Unresolved(_))) => {
+                return Attempt::Unreachable(unresolved.detail())
             }
             Err(refused) => return Attempt::Refused(refused),
         };
@@ -345,10 +357,12 @@ fn judge(claimed: &Claimed, attempt: Attempt) -> Completion {
             }
         }
         Attempt::Refused(refused) => {
+            // The detail (which may name an internal address) is for admins; tenants are
+            // shown only that the receiver could not be reached.
             return Completion::Failed {
                 status: None,
-                error: refused.to_string(),
-            }
+                error: refused.detail(),
+            };
         }
         Attempt::TimedOut => (None, "the receiver did not answer in time".to_owned()),
         Attempt::Unreachable(e) => (None, format!("the receiver is unreachable: {e}")),
@@ -502,7 +516,9 @@ mod tests {
         assert!(matches!(
             judge(
                 &claimed(1),
-                Attempt::Refused(TargetRefused::Internal("127.0.0.1".parse().unwrap()))
+                Attempt::Refused(TargetRefused::NotAllowed(Why::Internal(
+                    "127.0.0.1".parse().unwrap()
+                )))
             ),
             Completion::Failed { status: None, .. }
         ));

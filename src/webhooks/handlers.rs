@@ -8,7 +8,7 @@ use super::registration::{self, IngressTarget};
 use super::ssrf::{self, TargetRefused};
 use super::{events, Relay};
 use crate::auth::{AdminCaller, Scope, TenantCaller};
-use crate::body::json as json_body;
+use crate::body::{self, json as json_body};
 use crate::db::constraint_violated;
 use crate::error::ApiError;
 use crate::sessions::{SessionName, UpstreamSession};
@@ -27,6 +27,16 @@ use uuid::Uuid;
 /// Webhooks one session may have; each event is delivered once per webhook.
 const MAX_PER_SESSION: i64 = 20;
 const MAX_URL_LEN: usize = 2048;
+// Every delivery loads and sends a subscription's key and headers, so they are bounded.
+const MAX_HMAC_KEY_BYTES: usize = 256;
+const MAX_CUSTOM_HEADERS: usize = 20;
+const MAX_HEADER_NAME_BYTES: usize = 64;
+const MAX_HEADER_VALUE_BYTES: usize = 1024;
+/// Names and values of all of a subscription's custom headers together.
+const MAX_CUSTOM_HEADERS_BYTES: usize = 8 * 1024;
+/// The gateway's signature and delivery headers (`X-Webhook-Hmac`, `-Hmac-Algorithm`,
+/// `-Request-Id`, `-Timestamp`) all start so; a tenant may set none of them.
+const SIGNATURE_PREFIX: &str = "x-webhook-";
 /// Headers a tenant may not set on deliveries: ours, and those that describe the connection.
 const RESERVED_HEADERS: &[&str] = &[
     "host",
@@ -181,60 +191,18 @@ async fn parse_new(
 ) -> Result<NewWebhook, ApiError> {
     let json = json_body(req, body)?.unwrap_or_else(|| Value::Object(Default::default()));
     schema::validate(&json, ADD_WEBHOOK).map_err(|e| ApiError::bad_request(e.0))?;
-    let raw_url = json["webhookUrl"].as_str().unwrap_or_default();
-    if raw_url.len() > MAX_URL_LEN {
-        return Err(ApiError::bad_request(format!(
-            "webhookUrl must be at most {MAX_URL_LEN} characters"
-        )));
-    }
-    let url = Url::parse(raw_url)
-        .map_err(|e| ApiError::bad_request(format!("webhookUrl is not a valid URL: {e}")))?;
-    ssrf::check_url(&url, allow_private).map_err(|e| ApiError::bad_request(e.to_string()))?;
-    // A name is judged by what it resolves to now; it is judged again at every delivery. One
-    // that does not resolve yet is accepted (and its deliveries retried).
-    match ssrf::resolve(&url, allow_private).await {
-        Ok(_) | Err(TargetRefused::Unresolved(_)) => {}
-        Err(refused) => return Err(ApiError::bad_request(refused.to_string())),
-    }
+    let url = parse_url(
+        json["webhookUrl"].as_str().unwrap_or_default(),
+        allow_private,
+    )
+    .await?;
     let events: Option<Vec<String>> = json
         .get("events")
         .and_then(|v| serde_json::from_value(v.clone()).ok());
     let events = events::parse_events(events.as_deref())?;
-    let hmac_key = match json.get("hmacKey") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(k)) if k.is_empty() => {
-            return Err(ApiError::bad_request("hmacKey must not be empty"))
-        }
-        Some(Value::String(k)) => Some(k.clone()),
-        Some(_) => return Err(ApiError::bad_request("hmacKey must be a string")),
-    };
+    let hmac_key = parse_hmac_key(json.get("hmacKey"))?;
     let retries = RetryPolicy::from_request(json.get("retries"))?;
-    let custom_headers: Vec<CustomHeader> = json
-        .get("customHeaders")
-        .map(|v| serde_json::from_value(v.clone()))
-        .transpose()
-        .map_err(|e| ApiError::bad_request(format!("customHeaders: {e}")))?
-        .unwrap_or_default();
-    for h in &custom_headers {
-        let name = HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| {
-            ApiError::bad_request(format!(
-                "customHeaders: `{}` is not a valid header name",
-                h.name
-            ))
-        })?;
-        if RESERVED_HEADERS.contains(&name.as_str()) || name.as_str().starts_with("x-webhook-") {
-            return Err(ApiError::bad_request(format!(
-                "customHeaders: `{}` is set by the gateway and cannot be overridden",
-                h.name
-            )));
-        }
-        HeaderValue::from_str(&h.value).map_err(|_| {
-            ApiError::bad_request(format!(
-                "customHeaders: the value of `{}` is not a valid header value",
-                h.name
-            ))
-        })?;
-    }
+    let custom_headers = parse_custom_headers(json.get("customHeaders"))?;
     Ok(NewWebhook {
         url,
         events,
@@ -242,6 +210,87 @@ async fn parse_new(
         retries,
         custom_headers,
     })
+}
+
+/// A `webhookUrl`, judged by what it is and what it resolves to now (it is judged again at
+/// every delivery). A name that does not resolve is refused exactly like one that resolves
+/// inside, so registering tells a tenant nothing about the organisation's DNS.
+async fn parse_url(raw: &str, allow_private: bool) -> Result<Url, ApiError> {
+    if raw.len() > MAX_URL_LEN {
+        return Err(ApiError::bad_request(format!(
+            "webhookUrl must be at most {MAX_URL_LEN} characters"
+        )));
+    }
+    let refused = |e: TargetRefused| ApiError::bad_request(e.to_string());
+    let url = ssrf::parse_target(raw, allow_private).map_err(refused)?;
+    if !allow_private {
+        ssrf::resolve_within(&url, allow_private, ssrf::RESOLVE_TIMEOUT)
+            .await
+            .map_err(refused)?;
+    }
+    Ok(url)
+}
+
+fn parse_hmac_key(raw: Option<&Value>) -> Result<Option<String>, ApiError> {
+    match raw {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(k)) if k.is_empty() => {
+            Err(ApiError::bad_request("hmacKey must not be empty"))
+        }
+        Some(Value::String(k)) if k.len() > MAX_HMAC_KEY_BYTES => Err(ApiError::bad_request(
+            format!("hmacKey must be at most {MAX_HMAC_KEY_BYTES} bytes"),
+        )),
+        Some(Value::String(k)) => Ok(Some(k.clone())),
+        Some(_) => Err(ApiError::bad_request("hmacKey must be a string")),
+    }
+}
+
+/// `customHeaders`, bounded (they go out with every delivery) and never one the gateway sets.
+fn parse_custom_headers(raw: Option<&Value>) -> Result<Vec<CustomHeader>, ApiError> {
+    let bad = |why: String| ApiError::bad_request(format!("customHeaders: {why}"));
+    let Some(raw) = raw.filter(|v| !v.is_null()) else {
+        return Ok(Vec::new());
+    };
+    if raw.as_array().is_some_and(|a| a.len() > MAX_CUSTOM_HEADERS) {
+        return Err(bad(format!("at most {MAX_CUSTOM_HEADERS} headers")));
+    }
+    let headers: Vec<CustomHeader> =
+        serde_json::from_value(raw.clone()).map_err(|e| bad(e.to_string()))?;
+    let total: usize = headers.iter().map(|h| h.name.len() + h.value.len()).sum();
+    if total > MAX_CUSTOM_HEADERS_BYTES {
+        return Err(bad(format!(
+            "at most {MAX_CUSTOM_HEADERS_BYTES} bytes of names and values in all"
+        )));
+    }
+    for h in &headers {
+        check_custom_header(h).map_err(bad)?;
+    }
+    Ok(headers)
+}
+
+fn check_custom_header(h: &CustomHeader) -> Result<(), String> {
+    if h.name.len() > MAX_HEADER_NAME_BYTES {
+        return Err(format!(
+            "a header name is at most {MAX_HEADER_NAME_BYTES} bytes"
+        ));
+    }
+    if h.value.len() > MAX_HEADER_VALUE_BYTES {
+        return Err(format!(
+            "the value of `{}` is longer than {MAX_HEADER_VALUE_BYTES} bytes",
+            h.name
+        ));
+    }
+    let name = HeaderName::from_bytes(h.name.as_bytes())
+        .map_err(|_| format!("`{}` is not a valid header name", h.name))?;
+    if RESERVED_HEADERS.contains(&name.as_str()) || name.as_str().starts_with(SIGNATURE_PREFIX) {
+        return Err(format!(
+            "`{}` is set by the gateway and cannot be overridden",
+            h.name
+        ));
+    }
+    HeaderValue::from_str(&h.value)
+        .map_err(|_| format!("the value of `{}` is not a valid header value", h.name))?;
+    Ok(())
 }
 
 async fn lock_session(
@@ -289,7 +338,7 @@ async fn sync_and_commit(
 pub async fn add(
     req: HttpRequest,
     session: web::Path<String>,
-    body: web::Bytes,
+    payload: web::Payload,
     caller: TenantCaller,
     proxy: web::Data<ProxyState>,
     client: web::Data<UpstreamClient>,
@@ -298,6 +347,7 @@ pub async fn add(
     let result = async {
         caller.require(Scope::WebhooksWrite)?;
         let (name, upstream) = owned(&proxy, &caller, &session).await?;
+        let body = body::read(&req, payload, body::limits::PLAIN).await?;
         let new = parse_new(&req, &body, relay.allow_private).await?;
         let tenant = caller.tenant.id;
 
@@ -356,7 +406,7 @@ pub async fn add(
 pub async fn remove(
     req: HttpRequest,
     session: web::Path<String>,
-    body: web::Bytes,
+    payload: web::Payload,
     caller: TenantCaller,
     proxy: web::Data<ProxyState>,
     client: web::Data<UpstreamClient>,
@@ -365,6 +415,7 @@ pub async fn remove(
     let result = async {
         caller.require(Scope::WebhooksWrite)?;
         let (name, upstream) = owned(&proxy, &caller, &session).await?;
+        let body = body::read(&req, payload, body::limits::PLAIN).await?;
         let from_body = match json_body(&req, &body)? {
             Some(json) => match json.get("webhookUrl") {
                 None | Some(Value::Null) => None,
@@ -419,7 +470,10 @@ pub struct DeliveryView {
     /// `pending`, `delivered` or `failed`.
     pub status: String,
     pub attempts: i32,
+    /// The receiver's HTTP status on the last attempt, when it answered.
     pub last_status_code: Option<i32>,
+    /// Why the last attempt failed: for tenants only whether the receiver answered (and with
+    /// what) or could not be reached; the admin listing shows the raw error.
     pub last_error: Option<String>,
     /// When the next attempt is due (pending deliveries).
     pub next_attempt_at: Option<DateTime<Utc>>,
@@ -428,13 +482,25 @@ pub struct DeliveryView {
     pub finished_at: Option<DateTime<Utc>>,
 }
 
-const DELIVERY_SELECT: &str =
-    "SELECT d.id, e.event_id, e.event, w.url AS webhook_url, d.status, d.attempts, \
-       d.last_status AS last_status_code, d.last_error, \
-       CASE WHEN d.status = 'pending' THEN d.next_attempt_at END AS next_attempt_at, \
-       d.last_attempt_at, d.created_at, d.finished_at \
-     FROM webhook_deliveries d JOIN webhook_events e ON e.id = d.event_pk \
-     JOIN webhook_subscriptions w ON w.id = d.subscription_id";
+/// What a tenant is told of a failed attempt: whether its receiver answered, and with what
+/// status; never how a connection failed (refused, reset, timed out, TLS...), which would make
+/// the gateway a port scanner with its own egress address. Admins see the raw error.
+const TENANT_ERROR: &str = "CASE WHEN d.last_error IS NULL THEN NULL \
+       WHEN d.last_status IS NOT NULL THEN 'the receiver answered HTTP ' || d.last_status \
+       ELSE 'the receiver could not be reached' END";
+const RAW_ERROR: &str = "d.last_error";
+
+/// The query behind [`DeliveryView`]: `owner` columns first (admins), `error` as `last_error`.
+fn delivery_select(owner: &str, error: &str) -> String {
+    format!(
+        "SELECT {owner}d.id, e.event_id, e.event, w.url AS webhook_url, d.status, d.attempts, \
+           d.last_status AS last_status_code, {error} AS last_error, \
+           CASE WHEN d.status = 'pending' THEN d.next_attempt_at END AS next_attempt_at, \
+           d.last_attempt_at, d.created_at, d.finished_at \
+         FROM webhook_deliveries d JOIN webhook_events e ON e.id = d.event_pk \
+         JOIN webhook_subscriptions w ON w.id = d.subscription_id"
+    )
+}
 
 /// Recent deliveries of the session's events, newest first (gateway addition).
 #[utoipa::path(
@@ -475,8 +541,9 @@ pub async fn deliveries(
             return Err(ApiError::bad_request("limit must be between 1 and 200"));
         }
         let rows: Vec<DeliveryView> = sqlx::query_as(&format!(
-            "{DELIVERY_SELECT} WHERE d.tenant_id = $1 AND d.session_name = $2 \
-             AND ($3::text IS NULL OR d.status = $3) ORDER BY d.created_at DESC, d.id LIMIT $4"
+            "{} WHERE d.tenant_id = $1 AND d.session_name = $2 \
+             AND ($3::text IS NULL OR d.status = $3) ORDER BY d.created_at DESC, d.id LIMIT $4",
+            delivery_select("", TENANT_ERROR)
         ))
         .bind(caller.tenant.id)
         .bind(name.as_str())
@@ -548,7 +615,7 @@ pub async fn redeliver(
             .bind(NOTIFY_CHANNEL)
             .execute(&mut *tx)
             .await?;
-        let view: DeliveryView = sqlx::query_as(&format!("{DELIVERY_SELECT} WHERE d.id = $1"))
+        let view: DeliveryView = sqlx::query_as(&format!("{} WHERE d.id = $1", delivery_select("", TENANT_ERROR)))
             .bind(id)
             .fetch_one(&mut *tx)
             .await?;
@@ -609,7 +676,7 @@ pub async fn admin_deliveries(
     if !(1..=200).contains(&limit) {
         return Err(ApiError::bad_request("limit must be between 1 and 200"));
     }
-    let select = DELIVERY_SELECT.replacen("SELECT ", "SELECT d.tenant_id, d.session_name, ", 1);
+    let select = delivery_select("d.tenant_id, d.session_name, ", RAW_ERROR);
     let rows: Vec<AdminDeliveryView> = sqlx::query_as(&format!(
         "{select} WHERE ($1::uuid IS NULL OR d.tenant_id = $1) \
          AND ($2::text IS NULL OR d.status = $2) ORDER BY d.created_at DESC, d.id LIMIT $3"
@@ -638,7 +705,7 @@ mod tests {
     #[actix_web::test]
     async fn defaults_follow_the_seed() {
         let new = parse(
-            serde_json::json!({"webhookUrl": "https://example.com/hook"}),
+            serde_json::json!({"webhookUrl": "https://8.8.8.8/hook"}),
             false,
         )
         .await
@@ -651,7 +718,7 @@ mod tests {
     #[actix_web::test]
     async fn unknown_events_are_refused_with_the_valid_ones() {
         let err = parse(
-            serde_json::json!({"webhookUrl": "https://example.com/", "events": ["message", "nope"]}),
+            serde_json::json!({"webhookUrl": "https://8.8.8.8/", "events": ["message", "nope"]}),
             false,
         )
         .await
@@ -688,7 +755,7 @@ mod tests {
     async fn gateway_headers_cannot_be_overridden() {
         for name in ["X-Webhook-Hmac", "Content-Type", "Host", "bad header"] {
             let err = parse(
-                serde_json::json!({"webhookUrl": "https://example.com/",
+                serde_json::json!({"webhookUrl": "https://8.8.8.8/",
                     "customHeaders": [{"name": name, "value": "x"}]}),
                 false,
             )
@@ -698,7 +765,7 @@ mod tests {
             assert_eq!(err.status(), StatusCode::BAD_REQUEST, "{name}");
         }
         let ok = parse(
-            serde_json::json!({"webhookUrl": "https://example.com/",
+            serde_json::json!({"webhookUrl": "https://8.8.8.8/",
                 "customHeaders": [{"name": "Authorization", "value": "Bearer t"}]}),
             false,
         )
@@ -708,10 +775,25 @@ mod tests {
     }
 
     #[test]
+    fn every_header_the_gateway_signs_with_is_reserved() {
+        use crate::webhooks::signing::{
+            ALGORITHM_HEADER, HMAC_HEADER, REQUEST_ID_HEADER, TIMESTAMP_HEADER,
+        };
+        for h in [
+            HMAC_HEADER,
+            ALGORITHM_HEADER,
+            REQUEST_ID_HEADER,
+            TIMESTAMP_HEADER,
+        ] {
+            assert!(h.starts_with(SIGNATURE_PREFIX), "{h}");
+        }
+    }
+
+    #[test]
     fn views_hide_header_values() {
         let view = WebhookView::from((
             Uuid::nil(),
-            "https://example.com/".to_owned(),
+            "https://8.8.8.8/".to_owned(),
             vec!["message".to_owned()],
             true,
             "linear".to_owned(),

@@ -5,9 +5,11 @@
 //!   token) with the upstream, once per upstream session, for the union of the events its
 //!   subscriptions need, and keeps that in step; a reconciler re-registers sessions created
 //!   again under a known name.
-//! - `ingress`: verifies the upstream's `X-Webhook-Hmac` (constant time), stores the event and
-//!   one outbox row per matching subscription in one transaction, then answers 2xx; an event
-//!   id seen before is acknowledged and not stored twice.
+//! - `ingress`: refuses unknown tokens from memory (`known_tokens`) before any body is read,
+//!   verifies the upstream's `X-Webhook-Hmac` (constant time), refuses events far from now
+//!   (replays), stores the event and one outbox row per matching subscription in one
+//!   transaction, then answers 2xx; an event id seen before is acknowledged and not stored
+//!   twice.
 //! - `outbox` + `delivery`: workers on every replica claim due rows with `FOR UPDATE SKIP
 //!   LOCKED`, deliver them with awc (redirects off, the address check on the resolved
 //!   address), sign them with the tenant's `hmacKey`, and schedule retries in the row, so they
@@ -22,6 +24,7 @@ pub mod events;
 mod handlers;
 pub use handlers::WebhooksApi;
 mod ingress;
+mod known_tokens;
 pub mod outbox;
 pub mod policy;
 pub mod registration;
@@ -42,6 +45,8 @@ pub struct Relay {
     pub allow_private: bool,
     /// Wakes this replica's delivery workers when ingress stored deliveries.
     pub wake: std::sync::Arc<tokio::sync::Notify>,
+    /// The ingress tokens that exist, so unknown ones are refused without a database query.
+    pub tokens: known_tokens::KnownTokens,
 }
 
 /// The tenant routes (under `/v1/sessions/{session}/webhooks`, registered before the forwarded

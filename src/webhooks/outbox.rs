@@ -161,9 +161,15 @@ pub async fn standing(
     .await
 }
 
+/// Event ids are remembered at least this long, whatever the retention of bodies: far longer
+/// than the ingress accepts an event's `timestamp` (an hour), so a replay is always either too
+/// old or recognised.
+pub const MIN_EVENT_KEY_RETENTION: Duration = Duration::from_secs(2 * 86_400);
+
 /// Retention: delivered deliveries after `delivered`, failed ones after `failed`, then events
 /// no delivery refers to any more (and that are older than `delivered`, so late duplicates of
-/// them are still recognised). In bounded batches so a large purge never holds long locks.
+/// them are still recognised), then event ids older than both `delivered` and
+/// [`MIN_EVENT_KEY_RETENTION`]. In bounded batches so a large purge never holds long locks.
 pub async fn purge(pool: &Db, delivered: Duration, failed: Duration) -> Result<u64, sqlx::Error> {
     let mut purged = 0;
     for (status, keep) in [("delivered", delivered), ("failed", failed)] {
@@ -194,6 +200,21 @@ pub async fn purge(pool: &Db, delivered: Duration, failed: Duration) -> Result<u
         .await?
         .rows_affected();
         purged += n;
+        if n < 1000 {
+            break;
+        }
+    }
+    let keep_keys = delivered.max(MIN_EVENT_KEY_RETENTION);
+    loop {
+        let n = sqlx::query(
+            "DELETE FROM webhook_event_keys WHERE (upstream_session, event_id) IN ( \
+               SELECT upstream_session, event_id FROM webhook_event_keys \
+               WHERE received_at < now() - make_interval(secs => $1) LIMIT 1000)",
+        )
+        .bind(keep_keys.as_secs_f64())
+        .execute(pool)
+        .await?
+        .rows_affected();
         if n < 1000 {
             break;
         }

@@ -237,7 +237,7 @@ const DEFAULT_POLICY: (&str, i32, i32) = ("exponential", 2, 5);
 
 fn event(s: &Session, id: &str, name: &str, payload: Value) -> Value {
     json!({
-        "id": id, "timestamp": 1741249702485_i64, "event": name, "session": s.upstream,
+        "id": id, "timestamp": chrono::Utc::now().timestamp_millis(), "event": name, "session": s.upstream,
         "metadata": {"user.id": "123"}, "me": {"id": "71111111111@c.us", "pushName": "~"},
         "payload": payload, "engine": "WEBJS",
         "environment": {"version": "2026.7.1", "tier": "PLUS"}

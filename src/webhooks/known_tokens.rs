@@ -1,0 +1,79 @@
+//! The ingress tokens that exist, held in memory, so that a stranger guessing tokens costs no
+//! database round trip (review M7).
+//!
+//! A cache of unknown tokens would not do: every guess is a new token. Instead each replica
+//! holds the whole (small: one per upstream session) set of tokens and answers "unknown" from
+//! memory. A token it does not hold makes it read the set again, at most once per
+//! [`MIN_REFRESH`] whatever the number of callers, so a token registered a moment ago on any
+//! replica is recognised within about a second (the upstream retries sooner than it gives up).
+//! A token removed since the last read only costs the lookup that then finds no row.
+
+use crate::db::Db;
+use std::collections::HashSet;
+use std::sync::RwLock;
+use std::time::{Duration, Instant};
+
+/// The set is read again for an unknown token at most this often.
+pub const MIN_REFRESH: Duration = Duration::from_secs(1);
+/// Tokens the gateway issues are 43 alphanumerics; anything unlike a token is refused at once.
+const MAX_TOKEN_LEN: usize = 64;
+
+#[derive(Default)]
+pub struct KnownTokens {
+    known: RwLock<Known>,
+    /// One reader of the set at a time; the others wait for its result.
+    refreshing: tokio::sync::Mutex<()>,
+}
+
+#[derive(Default)]
+struct Known {
+    tokens: HashSet<String>,
+    read_at: Option<Instant>,
+}
+
+impl KnownTokens {
+    /// Whether `token` is (as far as this replica can tell cheaply) a session's ingress token.
+    /// `false` is definite; `true` still needs the row.
+    pub async fn may_exist(&self, pool: &Db, token: &str) -> Result<bool, sqlx::Error> {
+        if token.is_empty()
+            || token.len() > MAX_TOKEN_LEN
+            || !token.bytes().all(|b| b.is_ascii_alphanumeric())
+        {
+            return Ok(false);
+        }
+        let seen_read_at = {
+            let known = self
+                .known
+                .read()
+                .expect("the token set's lock is never poisoned");
+            if known.tokens.contains(token) {
+                return Ok(true);
+            }
+            known.read_at
+        };
+        if seen_read_at.is_some_and(|at| at.elapsed() < MIN_REFRESH) {
+            return Ok(false);
+        }
+        let _reading = self.refreshing.lock().await;
+        {
+            let known = self
+                .known
+                .read()
+                .expect("the token set's lock is never poisoned");
+            if known.read_at != seen_read_at {
+                // Read by another caller while this one waited.
+                return Ok(known.tokens.contains(token));
+            }
+        }
+        let tokens: Vec<String> = sqlx::query_scalar("SELECT token FROM webhook_ingress")
+            .fetch_all(pool)
+            .await?;
+        let mut known = self
+            .known
+            .write()
+            .expect("the token set's lock is never poisoned");
+        known.tokens = tokens.into_iter().collect();
+        known.read_at = Some(Instant::now());
+        Ok(known.tokens.contains(token))
+    }
+}
