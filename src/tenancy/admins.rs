@@ -143,7 +143,6 @@ fn login_delay(failures: u32) -> Duration {
         (status = 400, description = "Malformed body", body = ErrorBody),
         (status = 401, description = "Wrong username or password", body = ErrorBody),
         (status = 429, description = "Too many failed attempts for this username from this address", body = ErrorBody),
-        (status = 503, description = "Too many credential checks are waiting", body = ErrorBody),
     ),
     security(())
 )]
