@@ -12,7 +12,7 @@
 use crate::db::Db;
 use moka::sync::Cache;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
 /// What a reservation found.
@@ -32,6 +32,10 @@ pub struct FailureLimiter {
     /// Failures after which attempts are refused until the window passes.
     pub limit: u32,
     pub window: Duration,
+    /// Subjects this replica saw refused, until when: a refused guesser's further attempts
+    /// cost no database round trip. (A refused subject cannot succeed before its window
+    /// ends, so nothing here can go stale in the subject's favour or against it.)
+    refused: Cache<String, Instant>,
 }
 
 impl FailureLimiter {
@@ -41,12 +45,23 @@ impl FailureLimiter {
             kind,
             limit,
             window,
+            refused: Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(window)
+                .build(),
         }
     }
 
     /// Counts one attempt unless `subject` has used up its failures (one statement, so
     /// concurrent attempts can never all pass).
     pub async fn reserve(&self, subject: &str) -> Result<Reservation, sqlx::Error> {
+        if let Some(until) = self.refused.get(subject) {
+            let left = until.saturating_duration_since(Instant::now());
+            if !left.is_zero() {
+                let retry_after = (left.as_secs_f64().ceil() as u64).max(1);
+                return Ok(Reservation::Refused { retry_after });
+            }
+        }
         let admitted: Option<i32> = sqlx::query_scalar(
             "INSERT INTO auth_failures AS f (kind, subject, failures, window_ends)
                   VALUES ($1, $2, 1, now() + make_interval(secs => $3))
@@ -68,6 +83,8 @@ impl FailureLimiter {
         }
         // The window may have ended since: then one second is the honest wait.
         let retry_after = self.refusal(subject).await?.unwrap_or(1);
+        let until = Instant::now() + Duration::from_secs(retry_after);
+        self.refused.insert(subject.to_owned(), until);
         Ok(Reservation::Refused { retry_after })
     }
 
@@ -132,6 +149,7 @@ impl FailureLimiter {
     }
 
     pub async fn reset(&self, subject: &str) -> Result<(), sqlx::Error> {
+        self.refused.invalidate(subject);
         sqlx::query("DELETE FROM auth_failures WHERE kind = $1 AND subject = $2")
             .bind(self.kind)
             .bind(subject)

@@ -175,8 +175,8 @@ pub async fn login(
         let _turn = auth.in_flight.turn(&format!("login {user_key}")).await;
         check_login(pool.get_ref(), &auth, &body).await
     };
-    let id = match checked {
-        Ok(Some(id)) => id,
+    let (id, token_version) = match checked {
+        Ok(Some(admin)) => admin,
         Ok(None) => return Err(login_failed(&auth, &pair, &addr).await),
         Err(e) => {
             auth.login_by_user.release(&pair).await?;
@@ -184,25 +184,27 @@ pub async fn login(
         }
     };
     auth.login_by_user.reset(&pair).await?;
-    issue_token(&req, pool.get_ref(), &auth, id, &body.username).await
+    let token = auth.jwt.issue(id, token_version)?;
+    issued(&req, pool.get_ref(), &auth, id, &body.username, token).await
 }
 
-/// The admin's id when the password is right (an unknown name costs the same argon2id).
+/// The admin's id and token version when the password is right (an unknown name costs the
+/// same argon2id).
 async fn check_login(
     pool: &Db,
     auth: &Auth,
     body: &LoginRequest,
-) -> Result<Option<Uuid>, ApiError> {
-    let row: Option<(Uuid, String)> =
-        sqlx::query_as("SELECT id, password_hash FROM admins WHERE username = $1")
+) -> Result<Option<(Uuid, i32)>, ApiError> {
+    let row: Option<(Uuid, i32, String)> =
+        sqlx::query_as("SELECT id, token_version, password_hash FROM admins WHERE username = $1")
             .bind(&body.username)
             .fetch_optional(pool)
             .await?;
-    let (id, hash) = row.unzip();
+    let (admin, hash) = row.map(|(id, version, hash)| ((id, version), hash)).unzip();
     let ok = auth
         .verify_secret(body.password.expose_secret().to_owned(), hash)
         .await?;
-    Ok(id.filter(|_| ok))
+    Ok(admin.filter(|_| ok))
 }
 
 /// Counts the failure for the address (the pair's was reserved), waits, answers 401.
@@ -219,18 +221,15 @@ async fn login_failed(auth: &Auth, pair: &str, addr: &str) -> ApiError {
     ApiError::unauthorized(BAD_LOGIN)
 }
 
-async fn issue_token(
+/// Audits the login and answers the token.
+async fn issued(
     req: &HttpRequest,
     pool: &Db,
     auth: &Auth,
     id: Uuid,
     username: &str,
+    token: String,
 ) -> Result<HttpResponse, ApiError> {
-    let admin = auth
-        .admin_record(id)
-        .await?
-        .ok_or_else(|| ApiError::unauthorized(BAD_LOGIN))?;
-    let token = auth.jwt.issue(id, admin.token_version)?;
     let actor = Actor::of(
         &AdminCaller {
             id,
