@@ -79,6 +79,16 @@ pub struct AdminConfig {
     /// HS256 signing secret; required outside sandbox mode.
     pub jwt_secret: Option<SecretString>,
     pub jwt_ttl: Duration,
+    /// `iss` of the admin tokens this deployment issues and accepts (`WAGW_JWT_ISSUER`).
+    pub jwt_issuer: String,
+    /// Proxies whose `X-Forwarded-For` names the client (`WAGW_TRUSTED_PROXIES`, CIDRs).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Credential checks (argon2id) that may wait for a core before new ones answer 503.
+    pub auth_queue: usize,
+    /// Per-key request limit: at least this many per second (`WAGW_KEY_RPS_MIN`).
+    pub key_rps_min: u32,
+    /// Per-key request limit of keys whose tenant has no rate limit (`WAGW_KEY_RPS_DEFAULT`).
+    pub key_rps_default: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -233,6 +243,20 @@ impl Config {
                 bootstrap_password: admin_password.map(SecretString::from),
                 jwt_secret: jwt_secret.map(SecretString::from),
                 jwt_ttl: env.seconds("WAGW_JWT_TTL_SECS", 3600)?,
+                jwt_issuer: env
+                    .string("WAGW_JWT_ISSUER")
+                    .map(|s| s.trim().to_owned())
+                    .unwrap_or_else(|| "wa-gateway".to_owned()),
+                trusted_proxies: trusted_proxies(env.string("WAGW_TRUSTED_PROXIES"))?,
+                auth_queue: env.parse_or("WAGW_AUTH_QUEUE", 64, "64")?,
+                key_rps_min: positive(
+                    env.parse_or("WAGW_KEY_RPS_MIN", 50, "50")?,
+                    "WAGW_KEY_RPS_MIN",
+                )?,
+                key_rps_default: positive(
+                    env.parse_or("WAGW_KEY_RPS_DEFAULT", 1000, "1000")?,
+                    "WAGW_KEY_RPS_DEFAULT",
+                )?,
             },
             webhooks: WebhookConfig {
                 allow_private: env.parse_or("WAGW_WEBHOOK_ALLOW_PRIVATE", false, "true")?,
@@ -257,6 +281,37 @@ impl Config {
     pub fn sandbox(&self) -> bool {
         self.upstream.key.is_none()
     }
+}
+
+/// Comma-separated CIDRs (a bare address is its own /32 or /128).
+fn trusted_proxies(raw: Option<String>) -> Result<Vec<ipnet::IpNet>, ConfigError> {
+    let Some(raw) = raw else {
+        return Ok(Vec::new());
+    };
+    raw.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.parse::<ipnet::IpNet>()
+                .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| ConfigError {
+                    var: "WAGW_TRUSTED_PROXIES",
+                    problem: format!("`{s}` is not a CIDR or an IP address"),
+                    example: "10.0.0.0/8,192.168.1.10",
+                })
+        })
+        .collect()
+}
+
+fn positive(value: u32, var: &'static str) -> Result<u32, ConfigError> {
+    if value == 0 {
+        return Err(ConfigError {
+            var,
+            problem: "must be at least 1".into(),
+            example: "50",
+        });
+    }
+    Ok(value)
 }
 
 /// An origin-style URL: http(s), no query or fragment; a trailing `/` is dropped.
@@ -389,6 +444,25 @@ mod tests {
         ])
         .unwrap();
         assert!(!ok.sandbox());
+    }
+
+    #[test]
+    fn trusted_proxies_are_cidrs_or_addresses() {
+        assert!(config(&[]).unwrap().admin.trusted_proxies.is_empty());
+        let c = config(&[("WAGW_TRUSTED_PROXIES", "10.0.0.0/8, 192.168.1.10,::1")]).unwrap();
+        let nets: Vec<String> = c
+            .admin
+            .trusted_proxies
+            .iter()
+            .map(|n| n.to_string())
+            .collect();
+        assert_eq!(nets, ["10.0.0.0/8", "192.168.1.10/32", "::1/128"]);
+        let err = config(&[("WAGW_TRUSTED_PROXIES", "10.0.0.0/8,nope")]).unwrap_err();
+        assert_eq!(err.var, "WAGW_TRUSTED_PROXIES");
+        assert_eq!(
+            config(&[("WAGW_KEY_RPS_MIN", "0")]).unwrap_err().var,
+            "WAGW_KEY_RPS_MIN"
+        );
     }
 
     #[test]

@@ -37,14 +37,16 @@ impl FromRequest for AdminCaller {
             let claims = token
                 .and_then(|t| auth.jwt.verify(&t))
                 .ok_or_else(|| ApiError::unauthorized(ADMIN_UNAUTHORIZED))?;
-            // A deleted admin's tokens stop working: the admin must still exist.
-            let username = auth
-                .admin_username(claims.sub)
+            // A deleted admin's tokens stop working: the admin must still exist, and tokens
+            // issued before its last password change stop working too.
+            let admin = auth
+                .admin_record(claims.sub)
                 .await?
+                .filter(|admin| admin.token_version == claims.ver)
                 .ok_or_else(|| ApiError::unauthorized(ADMIN_UNAUTHORIZED))?;
             Ok(AdminCaller {
                 id: claims.sub,
-                username,
+                username: admin.username,
             })
         })
     }

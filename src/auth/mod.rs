@@ -7,12 +7,18 @@
 //! - `records`: what a key may do and whose it is (scopes, sessions, expiry, the tenant's plan
 //!   and status): one cheap read, refreshed every `RECORD_TTL`, concurrent misses coalesced.
 //!
+//! Cold checks are bounded three ways: a failure count per (key id, client address) reserved
+//! before argon2id runs, one check in flight per key id, and a bounded queue for argon2id
+//! (503 when full). Unknown key ids are remembered briefly, so a flood of made-up ids costs
+//! one look-up each at most. Every authenticated call then passes a per-key request limiter.
+//!
 //! Every change that must take effect at once (revocation, suspension, scope or quota change,
 //! tenant or admin deletion) is announced with `NOTIFY wagw_auth`, and every replica drops what
 //! it cached; the TTL only bounds staleness should a notification be lost.
 
 pub mod admin;
 pub mod bootstrap;
+pub mod client;
 pub mod jwt;
 pub mod password;
 pub mod scope;
@@ -29,12 +35,17 @@ use actix_web::http::header::HeaderName;
 use actix_web::{dev::Payload, web, FromRequest, HttpRequest};
 use chrono::{DateTime, Utc};
 use futures_util::future::LocalBoxFuture;
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultDirectRateLimiter, RateLimiter};
+use ipnet::IpNet;
 use jwt::JwtKeys;
 use moka::future::Cache;
+use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use throttle::FailureLimiter;
+use throttle::{FailureLimiter, InFlight, Reservation};
+use tokio::sync::Semaphore;
 use uuid::Uuid;
 
 /// The one answer for every key that does not authenticate, whatever the reason.
@@ -48,6 +59,11 @@ const PROOF_IDLE: Duration = Duration::from_secs(3600);
 /// `last_used_at` is written at most this often per key and replica.
 const LAST_USED_PRECISION: Duration = Duration::from_secs(60);
 const ADMIN_CACHE_TTL: Duration = Duration::from_secs(10);
+/// How long a key id found not to exist is answered 401 without a look-up.
+const UNKNOWN_ID_TTL: Duration = Duration::from_secs(30);
+/// The per-key request limit is this many times the tenant's own rate limit: room for the
+/// uncounted calls (status, usage, webhooks) around the counted ones.
+const KEY_RPS_FACTOR: u32 = 5;
 
 #[derive(Clone, Debug)]
 pub struct Quota {
@@ -125,10 +141,14 @@ impl FromRequest for TenantCaller {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let auth = req.app_data::<web::Data<Auth>>().cloned();
         let key = presented_key(req);
+        let client = client::client_addr(req).map(|a| a.to_string());
         Box::pin(async move {
             let auth = auth.ok_or_else(|| ApiError::internal(anyhow::anyhow!("Auth not wired")))?;
             let key = key.ok_or_else(|| ApiError::unauthorized(INVALID_KEY))?;
-            let caller = auth.authenticate_key(&key).await?;
+            let caller = auth
+                .authenticate_key(&key, client.as_deref().unwrap_or_default())
+                .await?;
+            auth.admit_request(&caller)?;
             if caller.tenant.suspended {
                 return Err(ApiError::forbidden("this tenant is suspended"));
             }
@@ -147,12 +167,34 @@ pub struct Auth {
     records: Cache<String, Arc<KeyRecord>>,
     /// Keys whose `last_used_at` this replica wrote recently.
     touched: Cache<String, ()>,
-    admins: Cache<Uuid, String>,
+    admins: Cache<Uuid, AdminRecord>,
+    /// Key ids that did not exist a moment ago.
+    unknown_ids: Cache<String, ()>,
     /// Bumped on every notification, so a look-up that raced a change is not cached.
     generation: AtomicU64,
+    /// Wrong secrets per (key id, client address).
     key_failures: FailureLimiter,
+    /// Failed logins per (username, client address): refuses that pair only.
     pub login_by_user: FailureLimiter,
+    /// Failed logins per client address: slows that address, never refuses it.
     pub login_by_addr: FailureLimiter,
+    /// One credential check at a time per key id or username.
+    pub in_flight: InFlight,
+    /// Permits for argon2id checks running or waiting: a burst beyond them answers 503.
+    checks: Arc<Semaphore>,
+    pub trusted_proxies: Vec<IpNet>,
+    /// (key id, requests per second) → that key's request limiter.
+    key_rates: moka::sync::Cache<(String, u32), Arc<DefaultDirectRateLimiter>>,
+    key_rps_min: u32,
+    key_rps_default: u32,
+}
+
+/// What an admin's token is checked against.
+#[derive(Clone, Debug)]
+pub struct AdminRecord {
+    pub username: String,
+    /// Bumped by a password change: tokens carrying an older version are refused.
+    pub token_version: i32,
 }
 
 #[derive(sqlx::FromRow)]
@@ -175,7 +217,13 @@ struct KeyRow {
 
 impl Auth {
     pub async fn new(pool: Db, config: &AdminConfig) -> anyhow::Result<Self> {
-        let jwt = JwtKeys::load(&pool, config.jwt_secret.as_ref(), config.jwt_ttl).await?;
+        let jwt = JwtKeys::load(
+            &pool,
+            config.jwt_secret.as_ref(),
+            config.jwt_ttl,
+            &config.jwt_issuer,
+        )
+        .await?;
         Ok(Self {
             pool: pool.clone(),
             jwt,
@@ -197,11 +245,20 @@ impl Auth {
                 .max_capacity(10_000)
                 .time_to_live(ADMIN_CACHE_TTL)
                 .build(),
+            unknown_ids: Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(UNKNOWN_ID_TTL)
+                .build(),
             generation: AtomicU64::new(0),
-            key_failures: FailureLimiter::new(pool.clone(), "key", 10, Duration::from_secs(60)),
+            key_failures: FailureLimiter::new(
+                pool.clone(),
+                "key_client",
+                10,
+                Duration::from_secs(60),
+            ),
             login_by_user: FailureLimiter::new(
                 pool.clone(),
-                "login_user",
+                "login_client",
                 10,
                 Duration::from_secs(300),
             ),
@@ -211,56 +268,79 @@ impl Auth {
                 30,
                 Duration::from_secs(300),
             ),
+            in_flight: InFlight::default(),
+            checks: Arc::new(Semaphore::new(config.auth_queue.max(1))),
+            trusted_proxies: config.trusted_proxies.clone(),
+            key_rates: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_idle(Duration::from_secs(60))
+                .build(),
+            key_rps_min: config.key_rps_min,
+            key_rps_default: config.key_rps_default,
         })
     }
 
-    /// Verifies a presented key: from the caches when warm, else one database read and one
-    /// argon2id check. Every refusal is the same 401, except a key id under a guessing
-    /// attack, which gets 429 without argon2id being run.
-    pub async fn authenticate_key(&self, raw: &str) -> Result<TenantCaller, ApiError> {
-        let unauthorized = || ApiError::unauthorized(INVALID_KEY);
-        let parsed = tenant_key::parse(raw).ok_or_else(unauthorized)?;
+    /// One argon2id check, if the queue has room; else 503 with Retry-After.
+    pub async fn verify_secret(
+        &self,
+        secret: String,
+        hash: Option<String>,
+    ) -> Result<bool, ApiError> {
+        let Ok(_permit) = self.checks.clone().try_acquire_owned() else {
+            return Err(ApiError::service_unavailable(
+                "too many credential checks are waiting; retry shortly",
+            )
+            .with_retry_after(1));
+        };
+        Ok(password::verify(secret, hash).await?)
+    }
+
+    /// The per-key request limiter: 429 once the key sends faster than its share.
+    pub fn admit_request(&self, caller: &TenantCaller) -> Result<(), ApiError> {
+        let per_second = match caller.tenant.quota.requests_per_second {
+            Some(rps) => u32::try_from(rps)
+                .unwrap_or(0)
+                .saturating_mul(KEY_RPS_FACTOR)
+                .max(self.key_rps_min),
+            None => self.key_rps_default,
+        };
+        let quota =
+            governor::Quota::per_second(NonZeroU32::new(per_second).unwrap_or(NonZeroU32::MIN));
+        let limiter = self
+            .key_rates
+            .get_with((caller.key.id.clone(), per_second), || {
+                Arc::new(RateLimiter::direct(quota))
+            });
+        limiter.check().map_err(|not_until| {
+            let wait = not_until.wait_time_from(DefaultClock::default().now());
+            ApiError::too_many_requests(
+                "too many requests with this API key; slow down",
+                wait.as_secs_f64().ceil() as u64,
+            )
+        })
+    }
+
+    /// Verifies a presented key from `client`: from the caches when warm, else one database
+    /// read and one argon2id check. Every refusal is the same 401, except a (key id, client)
+    /// pair that used up its failures (429, argon2id not run) and a full queue (503).
+    pub async fn authenticate_key(
+        &self,
+        raw: &str,
+        client: &str,
+    ) -> Result<TenantCaller, ApiError> {
+        let parsed = tenant_key::parse(raw).ok_or_else(invalid_key)?;
+        if self.unknown_ids.contains_key(parsed.id) {
+            return Err(invalid_key());
+        }
         let fingerprint = tenant_key::fingerprint(raw);
         let generation = self.generation.load(Ordering::SeqCst);
-        let proven = self.proven.contains_key(&fingerprint);
-        if !proven {
-            if let Some(retry_after) = self.key_failures.refusal(parsed.id).await? {
-                return Err(ApiError::too_many_requests(
-                    "too many failed attempts with this API key; retry later",
-                    retry_after,
-                ));
-            }
-        }
-        let record = match self
-            .records
-            .try_get_with_by_ref(parsed.id, self.load_record(parsed.id))
-            .await
-        {
-            Ok(record) => record,
-            Err(e) => match &*e {
-                LoadError::Missing => {
-                    self.key_failures.record_failure(parsed.id).await?;
-                    return Err(unauthorized());
-                }
-                LoadError::Database(e) => return Err(e.clone().into()),
-            },
-        };
+        let record = self.key_record(parsed.id).await?;
         // Revoked and expired keys are refused before argon2id runs.
         if !still_valid(&record.caller.key) {
-            return Err(unauthorized());
+            return Err(invalid_key());
         }
-        if !proven {
-            let check = async {
-                let matches =
-                    password::verify(parsed.secret.to_owned(), Some(record.secret_hash.clone()))
-                        .await?;
-                anyhow::ensure!(matches, "wrong secret");
-                Ok(record.caller.key.id.clone())
-            };
-            if self.proven.try_get_with(fingerprint, check).await.is_err() {
-                self.key_failures.record_failure(parsed.id).await?;
-                return Err(unauthorized());
-            }
+        if !self.proven.contains_key(&fingerprint) {
+            self.prove(&parsed, fingerprint, &record, client).await?;
         }
         if self.generation.load(Ordering::SeqCst) != generation {
             // A change was announced while we read: serve this call, but keep nothing.
@@ -269,6 +349,66 @@ impl Auth {
         }
         self.touch(&record.caller.key.id).await;
         Ok(record.caller.clone())
+    }
+
+    /// The key's record; a key id that does not exist is remembered (and nothing counted:
+    /// a random id cannot be guessed, so its failures protect nothing).
+    async fn key_record(&self, id: &str) -> Result<Arc<KeyRecord>, ApiError> {
+        match self
+            .records
+            .try_get_with_by_ref(id, self.load_record(id))
+            .await
+        {
+            Ok(record) => Ok(record),
+            Err(e) => match &*e {
+                LoadError::Missing => {
+                    self.unknown_ids.insert(id.to_owned(), ()).await;
+                    Err(invalid_key())
+                }
+                LoadError::Database(e) => Err(e.clone().into()),
+            },
+        }
+    }
+
+    /// Checks the secret with argon2id once per key and replica: the attempt is reserved for
+    /// (key id, client) first, and concurrent checks of one key id take turns, so a waiter
+    /// whose very key was proven meanwhile needs no check of its own.
+    async fn prove(
+        &self,
+        parsed: &tenant_key::ParsedKey<'_>,
+        fingerprint: [u8; 32],
+        record: &KeyRecord,
+        client: &str,
+    ) -> Result<(), ApiError> {
+        let subject = throttle::pair(parsed.id, client);
+        if let Reservation::Refused { retry_after } = self.key_failures.reserve(&subject).await? {
+            return Err(ApiError::too_many_requests(
+                "too many failed attempts with this API key; retry later",
+                retry_after,
+            ));
+        }
+        let _turn = self.in_flight.turn(&format!("key {}", parsed.id)).await;
+        let verified = if self.proven.contains_key(&fingerprint) {
+            Ok(true)
+        } else {
+            let secret = parsed.secret.to_owned();
+            self.verify_secret(secret, Some(record.secret_hash.clone()))
+                .await
+        };
+        match verified {
+            Ok(true) => {
+                let id = record.caller.key.id.clone();
+                self.proven.insert(fingerprint, id).await;
+                self.key_failures.reset(&subject).await?;
+                Ok(())
+            }
+            // The reserved attempt stays counted as the failure it was.
+            Ok(false) => Err(invalid_key()),
+            Err(e) => {
+                self.key_failures.release(&subject).await?;
+                Err(e)
+            }
+        }
     }
 
     async fn load_record(&self, id: &str) -> Result<Arc<KeyRecord>, LoadError> {
@@ -305,19 +445,28 @@ impl Auth {
         });
     }
 
-    /// The admin's username if the admin still exists (briefly cached; deletions notify).
-    pub async fn admin_username(&self, id: Uuid) -> Result<Option<String>, ApiError> {
-        if let Some(name) = self.admins.get(&id).await {
-            return Ok(Some(name));
+    /// The admin if it still exists (briefly cached; deletions and password changes notify).
+    pub async fn admin_record(&self, id: Uuid) -> Result<Option<AdminRecord>, ApiError> {
+        if let Some(admin) = self.admins.get(&id).await {
+            return Ok(Some(admin));
         }
-        let name: Option<String> = sqlx::query_scalar("SELECT username FROM admins WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
-        if let Some(name) = &name {
-            self.admins.insert(id, name.clone()).await;
+        let generation = self.generation.load(Ordering::SeqCst);
+        let row: Option<(String, i32)> =
+            sqlx::query_as("SELECT username, token_version FROM admins WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
+        let admin = row.map(|(username, token_version)| AdminRecord {
+            username,
+            token_version,
+        });
+        // A record that raced an announced change is used once, not kept.
+        if let Some(admin) = admin.as_ref() {
+            if self.generation.load(Ordering::SeqCst) == generation {
+                self.admins.insert(id, admin.clone()).await;
+            }
         }
-        Ok(name)
+        Ok(admin)
     }
 
     /// Drops whatever an announcement makes stale on this replica.
@@ -326,6 +475,7 @@ impl Auth {
         let dropped = match change {
             Change::Key(id) => {
                 self.records.invalidate(id).await;
+                self.unknown_ids.invalidate(id).await;
                 let id = id.clone();
                 self.proven
                     .invalidate_entries_if(move |_, key| *key == id)
@@ -418,6 +568,10 @@ struct KeyRecord {
 enum LoadError {
     Missing,
     Database(Arc<sqlx::Error>),
+}
+
+fn invalid_key() -> ApiError {
+    ApiError::unauthorized(INVALID_KEY)
 }
 
 fn still_valid(key: &TenantKeyInfo) -> bool {

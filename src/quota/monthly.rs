@@ -200,6 +200,10 @@ impl MonthlyQuotas {
     }
 }
 
+/// The most either term of an allowance (limit, bonus) counts for: 10^15, three orders
+/// beyond the largest tenant quota, so their sum stays far inside bigint.
+const ALLOWANCE_TERM_CEILING: i64 = 1_000_000_000_000_000;
+
 /// Reserves a block: at most `max_block`, a quarter of what is left when that is smaller,
 /// and never less than one while anything is left.
 async fn reserve(
@@ -212,24 +216,30 @@ async fn reserve(
 ) -> Result<i64, sqlx::Error> {
     // The month's row exists after its first reservation: one statement then. The row
     // lock of the UPDATE orders replicas, so the sum of blocks never exceeds the allowance.
+    // Both terms of the allowance are capped, so `limit + bonus` can never overflow bigint
+    // (an overflow would make every call of the subject answer 503).
+    let limit = limit.clamp(0, ALLOWANCE_TERM_CEILING);
     let reserve = || {
         sqlx::query_as::<_, (i64, i64, i64)>(
             "WITH current AS (
-                 SELECT leased, bonus FROM quota_months WHERE subject = $1 AND month = $2 FOR UPDATE
+                 SELECT leased, $3 + LEAST(bonus, $5) AS allowance
+                   FROM quota_months WHERE subject = $1 AND month = $2 FOR UPDATE
              ), block AS (
-                 SELECT CASE WHEN leased < $3 + bonus
-                             THEN LEAST($4, GREATEST(($3 + bonus - leased) / 4, 1))
-                             ELSE 0 END AS n
+                 SELECT CASE WHEN leased < allowance
+                             THEN LEAST($4, GREATEST((allowance - leased) / 4, 1))
+                             ELSE 0 END AS n,
+                        allowance
                  FROM current
              )
              UPDATE quota_months q SET leased = q.leased + block.n
              FROM block WHERE q.subject = $1 AND q.month = $2
-             RETURNING block.n, q.leased, $3 + q.bonus",
+             RETURNING block.n, q.leased, block.allowance",
         )
         .bind(subject)
         .bind(month)
         .bind(limit)
         .bind(max_block)
+        .bind(ALLOWANCE_TERM_CEILING)
         .fetch_optional(pool)
     };
     let row = match reserve().await? {

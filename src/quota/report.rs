@@ -48,9 +48,13 @@ pub struct RefusalCount {
 
 /// The largest single top-up: far beyond any plan, and far from overflowing the month's sum.
 const MAX_TOP_UP: i64 = 1_000_000_000;
+/// A month's top-ups together stay within this much beyond what was used (a reset makes
+/// the bonus what was used): far beyond any real correction, far from overflowing.
+const MAX_UNUSED_TOP_UPS: i64 = 10 * MAX_TOP_UP;
 
 /// An admin's correction to the current month.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct TopUp {
     /// Extra requests granted for this month (1 to 1,000,000,000 per top-up).
     #[schema(example = 500, minimum = 1, maximum = 1000000000)]
@@ -111,9 +115,10 @@ impl Quotas {
                 .await?
                 .unwrap_or((0, 0));
                 let held = self.monthly.held(&tenant.to_string(), &month);
+                let allowance = limit.saturating_add(bonus);
                 (
-                    Some(limit + bonus),
-                    Some((limit + bonus - leased + held).max(0)),
+                    Some(allowance),
+                    Some(allowance.saturating_sub(leased).saturating_add(held).max(0)),
                 )
             }
             None => (None, None),
@@ -142,15 +147,22 @@ impl Quotas {
                 "requests must be between 1 and {MAX_TOP_UP}"
             )));
         }
-        sqlx::query(
+        let granted = sqlx::query(
             "INSERT INTO quota_months (subject, month, bonus) VALUES ($1, $2, $3)
-             ON CONFLICT (subject, month) DO UPDATE SET bonus = quota_months.bonus + EXCLUDED.bonus",
+             ON CONFLICT (subject, month) DO UPDATE SET bonus = quota_months.bonus + EXCLUDED.bonus
+              WHERE quota_months.bonus + EXCLUDED.bonus <= GREATEST(quota_months.leased, 0) + $4",
         )
         .bind(tenant.to_string())
         .bind(clock::month_key(self.clock.now()))
         .bind(requests)
+        .bind(MAX_UNUSED_TOP_UPS)
         .execute(conn)
         .await?;
+        if granted.rows_affected() == 0 {
+            return Err(ApiError::bad_request(format!(
+                "this month's top-ups would pass {MAX_UNUSED_TOP_UPS} requests beyond what was used"
+            )));
+        }
         Ok(())
     }
 

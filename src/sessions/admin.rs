@@ -49,6 +49,7 @@ pub struct AdminSessionView {
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct AdoptSession {
     /// The existing session on the hosted API.
     #[schema(example = "default")]

@@ -1,6 +1,7 @@
 //! Admin accounts: login, list, create, delete, and changing one's own password.
 
 use super::audit::{self, Actor};
+use crate::auth::throttle::{self, Reservation};
 use crate::auth::{password, AdminCaller, Auth, Change};
 use crate::db::constraint_violated;
 use crate::db::Db;
@@ -13,9 +14,12 @@ use std::time::Duration;
 use uuid::Uuid;
 
 const BAD_LOGIN: &str = "invalid username or password";
+/// No admin's name is longer (`check_username`): a longer one is refused before anything.
+const MAX_USERNAME_BYTES: usize = 64;
 pub const MIN_PASSWORD_CHARS: usize = 12;
 
 #[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct LoginRequest {
     #[schema(example = "admin")]
     pub username: String,
@@ -42,6 +46,7 @@ pub struct AdminView {
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct NewAdmin {
     #[schema(example = "alice")]
     pub username: String,
@@ -51,6 +56,7 @@ pub struct NewAdmin {
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct PasswordChange {
     #[schema(value_type = String)]
     pub current_password: SecretString,
@@ -136,7 +142,7 @@ fn login_delay(failures: u32) -> Duration {
         (status = 200, description = "An access token", body = TokenResponse),
         (status = 400, description = "Malformed body", body = ErrorBody),
         (status = 401, description = "Wrong username or password", body = ErrorBody),
-        (status = 429, description = "Too many failed attempts for this username or address", body = ErrorBody),
+        (status = 429, description = "Too many failed attempts for this username from this address", body = ErrorBody),
     ),
     security(())
 )]
@@ -147,47 +153,92 @@ pub async fn login(
     body: web::Json<LoginRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
+    if body.username.len() > MAX_USERNAME_BYTES {
+        return Err(ApiError::unauthorized(BAD_LOGIN));
+    }
     let user_key = body.username.to_lowercase();
     let addr = audit::client_addr(&req).unwrap_or_default();
-    let by_user = auth.login_by_user.refusal(&user_key).await?;
-    let by_addr = auth.login_by_addr.refusal(&addr).await?;
-    if let Some(retry_after) = by_user.max(by_addr) {
+    let pair = throttle::pair(&user_key, &addr);
+    if let Reservation::Refused { retry_after } = auth.login_by_user.reserve(&pair).await? {
         return Err(ApiError::too_many_requests(
             "too many failed login attempts; retry later",
             retry_after,
         ));
     }
-    let row: Option<(Uuid, String)> =
-        sqlx::query_as("SELECT id, password_hash FROM admins WHERE username = $1")
+    // An address failing for many names is slowed, never refused: behind a proxy it may
+    // be everyone's.
+    let by_addr = auth.login_by_addr.failures(&addr).await?;
+    if by_addr >= auth.login_by_addr.limit {
+        tokio::time::sleep(login_delay(by_addr)).await;
+    }
+    let checked = {
+        let _turn = auth.in_flight.turn(&format!("login {user_key}")).await;
+        check_login(pool.get_ref(), &auth, &body).await
+    };
+    let (id, token_version) = match checked {
+        Ok(Some(admin)) => admin,
+        Ok(None) => return Err(login_failed(&auth, &pair, &addr).await),
+        Err(e) => {
+            auth.login_by_user.release(&pair).await?;
+            return Err(e);
+        }
+    };
+    auth.login_by_user.reset(&pair).await?;
+    let token = auth.jwt.issue(id, token_version)?;
+    issued(&req, pool.get_ref(), &auth, id, &body.username, token).await
+}
+
+/// The admin's id and token version when the password is right (an unknown name costs the
+/// same argon2id).
+async fn check_login(
+    pool: &Db,
+    auth: &Auth,
+    body: &LoginRequest,
+) -> Result<Option<(Uuid, i32)>, ApiError> {
+    let row: Option<(Uuid, i32, String)> =
+        sqlx::query_as("SELECT id, token_version, password_hash FROM admins WHERE username = $1")
             .bind(&body.username)
-            .fetch_optional(pool.get_ref())
+            .fetch_optional(pool)
             .await?;
-    let (id, hash) = match row {
-        Some((id, hash)) => (Some(id), Some(hash)),
-        None => (None, None),
+    let (admin, hash) = row.map(|(id, version, hash)| ((id, version), hash)).unzip();
+    let ok = auth
+        .verify_secret(body.password.expose_secret().to_owned(), hash)
+        .await?;
+    Ok(admin.filter(|_| ok))
+}
+
+/// Counts the failure for the address (the pair's was reserved), waits, answers 401.
+async fn login_failed(auth: &Auth, pair: &str, addr: &str) -> ApiError {
+    let failures = match auth.login_by_addr.record_failure(addr).await {
+        Ok(by_addr) => match auth.login_by_user.failures(pair).await {
+            Ok(by_pair) => by_pair.max(by_addr),
+            Err(e) => return e.into(),
+        },
+        Err(e) => return e.into(),
     };
-    let ok = password::verify(body.password.expose_secret().to_owned(), hash).await?;
-    let Some(id) = id.filter(|_| ok) else {
-        let failures = auth
-            .login_by_user
-            .record_failure(&user_key)
-            .await?
-            .max(auth.login_by_addr.record_failure(&addr).await?);
-        tracing::warn!(client = %addr, failures, "admin login failed");
-        tokio::time::sleep(login_delay(failures)).await;
-        return Err(ApiError::unauthorized(BAD_LOGIN));
-    };
-    auth.login_by_user.reset(&user_key).await?;
-    let token = auth.jwt.issue(id)?;
+    tracing::warn!(client = %addr, failures, "admin login failed");
+    tokio::time::sleep(login_delay(failures)).await;
+    ApiError::unauthorized(BAD_LOGIN)
+}
+
+/// Audits the login and answers the token.
+async fn issued(
+    req: &HttpRequest,
+    pool: &Db,
+    auth: &Auth,
+    id: Uuid,
+    username: &str,
+    token: String,
+) -> Result<HttpResponse, ApiError> {
     let actor = Actor::of(
         &AdminCaller {
             id,
-            username: body.username.clone(),
+            username: username.to_owned(),
         },
-        &req,
+        req,
     );
     audit::record(
-        pool.get_ref(),
+        pool,
         &actor,
         "admin.login",
         "admin",
@@ -308,7 +359,7 @@ pub async fn delete_admin(
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// Change the calling admin's password
+/// Change the calling admin's password; every token issued before stops working
 #[utoipa::path(
     put,
     path = "/admin/v1/admins/me/password",
@@ -328,6 +379,7 @@ pub async fn change_own_password(
     admin: AdminCaller,
     req: HttpRequest,
     pool: web::Data<Db>,
+    auth: web::Data<Auth>,
     body: web::Json<PasswordChange>,
 ) -> Result<HttpResponse, ApiError> {
     check_password(&body.new_password)?;
@@ -335,17 +387,23 @@ pub async fn change_own_password(
         .bind(admin.id)
         .fetch_optional(pool.get_ref())
         .await?;
-    let ok = password::verify(body.current_password.expose_secret().to_owned(), hash).await?;
+    let ok = auth
+        .verify_secret(body.current_password.expose_secret().to_owned(), hash)
+        .await?;
     if !ok {
         return Err(ApiError::forbidden("the current password is wrong"));
     }
     let new_hash = password::hash(body.new_password.expose_secret().to_owned()).await?;
     let mut tx = pool.begin().await?;
-    sqlx::query("UPDATE admins SET password_hash = $1 WHERE id = $2")
-        .bind(new_hash)
-        .bind(admin.id)
-        .execute(&mut *tx)
-        .await?;
+    // Every token issued before now carries the old version: refused from the commit on.
+    sqlx::query(
+        "UPDATE admins SET password_hash = $1, token_version = token_version + 1 WHERE id = $2",
+    )
+    .bind(new_hash)
+    .bind(admin.id)
+    .execute(&mut *tx)
+    .await?;
+    Change::Admin(admin.id).announce(&mut *tx).await?;
     audit::record(
         &mut *tx,
         &Actor::of(&admin, &req),

@@ -39,9 +39,10 @@ impl Actor {
     }
 }
 
-/// The peer's address: a forwarded-for header is not trusted, it could be forged.
+/// The client's address as the failure limits count it (`crate::auth::client`): the peer,
+/// or the forwarded-for hop a trusted proxy reports.
 pub fn client_addr(req: &HttpRequest) -> Option<String> {
-    req.peer_addr().map(|a| a.ip().to_string())
+    crate::auth::client::client_addr(req).map(|a| a.to_string())
 }
 
 pub async fn record<'e, E: sqlx::PgExecutor<'e>>(

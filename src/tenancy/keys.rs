@@ -19,6 +19,7 @@ const MAX_GRACE_SECS: u64 = 30 * 86_400;
 const DEFAULT_GRACE_SECS: u64 = 3_600;
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct NewKeyRequest {
     #[schema(example = "billing bot")]
     pub name: String,
@@ -72,6 +73,7 @@ pub struct KeyPage {
 }
 
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct RotateRequest {
     /// How long the old key keeps working, in seconds (default 3600, at most 30 days).
     pub grace_seconds: Option<u64>,
@@ -94,6 +96,21 @@ struct KeySpec {
     scopes: Scopes,
     sessions: Option<Vec<String>>,
     expires_at: Option<DateTime<Utc>>,
+}
+
+/// The optional rotate body: none at all means the defaults, anything else must be a valid
+/// `RotateRequest` (a typo'd field is 400 naming it, never silently the default grace).
+fn rotate_request(body: &[u8]) -> Result<RotateRequest, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(RotateRequest::default());
+    }
+    serde_json::from_slice(body).map_err(|e| {
+        if e.is_data() {
+            ApiError::bad_request(format!("invalid body: {e}"))
+        } else {
+            ApiError::bad_request(format!("malformed JSON: {e}"))
+        }
+    })
 }
 
 fn check(req: NewKeyRequest) -> Result<KeySpec, ApiError> {
@@ -356,11 +373,11 @@ pub async fn rotate_key(
     req: HttpRequest,
     pool: web::Data<Db>,
     path: web::Path<(Uuid, String)>,
-    body: Option<web::Json<RotateRequest>>,
+    body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
     let (tenant, key) = path.into_inner();
-    let grace = body
-        .and_then(|b| b.into_inner().grace_seconds)
+    let grace = rotate_request(&body)?
+        .grace_seconds
         .unwrap_or(DEFAULT_GRACE_SECS);
     if grace > MAX_GRACE_SECS {
         return Err(ApiError::unprocessable(format!(

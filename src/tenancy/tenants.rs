@@ -92,32 +92,50 @@ impl TenantStatus {
 
 /// Limits; a missing or `null` field means unlimited.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct QuotaBody {
     pub monthly_requests: Option<i64>,
     pub requests_per_second: Option<i32>,
     pub max_sessions: Option<i32>,
 }
 
+/// Bounds far beyond any plan and far from the integer edge, so sums with top-ups and
+/// multiples (the per-key limiter) never overflow.
+pub const MAX_MONTHLY_REQUESTS: i64 = 1_000_000_000_000;
+pub const MAX_REQUESTS_PER_SECOND: i32 = 100_000;
+pub const MAX_SESSIONS: i32 = 100_000;
+
 impl QuotaBody {
     fn check(&self) -> Result<(), ApiError> {
-        if self.monthly_requests.is_some_and(|v| v < 0) {
-            return Err(ApiError::unprocessable(
-                "quota.monthly_requests must be >= 0",
-            ));
-        }
-        if self.requests_per_second.is_some_and(|v| v <= 0) {
-            return Err(ApiError::unprocessable(
-                "quota.requests_per_second must be > 0",
-            ));
-        }
-        if self.max_sessions.is_some_and(|v| v < 0) {
-            return Err(ApiError::unprocessable("quota.max_sessions must be >= 0"));
-        }
-        Ok(())
+        let out_of = |field: &str, min: i64, max: i64, value: Option<i64>| match value {
+            Some(v) if !(min..=max).contains(&v) => Err(ApiError::unprocessable(format!(
+                "quota.{field} must be between {min} and {max}"
+            ))),
+            _ => Ok(()),
+        };
+        out_of(
+            "monthly_requests",
+            0,
+            MAX_MONTHLY_REQUESTS,
+            self.monthly_requests,
+        )?;
+        out_of(
+            "requests_per_second",
+            1,
+            MAX_REQUESTS_PER_SECOND.into(),
+            self.requests_per_second.map(i64::from),
+        )?;
+        out_of(
+            "max_sessions",
+            0,
+            MAX_SESSIONS.into(),
+            self.max_sessions.map(i64::from),
+        )
     }
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct NewTenant {
     /// A unique slug: 1 to 63 characters of a-z, 0-9 and `-`, starting with a letter or digit.
     #[schema(example = "acme")]
@@ -128,6 +146,7 @@ pub struct NewTenant {
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct TenantPatch {
     pub name: Option<String>,
     /// A plan other than `custom` sets the quota from the plan table.

@@ -55,7 +55,11 @@ async fn admin_routes_refuse_every_bad_token() {
         .await
         .unwrap();
     let now = chrono::Utc::now().timestamp();
-    let claims = |iat: i64, exp: i64| json!({"sub": admin_id, "iat": iat, "exp": exp, "jti": uuid::Uuid::new_v4()});
+    // Every claim a real token carries, so each refusal below is about its stated reason.
+    let claims = |iat: i64, exp: i64| {
+        json!({"sub": admin_id, "iat": iat, "exp": exp, "jti": uuid::Uuid::new_v4(),
+               "iss": "wa-gateway", "aud": "wa-gateway-admin", "ver": 0})
+    };
     let valid = claims(now, now + 600);
 
     assert_refused(&app, None, "no token").await;
@@ -175,10 +179,24 @@ async fn admins_are_managed_and_a_deleted_admins_token_stops_working() {
         login(c, a, "alice", "alice-long-password").await.status(),
         401
     );
-    assert_eq!(
-        login(c, a, "alice", "alice-new-password").await.status(),
-        200
+    // The change ended the token it was made with: alice logs in again with the new one.
+    let refused = crate::helpers::eventually(Duration::from_secs(1), || async {
+        admin_call(c, a, &alice_token, Method::GET, "/admin/v1/tenants", None)
+            .await
+            .status()
+            == 401
+    })
+    .await;
+    assert!(
+        refused,
+        "a token from before the password change still works"
     );
+    let res = login(c, a, "alice", "alice-new-password").await;
+    assert_eq!(res.status(), 200);
+    let alice_token = res.json::<Value>().await.unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
 
     // Root deletes alice: her still-unexpired token is refused from now on.
     let res = admin_call(c, a, &alice_token, Method::GET, "/admin/v1/tenants", None).await;

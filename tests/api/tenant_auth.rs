@@ -408,15 +408,15 @@ async fn bench_key_verification() {
     let started = Instant::now();
     for _ in 0..cold_n {
         auth.apply(&Change::Key(id.clone())).await;
-        auth.authenticate_key(key).await.unwrap();
+        auth.authenticate_key(key, "127.0.0.1").await.unwrap();
     }
     let cold = started.elapsed() / cold_n;
 
     let warm_n = 200_000;
-    auth.authenticate_key(key).await.unwrap();
+    auth.authenticate_key(key, "127.0.0.1").await.unwrap();
     let started = Instant::now();
     for _ in 0..warm_n {
-        std::hint::black_box(auth.authenticate_key(key).await.unwrap());
+        std::hint::black_box(auth.authenticate_key(key, "127.0.0.1").await.unwrap());
     }
     let warm = started.elapsed() / warm_n;
     println!(
