@@ -411,3 +411,45 @@ async fn odd_methods_do_not_grow_memory() {
     assert!(sizes.iter().all(|s| *s < 64 * 1024), "/metrics {sizes:?}");
     process.terminate().await;
 }
+
+/// M7 (/readyz): a flood of 300 readiness probes costs at most one database ping a second, not
+/// one each (counted as committed transactions on the gateway's database).
+#[tokio::test]
+async fn a_readyz_flood_costs_one_ping_a_second() {
+    let app = spawn_app().await;
+    let commits = || async {
+        // Statistics reach pg_stat_database within about a second of each transaction.
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let mut conn = app.pool.acquire().await.unwrap();
+        sqlx::query("SELECT pg_stat_clear_snapshot()")
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+        let n: i64 = sqlx::query_scalar(
+            "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()",
+        )
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap();
+        n
+    };
+    let before = commits().await;
+    let started = Instant::now();
+    for _ in 0..30 {
+        let burst = (0..10).map(|_| app.client.get(app.url("/readyz")).send());
+        for res in futures_util::future::join_all(burst).await {
+            assert_eq!(res.unwrap().status(), 200);
+        }
+    }
+    let flood = started.elapsed();
+    let after = commits().await;
+    eprintln!(
+        "{} transactions during a {flood:?} flood of 300 probes",
+        after - before
+    );
+    assert!(
+        after - before < 60,
+        "300 probes in {flood:?} cost {} transactions",
+        after - before
+    );
+}
