@@ -335,7 +335,7 @@ async fn refuse_at_the_edge(
                 crate::error::truncated(req.method().as_str())
             ),
         ))
-    } else if req.uri().to_string().len() > MAX_URI_BYTES {
+    } else if uri_length(req.uri()) > MAX_URI_BYTES {
         Some(ApiError::new(
             StatusCode::URI_TOO_LONG,
             format!("the request URI is longer than {MAX_URI_BYTES} bytes"),
@@ -350,6 +350,13 @@ async fn refuse_at_the_edge(
             .await
             .map(ServiceResponse::map_into_left_body),
     }
+}
+
+/// The request target's length, without building it again: path and query (and the authority
+/// of an absolute-form target).
+fn uri_length(uri: &actix_web::http::Uri) -> usize {
+    let authority = uri.authority().map_or(0, |a| a.as_str().len());
+    authority + uri.path_and_query().map_or(0, |pq| pq.as_str().len())
 }
 
 /// The listener, bound with an explicit backlog (`std` would use 128, too few for a burst of
