@@ -412,8 +412,9 @@ async fn odd_methods_do_not_grow_memory() {
     process.terminate().await;
 }
 
-/// M7 (/readyz): a flood of 300 readiness probes costs at most one database ping a second, not
-/// one each (counted as committed transactions on the gateway's database).
+/// M7 (/readyz): a flood of 1,000 readiness probes costs at most one database ping a second,
+/// not one each (counted as committed transactions on the gateway's database, where the
+/// gateway's background work adds a few dozen in the same window).
 #[tokio::test]
 async fn a_readyz_flood_costs_one_ping_a_second() {
     let app = spawn_app().await;
@@ -435,7 +436,7 @@ async fn a_readyz_flood_costs_one_ping_a_second() {
     };
     let before = commits().await;
     let started = Instant::now();
-    for _ in 0..30 {
+    for _ in 0..100 {
         let burst = (0..10).map(|_| app.client.get(app.url("/readyz")).send());
         for res in futures_util::future::join_all(burst).await {
             assert_eq!(res.unwrap().status(), 200);
@@ -444,12 +445,12 @@ async fn a_readyz_flood_costs_one_ping_a_second() {
     let flood = started.elapsed();
     let after = commits().await;
     eprintln!(
-        "{} transactions during a {flood:?} flood of 300 probes",
+        "{} transactions during a {flood:?} flood of 1,000 probes",
         after - before
     );
     assert!(
-        after - before < 60,
-        "300 probes in {flood:?} cost {} transactions",
+        after - before < 300,
+        "1,000 probes in {flood:?} cost {} transactions",
         after - before
     );
 }
