@@ -167,9 +167,8 @@ impl Application {
         let pool_data = web::Data::new(pool);
         let readiness = web::Data::new(ops::Readiness::new());
         let (shutdown_timeout, http) = (config.shutdown_timeout, config.http.clone());
-        let workers = config.workers.unwrap_or_else(|| {
-            std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
-        });
+        let workers = worker_count(&config);
+        log_connection_limits(&http, workers);
         let server = HttpServer::new(move || {
             // awc clients are per worker: they cannot cross threads.
             let client = UpstreamClient::new(&config.upstream, &upstream_key, metrics.clone());
@@ -179,17 +178,7 @@ impl Application {
                 .wrap(from_fn(body::deadline))
                 .wrap(from_fn(telemetry::request_context))
                 .wrap(from_fn(refuse_at_the_edge))
-                .app_data(BodyDeadline(config.http.body_timeout))
-                // Extractors (the admin API and the login) get the admin limit; handlers that
-                // accept more read `web::Payload` through `body::read` with their own.
-                .app_data(
-                    web::JsonConfig::default()
-                        .limit(body::limits::ADMIN)
-                        .error_handler(json_error),
-                )
-                .app_data(web::PayloadConfig::new(body::limits::ADMIN))
-                .app_data(web::QueryConfig::default().error_handler(query_error))
-                .app_data(web::PathConfig::default().error_handler(path_error))
+                .configure(|cfg| request_limits(cfg, config.http.body_timeout))
                 .app_data(pool_data.clone())
                 .app_data(metrics.clone())
                 .app_data(shared_config.clone())
@@ -209,11 +198,8 @@ impl Application {
                 .configure(openapi::routes)
                 .default_service(web::to(unknown_route))
         })
-        // Connection limits and timeouts set explicitly rather than left to actix's defaults
-        // (5 s keep-alive, 25,600 connections per worker). `max_connection_rate` is left
-        // alone: it bounds TLS handshakes, and TLS ends in front of the gateway.
+        // See `log_connection_limits`; actix counts connections per worker.
         .workers(workers)
-        // actix counts per worker; the setting is per replica.
         .max_connections(http.max_connections.div_ceil(workers))
         .keep_alive(keep_alive(&http))
         .client_request_timeout(http.request_head_timeout)
@@ -369,6 +355,44 @@ fn bind_listener(addr: SocketAddr, backlog: u32) -> std::io::Result<TcpListener>
     socket.bind(&addr.into())?;
     socket.listen(i32::try_from(backlog).unwrap_or(i32::MAX))?;
     Ok(socket.into())
+}
+
+/// The body deadline and the extractors' limits and error shapes. Extractors (the admin API
+/// and the login) get the admin limit; handlers that accept more read `web::Payload` through
+/// `body::read` with their own.
+fn request_limits(cfg: &mut web::ServiceConfig, body_timeout: std::time::Duration) {
+    cfg.app_data(BodyDeadline(body_timeout))
+        .app_data(
+            web::JsonConfig::default()
+                .limit(body::limits::ADMIN)
+                .error_handler(json_error),
+        )
+        .app_data(web::PayloadConfig::new(body::limits::ADMIN))
+        .app_data(web::QueryConfig::default().error_handler(query_error))
+        .app_data(web::PathConfig::default().error_handler(path_error));
+}
+
+/// Connection limits and timeouts are set explicitly rather than left to actix's defaults
+/// (5 s keep-alive, 25,600 connections per worker); `WAGW_MAX_CONNECTIONS` is per replica and
+/// shared out among the workers. `max_connection_rate` is left alone: it bounds TLS
+/// handshakes, and TLS ends in front of the gateway.
+fn log_connection_limits(http: &HttpConfig, workers: usize) {
+    tracing::info!(
+        max_connections = http.max_connections,
+        workers,
+        keep_alive_secs = http.keep_alive.as_secs(),
+        request_head_timeout_secs = http.request_head_timeout.as_secs(),
+        body_timeout_secs = http.body_timeout.as_secs(),
+        backlog = http.backlog,
+        "connection limits"
+    );
+}
+
+/// `WAGW_WORKERS`, else one per core (as actix would choose).
+fn worker_count(config: &Config) -> usize {
+    config.workers.unwrap_or_else(|| {
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    })
 }
 
 /// Keep-alive as actix takes it: zero closes each connection after its answer.
