@@ -51,6 +51,29 @@ pub struct Config {
     pub admin: AdminConfig,
     pub webhooks: WebhookConfig,
     pub quota: QuotaConfig,
+    /// How the listener treats connections and request bodies.
+    pub http: HttpConfig,
+    /// When set, `/metrics` answers only a caller presenting it as a Bearer token.
+    pub metrics_token: Option<SecretString>,
+}
+
+/// Connection and body limits of the HTTP listener. The defaults admit at least 5,000
+/// concurrent connections per replica (with the process's open-file limit raised to its hard
+/// limit at start, see `startup`).
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    /// How long a request body may take to arrive once its head is read (408 after).
+    pub body_timeout: Duration,
+    /// Concurrent connections this replica serves, shared out among the workers.
+    pub max_connections: usize,
+    /// How long an idle keep-alive connection stays open; zero closes after each answer.
+    pub keep_alive: Duration,
+    /// How long a new connection may take to send its first request head (408 after).
+    pub request_head_timeout: Duration,
+    /// How long closing a connection may take before it is dropped.
+    pub disconnect_timeout: Duration,
+    /// Connections the kernel queues before the gateway accepts them.
+    pub backlog: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -126,6 +149,7 @@ impl Config {
         let upstream_url = check_origin("WAGW_UPSTREAM_URL", upstream_url)?;
         let default_host = upstream_url.host_str().unwrap_or_default().to_owned();
         let upstream_host = env.string("WAGW_UPSTREAM_HOST").unwrap_or(default_host);
+        header_value("WAGW_UPSTREAM_HOST", &upstream_host, "api.example.com")?;
 
         let public_url = env
             .optional::<Url>("WAGW_PUBLIC_URL", "https://gateway.example.com")?
@@ -202,6 +226,13 @@ impl Config {
             }
         }
         let upstream_key = env.string("WAGW_UPSTREAM_KEY");
+        if let Some(key) = &upstream_key {
+            header_value(
+                "WAGW_UPSTREAM_KEY",
+                key,
+                "the key exactly as the provider shows it",
+            )?;
+        }
         if upstream_key.is_some() && jwt_secret.is_none() {
             return Err(ConfigError {
                 var: "WAGW_JWT_SECRET",
@@ -274,6 +305,8 @@ impl Config {
                     "2000",
                 )?),
             },
+            http: http_config(&env)?,
+            metrics_token: metrics_token(&env)?,
         })
     }
 
@@ -281,6 +314,106 @@ impl Config {
     pub fn sandbox(&self) -> bool {
         self.upstream.key.is_none()
     }
+
+    /// Settings that are allowed but unsafe, one sentence each, for the start-up log: a
+    /// cleartext origin to a host other than loopback carries the organisation's key
+    /// (`WAGW_UPSTREAM_URL`) or the ingress token and message content (`WAGW_PUBLIC_URL`) in
+    /// clear. Warned, not refused: an engine or a proxy on a private network is legitimate.
+    pub fn warnings(&self) -> Vec<String> {
+        if self.sandbox() {
+            return Vec::new();
+        }
+        let cleartext = [
+            (
+                "WAGW_UPSTREAM_URL",
+                Some(&self.upstream.url),
+                "the upstream key",
+            ),
+            (
+                "WAGW_PUBLIC_URL",
+                self.public_url.as_ref(),
+                "the ingress token and every event",
+            ),
+        ];
+        cleartext
+            .into_iter()
+            .filter_map(|(var, url, what)| {
+                let url = url.filter(|u| u.scheme() == "http" && !is_loopback(u))?;
+                Some(format!(
+                    "{var} is http:// to {}: {what} travel in clear; use https:// unless the \
+                     network between is private",
+                    url.host_str().unwrap_or_default()
+                ))
+            })
+            .collect()
+    }
+}
+
+fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
+/// A value sent as an HTTP header must be one: a newline or another control character would
+/// otherwise fail every worker at start. The value is never echoed (it may be a secret).
+fn header_value(var: &'static str, value: &str, example: &'static str) -> Result<(), ConfigError> {
+    match actix_web::http::header::HeaderValue::from_str(value) {
+        Ok(_) => Ok(()),
+        Err(_) => Err(ConfigError {
+            var,
+            problem: "holds a character an HTTP header cannot carry (a newline or another \
+                      control character?)"
+                .into(),
+            example,
+        }),
+    }
+}
+
+fn http_config(env: &Env) -> Result<HttpConfig, ConfigError> {
+    let at_least_one = |var: &'static str, value: u64, example: &'static str| {
+        if value == 0 {
+            Err(ConfigError {
+                var,
+                problem: "must be at least 1".into(),
+                example,
+            })
+        } else {
+            Ok(value)
+        }
+    };
+    let seconds = |var: &'static str, default: u64| -> Result<Duration, ConfigError> {
+        let value = env.parse_or(var, default, "10")?;
+        Ok(Duration::from_secs(at_least_one(var, value, "10")?))
+    };
+    let max_connections = env.parse_or("WAGW_MAX_CONNECTIONS", 20_000u64, "20000")?;
+    let backlog = env.parse_or("WAGW_LISTEN_BACKLOG", 2048u32, "2048")?;
+    Ok(HttpConfig {
+        body_timeout: seconds("WAGW_BODY_TIMEOUT_SECS", 10)?,
+        max_connections: at_least_one("WAGW_MAX_CONNECTIONS", max_connections, "20000")? as usize,
+        keep_alive: env.seconds("WAGW_KEEP_ALIVE_SECS", 75)?,
+        request_head_timeout: seconds("WAGW_REQUEST_HEAD_TIMEOUT_SECS", 5)?,
+        disconnect_timeout: seconds("WAGW_DISCONNECT_TIMEOUT_SECS", 1)?,
+        backlog: at_least_one("WAGW_LISTEN_BACKLOG", backlog.into(), "2048")? as u32,
+    })
+}
+
+/// `WAGW_METRICS_TOKEN`: printable, without spaces, and long enough not to be guessed.
+fn metrics_token(env: &Env) -> Result<Option<SecretString>, ConfigError> {
+    let Some(token) = env.string("WAGW_METRICS_TOKEN") else {
+        return Ok(None);
+    };
+    if token.len() < 16 || !token.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(ConfigError {
+            var: "WAGW_METRICS_TOKEN",
+            problem: "must be at least 16 printable characters without spaces".into(),
+            example: "$(openssl rand -hex 32)",
+        });
+    }
+    Ok(Some(SecretString::from(token)))
 }
 
 /// Comma-separated CIDRs (a bare address is its own /32 or /128).
@@ -480,5 +613,84 @@ mod tests {
             .var,
             "WAGW_ADMIN_PASSWORD"
         );
+    }
+
+    #[test]
+    fn a_header_value_with_a_newline_is_refused_without_echoing_it() {
+        let secret = "org-key-abc";
+        let err = config(&[
+            ("WAGW_UPSTREAM_KEY", &format!("{secret}\n")),
+            ("WAGW_JWT_SECRET", &"s".repeat(32)),
+        ])
+        .unwrap_err();
+        assert_eq!(err.var, "WAGW_UPSTREAM_KEY");
+        assert!(!err.to_string().contains(secret), "{err}");
+        let err = config(&[("WAGW_UPSTREAM_HOST", "a\r\nb: c")]).unwrap_err();
+        assert_eq!(err.var, "WAGW_UPSTREAM_HOST");
+    }
+
+    #[test]
+    fn http_limits_have_defaults_and_refuse_zero() {
+        let c = config(&[]).unwrap();
+        assert_eq!(c.http.body_timeout, Duration::from_secs(10));
+        assert!(c.http.max_connections >= 5000);
+        assert_eq!(c.http.keep_alive, Duration::from_secs(75));
+        assert_eq!(c.http.request_head_timeout, Duration::from_secs(5));
+        for var in [
+            "WAGW_BODY_TIMEOUT_SECS",
+            "WAGW_MAX_CONNECTIONS",
+            "WAGW_REQUEST_HEAD_TIMEOUT_SECS",
+            "WAGW_LISTEN_BACKLOG",
+        ] {
+            assert_eq!(config(&[(var, "0")]).unwrap_err().var, var);
+        }
+        assert_eq!(
+            config(&[("WAGW_KEEP_ALIVE_SECS", "0")])
+                .unwrap()
+                .http
+                .keep_alive,
+            Duration::ZERO
+        );
+    }
+
+    #[test]
+    fn the_metrics_token_must_be_long_and_printable() {
+        assert_eq!(
+            config(&[("WAGW_METRICS_TOKEN", "short")]).unwrap_err().var,
+            "WAGW_METRICS_TOKEN"
+        );
+        assert_eq!(
+            config(&[("WAGW_METRICS_TOKEN", "with a space in it, long enough")])
+                .unwrap_err()
+                .var,
+            "WAGW_METRICS_TOKEN"
+        );
+        assert!(config(&[("WAGW_METRICS_TOKEN", &"t".repeat(32))])
+            .unwrap()
+            .metrics_token
+            .is_some());
+    }
+
+    #[test]
+    fn cleartext_origins_beyond_loopback_are_warned_outside_the_sandbox() {
+        let real = [
+            ("WAGW_UPSTREAM_KEY", "k"),
+            ("WAGW_JWT_SECRET", "ssssssssssssssssssssssssssssssss"),
+        ];
+        let with = |extra: &[(&str, &str)]| {
+            let mut vars = real.to_vec();
+            vars.extend_from_slice(extra);
+            config(&vars).unwrap().warnings()
+        };
+        assert!(with(&[]).is_empty(), "https by default");
+        assert!(with(&[("WAGW_UPSTREAM_URL", "http://127.0.0.1:9100")]).is_empty());
+        let warned = with(&[
+            ("WAGW_UPSTREAM_URL", "http://api.example.com"),
+            ("WAGW_PUBLIC_URL", "http://gw.example.com"),
+        ]);
+        assert_eq!(warned.len(), 2, "{warned:?}");
+        assert!(warned[0].starts_with("WAGW_UPSTREAM_URL"), "{warned:?}");
+        let sandbox = config(&[("WAGW_PUBLIC_URL", "http://gw.example.com")]).unwrap();
+        assert!(sandbox.warnings().is_empty());
     }
 }

@@ -223,21 +223,26 @@ pub fn json_error(err: actix_web::error::JsonPayloadError, _req: &HttpRequest) -
         ),
         E::Deserialize(e) if e.is_data() => ApiError::bad_request(format!("invalid body: {e}")),
         E::Deserialize(e) => ApiError::bad_request(format!("malformed JSON: {e}")),
-        E::Payload(e) => payload_error(e),
+        E::Payload(e) => crate::body::payload_error(e),
         _ => ApiError::bad_request("could not read the request body"),
     };
     api.into()
 }
 
-fn payload_error(err: &actix_web::error::PayloadError) -> ApiError {
-    use actix_web::error::PayloadError as P;
-    match err {
-        P::Overflow => ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "request body is larger than the limit",
-        ),
-        _ => ApiError::bad_request("could not read the request body"),
+/// Most bytes of a client's path or method that a message or a log line repeats: enough to
+/// recognise the request, too few to amplify a 100 KiB one.
+pub const ECHO_LIMIT: usize = 256;
+
+/// `text` cut to at most [`ECHO_LIMIT`] bytes (on a character boundary), marked when cut.
+pub fn truncated(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.len() <= ECHO_LIMIT {
+        return text.into();
     }
+    let mut end = ECHO_LIMIT;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}... ({} bytes)", &text[..end], text.len()).into()
 }
 
 /// Query-string extractor failures: 400 naming the parameter problem.
@@ -271,13 +276,13 @@ pub fn shape_plain_errors<B: MessageBody + 'static>(
     let message = match status {
         StatusCode::NOT_FOUND => format!(
             "no route for {} {}",
-            res.request().method(),
-            res.request().path()
+            truncated(res.request().method().as_str()),
+            truncated(res.request().path())
         ),
         StatusCode::METHOD_NOT_ALLOWED => format!(
             "method {} is not allowed on {}",
-            res.request().method(),
-            res.request().path()
+            truncated(res.request().method().as_str()),
+            truncated(res.request().path())
         ),
         StatusCode::PAYLOAD_TOO_LARGE => "request body is larger than the limit".to_owned(),
         s if s.is_server_error() => "internal server error".to_owned(),

@@ -67,8 +67,8 @@ pub async fn request_context(
     let span = tracing::info_span!(
         "request",
         request_id = %id,
-        method = %req.method(),
-        path = %req.path(),
+        method = %crate::error::truncated(req.method().as_str()),
+        path = %crate::error::truncated(req.path()),
     );
     let started = Instant::now();
     let mut res = next.call(req).instrument(span.clone()).await?;
@@ -80,7 +80,7 @@ pub async fn request_context(
         .match_pattern()
         .unwrap_or_else(|| "unmatched".to_owned());
     if let Some(metrics) = metrics {
-        metrics.observe_request(res.request().method().as_str(), &route, status, elapsed);
+        metrics.observe_request(res.request().method(), &route, status, elapsed);
     }
     span.in_scope(|| {
         tracing::info!(status, route = %route, elapsed_ms = elapsed.as_secs_f64() * 1e3, "served");

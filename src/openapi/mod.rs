@@ -36,9 +36,11 @@ pub const TENANT_BEARER: &str = "tenantBearer";
 pub const TENANT_API_KEY: &str = "tenantApiKey";
 pub const TENANT_RAPIDAPI_KEY: &str = "rapidApiKey";
 pub const ADMIN_JWT: &str = "adminJwt";
+/// The optional `WAGW_METRICS_TOKEN` guarding `/metrics`.
+pub const METRICS_TOKEN: &str = "metricsToken";
 
-/// Paths that need no credentials.
-const OPEN_PATHS: &[&str] = &["/healthz", "/readyz", "/metrics", DOCUMENT_PATH];
+/// Paths that need no credentials (`/metrics` needs one only when the operator set it).
+const OPEN_PATHS: &[&str] = &["/healthz", "/readyz", DOCUMENT_PATH];
 /// Admin paths reached without a token (the login that issues it).
 const OPEN_ADMIN_PATHS: &[&str] = &["/admin/v1/login"];
 
@@ -156,6 +158,17 @@ fn build() -> OpenApi {
                 .build(),
         ),
     );
+    components.add_security_scheme(
+        METRICS_TOKEN,
+        SecurityScheme::Http(
+            HttpBuilder::new()
+                .scheme(HttpAuthScheme::Bearer)
+                .description(Some(
+                    "`WAGW_METRICS_TOKEN` as `Authorization: Bearer <token>`, when the operator set one",
+                ))
+                .build(),
+        ),
+    );
     for status in ErrorStatus::ALL {
         components
             .responses
@@ -183,6 +196,12 @@ fn build() -> OpenApi {
             } else if path.starts_with("/admin/") {
                 operation.security = Some(Vec::new());
                 complete_handler_errors(operation, has_params);
+            } else if path == "/metrics" {
+                // Open unless the operator set a token: either requirement satisfies it.
+                operation.security = Some(vec![
+                    SecurityRequirement::default(),
+                    SecurityRequirement::new(METRICS_TOKEN, Vec::<String>::new()),
+                ]);
             } else if OPEN_PATHS.contains(&path.as_str()) {
                 operation.security = Some(Vec::new());
             } else {
@@ -402,6 +421,8 @@ mod tests {
                 );
             } else if path.starts_with("/admin/") && !OPEN_ADMIN_PATHS.contains(&path.as_str()) {
                 assert_eq!(op["security"], json!([{"adminJwt": []}]), "{path}");
+            } else if path == "/metrics" {
+                assert_eq!(op["security"], json!([{}, {"metricsToken": []}]), "{path}");
             } else {
                 assert_eq!(op["security"], json!([]), "{path}");
             }

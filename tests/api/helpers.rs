@@ -666,3 +666,50 @@ where
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+// ---- edge helpers
+
+impl GatewayProcess {
+    /// Starts `wa-gateway serve` with its soft open-file limit lowered to `soft` (the hard limit
+    /// unchanged), as systemd and many shells hand a service 1024.
+    pub async fn start_with_soft_nofile(vars: &Vars, soft: u64) -> Self {
+        use nix::sys::resource::{getrlimit, setrlimit, Resource};
+        use std::os::unix::process::CommandExt;
+        let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE).expect("reading RLIMIT_NOFILE");
+        let log_dir = tempfile::tempdir().unwrap();
+        let log_path = log_dir.path().join("gateway.log");
+        let log = std::fs::File::create(&log_path).unwrap();
+        let mut cmd = command(vars);
+        cmd.arg("serve")
+            .stdout(log.try_clone().unwrap())
+            .stderr(log);
+        // SAFETY: setrlimit is async-signal-safe; nothing else runs between fork and exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                setrlimit(Resource::RLIMIT_NOFILE, soft.min(hard), hard).map_err(Into::into)
+            });
+        }
+        let child = cmd.spawn().expect("starting the wa-gateway binary");
+        let mut process = Self {
+            child,
+            address: String::new(),
+            port: 0,
+            log_path,
+            _log_dir: log_dir,
+        };
+        process.port = process.wait_for_port().await;
+        process.address = format!("http://127.0.0.1:{}", process.port);
+        process.wait_ready(Duration::from_secs(60)).await;
+        process
+    }
+
+    /// The resident set size of the process, in KiB (`VmRSS` of /proc/<pid>/status).
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS in /proc/<pid>/status")
+    }
+}
