@@ -11,6 +11,7 @@
 
 mod api;
 mod control;
+mod error;
 mod faults;
 mod lifecycle;
 mod log;

@@ -1,0 +1,302 @@
+//! The upstream contract: request bodies the engine behind the hosted API accepts, and the
+//! answers it gives (docs/UPSTREAM.md, from ENGINE.md), run against the simulator directly and
+//! through the gateway. A row the gateway refused locally, or the simulator answered
+//! differently from the engine, fails here. A new endpoint or field is one more row.
+
+use crate::helpers::spawn_app;
+use base64::Engine;
+use reqwest::Method;
+use serde_json::{json, Value};
+use wa_gateway::sim::{RunningSim, SimOptions, Simulator};
+
+/// The session every row runs in (WORKING).
+const SESSION: &str = "contract";
+
+/// One call the engine accepts, and what it answers.
+struct Row {
+    /// Why the row exists (the ENGINE.md fact or conformance item).
+    why: &'static str,
+    method: Method,
+    /// `{session}` stands for the session's name.
+    path: &'static str,
+    /// A body naming the session in `session` (set by the runner) when it is a send.
+    body: Option<Value>,
+    status: u16,
+    /// What the answer must satisfy, beyond its status.
+    answer: fn(&Value) -> bool,
+}
+
+fn any(_: &Value) -> bool {
+    true
+}
+
+fn message(v: &Value) -> bool {
+    v["id"].is_string() && v["fromMe"] == true
+}
+
+fn result_true(v: &Value) -> bool {
+    v == &json!({"result": true})
+}
+
+fn png_base64(wrap: Option<usize>, engine: &base64::engine::GeneralPurpose) -> String {
+    // Bytes whose base64 has padding and both alphabets' special characters.
+    let bytes: Vec<u8> = (0u8..=255).cycle().take(301).collect();
+    let encoded = engine.encode(bytes);
+    match wrap {
+        Some(width) => encoded
+            .as_bytes()
+            .chunks(width)
+            .map(|c| std::str::from_utf8(c).unwrap())
+            .collect::<Vec<_>>()
+            .join("\n"),
+        None => encoded,
+    }
+}
+
+fn image(data: String) -> Value {
+    json!({"chatId": "1234567890@c.us", "file": {"mimetype": "image/png", "data": data, "filename": "a.png"}})
+}
+
+fn rows() -> Vec<Row> {
+    use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE_NO_PAD};
+    let post = |why, path, body: Value, answer: fn(&Value) -> bool| Row {
+        why,
+        method: Method::POST,
+        path,
+        body: Some(body),
+        status: 201,
+        answer,
+    };
+    vec![
+        post(
+            "A1: sendText mentions [\"all\"] (engine >= 2025.11.1)",
+            "/v1/sendText",
+            json!({"chatId": "120363024802736123@g.us", "text": "@all hi", "mentions": ["all"]}),
+            message,
+        ),
+        post(
+            "A1: mentions by user and hidden id",
+            "/v1/sendText",
+            json!({"chatId": "120363024802736123@g.us", "text": "hi", "mentions": ["1234567890@c.us", "123456789012345@lid"]}),
+            message,
+        ),
+        post(
+            "A2: base64 wrapped at 76 columns (the base64 CLI's output)",
+            "/v1/sendImage",
+            image(png_base64(Some(76), &STANDARD)),
+            message,
+        ),
+        post(
+            "A2: base64 without padding",
+            "/v1/sendFile",
+            image(png_base64(None, &STANDARD_NO_PAD)),
+            message,
+        ),
+        post(
+            "A2: URL-safe base64",
+            "/v1/sendImage",
+            image(png_base64(None, &URL_SAFE_NO_PAD)),
+            message,
+        ),
+        post(
+            "A2: base64 with CRLF line ends and a trailing newline",
+            "/v1/sendVoice",
+            json!({"chatId": "1234567890", "file": {"mimetype": "audio/ogg; codecs=opus", "data": png_base64(Some(64), &STANDARD).replace('\n', "\r\n") + "\n"}, "convert": false}),
+            message,
+        ),
+        post(
+            "A3: status@broadcast (sendSeen on statuses)",
+            "/v1/sendSeen",
+            json!({"chatId": "status@broadcast", "messageIds": ["false_status@broadcast_3EB0AAAAAAAAAAAAAAAA_1234567890@c.us"], "participant": "1234567890@c.us"}),
+            any,
+        ),
+        post(
+            "A3: a hidden-id chat",
+            "/v1/sendText",
+            json!({"chatId": "123456789012345@lid", "text": "hi"}),
+            message,
+        ),
+        post(
+            "A3: a channel",
+            "/v1/sendText",
+            json!({"chatId": "120363024802736123@newsletter", "text": "hi"}),
+            message,
+        ),
+        post(
+            "A3: the seed's @s.whatsapp.net form",
+            "/v1/sendText",
+            json!({"chatId": "1234567890@s.whatsapp.net", "text": "hi"}),
+            message,
+        ),
+        post(
+            "A3: a bare phone number (the engine appends @c.us)",
+            "/v1/sendText",
+            json!({"chatId": "1234567890", "text": "hi"}),
+            message,
+        ),
+        post(
+            "A4: reply without reply_to (MessageReplyRequest extends MessageTextRequest)",
+            "/v1/reply",
+            json!({"chatId": "1234567890@c.us", "text": "hi"}),
+            message,
+        ),
+        post(
+            "unknown fields on a message body are forwarded (the engine may know them)",
+            "/v1/sendText",
+            json!({"chatId": "1234567890@c.us", "text": "hi", "linkPreview": true, "linkPreviewHighQuality": false, "id": "custom-1", "futureField": {"x": 1}}),
+            message,
+        ),
+        post(
+            "sendVideo with convert and asNote",
+            "/v1/sendVideo",
+            json!({"chatId": "1234567890@c.us", "file": {"url": "https://example.com/v.mp4", "mimetype": "video/mp4"}, "convert": true, "asNote": false, "caption": "watch"}),
+            message,
+        ),
+        post(
+            "sendLocation without title",
+            "/v1/sendLocation",
+            json!({"chatId": "1234567890@c.us", "latitude": 38.8937255, "longitude": -77.0969763}),
+            message,
+        ),
+        post(
+            "sendContactVcard with a raw vCard",
+            "/v1/sendContactVcard",
+            json!({"chatId": "1234567890@c.us", "contacts": [{"vcard": "BEGIN:VCARD\nVERSION:3.0\nFN:Jane\nEND:VCARD"}]}),
+            message,
+        ),
+        post(
+            "sendPoll",
+            "/v1/sendPoll",
+            json!({"chatId": "1234567890@c.us", "poll": {"name": "q", "options": ["a", "b"], "multipleAnswers": true}}),
+            message,
+        ),
+        post(
+            "B2: startTyping answers {result:true}",
+            "/v1/startTyping",
+            json!({"chatId": "1234567890@c.us"}),
+            result_true,
+        ),
+        post(
+            "B2: stopTyping answers {result:true}",
+            "/v1/stopTyping",
+            json!({"chatId": "1234567890@c.us"}),
+            result_true,
+        ),
+        post(
+            "B2: sendSeen answers 201 (WEBJS: no body)",
+            "/v1/sendSeen",
+            json!({"chatId": "1234567890@c.us"}),
+            any,
+        ),
+        Row {
+            why: "B4: GET /sessions?all=true lists every session",
+            method: Method::GET,
+            path: "/v1/sessions?all=true",
+            body: None,
+            status: 200,
+            answer: |v| {
+                v.as_array()
+                    .is_some_and(|a| a.iter().any(|s| s["name"] == SESSION))
+            },
+        },
+        Row {
+            why: "contacts/check-exists: chatId omitted when false is fine, present when true",
+            method: Method::GET,
+            path: "/v1/contacts/check-exists?phone=1234567890&session={session}",
+            body: None,
+            status: 200,
+            answer: |v| v["numberExists"] == true && v["chatId"] == "1234567890@c.us",
+        },
+        post(
+            "presence typing in a chat",
+            "/v1/sessions/{session}/presence",
+            json!({"presence": "typing", "chatId": "1234567890@c.us"}),
+            any,
+        ),
+    ]
+}
+
+/// Runs every row through `call` (which knows where to send it) and reports all failures.
+async fn run_rows<F, Fut>(call: F)
+where
+    F: Fn(Method, String, Option<Value>) -> Fut,
+    Fut: std::future::Future<Output = (u16, Value)>,
+{
+    let mut failures = Vec::new();
+    for row in rows() {
+        let path = row.path.replace("{session}", SESSION);
+        let body = row.body.clone().map(|mut b| {
+            if row.path.starts_with("/v1/send")
+                || matches!(row.path, "/v1/reply" | "/v1/startTyping" | "/v1/stopTyping")
+            {
+                b["session"] = json!(SESSION);
+            }
+            b
+        });
+        let (status, answer) = call(row.method.clone(), path, body).await;
+        if status != row.status || !(row.answer)(&answer) {
+            failures.push(format!(
+                "{} {}: {status} {answer} (want {}) -- {}",
+                row.method, row.path, row.status, row.why
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+async fn answer_of(res: reqwest::Response) -> (u16, Value) {
+    let status = res.status().as_u16();
+    let text = res.text().await.unwrap();
+    let value = serde_json::from_str(&text).unwrap_or(Value::Null);
+    (status, value)
+}
+
+async fn sim_with_working_session() -> (RunningSim, reqwest::Client) {
+    let sim = Simulator::start(SimOptions::default()).await.unwrap();
+    let http = reqwest::Client::new();
+    let res = http
+        .post(format!("{}/v1/sessions", sim.url()))
+        .json(&json!({"name": SESSION}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let res = http
+        .post(format!("{}/_sim/sessions/{SESSION}/scan", sim.url()))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    (sim, http)
+}
+
+#[tokio::test]
+async fn contract_rows_against_the_simulator() {
+    let (sim, http) = sim_with_working_session().await;
+    let base = sim.url();
+    run_rows(|method, path, body| {
+        let mut req = http.request(method, format!("{base}{path}"));
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        async move { answer_of(req.send().await.unwrap()).await }
+    })
+    .await;
+    sim.stop().await;
+}
+
+#[tokio::test]
+async fn contract_rows_through_the_gateway() {
+    let app = spawn_app().await;
+    let tenant = app.tenant().await;
+    app.working_session(&tenant, SESSION).await;
+    run_rows(|method, path, body| {
+        let mut req = app.call(&tenant, method, &path);
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        async move { answer_of(req.send().await.unwrap()).await }
+    })
+    .await;
+}
