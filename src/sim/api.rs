@@ -967,9 +967,11 @@ async fn set_presence(state: Sim, path: web::Path<String>, body: Bytes) -> Answe
         )
     };
     match presence.as_str() {
-        "online" | "offline" if chat.is_some() => return Err(detail(format!(
+        "online" | "offline" if chat.is_some() => {
+            return Err(detail(format!(
             "'{presence}' presence works on the global scope and doesn't require 'chatId' field."
-        ))),
+        )))
+        }
         "online" | "offline" => {}
         "typing" | "recording" | "paused" if chat.is_some() => {}
         "typing" | "recording" | "paused" => {
