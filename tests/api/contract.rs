@@ -300,3 +300,163 @@ async fn contract_rows_through_the_gateway() {
     })
     .await;
 }
+
+/// Stateful rows: each step uses what an earlier one answered. `call` is the simulator or the
+/// gateway; the session is `SESSION`, WORKING.
+async fn lifecycle_steps<F, Fut>(call: F)
+where
+    F: Fn(Method, String, Option<Value>) -> Fut,
+    Fut: std::future::Future<Output = (u16, Value)>,
+{
+    let base = format!("/v1/sessions/{SESSION}");
+    let (s, group) = call(
+        Method::POST,
+        format!("{base}/groups"),
+        Some(json!({"name": "Team", "participants": [{"id": "1234567890@c.us"}]})),
+    )
+    .await;
+    assert_eq!(s, 201, "{group}");
+    let gid = group["id"].as_str().expect("a group id").to_owned();
+    // B8: OAS 2026 declares 200 for the member and admin actions and leave.
+    for action in ["participants/add", "admin/promote", "admin/demote"] {
+        let (s, answer) = call(
+            Method::POST,
+            format!("{base}/groups/{gid}/{action}"),
+            Some(json!({"participants": [{"id": "9876543210@c.us"}]})),
+        )
+        .await;
+        assert_eq!(s, 200, "{action}: {answer}");
+    }
+    let (s, _) = call(Method::POST, format!("{base}/groups/{gid}/leave"), None).await;
+    assert_eq!(s, 200, "leave");
+
+    // ENGINE.md §6 rows 37 and 39: a channel by its invite code; previews are ChannelMessages.
+    let (s, channel) = call(
+        Method::POST,
+        format!("{base}/channels"),
+        Some(json!({"name": "News"})),
+    )
+    .await;
+    assert_eq!(s, 201, "{channel}");
+    let cid = channel["id"].as_str().unwrap().to_owned();
+    let code = channel["invite"]
+        .as_str()
+        .and_then(|i| i.rsplit('/').next())
+        .unwrap()
+        .to_owned();
+    let (s, _) = call(
+        Method::POST,
+        "/v1/sendText".into(),
+        Some(json!({"session": SESSION, "chatId": cid, "text": "post"})),
+    )
+    .await;
+    assert_eq!(s, 201);
+    let (s, found) = call(Method::GET, format!("{base}/channels/{code}"), None).await;
+    assert_eq!((s, &found["id"]), (200, &json!(cid)), "{found}");
+    let (s, preview) = call(
+        Method::GET,
+        format!("{base}/channels/{code}/messages/preview"),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "{preview}");
+    assert_eq!(preview[0]["message"]["body"], "post", "{preview}");
+
+    // B3: the deprecated stop answers 201 with no body and keeps the session, STOPPED and
+    // listed only with all=true (B4); the deprecated logout deletes it.
+    let (s, answer) = call(
+        Method::POST,
+        "/v1/sessions/stop".into(),
+        Some(json!({"name": SESSION})),
+    )
+    .await;
+    assert_eq!((s, answer), (201, Value::Null));
+    let (_, listed) = call(Method::GET, "/v1/sessions".into(), None).await;
+    assert_eq!(listed, json!([]), "STOPPED is hidden without all=true");
+    let (_, listed) = call(Method::GET, "/v1/sessions?all=true".into(), None).await;
+    assert_eq!(listed[0]["status"], "STOPPED", "{listed}");
+    // B1: a send to a session that is not WORKING is the engine's 422.
+    let (s, refused) = call(
+        Method::POST,
+        "/v1/sendText".into(),
+        Some(json!({"session": SESSION, "chatId": "1234567890", "text": "hi"})),
+    )
+    .await;
+    assert_eq!(s, 422, "{refused}");
+    let (s, answer) = call(
+        Method::POST,
+        "/v1/sessions/logout".into(),
+        Some(json!({"name": SESSION})),
+    )
+    .await;
+    assert_eq!((s, answer), (201, Value::Null));
+    let (s, _) = call(Method::GET, format!("/v1/sessions/{SESSION}"), None).await;
+    assert_eq!(s, 404, "the logout deleted the session");
+}
+
+#[tokio::test]
+async fn contract_lifecycle_against_the_simulator() {
+    let (sim, http) = sim_with_working_session().await;
+    let url = sim.url();
+    lifecycle_steps(|method, path, body| {
+        let mut req = http.request(method, format!("{url}{path}"));
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        async move { answer_of(req.send().await.unwrap()).await }
+    })
+    .await;
+    // The 422 body is the engine's object, verbatim, with no `message` (ENGINE.md §1; B1).
+    let res = http
+        .post(format!("{url}/v1/sessions"))
+        .json(&json!({"name": "unscanned"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let res = http
+        .post(format!("{url}/v1/sendText"))
+        .json(&json!({"session": "unscanned", "chatId": "1234567890", "text": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        answer_of(res).await,
+        (
+            422,
+            json!({
+                "error": "Session status is not as expected. Try again later or restart the session",
+                "session": "unscanned", "status": "SCAN_QR_CODE", "expected": ["WORKING"],
+            })
+        )
+    );
+    sim.stop().await;
+}
+
+#[tokio::test]
+async fn contract_lifecycle_through_the_gateway() {
+    let app = spawn_app().await;
+    let tenant = app.tenant().await;
+    let upstream = app.working_session(&tenant, SESSION).await;
+    lifecycle_steps(|method, path, body| {
+        let mut req = app.call(&tenant, method, &path);
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let upstream = upstream.clone();
+        async move {
+            let (status, answer) = answer_of(req.send().await.unwrap()).await;
+            assert!(
+                !answer.to_string().contains(&upstream),
+                "the upstream name leaked: {answer}"
+            );
+            if status >= 400 {
+                // Whatever the engine's body, the tenant gets the error shape.
+                assert_eq!(answer["statusCode"], status, "{answer}");
+                assert!(answer["message"].is_string(), "{answer}");
+            }
+            (status, answer)
+        }
+    })
+    .await;
+}
