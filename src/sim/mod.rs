@@ -1,6 +1,6 @@
 //! The upstream simulator: the hosted WhatsApp Messaging REST API, faithfully, on this machine.
 //!
-//! It follows the seed document first and UPSTREAM.md (WAHA's behaviour) second, and shares no
+//! It follows the seed document first and docs/UPSTREAM.md (the engine's behaviour) second, and shares no
 //! code with the gateway's forwarding path (`crate::upstream`), so the gateway's tests measure
 //! the gateway against an independent reading of the API. It serves `wa-gateway sim`, the
 //! sandbox upstream of `serve` without a key, and every test that needs an upstream.
