@@ -20,14 +20,14 @@ use utoipa::openapi::{
 /// Names for request and answer schemas that several operations share; a schema used by one
 /// operation only is named after it (`SendTextRequest`).
 const SHARED_NAMES: &[(&str, &str)] = &[
-    ("startSession/request", "SessionNameRequest"),
+    ("logoutSession/request", "SessionNameRequest"),
     ("sendImage/request", "SendMediaRequest"),
     ("startTyping/request", "ChatRequest"),
     ("addParticipants/request", "ParticipantsRequest"),
     ("listSessions/answer", "Session"),
     ("getPairingCode/answer", "PairingCode"),
     ("sendText/answer", "Message"),
-    ("sendSeen/answer", "Result"),
+    ("startTyping/answer", "Result"),
     ("listWebhooks/answer", "Webhook"),
     ("previewChannelMessages/answer", "ChannelMessage"),
     ("listChannels/answer", "Channel"),
