@@ -430,6 +430,17 @@ mod tests {
     }
 
     #[test]
+    fn mentions_take_chat_ids_or_all() {
+        let fields = &[Field::optional("mentions", Ty::Mentions, "", "")];
+        for ok in [json!(["all"]), json!(["1@c.us", "2@lid"]), json!([])] {
+            assert!(validate(&json!({ "mentions": ok }), fields).is_ok(), "{ok}");
+        }
+        let err = |v: Value| validate(&json!({ "mentions": v }), fields).unwrap_err().0;
+        assert!(err(json!(["all", "everyone"])).starts_with("mentions[1] must be"));
+        assert!(err(json!("all")).starts_with("mentions must be an array"));
+    }
+
+    #[test]
     fn chat_ids() {
         for ok in [
             "1234567890",
