@@ -628,8 +628,10 @@ const RESULT: &[Field] = &[Field::optional(
 const QR_QUERY: &[QueryParam] = &[QueryParam {
     name: "format",
     required: false,
-    ty: Ty::Enum(&["image", "binary", "raw"]),
-    description: "`image`/`binary`: a PNG (or base64 JSON with `Accept: application/json`); `raw`: the QR text",
+    // The engine gives the image for any value but `raw` (ENGINE.md §2 row 7), so nothing is
+    // refused here: the seed's `binary` and the engine's `image` both work.
+    ty: Ty::String,
+    description: "`raw`: the QR text; `image` (the default), the seed's `binary` or any other value: a PNG (or base64 JSON with exactly `Accept: application/json`)",
     example: r#""image""#,
 }];
 /// The seed names no parameter; the upstream's reading is `phoneNumber` (conformance A5), so

@@ -460,3 +460,106 @@ async fn contract_lifecycle_through_the_gateway() {
     })
     .await;
 }
+
+/// Authentication rows, on a session showing its QR code (`SCAN_QR_CODE`): any `format` but
+/// `raw` is the PNG (ENGINE.md §2 row 7; the seed's `binary` included), and the engine's own
+/// pairing call answers 201 `{code}` (§2 row 8). `call` answers the status and content type.
+async fn authentication_steps<F, Fut>(call: F, session: &str)
+where
+    F: Fn(Method, String, Option<Value>) -> Fut,
+    Fut: std::future::Future<Output = (u16, String, Value)>,
+{
+    for format in ["", "?format=image", "?format=binary", "?format=svg"] {
+        let (s, content_type, _) =
+            call(Method::GET, format!("/v1/{session}/auth/qr{format}"), None).await;
+        assert_eq!((s, content_type.as_str()), (200, "image/png"), "{format}");
+    }
+    let (s, _, raw) = call(
+        Method::GET,
+        format!("/v1/{session}/auth/qr?format=raw"),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert!(raw["value"].is_string(), "{raw}");
+    let (s, _, code) = call(
+        Method::POST,
+        format!("/v1/{session}/auth/request-code"),
+        Some(json!({"phoneNumber": "12132132130"})),
+    )
+    .await;
+    assert_eq!(s, 201, "{code}");
+    assert_eq!(code["code"].as_str().map(str::len), Some(9), "{code}");
+}
+
+async fn typed_answer(res: reqwest::Response) -> (u16, String, Value) {
+    let status = res.status().as_u16();
+    let content_type = res
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let bytes = res.bytes().await.unwrap();
+    (
+        status,
+        content_type,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+#[tokio::test]
+async fn contract_authentication_against_the_simulator_and_through_the_gateway() {
+    let sim = Simulator::start(SimOptions::default()).await.unwrap();
+    let http = reqwest::Client::new();
+    let url = sim.url();
+    let res = http
+        .post(format!("{url}/v1/sessions"))
+        .json(&json!({"name": "pairing"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    authentication_steps(
+        |method, path, body| {
+            let mut req = http.request(method, format!("{url}{path}"));
+            if let Some(body) = body {
+                req = req.json(&body);
+            }
+            async move { typed_answer(req.send().await.unwrap()).await }
+        },
+        "pairing",
+    )
+    .await;
+    sim.stop().await;
+
+    let app = spawn_app().await;
+    let tenant = app.tenant().await;
+    let res = app
+        .tenant_post(&tenant, "/v1/sessions", json!({"name": "pairing"}))
+        .await;
+    assert_eq!(res.status(), 201);
+    authentication_steps(
+        |method, path, body| {
+            let mut req = app.call(&tenant, method, &path);
+            if let Some(body) = body {
+                req = req.json(&body);
+            }
+            async move { typed_answer(req.send().await.unwrap()).await }
+        },
+        "pairing",
+    )
+    .await;
+    // The seed's pairing call names no parameter (A5): the gateway forwards it without one and
+    // lets the upstream decide.
+    app.clear_sim_log().await;
+    let res = app
+        .tenant_get(&tenant, "/v1/pairing/auth/pairing-code")
+        .await;
+    assert_eq!(res.status(), 400, "the simulator wants phoneNumber");
+    assert_eq!(
+        app.sim_log().await.len(),
+        1,
+        "forwarded, not refused locally"
+    );
+}
