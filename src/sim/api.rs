@@ -196,6 +196,24 @@ pub fn require_status(session: &Session, expected: Status) -> Result<(), SimErro
     ))
 }
 
+/// Waits, up to `SimOptions::status_wait`, for the session to reach
+/// `expected`, polling every 0.5 s as the engine does before its 422 (ENGINE.md §1, "Working"
+/// guard: 5 s). A missing session, or no wait configured, returns at once.
+pub async fn await_status(state: &SimState, name: &str, expected: Status) {
+    let deadline = tokio::time::Instant::now() + state.options.status_wait;
+    loop {
+        let current = state.sessions.lock().unwrap().get(name).map(|s| s.status);
+        let now = tokio::time::Instant::now();
+        if current.is_none_or(|s| s == expected) || now >= deadline {
+            return;
+        }
+        tokio::time::sleep((deadline - now).min(STATUS_POLL)).await;
+    }
+}
+
+/// The engine's poll interval while it waits for a status.
+const STATUS_POLL: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// A chat id as the upstream reads it: a bare phone number becomes `<digits>@c.us`. Every
 /// form of ENGINE.md §1 (chatId formats) is taken, `status@broadcast` included (A3).
 pub fn chat_id(raw: &str) -> Result<String, SimError> {
@@ -404,6 +422,7 @@ async fn qr_code(
 ) -> Answer {
     // Any value but `raw` gives the image, the seed's `binary` included (ENGINE.md §2 row 7).
     let format = query.get("format").map(String::as_str).unwrap_or("image");
+    await_status(&state, &path, Status::ScanQrCode).await;
     let value = with_session(&state, &path, |s| {
         require_status(s, Status::ScanQrCode)?;
         let index = s.qr_since.and_then(|since| state.qr_index(since));
@@ -438,6 +457,7 @@ async fn pairing_code(
     path: web::Path<String>,
     query: web::Query<HashMap<String, String>>,
 ) -> Answer {
+    await_status(&state, &path, Status::ScanQrCode).await;
     ok(pair(&state, &path, query.get("phoneNumber").cloned())?)
 }
 
@@ -445,7 +465,9 @@ async fn pairing_code(
 /// 201 `{code}`.
 async fn request_code(state: Sim, path: web::Path<String>, body: Bytes) -> Answer {
     let body = json_body(&body)?;
-    created(pair(&state, &path, optional(&body, "phoneNumber")?)?)
+    let phone = optional(&body, "phoneNumber")?;
+    await_status(&state, &path, Status::ScanQrCode).await;
+    created(pair(&state, &path, phone)?)
 }
 
 /// A pairing code `ABCD-ABCD` for the phone; the scan then logs in that phone.
@@ -586,6 +608,7 @@ async fn send(state: Sim, kind: SendKind, body: Bytes) -> Answer {
     let chat = chat_id(&required(&body, "chatId")?)?;
     let (text, has_media) = kind.read(&body)?;
     let session_name = optional(&body, "session")?.unwrap_or_else(|| "default".into());
+    await_status(&state, &session_name, Status::Working).await;
     with_session(&state, &session_name, |s| {
         require_status(s, Status::Working)?;
         match kind {
@@ -710,6 +733,7 @@ fn participant_ids(body: &Value) -> Result<Vec<String>, SimError> {
 }
 
 async fn list_groups(state: Sim, path: web::Path<String>) -> Answer {
+    await_status(&state, &path, Status::Working).await;
     working_session(&state, &path, |s| {
         ok(Value::Array(s.groups.values().cloned().collect()))
     })
@@ -719,6 +743,7 @@ async fn create_group(state: Sim, path: web::Path<String>, body: Bytes) -> Answe
     let body = json_body(&body)?;
     let subject = required(&body, "name")?;
     let members = participant_ids(&body)?;
+    await_status(&state, &path, Status::Working).await;
     working_session(&state, &path, |s| {
         let id = format!("120363{}@g.us", random_digits(12));
         let me = s.me_id();
@@ -741,6 +766,7 @@ async fn create_group(state: Sim, path: web::Path<String>, body: Bytes) -> Answe
 
 async fn get_group(state: Sim, path: web::Path<(String, String)>) -> Answer {
     let (session, id) = path.into_inner();
+    await_status(&state, &session, Status::Working).await;
     working_session(&state, &session, |s| match s.groups.get(&id) {
         Some(group) => ok(group.clone()),
         None => Err(group_missing(&id)),
@@ -749,6 +775,7 @@ async fn get_group(state: Sim, path: web::Path<(String, String)>) -> Answer {
 
 async fn delete_group(state: Sim, path: web::Path<(String, String)>) -> Answer {
     let (session, id) = path.into_inner();
+    await_status(&state, &session, Status::Working).await;
     working_session(&state, &session, |s| {
         s.groups.remove(&id).ok_or_else(|| group_missing(&id))?;
         Ok(HttpResponse::Ok().finish())
@@ -757,6 +784,7 @@ async fn delete_group(state: Sim, path: web::Path<(String, String)>) -> Answer {
 
 async fn leave_group(state: Sim, path: web::Path<(String, String)>) -> Answer {
     let (session, id) = path.into_inner();
+    await_status(&state, &session, Status::Working).await;
     working_session(&state, &session, |s| {
         s.groups.remove(&id).ok_or_else(|| group_missing(&id))?;
         state.emit(s, "group.v2.leave", json!({"group": {"id": id}}));
@@ -779,6 +807,7 @@ async fn update_group(
         optional(&body, field)?
             .ok_or_else(|| SimError::bad_request(format!("{field} is required")))?
     };
+    await_status(&state, &session, Status::Working).await;
     working_session(&state, &session, |s| {
         let group = s.groups.get_mut(&id).ok_or_else(|| group_missing(&id))?;
         group[field] = json!(value);
@@ -796,6 +825,7 @@ async fn participants(
 ) -> Answer {
     let (session, id) = path.into_inner();
     let members = participant_ids(&json_body(&body)?)?;
+    await_status(&state, &session, Status::Working).await;
     working_session(&state, &session, |s| {
         let group = s.groups.get_mut(&id).ok_or_else(|| group_missing(&id))?;
         let list = group["participants"].as_array_mut().expect("participants");
@@ -840,6 +870,7 @@ fn channel_view(channel: &Value) -> Value {
 }
 
 async fn list_channels(state: Sim, path: web::Path<String>) -> Answer {
+    await_status(&state, &path, Status::Working).await;
     working_session(&state, &path, |s| {
         ok(Value::Array(
             s.channels.values().map(channel_view).collect(),
@@ -851,6 +882,7 @@ async fn create_channel(state: Sim, path: web::Path<String>, body: Bytes) -> Ans
     let body = json_body(&body)?;
     let name = required(&body, "name")?;
     let description = optional(&body, "description")?.unwrap_or_default();
+    await_status(&state, &path, Status::Working).await;
     working_session(&state, &path, |s| {
         let id = format!("120363{}@newsletter", random_digits(12));
         let invite = format!(
@@ -888,6 +920,7 @@ fn find_channel<'a>(session: &'a Session, id: &str) -> Result<&'a Value, SimErro
 
 async fn get_channel(state: Sim, path: web::Path<(String, String)>) -> Answer {
     let (session, id) = path.into_inner();
+    await_status(&state, &session, Status::Working).await;
     working_session(&state, &session, |s| {
         ok(channel_view(find_channel(s, &id)?))
     })
@@ -895,6 +928,7 @@ async fn get_channel(state: Sim, path: web::Path<(String, String)>) -> Answer {
 
 async fn delete_channel(state: Sim, path: web::Path<(String, String)>) -> Answer {
     let (session, id) = path.into_inner();
+    await_status(&state, &session, Status::Working).await;
     working_session(&state, &session, |s| {
         let key = find_channel(s, &id)?["id"]
             .as_str()
@@ -908,6 +942,7 @@ async fn delete_channel(state: Sim, path: web::Path<(String, String)>) -> Answer
 /// `[{message, reactions, viewCount}]` (ENGINE.md §6 row 39, `ChannelMessage`; A7).
 async fn preview_channel(state: Sim, path: web::Path<(String, String)>) -> Answer {
     let (session, id) = path.into_inner();
+    await_status(&state, &session, Status::Working).await;
     working_session(&state, &session, |s| {
         let messages = find_channel(s, &id)?["messages"]
             .as_array()
@@ -942,6 +977,7 @@ async fn check_exists(state: Sim, query: web::Query<HashMap<String, String>>) ->
         .get("session")
         .cloned()
         .unwrap_or_else(|| "default".into());
+    await_status(&state, &session, Status::Working).await;
     working_session(&state, &session, |_| {
         let exists = (7..=15).contains(&digits.len()) && !digits.ends_with("000");
         // `chatId` is omitted when the number is not on WhatsApp (ENGINE.md §7).
@@ -985,6 +1021,7 @@ async fn set_presence(state: Sim, path: web::Path<String>, body: Bytes) -> Answe
             ))
         }
     }
+    await_status(&state, &path, Status::Working).await;
     working_session(&state, &path, |s| {
         match chat {
             Some(chat) => {
@@ -997,6 +1034,7 @@ async fn set_presence(state: Sim, path: web::Path<String>, body: Bytes) -> Answe
 }
 
 async fn get_presence(state: Sim, path: web::Path<String>) -> Answer {
+    await_status(&state, &path, Status::Working).await;
     working_session(&state, &path, |s| {
         let me = s.me_id();
         ok(Value::Array(

@@ -475,6 +475,36 @@ async fn sim_auto_scan_logs_in_after_the_qr_is_fetched() {
     sim.running.stop().await;
 }
 
+/// With the engine's wait configured, a call meets a session that becomes WORKING meanwhile
+/// (ENGINE.md §1: it polls for up to 5 s before its 422), and the 422 comes after the wait.
+#[tokio::test]
+async fn sim_status_wait_lets_a_send_meet_a_session_that_becomes_working() {
+    let sim = Sim::with(SimOptions {
+        auto_scan: Some(Duration::from_millis(300)),
+        status_wait: Duration::from_millis(1500),
+        ..SimOptions::default()
+    })
+    .await;
+    sim.call("POST", "/v1/sessions", Some(json!({"name": "a"})))
+        .await;
+    let (s, _) = sim.call("GET", "/v1/a/auth/qr?format=raw", None).await;
+    assert_eq!(s, 200);
+    let send = json!({"session": "a", "chatId": "1234567890", "text": "hi"});
+    let (s, body) = sim.call("POST", "/v1/sendText", Some(send.clone())).await;
+    assert_eq!(s, 201, "{body}");
+    sim.call("POST", "/v1/sessions/stop", Some(json!({"name": "a"})))
+        .await;
+    let started = Instant::now();
+    let (s, body) = sim.call("POST", "/v1/sendText", Some(send)).await;
+    assert_eq!((s.as_u16(), &body["status"]), (422, &json!("STOPPED")));
+    assert!(
+        started.elapsed() >= Duration::from_millis(1400),
+        "{:?}",
+        started.elapsed()
+    );
+    sim.running.stop().await;
+}
+
 #[tokio::test]
 async fn sim_qr_codes_rotate_then_the_session_fails() {
     let sim = Sim::with(SimOptions {
