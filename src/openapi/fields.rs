@@ -1,7 +1,9 @@
 //! The route table's field descriptions (`upstream::schema`) as OpenAPI schemas. The same
 //! `Field` list that validates a body describes it here, so the two cannot disagree.
 
-use crate::upstream::schema::{Field, Ty, CHAT_SUFFIXES, FILE_FIELDS};
+use crate::upstream::schema::{
+    Field, Ty, CHAT_SUFFIXES, FILE_FIELDS, MENTION_ALL, STATUS_BROADCAST,
+};
 use serde_json::Value;
 use utoipa::openapi::schema::{
     AllOfBuilder, ArrayBuilder, KnownFormat, ObjectBuilder, OneOfBuilder, Schema, SchemaFormat,
@@ -95,10 +97,22 @@ pub fn of_type(ty: &Ty) -> Schema {
             .into(),
         Ty::ChatId => chat_id().into(),
         Ty::Enum(options) => string().enum_values(Some(options.iter().copied())).into(),
+        // No `enum`: a strict generated client must not fail on a value a newer engine adds.
+        Ty::OpenEnum(_) => string().into(),
         Ty::File => file(),
         Ty::Object(fields) => object(fields).into(),
         Ty::Strings { min } => array(string().pattern(Some(NOT_BLANK)).into(), *min).into(),
         Ty::ChatIds => array(chat_id().into(), 0).into(),
+        Ty::Mentions => array(
+            string()
+                .pattern(Some(format!(
+                    "^({MENTION_ALL}|{})$",
+                    chat_id_alternatives()
+                )))
+                .into(),
+            0,
+        )
+        .into(),
         Ty::Objects { fields, min } => array(object(fields).into(), *min).into(),
     }
 }
@@ -113,13 +127,22 @@ fn array(items: Schema, min: usize) -> ArrayBuilder {
         .min_items((min > 0).then_some(min))
 }
 
-/// `schema::is_chat_id` as a pattern: digits (with `+`/`-`), optionally `@` and a known kind.
+/// `schema::is_chat_id` as a pattern: `status@broadcast`, or digits (with `+`/`-`),
+/// optionally `@` and a known kind.
 fn chat_id_pattern() -> String {
+    format!("^({})$", chat_id_alternatives())
+}
+
+fn chat_id_alternatives() -> String {
     let kinds: Vec<String> = CHAT_SUFFIXES
         .iter()
         .map(|s| s.replace('.', r"\."))
         .collect();
-    format!(r"^[-+0-9]*[0-9][-+0-9]*(@({}))?$", kinds.join("|"))
+    format!(
+        r"{}|[-+0-9]*[0-9][-+0-9]*(@({}))?",
+        STATUS_BROADCAST.replace('.', r"\."),
+        kinds.join("|")
+    )
 }
 
 fn chat_id() -> ObjectBuilder {
@@ -217,6 +240,9 @@ mod tests {
             "1@lid",
             "1@s.whatsapp.net",
             "1@broadcast",
+            "status@broadcast",
+            "status@c.us",
+            "all",
             "",
             "@c.us",
             "abc",

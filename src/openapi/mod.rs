@@ -443,9 +443,10 @@ mod tests {
             codes(&paths["/v1/sessions"]["post"]),
             ["201", "400", "401", "403", "409", "413", "415", "429", "502", "503", "504"]
         );
+        // 400: a bad `all` query value.
         assert_eq!(
             codes(&paths["/v1/sessions"]["get"]),
-            ["200", "401", "403", "429", "502", "503", "504"]
+            ["200", "400", "401", "403", "429", "502", "503", "504"]
         );
         assert_eq!(
             codes(&paths["/v1/sessions/{session}/groups/{groupId}"]["get"]),

@@ -116,9 +116,9 @@ impl ErrorStatus {
                 "Content-Type must be application/json",
             ),
             ErrorStatus::Unprocessable => (
-                "The session is not in the status the call needs (`WORKING`; `SCAN_QR_CODE` for the QR or pairing code), named in the message; or the Idempotency-Key was used with a different body",
+                "The session is not in the status the call needs (`WORKING`; `SCAN_QR_CODE` for the QR or pairing code): the upstream waits up to 5 s, then answers the object `{error, session, status, expected}`, which reaches you in this shape with a message built from those fields. Also: the upstream cannot do this with its engine, a session name it refuses, or the Idempotency-Key was used with a different body",
                 "Unprocessable Entity",
-                "Session status is not as expected. Try again later or restart the session. Session: \"default\", status: STOPPED, expected: WORKING",
+                "Session status is not as expected. Try again later or restart the session (session \"default\", status STARTING, expected WORKING)",
             ),
             ErrorStatus::TooManyRequests => (
                 "A limit was reached: the tenant's per-second rate or monthly quota, or the organisation's upstream budget; wait `Retry-After` seconds",

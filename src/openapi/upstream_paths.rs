@@ -20,16 +20,16 @@ use utoipa::openapi::{
 /// Names for request and answer schemas that several operations share; a schema used by one
 /// operation only is named after it (`SendTextRequest`).
 const SHARED_NAMES: &[(&str, &str)] = &[
-    ("startSession/request", "SessionNameRequest"),
+    ("logoutSession/request", "SessionNameRequest"),
     ("sendImage/request", "SendMediaRequest"),
     ("startTyping/request", "ChatRequest"),
     ("addParticipants/request", "ParticipantsRequest"),
     ("listSessions/answer", "Session"),
     ("getPairingCode/answer", "PairingCode"),
     ("sendText/answer", "Message"),
-    ("sendSeen/answer", "Result"),
+    ("startTyping/answer", "Result"),
     ("listWebhooks/answer", "Webhook"),
-    ("listGroups/answer", "Group"),
+    ("previewChannelMessages/answer", "ChannelMessage"),
     ("listChannels/answer", "Channel"),
     ("checkExists/answer", "CheckExistsResult"),
     ("listPresence/answer", "ChatPresence"),
@@ -153,6 +153,9 @@ fn operation(endpoint: &Endpoint, schemas: &mut SchemaNames) -> utoipa::openapi:
     }
     let mut responses =
         ResponsesBuilder::new().response(endpoint.success.to_string(), success(endpoint, schemas));
+    if also_201(endpoint) {
+        responses = responses.response("201", success(endpoint, schemas));
+    }
     for status in error_statuses(endpoint) {
         responses = responses.response(status.code(), Ref::from_response_name(status.name()));
     }
@@ -187,14 +190,27 @@ fn description(endpoint: &Endpoint) -> String {
         Handling::WebhookRelay => text.push_str(
             " Subscriptions are kept by the gateway, which relays the upstream's events to them: signed with your `hmacKey`, retried by your policy, never lost in a restart.",
         ),
+        Handling::StopSession => text.push_str(
+            " With `logout: true` the upstream also logs the session out and deletes it.",
+        ),
+        Handling::DeleteSession if endpoint.method != actix_web::http::Method::DELETE => text
+            .push_str(
+                " The upstream stops the session, logs it out and deletes it (its deprecated logout call); the gateway forgets it too.",
+            ),
         Handling::Forward | Handling::DeleteSession => {}
     }
     if let Some(status) = needs_session_status(endpoint) {
         text.push_str(&format!(
-            " The session must be `{status}` (422 naming its status otherwise)."
+            " The session must be `{status}`: the upstream waits up to 5 s for it, then answers 422 with the session, its status and the status expected."
         ));
     }
     text
+}
+
+/// ENGINE.md §1 success codes (conformance B8): the engine's OAS 2026 declares 200 for a few
+/// POSTs (the group actions) that NestJS, and older versions, answer 201. Both are documented.
+fn also_201(endpoint: &Endpoint) -> bool {
+    endpoint.method == actix_web::http::Method::POST && endpoint.success == 200
 }
 
 /// The `{name}` segments of a path, in order.
@@ -275,6 +291,15 @@ fn success(endpoint: &Endpoint, schemas: &mut SchemaNames) -> utoipa::openapi::R
                         )
                         .build(),
                 );
+        }
+        Answer::Native(about) => {
+            // Any JSON: a schema would break generated clients on another engine's shape.
+            response = response.description(about).content(
+                "application/json",
+                ContentBuilder::new()
+                    .schema(ObjectBuilder::new().schema_type(SchemaType::Value))
+                    .build(),
+            );
         }
         Answer::Empty => {}
     }

@@ -3,16 +3,16 @@
 //! It needs no key and spends no quota.
 
 use super::api::{chat_id, json_body, message_id, require_status, required, with_session};
+use super::error::SimError;
 use super::faults::Fault;
 use super::lifecycle;
 use super::state::{SimState, Status};
-use crate::error::ApiError;
 use actix_web::{web, HttpResponse};
 use bytes::Bytes;
 use serde_json::{json, Value};
 
 type Sim = web::Data<SimState>;
-type Answer = Result<HttpResponse, ApiError>;
+type Answer = Result<HttpResponse, SimError>;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     use web::{delete, get, post, resource};
@@ -55,12 +55,12 @@ async fn session_view(state: Sim, name: web::Path<String>) -> Answer {
     })
 }
 
-/// The phone scans the code: AUTHENTICATED, then WORKING. `{"phone"}` picks the account.
+/// The phone scans the code: WORKING. `{"phone"}` picks the account.
 async fn scan(state: Sim, name: web::Path<String>, body: Bytes) -> Answer {
     let body = json_body(&body)?;
     let phone = match body.get("phone").and_then(Value::as_str) {
         Some(p) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => Some(p.to_owned()),
-        Some(_) => return Err(ApiError::bad_request("phone must be digits")),
+        Some(_) => return Err(SimError::bad_request("phone must be digits")),
         None => None,
     };
     with_session(&state, &name, |s| {
@@ -131,7 +131,7 @@ async fn ack(state: Sim, name: web::Path<String>, body: Bytes) -> Answer {
         .get("ack")
         .and_then(Value::as_i64)
         .filter(|a| (-1..=4).contains(a))
-        .ok_or_else(|| ApiError::bad_request("ack must be -1 to 4"))?;
+        .ok_or_else(|| SimError::bad_request("ack must be -1 to 4"))?;
     with_session(&state, &name, |s| {
         // The chat is the middle part of `true_<chat>_<id>`.
         let to = message.split('_').nth(1).unwrap_or_default().to_owned();
@@ -149,7 +149,7 @@ async fn status(state: Sim, name: web::Path<String>, body: Bytes) -> Answer {
     let body = json_body(&body)?;
     let wanted = required(&body, "status")?;
     let status = Status::parse(&wanted).ok_or_else(|| {
-        ApiError::bad_request(
+        SimError::bad_request(
             "status must be one of STOPPED, STARTING, SCAN_QR_CODE, WORKING, FAILED",
         )
     })?;
@@ -204,7 +204,7 @@ async fn remove_fault(state: Sim, id: web::Path<u64>) -> Answer {
     let before = faults.len();
     faults.retain(|f| f.id != *id);
     if faults.len() == before {
-        return Err(ApiError::not_found(format!("no fault {id}")));
+        return Err(SimError::not_found(format!("no fault {id}")));
     }
     Ok(HttpResponse::NoContent().finish())
 }

@@ -74,8 +74,9 @@ pub fn code_fetched(state: &Arc<SimState>, session: &mut Session) {
     });
 }
 
-/// The phone scanned the code: AUTHENTICATED, then WORKING as the account behind the pairing
-/// phone (or a stable made-up one).
+/// The phone scanned the code: WORKING as the account behind the pairing phone (or a stable
+/// made-up one). No `AUTHENTICATED` event: the seed names it, the engine has no such status
+/// (ENGINE.md §1 session status values, §10 item 4; B5).
 pub fn scan(state: &SimState, session: &mut Session) {
     let phone = session
         .pairing_phone
@@ -85,7 +86,6 @@ pub fn scan(state: &SimState, session: &mut Session) {
         id: format!("{phone}@c.us"),
         push_name: session.name.clone(),
     });
-    state.emit_authenticated(session);
     state.set_status(session, Status::Working);
 }
 

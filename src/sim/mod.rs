@@ -1,6 +1,6 @@
 //! The upstream simulator: the hosted WhatsApp Messaging REST API, faithfully, on this machine.
 //!
-//! It follows the seed document first and UPSTREAM.md (WAHA's behaviour) second, and shares no
+//! It follows the seed document first and docs/UPSTREAM.md (the engine's behaviour) second, and shares no
 //! code with the gateway's forwarding path (`crate::upstream`), so the gateway's tests measure
 //! the gateway against an independent reading of the API. It serves `wa-gateway sim`, the
 //! sandbox upstream of `serve` without a key, and every test that needs an upstream.
@@ -11,6 +11,7 @@
 
 mod api;
 mod control;
+mod error;
 mod faults;
 mod lifecycle;
 mod log;
@@ -60,8 +61,15 @@ pub struct SimOptions {
     pub qr_first_ttl: Duration,
     pub qr_ttl: Duration,
     pub max_qr_codes: u32,
+    /// How long a call waits for the session status it needs before its 422. The engine waits
+    /// 5 s (`ENGINE_STATUS_WAIT`, ENGINE.md §1); the default is none, so tests that expect a
+    /// 422 do not wait for it.
+    pub status_wait: Duration,
     pub workers: usize,
 }
+
+/// The engine's wait for a session status before it answers 422 (ENGINE.md §1).
+pub const ENGINE_STATUS_WAIT: Duration = Duration::from_secs(5);
 
 impl Default for SimOptions {
     fn default() -> Self {
@@ -75,6 +83,7 @@ impl Default for SimOptions {
             qr_first_ttl: Duration::from_secs(60),
             qr_ttl: Duration::from_secs(20),
             max_qr_codes: 6,
+            status_wait: Duration::ZERO,
             workers: 2,
         }
     }

@@ -248,15 +248,6 @@ impl SimState {
         session.generation
     }
 
-    /// The seed's `AUTHENTICATED` appears only as an event, between the scan and WORKING.
-    pub fn emit_authenticated(&self, session: &Session) {
-        self.emit(
-            session,
-            "session.status",
-            json!({"name": session.name, "status": "AUTHENTICATED"}),
-        );
-    }
-
     /// Which QR code of the current run is showing, or `None` once the run is over.
     pub fn qr_index(&self, since: Instant) -> Option<u32> {
         let elapsed = since.elapsed();

@@ -28,8 +28,12 @@ pub enum Handling {
     CreateSession,
     /// Forwards, then keeps only the tenant's own sessions.
     ListSessions,
-    /// Forwards, then forgets the session.
+    /// Forwards, then forgets the session (also the deprecated logout, which deletes it
+    /// upstream: ENGINE.md §2 row 9).
     DeleteSession,
+    /// Forwards; with `logout: true` in the body the upstream also deletes the session
+    /// (ENGINE.md §2 row 6), so the gateway should forget it after a 2xx.
+    StopSession,
     /// Forwards through a cache: the seed advises calling it before every send.
     CheckExists,
     /// Served by the webhook relay, never forwarded with a tenant's URL.
@@ -79,6 +83,9 @@ pub enum Answer {
     List(&'static [Field]),
     /// The QR code: a PNG, or JSON depending on `format` and `Accept`.
     QrCode,
+    /// The engine's own JSON, whose shape differs between engines (described here): passed
+    /// through untouched, documented without a schema so no client breaks on it.
+    Native(&'static str),
     /// No meaningful body.
     Empty,
 }
@@ -120,7 +127,7 @@ const SESSION: Field = Field::optional(
 const CHAT_ID: Field = Field::required(
     "chatId",
     Ty::ChatId,
-    "Phone number with country code, or a chat id (`@c.us`, `@g.us`, `@newsletter`, `@s.whatsapp.net`, `@lid`)",
+    "Phone number with country code (the upstream appends `@c.us`), or a chat id: `@c.us`, `@g.us`, `@newsletter`, `@lid`, `@s.whatsapp.net`, `@broadcast`, or `status@broadcast`",
     r#""1234567890""#,
 );
 const REPLY_TO: Field = Field::optional(
@@ -155,19 +162,19 @@ const SEND_TEXT: &[Field] = &[
     Field::optional(
         "linkPreview",
         Ty::Bool,
-        "Generate a preview card for the first URL",
+        "Generate a preview card for the first URL (the upstream's default: true)",
         "true",
     ),
     Field::optional(
         "linkPreviewHighQuality",
         Ty::Bool,
-        "High-quality preview (extra upload)",
+        "High-quality preview (extra upload; default false)",
         "true",
     ),
     Field::optional(
         "mentions",
-        Ty::ChatIds,
-        "Chat ids mentioned in the text",
+        Ty::Mentions,
+        "Chat ids mentioned in the text, or `[\"all\"]` to mention every group member",
         r#"["1234567890@c.us"]"#,
     ),
 ];
@@ -284,17 +291,6 @@ const SEND_POLL: &[Field] = &[
     SESSION,
     REPLY_TO,
 ];
-const REPLY: &[Field] = &[
-    CHAT_ID,
-    Field::required("text", Ty::Text, "Reply text", r#""Thanks!""#),
-    Field::required(
-        "reply_to",
-        Ty::Text,
-        "Id of the message replied to",
-        r#""false_1234567890@c.us_AAAAAAAAAAAAAAAAAAAA""#,
-    ),
-    SESSION,
-];
 const SEND_SEEN: &[Field] = &[
     CHAT_ID,
     Field::optional(
@@ -334,12 +330,28 @@ const CREATE_SESSION: &[Field] = &[
     ),
     Field::optional("start", Ty::Bool, "Start the session right away", "false"),
 ];
-const NAMED_SESSION: &[Field] = &[Field::required(
-    "name",
-    Ty::Text,
-    "Session name",
-    r#""default""#,
-)];
+const SESSION_NAME: Field = Field::required("name", Ty::Text, "Session name", r#""default""#);
+const NAMED_SESSION: &[Field] = &[SESSION_NAME];
+/// The deprecated "upsert and start" (ENGINE.md §2 row 5): the config is optional.
+const START_SESSION: &[Field] = &[
+    SESSION_NAME,
+    Field::optional(
+        "config",
+        Ty::Object(SESSION_CONFIG),
+        "Session configuration (replaces the stored one)",
+        r#"{"metadata": {"user.id": "123"}}"#,
+    ),
+];
+/// ENGINE.md §2 row 6: `logout: true` also logs out and deletes the session.
+const STOP_SESSION: &[Field] = &[
+    SESSION_NAME,
+    Field::optional(
+        "logout",
+        Ty::Bool,
+        "Also log out and delete the session (default false)",
+        "false",
+    ),
+];
 
 const PARTICIPANT: &[Field] = &[Field::required(
     "id",
@@ -456,12 +468,24 @@ pub const ADD_WEBHOOK: &[Field] = &[
 
 // ---- Answers ---------------------------------------------------------------------------------
 
+/// The statuses the engine is known to answer (ENGINE.md §1, session status values; the
+/// `PASSKEY_*` pair since OAS 2026). The set is open: documented, never enforced.
+pub const SESSION_STATUSES: &[&str] = &[
+    "STOPPED",
+    "STARTING",
+    "SCAN_QR_CODE",
+    "WORKING",
+    "FAILED",
+    "PASSKEY_REQUIRED",
+    "PASSKEY_CONFIRMATION_REQUIRED",
+];
+
 pub const SESSION_INFO: &[Field] = &[
     Field::required("name", Ty::String, "Session name", r#""default""#),
     Field::required(
         "status",
-        Ty::Enum(&["STOPPED", "STARTING", "SCAN_QR_CODE", "WORKING", "FAILED"]),
-        "Session status",
+        Ty::OpenEnum(SESSION_STATUSES),
+        "Session status. Known values: `STOPPED`, `STARTING`, `SCAN_QR_CODE`, `WORKING`, `FAILED`, `PASSKEY_REQUIRED`, `PASSKEY_CONFIRMATION_REQUIRED`; newer upstream versions may add others, so treat an unknown value as not working",
         r#""WORKING""#,
     ),
     Field::optional(
@@ -512,25 +536,15 @@ const PAIRING_CODE: &[Field] = &[Field::required(
     "Code to enter on the phone",
     r#""ABCD-ABCD""#,
 )];
-const GROUP: &[Field] = &[
-    Field::required("id", Ty::String, "Group id", r#""120363024802736123@g.us""#),
-    Field::optional("subject", Ty::String, "Group name", r#""My Team""#),
-    Field::optional(
-        "description",
-        Ty::String,
-        "Group description",
-        r#""Weekly sync""#,
-    ),
-    Field::optional(
-        "participants",
-        Ty::Objects {
-            fields: PARTICIPANT,
-            min: 0,
-        },
-        "Members",
-        r#"[{"id": "1234567890@c.us"}]"#,
-    ),
-];
+/// ENGINE.md §5 row 24 and conformance A6: the engine declares `type: object`; NOWEB answers
+/// a map keyed by group id, WEBJS an array of groups whose `id` is an object.
+const GROUP_LIST: &str = "The engine's own answer: an object keyed by group id (NOWEB: `{\"120363024802736123@g.us\": {id, subject, desc, participants, ...}}`) or an array of groups (WEBJS: `[{id: {server, user, _serialized}, name, ...}]`)";
+/// ENGINE.md §5 rows 25-26: the engine's own group object (conformance B6).
+const GROUP_NATIVE: &str = "The engine's own group object, e.g. `{id, subject, desc, owner, creation, participants: [{id, admin}]}` (NOWEB) or `{gid: {...}, title, participants}` (WEBJS)";
+/// ENGINE.md §5 rows 28-34: the engine's own result of a group action.
+const GROUP_ACTION: &str =
+    "The engine's own result: `true`/`false`, an object or an array, depending on the engine";
+/// ENGINE.md §6 `Channel`.
 const CHANNEL: &[Field] = &[
     Field::required(
         "id",
@@ -545,6 +559,41 @@ const CHANNEL: &[Field] = &[
         "Channel description",
         r#""News from us""#,
     ),
+    Field::optional(
+        "invite",
+        Ty::String,
+        "Invite link; its last segment is the invite code, which the channel calls accept as the id",
+        r#""https://www.whatsapp.com/channel/0029Va4K0PZ5a245NkngBA2M""#,
+    ),
+    Field::optional(
+        "role",
+        Ty::OpenEnum(&["OWNER", "ADMIN", "SUBSCRIBER", "GUEST"]),
+        "Your role: `OWNER`, `ADMIN`, `SUBSCRIBER` or `GUEST`",
+        r#""OWNER""#,
+    ),
+    Field::optional("verified", Ty::Bool, "Verified by WhatsApp", "false"),
+    Field::optional(
+        "subscribersCount",
+        Ty::Integer,
+        "Subscribers (newer upstream versions)",
+        "42",
+    ),
+];
+/// ENGINE.md §6 row 39 and conformance A7: `ChannelMessage`.
+const CHANNEL_MESSAGE: &[Field] = &[
+    Field::required(
+        "message",
+        Ty::Object(MESSAGE),
+        "The message",
+        r#"{"id": "false_120363024802736123@newsletter_3EB0C767D71D9B4E6B1A", "timestamp": 1741249702, "from": "120363024802736123@newsletter", "fromMe": false, "to": "120363024802736123@newsletter", "body": "Hello"}"#,
+    ),
+    Field::optional(
+        "reactions",
+        Ty::Object(&[]),
+        "Reaction counts by emoji",
+        r#"{"👍": 10}"#,
+    ),
+    Field::optional("viewCount", Ty::Integer, "Views", "100"),
 ];
 const CHECK_EXISTS: &[Field] = &[
     Field::required(
@@ -579,16 +628,52 @@ const RESULT: &[Field] = &[Field::optional(
 const QR_QUERY: &[QueryParam] = &[QueryParam {
     name: "format",
     required: false,
-    ty: Ty::Enum(&["image", "binary", "raw"]),
-    description: "`image`/`binary`: a PNG (or base64 JSON with `Accept: application/json`); `raw`: the QR text",
+    // The engine gives the image for any value but `raw` (ENGINE.md §2 row 7), so nothing is
+    // refused here: the seed's `binary` and the engine's `image` both work.
+    ty: Ty::String,
+    description: "`raw`: the QR text; `image` (the default), the seed's `binary` or any other value: a PNG (or base64 JSON with exactly `Accept: application/json`)",
     example: r#""image""#,
 }];
-const PAIRING_QUERY: &[QueryParam] = &[QueryParam {
-    name: "phoneNumber",
-    required: true,
-    ty: Ty::ChatId,
-    description: "The phone number to pair, with country code",
-    example: r#""12132132130""#,
+/// The seed names no parameter; the upstream's reading is `phoneNumber` (conformance A5), so
+/// it is documented and forwarded but not required here: the upstream decides.
+const PAIRING_QUERY: &[QueryParam] = &[
+    QueryParam {
+        name: "phoneNumber",
+        required: false,
+        ty: Ty::Text,
+        description: "The phone number to pair, in international format (digits)",
+        example: r#""12132132130""#,
+    },
+    QueryParam {
+        name: "method",
+        required: false,
+        ty: Ty::String,
+        description: "`sms` or `voice` for a registration code; leave it out for web pairing",
+        example: r#""""#,
+    },
+];
+/// The engine's own pairing call (ENGINE.md §2 row 8): `POST /auth/request-code`.
+const REQUEST_CODE: &[Field] = &[
+    Field::required(
+        "phoneNumber",
+        Ty::Text,
+        "The phone number to pair, in international format (digits)",
+        r#""12132132130""#,
+    ),
+    Field::optional(
+        "method",
+        Ty::String,
+        "`sms` or `voice` for a registration code; leave it out for web pairing",
+        r#""""#,
+    ),
+];
+/// ENGINE.md §2 row 1: `all` (the engine's `BooleanString`) includes STOPPED sessions.
+const LIST_SESSIONS_QUERY: &[QueryParam] = &[QueryParam {
+    name: "all",
+    required: false,
+    ty: Ty::Enum(&["true", "false", "True", "False", "1", "0"]),
+    description: "Also list STOPPED sessions (hidden otherwise)",
+    example: r#""true""#,
 }];
 const CHECK_EXISTS_QUERY: &[QueryParam] = &[
     QueryParam {
@@ -637,7 +722,7 @@ macro_rules! row {
     };
 }
 
-use Answer::{Empty, List, Object, QrCode};
+use Answer::{Empty, List, Native, Object, QrCode};
 use SessionIn::{Absent, Body, Path, Query};
 
 /// Every endpoint of the hosted API (the seed document), in the order actix must try them:
@@ -646,15 +731,16 @@ pub fn all() -> &'static [Endpoint] {
     static TABLE: std::sync::LazyLock<Vec<Endpoint>> = std::sync::LazyLock::new(|| {
         vec![
             // Sessions
-            row!(GET "/v1/sessions", "listSessions", "List your sessions", Sessions, SessionsRead, Absent, ListSessions, body: None, query: &[], 200, List(SESSION_INFO), idempotent: false),
+            row!(GET "/v1/sessions", "listSessions", "List your sessions", Sessions, SessionsRead, Absent, ListSessions, body: None, query: LIST_SESSIONS_QUERY, 200, List(SESSION_INFO), idempotent: false),
             row!(POST "/v1/sessions", "createSession", "Create a session", Sessions, SessionsWrite, Body("name"), CreateSession, body: Some(CREATE_SESSION), query: &[], 201, Object(SESSION_INFO), idempotent: false),
-            row!(POST "/v1/sessions/start", "startSession", "Start a session", Sessions, SessionsWrite, Body("name"), Forward, body: Some(NAMED_SESSION), query: &[], 201, Object(SESSION_INFO), idempotent: false),
-            row!(POST "/v1/sessions/stop", "stopSession", "Stop a session", Sessions, SessionsWrite, Body("name"), Forward, body: Some(NAMED_SESSION), query: &[], 201, Object(SESSION_INFO), idempotent: false),
-            row!(POST "/v1/sessions/logout", "logoutSession", "Log the session out of WhatsApp", Sessions, SessionsWrite, Body("name"), Forward, body: Some(NAMED_SESSION), query: &[], 201, Object(SESSION_INFO), idempotent: false),
+            row!(POST "/v1/sessions/start", "startSession", "Start a session", Sessions, SessionsWrite, Body("name"), Forward, body: Some(START_SESSION), query: &[], 201, Object(SESSION_INFO), idempotent: false),
+            row!(POST "/v1/sessions/stop", "stopSession", "Stop a session (and log out and delete it with `logout: true`)", Sessions, SessionsWrite, Body("name"), StopSession, body: Some(STOP_SESSION), query: &[], 201, Empty, idempotent: false),
+            row!(POST "/v1/sessions/logout", "logoutSession", "Log the session out of WhatsApp and delete it", Sessions, SessionsWrite, Body("name"), DeleteSession, body: Some(NAMED_SESSION), query: &[], 201, Empty, idempotent: false),
             row!(GET "/v1/sessions/{session}", "getSession", "Get a session", Sessions, SessionsRead, Path, Forward, body: None, query: &[], 200, Object(SESSION_INFO), idempotent: false),
             row!(DELETE "/v1/sessions/{session}", "deleteSession", "Delete a session", Sessions, SessionsWrite, Path, DeleteSession, body: None, query: &[], 200, Empty, idempotent: false),
             row!(GET "/v1/{session}/auth/qr", "getQrCode", "Get the QR code to scan", Sessions, SessionsRead, Path, Forward, body: None, query: QR_QUERY, 200, QrCode, idempotent: false),
             row!(GET "/v1/{session}/auth/pairing-code", "getPairingCode", "Request a pairing code (phone number authentication)", Sessions, SessionsWrite, Path, Forward, body: None, query: PAIRING_QUERY, 200, Object(PAIRING_CODE), idempotent: false),
+            row!(POST "/v1/{session}/auth/request-code", "requestPairingCode", "Request a pairing code (the engine's own call)", Sessions, SessionsWrite, Path, Forward, body: Some(REQUEST_CODE), query: &[], 201, Object(PAIRING_CODE), idempotent: false),
             // Messages
             row!(POST "/v1/sendText", "sendText", "Send a text message", Messages, MessagesSend, Body("session"), Forward, body: Some(SEND_TEXT), query: &[], 201, Object(MESSAGE), idempotent: true),
             row!(POST "/v1/sendImage", "sendImage", "Send an image with an optional caption", Messages, MessagesSend, Body("session"), Forward, body: Some(SEND_MEDIA), query: &[], 201, Object(MESSAGE), idempotent: true),
@@ -664,8 +750,8 @@ pub fn all() -> &'static [Endpoint] {
             row!(POST "/v1/sendLocation", "sendLocation", "Send a location pin", Messages, MessagesSend, Body("session"), Forward, body: Some(SEND_LOCATION), query: &[], 201, Object(MESSAGE), idempotent: true),
             row!(POST "/v1/sendContactVcard", "sendContactVcard", "Share contact cards", Messages, MessagesSend, Body("session"), Forward, body: Some(SEND_VCARD), query: &[], 201, Object(MESSAGE), idempotent: true),
             row!(POST "/v1/sendPoll", "sendPoll", "Send a poll", Messages, MessagesSend, Body("session"), Forward, body: Some(SEND_POLL), query: &[], 201, Object(MESSAGE), idempotent: true),
-            row!(POST "/v1/reply", "reply", "Reply to a message", Messages, MessagesSend, Body("session"), Forward, body: Some(REPLY), query: &[], 201, Object(MESSAGE), idempotent: true),
-            row!(POST "/v1/sendSeen", "sendSeen", "Mark messages as read", Messages, MessagesSend, Body("session"), Forward, body: Some(SEND_SEEN), query: &[], 201, Object(RESULT), idempotent: false),
+            row!(POST "/v1/reply", "reply", "Reply to a message", Messages, MessagesSend, Body("session"), Forward, body: Some(SEND_TEXT), query: &[], 201, Object(MESSAGE), idempotent: true),
+            row!(POST "/v1/sendSeen", "sendSeen", "Mark messages as read", Messages, MessagesSend, Body("session"), Forward, body: Some(SEND_SEEN), query: &[], 201, Empty, idempotent: false),
             row!(POST "/v1/startTyping", "startTyping", "Start the typing indicator", Messages, MessagesSend, Body("session"), Forward, body: Some(CHAT_ONLY), query: &[], 201, Object(RESULT), idempotent: false),
             row!(POST "/v1/stopTyping", "stopTyping", "Stop the typing indicator", Messages, MessagesSend, Body("session"), Forward, body: Some(CHAT_ONLY), query: &[], 201, Object(RESULT), idempotent: false),
             // Webhooks (relayed: the gateway's own subscriptions, see crate::webhooks)
@@ -673,23 +759,23 @@ pub fn all() -> &'static [Endpoint] {
             row!(POST "/v1/sessions/{session}/webhooks", "addWebhook", "Register a webhook URL for a session", Webhooks, WebhooksWrite, Path, WebhookRelay, body: Some(ADD_WEBHOOK), query: &[], 201, Object(ADD_WEBHOOK), idempotent: false),
             row!(DELETE "/v1/sessions/{session}/webhooks", "deleteWebhooks", "Remove a webhook URL (or all of the session's)", Webhooks, WebhooksWrite, Path, WebhookRelay, body: None, query: WEBHOOK_DELETE_QUERY, 200, Empty, idempotent: false),
             // Groups
-            row!(GET "/v1/sessions/{session}/groups", "listGroups", "List all groups", Groups, GroupsRead, Path, Forward, body: None, query: &[], 200, List(GROUP), idempotent: false),
-            row!(POST "/v1/sessions/{session}/groups", "createGroup", "Create a group", Groups, GroupsWrite, Path, Forward, body: Some(CREATE_GROUP), query: &[], 201, Object(GROUP), idempotent: false),
-            row!(GET "/v1/sessions/{session}/groups/{groupId}", "getGroup", "Get a group", Groups, GroupsRead, Path, Forward, body: None, query: &[], 200, Object(GROUP), idempotent: false),
+            row!(GET "/v1/sessions/{session}/groups", "listGroups", "List all groups", Groups, GroupsRead, Path, Forward, body: None, query: &[], 200, Native(GROUP_LIST), idempotent: false),
+            row!(POST "/v1/sessions/{session}/groups", "createGroup", "Create a group", Groups, GroupsWrite, Path, Forward, body: Some(CREATE_GROUP), query: &[], 201, Native(GROUP_NATIVE), idempotent: false),
+            row!(GET "/v1/sessions/{session}/groups/{groupId}", "getGroup", "Get a group", Groups, GroupsRead, Path, Forward, body: None, query: &[], 200, Native(GROUP_NATIVE), idempotent: false),
             row!(DELETE "/v1/sessions/{session}/groups/{groupId}", "deleteGroup", "Delete a group", Groups, GroupsWrite, Path, Forward, body: None, query: &[], 200, Empty, idempotent: false),
-            row!(POST "/v1/sessions/{session}/groups/{groupId}/leave", "leaveGroup", "Leave a group", Groups, GroupsWrite, Path, Forward, body: None, query: &[], 201, Object(RESULT), idempotent: false),
-            row!(PUT "/v1/sessions/{session}/groups/{groupId}/subject", "setGroupSubject", "Update the group name", Groups, GroupsWrite, Path, Forward, body: Some(SUBJECT), query: &[], 200, Object(RESULT), idempotent: false),
-            row!(PUT "/v1/sessions/{session}/groups/{groupId}/description", "setGroupDescription", "Update the group description", Groups, GroupsWrite, Path, Forward, body: Some(DESCRIPTION), query: &[], 200, Object(RESULT), idempotent: false),
-            row!(POST "/v1/sessions/{session}/groups/{groupId}/participants/add", "addParticipants", "Add participants", Groups, GroupsWrite, Path, Forward, body: Some(PARTICIPANTS), query: &[], 201, Object(RESULT), idempotent: false),
-            row!(POST "/v1/sessions/{session}/groups/{groupId}/participants/remove", "removeParticipants", "Remove participants", Groups, GroupsWrite, Path, Forward, body: Some(PARTICIPANTS), query: &[], 201, Object(RESULT), idempotent: false),
-            row!(POST "/v1/sessions/{session}/groups/{groupId}/admin/promote", "promoteParticipants", "Promote participants to admin", Groups, GroupsWrite, Path, Forward, body: Some(PARTICIPANTS), query: &[], 201, Object(RESULT), idempotent: false),
-            row!(POST "/v1/sessions/{session}/groups/{groupId}/admin/demote", "demoteParticipants", "Demote admins", Groups, GroupsWrite, Path, Forward, body: Some(PARTICIPANTS), query: &[], 201, Object(RESULT), idempotent: false),
+            row!(POST "/v1/sessions/{session}/groups/{groupId}/leave", "leaveGroup", "Leave a group", Groups, GroupsWrite, Path, Forward, body: None, query: &[], 200, Native(GROUP_ACTION), idempotent: false),
+            row!(PUT "/v1/sessions/{session}/groups/{groupId}/subject", "setGroupSubject", "Update the group name", Groups, GroupsWrite, Path, Forward, body: Some(SUBJECT), query: &[], 200, Native(GROUP_ACTION), idempotent: false),
+            row!(PUT "/v1/sessions/{session}/groups/{groupId}/description", "setGroupDescription", "Update the group description", Groups, GroupsWrite, Path, Forward, body: Some(DESCRIPTION), query: &[], 200, Native(GROUP_ACTION), idempotent: false),
+            row!(POST "/v1/sessions/{session}/groups/{groupId}/participants/add", "addParticipants", "Add participants", Groups, GroupsWrite, Path, Forward, body: Some(PARTICIPANTS), query: &[], 200, Native(GROUP_ACTION), idempotent: false),
+            row!(POST "/v1/sessions/{session}/groups/{groupId}/participants/remove", "removeParticipants", "Remove participants", Groups, GroupsWrite, Path, Forward, body: Some(PARTICIPANTS), query: &[], 200, Native(GROUP_ACTION), idempotent: false),
+            row!(POST "/v1/sessions/{session}/groups/{groupId}/admin/promote", "promoteParticipants", "Promote participants to admin", Groups, GroupsWrite, Path, Forward, body: Some(PARTICIPANTS), query: &[], 200, Native(GROUP_ACTION), idempotent: false),
+            row!(POST "/v1/sessions/{session}/groups/{groupId}/admin/demote", "demoteParticipants", "Demote admins", Groups, GroupsWrite, Path, Forward, body: Some(PARTICIPANTS), query: &[], 200, Native(GROUP_ACTION), idempotent: false),
             // Channels
             row!(GET "/v1/sessions/{session}/channels", "listChannels", "List subscribed channels", Channels, ChannelsRead, Path, Forward, body: None, query: &[], 200, List(CHANNEL), idempotent: false),
             row!(POST "/v1/sessions/{session}/channels", "createChannel", "Create a channel", Channels, ChannelsWrite, Path, Forward, body: Some(CREATE_CHANNEL), query: &[], 201, Object(CHANNEL), idempotent: false),
             row!(GET "/v1/sessions/{session}/channels/{channelId}", "getChannel", "Get a channel", Channels, ChannelsRead, Path, Forward, body: None, query: &[], 200, Object(CHANNEL), idempotent: false),
             row!(DELETE "/v1/sessions/{session}/channels/{channelId}", "deleteChannel", "Delete a channel", Channels, ChannelsWrite, Path, Forward, body: None, query: &[], 200, Empty, idempotent: false),
-            row!(GET "/v1/sessions/{session}/channels/{channelId}/messages/preview", "previewChannelMessages", "Preview a channel's messages", Channels, ChannelsRead, Path, Forward, body: None, query: &[], 200, List(MESSAGE), idempotent: false),
+            row!(GET "/v1/sessions/{session}/channels/{channelId}/messages/preview", "previewChannelMessages", "Preview a channel's messages", Channels, ChannelsRead, Path, Forward, body: None, query: &[], 200, List(CHANNEL_MESSAGE), idempotent: false),
             // Contacts
             row!(GET "/v1/contacts/check-exists", "checkExists", "Check whether a phone number is on WhatsApp", Contacts, ContactsRead, Query("session"), CheckExists, body: None, query: CHECK_EXISTS_QUERY, 200, Object(CHECK_EXISTS), idempotent: false),
             // Presence

@@ -24,6 +24,9 @@ pub enum Ty {
     ChatId,
     /// One of a fixed set of strings.
     Enum(&'static [&'static str]),
+    /// A string the upstream answers from a set that grows with its versions (the known
+    /// values are listed in the field's description); any string is accepted.
+    OpenEnum(&'static [&'static str]),
     /// A media file: `url` or base64 `data`, plus `mimetype`.
     File,
     Object(&'static [Field]),
@@ -33,6 +36,9 @@ pub enum Ty {
     },
     /// An array of chat ids.
     ChatIds,
+    /// `sendText`'s `mentions`: chat ids, or `["all"]` to mention every group member
+    /// (ENGINE.md §4; the engine takes `"all"` since 2025.11.1).
+    Mentions,
     /// An array of objects; `min` items at least.
     Objects {
         fields: &'static [Field],
@@ -164,6 +170,11 @@ fn check(value: &Value, ty: &Ty, path: &str) -> Result<(), Invalid> {
             Some(s) if options.contains(&s) => {}
             _ => return fail(&format!("must be one of: {}", options.join(", "))),
         },
+        Ty::OpenEnum(_) => {
+            if !value.is_string() {
+                return fail("must be a string");
+            }
+        }
         Ty::File => {
             let Value::Object(file) = value else {
                 return fail("must be an object with url or data, and mimetype");
@@ -208,6 +219,16 @@ fn check(value: &Value, ty: &Ty, path: &str) -> Result<(), Invalid> {
                 check(item, &Ty::ChatId, &format!("{path}[{i}]"))?;
             }
         }
+        Ty::Mentions => {
+            let Some(items) = value.as_array() else {
+                return fail("must be an array of chat ids, or [\"all\"]");
+            };
+            for (i, item) in items.iter().enumerate() {
+                if item.as_str() != Some(MENTION_ALL) {
+                    check(item, &Ty::ChatId, &format!("{path}[{i}]"))?;
+                }
+            }
+        }
         Ty::Objects { fields, min } => {
             let Some(items) = value.as_array() else {
                 return fail("must be an array of objects");
@@ -242,8 +263,21 @@ pub const FILE_FIELDS: &[Field] = &[
     ),
 ];
 
-/// `1234567890` (country code auto-detected) or `<digits or group id>@<kind>`.
+/// The mention of every group member in `mentions`.
+pub const MENTION_ALL: &str = "all";
+
+/// The status feed's chat id, the one chat whose local part is not a number (ENGINE.md §1,
+/// chatId formats: `status@broadcast`).
+pub const STATUS_BROADCAST: &str = "status@broadcast";
+
+/// Every chat id form the engine takes (ENGINE.md §1, chatId formats): a bare phone number
+/// (the engine appends `@c.us`), `<digits>@c.us`, `@lid` and the seed's `@s.whatsapp.net`,
+/// `<digits[-digits]>@g.us`, `<digits>@newsletter`, `<digits>@broadcast` and
+/// `status@broadcast`.
 pub fn is_chat_id(s: &str) -> bool {
+    if s == STATUS_BROADCAST {
+        return true;
+    }
     let (local, suffix) = match s.split_once('@') {
         Some((local, suffix)) => (local, Some(suffix)),
         None => (s, None),
@@ -269,18 +303,27 @@ fn check_url(value: &Value, path: &str) -> Result<(), Invalid> {
     }
 }
 
+/// Base64 as the engine decodes it (Node's `Buffer.from(data, 'base64')`): either alphabet,
+/// padded or not, whitespace and line breaks ignored (conformance A2).
 fn check_base64(value: &Value, path: &str) -> Result<(), Invalid> {
-    use base64::Engine;
+    use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+    use base64::{alphabet, Engine};
+    const LENIENT: GeneralPurposeConfig = GeneralPurposeConfig::new()
+        .with_decode_padding_mode(DecodePaddingMode::Indifferent)
+        .with_decode_allow_trailing_bits(true);
+    const STANDARD: GeneralPurpose = GeneralPurpose::new(&alphabet::STANDARD, LENIENT);
+    const URL_SAFE: GeneralPurpose = GeneralPurpose::new(&alphabet::URL_SAFE, LENIENT);
     let Some(s) = value.as_str() else {
         return Err(Invalid(format!("{path} must be a base64 string")));
     };
     // Some clients send a data URL; the upstream accepts the bare payload after the comma.
     let payload = s.split_once(";base64,").map_or(s, |(_, p)| p);
-    if payload.is_empty()
-        || base64::engine::general_purpose::STANDARD
-            .decode(payload)
-            .is_err()
-    {
+    let compact: String = payload
+        .chars()
+        .filter(|c| !c.is_ascii_whitespace())
+        .collect();
+    let decodes = STANDARD.decode(&compact).is_ok() || URL_SAFE.decode(&compact).is_ok();
+    if compact.is_empty() || !decodes {
         return Err(Invalid(format!("{path} must be valid base64")));
     }
     Ok(())
@@ -365,6 +408,36 @@ mod tests {
         );
         body["file"] = json!({"data": "aGVsbG8=", "mimetype": "image/png"});
         assert!(validate(&body, POLL).is_ok());
+        // Either alphabet, padded or not, wrapped or not (the engine's Buffer.from).
+        for data in [
+            "aGVsbG8",
+            "aGVs\nbG8=\r\n",
+            "+/+/",
+            "-_-_",
+            " aGVsbG8gd29ybGQ ",
+        ] {
+            body["file"] = json!({"data": data, "mimetype": "image/png"});
+            assert!(validate(&body, POLL).is_ok(), "{data:?}");
+        }
+        for data in ["", " \n", "a", "aGVsbG8=x", "a+b_", "a==="] {
+            body["file"] = json!({"data": data, "mimetype": "image/png"});
+            assert_eq!(
+                validate(&body, POLL).unwrap_err().0,
+                "file.data must be valid base64",
+                "{data:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn mentions_take_chat_ids_or_all() {
+        let fields = &[Field::optional("mentions", Ty::Mentions, "", "")];
+        for ok in [json!(["all"]), json!(["1@c.us", "2@lid"]), json!([])] {
+            assert!(validate(&json!({ "mentions": ok }), fields).is_ok(), "{ok}");
+        }
+        let err = |v: Value| validate(&json!({ "mentions": v }), fields).unwrap_err().0;
+        assert!(err(json!(["all", "everyone"])).starts_with("mentions[1] must be"));
+        assert!(err(json!("all")).starts_with("mentions must be an array"));
     }
 
     #[test]
@@ -376,10 +449,22 @@ mod tests {
             "1@newsletter",
             "1@lid",
             "1@s.whatsapp.net",
+            "status@broadcast",
+            "1234567890@broadcast",
+            "1234567890-1111111111@g.us",
         ] {
             assert!(is_chat_id(ok), "{ok}");
         }
-        for bad in ["", "@c.us", "abc", "123@example.com", "12 34"] {
+        for bad in [
+            "",
+            "@c.us",
+            "abc",
+            "123@example.com",
+            "12 34",
+            "status@c.us",
+            "status",
+            "all",
+        ] {
             assert!(!is_chat_id(bad), "{bad}");
         }
     }

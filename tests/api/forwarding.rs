@@ -117,15 +117,20 @@ async fn every_row_reaches_the_upstream_exactly_with_the_session_renamed_and_onl
     let app = spawn_app().await;
     let tenant = app.tenant().await;
     let session = "bot-1";
-    let upstream = app.working_session(&tenant, session).await;
+    let mut upstream = app.working_session(&tenant, session).await;
 
-    // Calls that end the session go last, so the others meet a WORKING session.
+    // Calls that end the session go last, so the others meet a WORKING session: stop, then
+    // start (the engine refuses to start a running session), then logout, which deletes it
+    // (ENGINE.md §2 row 9), then delete, on the session made again.
     let mut rows = forwarded_rows();
-    let last = |e: &Endpoint| {
-        matches!(e.operation_id, "stopSession" | "logoutSession")
-            || e.handling == Handling::DeleteSession
+    let order = |e: &Endpoint| match e.operation_id {
+        "stopSession" => 1,
+        "startSession" => 2,
+        "logoutSession" => 3,
+        "deleteSession" => 4,
+        _ => 0,
     };
-    rows.sort_by_key(|e| (last(e), e.handling == Handling::DeleteSession));
+    rows.sort_by_key(|e| order(e));
     assert!(
         rows.len() >= 40,
         "the table covers the seed: {}",
@@ -144,6 +149,9 @@ async fn every_row_reaches_the_upstream_exactly_with_the_session_renamed_and_onl
         } else {
             session
         };
+        if row.operation_id == "deleteSession" {
+            upstream = app.working_session(&tenant, session).await;
+        }
         let built = build(row, name);
         app.clear_sim_log().await;
         let request_id = format!("fwd-test-{i}");

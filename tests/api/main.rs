@@ -3,6 +3,7 @@
 mod helpers;
 
 mod admin;
+mod contract;
 mod embedded_db;
 mod forwarding;
 mod foundation;

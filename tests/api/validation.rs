@@ -76,8 +76,10 @@ async fn session_names_are_checked_at_creation_and_start_is_not_a_session() {
         .await;
     assert_eq!(again.status(), 409);
 
-    // The fixed routes are not `/v1/sessions/{session}` (which would answer 405).
-    for action in ["start", "stop", "logout"] {
+    // The fixed routes are not `/v1/sessions/{session}` (which would answer 405). The
+    // deprecated stop and logout answer 201 with no body (ENGINE.md §2 rows 6 and 9); start
+    // refuses a running session with 422, so it comes after the stop.
+    for action in ["stop", "start", "logout"] {
         let res = app
             .tenant_post(
                 &tenant,
@@ -86,9 +88,17 @@ async fn session_names_are_checked_at_creation_and_start_is_not_a_session() {
             )
             .await;
         assert_eq!(res.status(), 201, "{action}");
-        let info: Value = res.json().await.unwrap();
-        assert_eq!(info["name"], "a", "{action}");
+        let text = res.text().await.unwrap();
+        if action == "start" {
+            let info: Value = serde_json::from_str(&text).unwrap();
+            assert_eq!(info["name"], "a", "{action}");
+        } else {
+            assert_eq!(text, "", "{action}");
+        }
     }
+    // The logout deleted the session upstream; the gateway forgot it too.
+    let res = app.tenant_get(&tenant, "/v1/sessions/a").await;
+    assert_eq!(res.status(), 404);
     let log = app.sim_log().await;
     let paths: Vec<&str> = log.iter().filter_map(|c| c["path"].as_str()).collect();
     assert!(paths.contains(&"/v1/sessions/start") && paths.contains(&"/v1/sessions/logout"));
@@ -223,10 +233,26 @@ async fn bodies_the_upstream_would_reject_are_400_naming_the_field_without_an_up
             json!({"chatId": "1234567890", "poll": {"name": "q"}}),
             "poll.options",
         ),
+        ("/v1/reply", json!({"chatId": "1234567890"}), "text"),
         (
-            "/v1/reply",
-            json!({"chatId": "1234567890", "text": "hi"}),
-            "reply_to",
+            "/v1/sendText",
+            json!({"chatId": "1234567890@g.us", "text": "hi", "mentions": ["everyone"]}),
+            "mentions[0]",
+        ),
+        (
+            "/v1/sendText",
+            json!({"chatId": "1234567890@g.us", "text": "hi", "mentions": "all"}),
+            "mentions",
+        ),
+        (
+            "/v1/sendText",
+            json!({"chatId": "status@c.us", "text": "hi"}),
+            "chatId",
+        ),
+        (
+            "/v1/sendImage",
+            image(json!({"data": "aGVs bG8=x", "mimetype": "image/png"})),
+            "file.data",
         ),
         ("/v1/sendText", json!(["not", "an", "object"]), "object"),
     ];
