@@ -142,16 +142,7 @@ impl Metrics {
 /// The methods the gateway serves, as labels; any other is `other` (the edge refuses them
 /// before the metrics see them, so this is the second fence).
 fn method_label(method: &Method) -> &'static str {
-    const KNOWN: [Method; 7] = [
-        Method::GET,
-        Method::HEAD,
-        Method::POST,
-        Method::PUT,
-        Method::PATCH,
-        Method::DELETE,
-        Method::OPTIONS,
-    ];
-    KNOWN
+    crate::edge::SERVED_METHODS
         .iter()
         .find(|known| *known == method)
         .map_or("other", |known| known.as_str())

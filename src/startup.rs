@@ -1,24 +1,19 @@
 //! Building the application: the one wiring used by `main` and by every test.
 
 use crate::auth::Auth;
-use crate::body::{self, BodyDeadline};
 use crate::config::Config;
-use crate::config::HttpConfig;
 use crate::db::Database;
-use crate::error::{json_error, path_error, query_error, shape_plain_errors, ApiError};
+use crate::error::shape_plain_errors;
 use crate::metrics::Metrics;
 use crate::quota::{Clock, Quotas, SystemClock};
 use crate::sessions::{self, SessionStore};
 use crate::sim::{RunningSim, SimOptions, Simulator};
 use crate::upstream::{ProxyState, UpstreamClient};
 use crate::webhooks::{self, DeliveryWorkers, Relay};
-use crate::{auth, openapi, ops, telemetry, tenancy, upstream};
-use actix_web::body::{EitherBody, MessageBody};
-use actix_web::dev::{Server, ServerHandle, ServiceRequest, ServiceResponse};
-use actix_web::http::{KeepAlive, Method, StatusCode};
-use actix_web::middleware::{from_fn, ErrorHandlers, Next};
-use actix_web::{web, App, HttpRequest, HttpServer};
-use std::net::{SocketAddr, TcpListener};
+use crate::{auth, body, edge, listener, openapi, ops, telemetry, tenancy, upstream};
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::middleware::{from_fn, ErrorHandlers};
+use actix_web::{web, App, HttpServer};
 use std::sync::Arc;
 use tokio::task::JoinHandle;
 
@@ -68,7 +63,7 @@ impl Application {
         for warning in config.warnings() {
             tracing::warn!("{warning}");
         }
-        raise_open_file_limit(config.http.max_connections);
+        listener::raise_open_file_limit(config.http.max_connections);
         let sandbox = if config.sandbox() {
             Some(start_sandbox(&mut config).await?)
         } else {
@@ -114,7 +109,7 @@ impl Application {
         sandbox_key: Option<secrecy::SecretString>,
     ) -> anyhow::Result<Parts> {
         database.migrate().await?;
-        let listener = bind_listener(config.listen, config.http.backlog)
+        let listener = listener::bind_listener(config.listen, config.http.backlog)
             .map_err(|e| anyhow::anyhow!("binding WAGW_LISTEN={}: {e}", config.listen))?;
         let port = listener.local_addr()?.port();
 
@@ -168,8 +163,8 @@ impl Application {
         let pool_data = web::Data::new(pool);
         let readiness = web::Data::new(ops::Readiness::new());
         let (shutdown_timeout, http) = (config.shutdown_timeout, config.http.clone());
-        let workers = worker_count(&config);
-        log_connection_limits(&http, workers);
+        let workers = listener::worker_count(&config);
+        listener::log_connection_limits(&http, workers);
         let server = HttpServer::new(move || {
             // awc clients are per worker: they cannot cross threads.
             let client = UpstreamClient::new(&config.upstream, &upstream_key, metrics.clone());
@@ -178,8 +173,8 @@ impl Application {
                 .wrap(ErrorHandlers::new().default_handler(shape_plain_errors))
                 .wrap(from_fn(body::deadline))
                 .wrap(from_fn(telemetry::request_context))
-                .wrap(from_fn(refuse_at_the_edge))
-                .configure(|cfg| request_limits(cfg, config.http.body_timeout))
+                .wrap(from_fn(edge::refuse_at_the_edge))
+                .configure(|cfg| edge::request_limits(cfg, config.http.body_timeout))
                 .app_data(pool_data.clone())
                 .app_data(metrics.clone())
                 .app_data(shared_config.clone())
@@ -197,12 +192,12 @@ impl Application {
                 .configure(sessions::admin::routes)
                 .configure(ops::routes)
                 .configure(openapi::routes)
-                .default_service(web::to(unknown_route))
+                .default_service(web::to(edge::unknown_route))
         })
         // See `log_connection_limits`; actix counts connections per worker.
         .workers(workers)
         .max_connections(http.max_connections.div_ceil(workers))
-        .keep_alive(keep_alive(&http))
+        .keep_alive(listener::keep_alive(&http))
         .client_request_timeout(http.request_head_timeout)
         .client_disconnect_timeout(http.disconnect_timeout)
         .listen(listener)?
@@ -280,156 +275,4 @@ async fn start_sandbox(config: &mut Config) -> anyhow::Result<RunningSim> {
          nothing reaches WhatsApp (sessions scan themselves 3 s after their QR code is fetched)"
     );
     Ok(sim)
-}
-
-async fn unknown_route(req: HttpRequest) -> Result<actix_web::HttpResponse, ApiError> {
-    Err(ApiError::not_found(format!(
-        "no route for {} {}",
-        req.method(),
-        crate::error::truncated(req.path())
-    )))
-}
-
-// ---- the edge -----------------------------------------------------------------------------
-
-/// The methods the gateway serves. actix accepts any token as a method; each distinct one
-/// would otherwise reach routing, the logs and (before labels were fixed) the metrics.
-const SERVED_METHODS: [Method; 7] = [
-    Method::GET,
-    Method::HEAD,
-    Method::POST,
-    Method::PUT,
-    Method::PATCH,
-    Method::DELETE,
-    Method::OPTIONS,
-];
-
-/// Longest request target (path and query) served. The hosted API's longest paths are well
-/// under 1 KiB; actix itself admits a head of 128 KiB.
-pub const MAX_URI_BYTES: usize = 8 * 1024;
-
-/// Middleware, outermost: another method answers 405 and a longer URI 414, in the error shape,
-/// before routing, logging or metrics spend anything on the request.
-async fn refuse_at_the_edge(
-    req: ServiceRequest,
-    next: Next<impl MessageBody + 'static>,
-) -> Result<ServiceResponse<EitherBody<impl MessageBody + 'static>>, actix_web::Error> {
-    let refusal = if !SERVED_METHODS.contains(req.method()) {
-        Some(ApiError::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            format!(
-                "method {} is not served; use one of GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS",
-                crate::error::truncated(req.method().as_str())
-            ),
-        ))
-    } else if uri_length(req.uri()) > MAX_URI_BYTES {
-        Some(ApiError::new(
-            StatusCode::URI_TOO_LONG,
-            format!("the request URI is longer than {MAX_URI_BYTES} bytes"),
-        ))
-    } else {
-        None
-    };
-    match refusal {
-        Some(refusal) => Ok(req.error_response(refusal).map_into_right_body()),
-        None => next
-            .call(req)
-            .await
-            .map(ServiceResponse::map_into_left_body),
-    }
-}
-
-/// The request target's length, without building it again: path and query (and the authority
-/// of an absolute-form target).
-fn uri_length(uri: &actix_web::http::Uri) -> usize {
-    let authority = uri.authority().map_or(0, |a| a.as_str().len());
-    authority + uri.path_and_query().map_or(0, |pq| pq.as_str().len())
-}
-
-/// The listener, bound with an explicit backlog (`std` would use 128, too few for a burst of
-/// thousands of connections).
-fn bind_listener(addr: SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
-    use socket2::{Domain, Protocol, Socket, Type};
-    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
-    // As `std` does: a restart may rebind while old connections linger in TIME_WAIT.
-    socket.set_reuse_address(true)?;
-    socket.bind(&addr.into())?;
-    socket.listen(i32::try_from(backlog).unwrap_or(i32::MAX))?;
-    Ok(socket.into())
-}
-
-/// The body deadline and the extractors' limits and error shapes. Extractors (the admin API
-/// and the login) get the admin limit; handlers that accept more read `web::Payload` through
-/// `body::read` with their own.
-fn request_limits(cfg: &mut web::ServiceConfig, body_timeout: std::time::Duration) {
-    cfg.app_data(BodyDeadline(body_timeout))
-        .app_data(
-            web::JsonConfig::default()
-                .limit(body::limits::ADMIN)
-                .error_handler(json_error),
-        )
-        .app_data(web::PayloadConfig::new(body::limits::ADMIN))
-        .app_data(web::QueryConfig::default().error_handler(query_error))
-        .app_data(web::PathConfig::default().error_handler(path_error));
-}
-
-/// Connection limits and timeouts are set explicitly rather than left to actix's defaults
-/// (5 s keep-alive, 25,600 connections per worker); `WAGW_MAX_CONNECTIONS` is per replica and
-/// shared out among the workers. `max_connection_rate` is left alone: it bounds TLS
-/// handshakes, and TLS ends in front of the gateway.
-fn log_connection_limits(http: &HttpConfig, workers: usize) {
-    tracing::info!(
-        max_connections = http.max_connections,
-        workers,
-        keep_alive_secs = http.keep_alive.as_secs(),
-        request_head_timeout_secs = http.request_head_timeout.as_secs(),
-        body_timeout_secs = http.body_timeout.as_secs(),
-        backlog = http.backlog,
-        "connection limits"
-    );
-}
-
-/// `WAGW_WORKERS`, else one per core (as actix would choose).
-fn worker_count(config: &Config) -> usize {
-    config.workers.unwrap_or_else(|| {
-        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
-    })
-}
-
-/// Keep-alive as actix takes it: zero closes each connection after its answer.
-fn keep_alive(http: &HttpConfig) -> KeepAlive {
-    if http.keep_alive.is_zero() {
-        KeepAlive::Disabled
-    } else {
-        KeepAlive::Timeout(http.keep_alive)
-    }
-}
-
-/// Raises the soft open-file limit to the hard one: every connection holds a descriptor, and
-/// the soft limit a service is often started with (1024) would cap a replica far below
-/// `WAGW_MAX_CONNECTIONS`. Logs the limit it ends with.
-fn raise_open_file_limit(max_connections: usize) {
-    use nix::sys::resource::{getrlimit, setrlimit, Resource};
-    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
-        tracing::warn!("could not read the open-file limit (RLIMIT_NOFILE)");
-        return;
-    };
-    // An unlimited hard limit is not a value the kernel accepts as a soft one.
-    let target = hard.min(1 << 20);
-    let limit = if soft < target && setrlimit(Resource::RLIMIT_NOFILE, target, hard).is_ok() {
-        target
-    } else {
-        soft
-    };
-    // Files, the database pool and the upstream's connections need some descriptors too.
-    let wanted = max_connections as u64 + 256;
-    if limit < wanted {
-        tracing::warn!(
-            open_files = limit,
-            "the open-file limit is below WAGW_MAX_CONNECTIONS ({max_connections}) plus the \
-             gateway's own files: connections beyond it wait in the listen backlog"
-        );
-    } else {
-        tracing::info!(open_files = limit, "open-file limit");
-    }
 }
