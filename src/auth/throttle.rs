@@ -62,22 +62,7 @@ impl FailureLimiter {
                 return Ok(Reservation::Refused { retry_after });
             }
         }
-        let admitted: Option<i32> = sqlx::query_scalar(
-            "INSERT INTO auth_failures AS f (kind, subject, failures, window_ends)
-                  VALUES ($1, $2, 1, now() + make_interval(secs => $3))
-             ON CONFLICT (kind, subject) DO UPDATE
-                SET failures = CASE WHEN f.window_ends > now() THEN f.failures + 1 ELSE 1 END,
-                    window_ends = CASE WHEN f.window_ends > now() THEN f.window_ends
-                                       ELSE now() + make_interval(secs => $3) END
-              WHERE f.window_ends <= now() OR f.failures < $4
-             RETURNING failures",
-        )
-        .bind(self.kind)
-        .bind(subject)
-        .bind(self.window.as_secs_f64())
-        .bind(self.limit as i32)
-        .fetch_optional(&self.pool)
-        .await?;
+        let admitted = self.count(subject, self.limit).await?;
         if admitted.is_some() {
             return Ok(Reservation::Admitted);
         }
@@ -129,23 +114,32 @@ impl FailureLimiter {
         Ok(wait.map(|secs| (secs.ceil() as u64).max(1)))
     }
 
-    /// Counts one failure; returns the failures in the current window, this one included.
+    /// Counts one failure whatever the limit; returns the failures in the current window, this
+    /// one included.
     pub async fn record_failure(&self, subject: &str) -> Result<u32, sqlx::Error> {
-        let failures: i32 = sqlx::query_scalar(
+        let failures = self.count(subject, u32::MAX).await?.unwrap_or(0);
+        Ok(failures.max(0) as u32)
+    }
+
+    /// The one counting statement: one more attempt in the subject's window (a new window when
+    /// the last has ended), unless `limit` attempts are already counted in it. `None`: refused.
+    async fn count(&self, subject: &str, limit: u32) -> Result<Option<i32>, sqlx::Error> {
+        sqlx::query_scalar(
             "INSERT INTO auth_failures AS f (kind, subject, failures, window_ends)
                   VALUES ($1, $2, 1, now() + make_interval(secs => $3))
              ON CONFLICT (kind, subject) DO UPDATE
                 SET failures = CASE WHEN f.window_ends > now() THEN f.failures + 1 ELSE 1 END,
                     window_ends = CASE WHEN f.window_ends > now() THEN f.window_ends
                                        ELSE now() + make_interval(secs => $3) END
+              WHERE f.window_ends <= now() OR f.failures < $4
              RETURNING failures",
         )
         .bind(self.kind)
         .bind(subject)
         .bind(self.window.as_secs_f64())
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(failures.max(0) as u32)
+        .bind(i64::from(limit))
+        .fetch_optional(&self.pool)
+        .await
     }
 
     pub async fn reset(&self, subject: &str) -> Result<(), sqlx::Error> {
