@@ -150,3 +150,58 @@ pub async fn release(pool: &Db, tenant: Uuid, key: &str) {
         tracing::warn!("releasing an idempotency key: {e}");
     }
 }
+
+/// Releases a claim whose request is dropped before it settles (a panic, a cancelled future),
+/// so a retry with the same key is not kept waiting for 24 h. `settled` once the answer was
+/// recorded or the key released.
+pub struct ClaimGuard {
+    pool: Db,
+    tenant: Uuid,
+    key: Option<String>,
+}
+
+impl ClaimGuard {
+    pub fn new(pool: Db, tenant: Uuid, key: String) -> Self {
+        Self {
+            pool,
+            tenant,
+            key: Some(key),
+        }
+    }
+
+    pub fn settled(mut self) {
+        self.key = None;
+    }
+}
+
+impl Drop for ClaimGuard {
+    fn drop(&mut self) {
+        let Some(key) = self.key.take() else {
+            return;
+        };
+        let (pool, tenant) = (self.pool.clone(), self.tenant);
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move { release(&pool, tenant, &key).await });
+        }
+    }
+}
+
+/// Deletes records past the replay window (nothing else ever would: keys are only taken over
+/// on reuse). Run hourly from the quota flusher.
+pub async fn purge_expired(pool: &Db) {
+    let purged = sqlx::query(
+        "DELETE FROM idempotency_records WHERE created_at < now() - interval '24 hours'",
+    )
+    .execute(pool)
+    .await;
+    match purged {
+        Ok(done) if done.rows_affected() > 0 => {
+            tracing::info!(
+                purged = done.rows_affected(),
+                "expired idempotency records deleted"
+            )
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!("purging idempotency records: {e}"),
+    }
+}

@@ -34,6 +34,8 @@ use uuid::Uuid;
 
 /// The organisation's plan in `quota_months`.
 const UPSTREAM_SUBJECT: &str = "upstream";
+/// The flusher ticks every second; it purges expired idempotency records once an hour.
+const IDEMPOTENCY_PURGE_EVERY_TICKS: u64 = 3600;
 /// Largest block of monthly quota a replica reserves at once.
 const MAX_LEASE: i64 = 100;
 
@@ -48,7 +50,24 @@ pub struct Admission {
     took_upstream_month: bool,
     /// The upstream budget's slot, held until the call is settled.
     slot: Option<i32>,
+    /// Where the slot goes back when the admission is dropped unsettled.
+    gate: Option<Arc<UpstreamGate>>,
     pub rate_remaining: Option<u32>,
+}
+
+/// A request dropped between admission and settlement (a panic, a cancelled future, a
+/// shutdown) must not hold the organisation's per-second slot until `HOLD_MS` runs out: its
+/// slot is released in the background. (Its tenant's month and rate counts stay taken: a
+/// dropped call may have reached the upstream.)
+impl Drop for Admission {
+    fn drop(&mut self) {
+        let (Some(slot), Some(gate)) = (self.slot.take(), self.gate.take()) else {
+            return;
+        };
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move { gate.release(slot).await });
+        }
+    }
 }
 
 pub struct Quotas {
@@ -71,6 +90,7 @@ struct UpstreamStanding {
     reset_secs: AtomicI64,
     seen_at_ms: AtomicI64,
     throttled: AtomicU64,
+    credentials_refused: AtomicU64,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -88,6 +108,9 @@ pub struct UpstreamReport {
     pub upstream_reset_seconds: Option<i64>,
     /// 429 answers received from the upstream by this replica since it started.
     pub upstream_429s: u64,
+    /// 401/403 answers (the organisation's credentials refused) received by this replica since
+    /// it started; each reached the tenant as 502.
+    pub upstream_credential_refusals: u64,
 }
 
 impl Quotas {
@@ -136,6 +159,7 @@ impl Quotas {
             took_rate: None,
             took_upstream_month: false,
             slot: None,
+            gate: self.gate.clone(),
             rate_remaining: None,
         };
         let subject = tenant.id.to_string();
@@ -237,8 +261,8 @@ impl Quotas {
     }
 
     /// The call was forwarded (and answered, or failed after sending): it counts.
-    pub fn commit(&self, admission: Admission) {
-        if let (Some(slot), Some(gate)) = (admission.slot, &self.gate) {
+    pub fn commit(&self, mut admission: Admission) {
+        if let (Some(slot), Some(gate)) = (admission.slot.take(), &self.gate) {
             let gate = gate.clone();
             // Off the answer's path: a late release only holds the slot a little longer.
             tokio::spawn(async move { gate.release(slot).await });
@@ -251,7 +275,7 @@ impl Quotas {
     }
 
     /// The call never reached the upstream: give back everything it took.
-    pub async fn cancel(&self, admission: Admission) {
+    pub async fn cancel(&self, mut admission: Admission) {
         let subject = admission.tenant.to_string();
         if admission.took_month {
             self.monthly.give_back(&subject, &admission.month);
@@ -262,7 +286,7 @@ impl Quotas {
         if let Some(rate) = admission.took_rate {
             self.rates.give_back(&subject, rate).await;
         }
-        if let (Some(slot), Some(gate)) = (admission.slot, &self.gate) {
+        if let (Some(slot), Some(gate)) = (admission.slot.take(), &self.gate) {
             gate.release(slot).await;
         }
     }
@@ -339,6 +363,11 @@ impl Quotas {
         if status == 429 {
             self.standing.throttled.fetch_add(1, Ordering::Relaxed);
         }
+        if status == 401 || status == 403 {
+            self.standing
+                .credentials_refused
+                .fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     /// The organisation's standing, for `GET /admin/v1/upstream`.
@@ -359,6 +388,7 @@ impl Quotas {
             upstream_remaining: figure(&self.standing.remaining),
             upstream_reset_seconds: figure(&self.standing.reset_secs),
             upstream_429s: self.standing.throttled.load(Ordering::Relaxed),
+            upstream_credential_refusals: self.standing.credentials_refused.load(Ordering::Relaxed),
         })
     }
 
@@ -378,12 +408,18 @@ impl Quotas {
         let quotas = Arc::downgrade(self);
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(1));
+            let mut ticks: u64 = 0;
             loop {
                 tick.tick().await;
-                match quotas.upgrade() {
-                    Some(q) => q.flush_usage().await,
-                    None => return,
+                let Some(q) = quotas.upgrade() else {
+                    return;
+                };
+                q.flush_usage().await;
+                // Hourly (and once at start): idempotency records past their 24 h window.
+                if ticks % IDEMPOTENCY_PURGE_EVERY_TICKS == 0 {
+                    crate::idempotency::purge_expired(&q.pool).await;
                 }
+                ticks += 1;
             }
         })
     }

@@ -20,9 +20,10 @@ use uuid::Uuid;
 /// The window: a slot is free again this long after its call was answered (a small margin for
 /// clocks that tick differently on the database's and the upstream's hosts).
 const WINDOW_MS: i64 = 1010;
-/// How long a taken slot stays held when its call is never settled (the replica died): longer
-/// than any call may take.
-const HOLD_MS: i64 = 120_000;
+/// How long a taken slot stays held when its call is never settled (the replica died): the
+/// upstream timeout (`WAGW_UPSTREAM_TIMEOUT_SECS`, 30 s by default) plus a margin. A dropped
+/// admission releases its slot at once (`Admission`'s Drop), so this only covers a dead replica.
+const HOLD_MS: i64 = 45_000;
 /// How often the dispatcher looks again when no slot was free.
 const RETRY_EVERY: Duration = Duration::from_millis(5);
 

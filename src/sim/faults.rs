@@ -25,6 +25,12 @@ pub struct Fault {
     pub drop: bool,
     /// Calls left to affect; `None`: until cleared.
     pub remaining: Option<u32>,
+    /// With `status`: answer this JSON body verbatim instead of the error shape (the engine's
+    /// object errors, e.g. 422 `{error, session, status, expected}`).
+    pub body: Option<Value>,
+    /// Serve the call, then answer malformed JSON in place of its body (an answer that breaks
+    /// after the upstream acted on the call).
+    pub garble: bool,
 }
 
 /// What a matching fault does to one call.
@@ -33,6 +39,8 @@ pub struct Effect {
     pub delay: Option<Duration>,
     pub drop: bool,
     pub error: Option<(u16, String, Option<u64>)>,
+    pub body: Option<Value>,
+    pub garble: bool,
 }
 
 impl Fault {
@@ -68,9 +76,10 @@ impl Fault {
         };
         let drop = body.get("drop").and_then(Value::as_bool).unwrap_or(false);
         let delay_ms = number("delayMs")?;
-        if status.is_none() && !drop && delay_ms.is_none() {
+        let garble = body.get("garble").and_then(Value::as_bool).unwrap_or(false);
+        if status.is_none() && !drop && delay_ms.is_none() && !garble {
             return Err(ApiError::bad_request(
-                "a fault needs at least one of status, delayMs, drop",
+                "a fault needs at least one of status, delayMs, drop, garble",
             ));
         }
         let remaining = number("count")?.map(|c| c.min(u32::MAX as u64) as u32);
@@ -90,6 +99,8 @@ impl Fault {
             delay_ms,
             drop,
             remaining,
+            body: body.get("body").cloned().filter(|b| !b.is_null()),
+            garble,
         })
     }
 
@@ -105,6 +116,8 @@ impl Fault {
         Effect {
             delay: self.delay_ms.map(Duration::from_millis),
             drop: self.drop,
+            body: self.body.clone(),
+            garble: self.garble,
             error: self.status.map(|s| {
                 let retry_after = self.retry_after.or((s == 429).then_some(1));
                 let message = self.message.clone().unwrap_or_else(|| {

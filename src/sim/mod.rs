@@ -234,6 +234,7 @@ async fn plan_and_log(
         req.method().as_str(),
         req.path(),
     );
+    let garble = effect.as_ref().is_some_and(|e| e.garble);
     if let Some(effect) = effect {
         if let Some(delay) = effect.delay {
             tokio::time::sleep(delay).await;
@@ -248,6 +249,10 @@ async fn plan_and_log(
         if let Some((status, message, retry_after)) = effect.error {
             let status = actix_web::http::StatusCode::from_u16(status)
                 .unwrap_or(actix_web::http::StatusCode::INTERNAL_SERVER_ERROR);
+            if let Some(body) = effect.body {
+                let response = HttpResponse::build(status).json(body);
+                return Ok(finish(&state, seq, req.into_response(response)));
+            }
             let mut error = ApiError::new(status, message);
             if let Some(secs) = retry_after {
                 error = error.with_retry_after(secs);
@@ -269,6 +274,14 @@ async fn plan_and_log(
     }
     let response = next.call(req).await?;
     let (req, response) = response.into_parts();
+    let response = if garble {
+        // Served (the session acted), but the answer is not the JSON it claims to be.
+        HttpResponse::build(response.status())
+            .content_type("application/json")
+            .body("{\"id\": \"broken")
+    } else {
+        response
+    };
     let response = quota_headers(&state, response);
     Ok(finish(&state, seq, ServiceResponse::new(req, response)))
 }

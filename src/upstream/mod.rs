@@ -3,9 +3,11 @@
 
 pub mod client;
 pub mod endpoints;
+pub mod path_params;
 pub mod proxy;
 pub mod rewrite;
 pub mod schema;
+pub mod session_config;
 
 pub use client::UpstreamClient;
 pub use endpoints::{Endpoint, Handling};
@@ -33,8 +35,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         for endpoint in rows {
             served = true;
             resource = resource.route(web::method(endpoint.method.clone()).to(
-                move |req, body, caller, state, client| {
-                    proxy::handle(endpoint, req, body, caller, state, client)
+                move |req, payload, caller, state, client| {
+                    proxy::handle(endpoint, req, payload, caller, state, client)
                 },
             ));
         }

@@ -4,10 +4,9 @@
 
 use super::client::{UpstreamAnswer, UpstreamCall, UpstreamClient, FORWARDED_ANSWER_HEADERS};
 use super::endpoints::{Endpoint, Handling, SessionIn};
-use super::rewrite::{
-    query_param, rename_in_text, rename_strings, replace_path_segment, set_query_param,
-};
-use super::schema;
+use super::rewrite::{query_param, rename_in_text, rename_session_fields};
+use super::schema::{self, Ty};
+use super::{path_params, session_config};
 use crate::auth::TenantCaller;
 use crate::db::Db;
 use crate::error::{ApiError, ErrorBody};
@@ -34,7 +33,7 @@ pub struct ProxyState {
     pub sessions: SessionStore,
     pub quotas: Arc<Quotas>,
     /// `contacts/check-exists` answers per tenant, session and phone number.
-    check_exists: Cache<(Uuid, String, String), Bytes>,
+    check_exists: CheckExistsCache,
     /// How long a concurrent twin of an idempotent request waits for the first one's answer.
     idempotency_wait: Duration,
 }
@@ -51,12 +50,53 @@ impl ProxyState {
             pool,
             sessions,
             quotas,
-            check_exists: Cache::builder()
-                .max_capacity(100_000)
-                .time_to_live(check_exists_ttl)
-                .build(),
+            check_exists: CheckExistsCache::new(check_exists_ttl),
             idempotency_wait: request_timeout + Duration::from_secs(1),
         }
+    }
+}
+
+/// `contacts/check-exists` answers, bounded per tenant: each tenant has its own cache, so one
+/// tenant's lookups can evict only its own entries (and a bounded number of tenants is kept).
+struct CheckExistsCache {
+    ttl: Duration,
+    tenants: Cache<Uuid, Cache<(String, String), Bytes>>,
+}
+
+impl CheckExistsCache {
+    const TENANTS: u64 = 10_000;
+    const PER_TENANT: u64 = 10_000;
+
+    fn new(ttl: Duration) -> Self {
+        Self {
+            ttl,
+            tenants: Cache::builder()
+                .max_capacity(Self::TENANTS)
+                .time_to_idle(ttl)
+                .build(),
+        }
+    }
+
+    async fn get(&self, (tenant, session, phone): (Uuid, String, String)) -> Option<Bytes> {
+        self.tenants
+            .get(&tenant)
+            .await?
+            .get(&(session, phone))
+            .await
+    }
+
+    async fn insert(&self, (tenant, session, phone): (Uuid, String, String), answer: Bytes) {
+        let ttl = self.ttl;
+        let cache = self
+            .tenants
+            .get_with(tenant, async move {
+                Cache::builder()
+                    .max_capacity(Self::PER_TENANT)
+                    .time_to_live(ttl)
+                    .build()
+            })
+            .await;
+        cache.insert((session, phone), answer).await;
     }
 }
 
@@ -75,7 +115,7 @@ struct Inbound<'a> {
 pub async fn handle(
     endpoint: &'static Endpoint,
     req: HttpRequest,
-    body: web::Bytes,
+    payload: web::Payload,
     caller: TenantCaller,
     state: web::Data<ProxyState>,
     client: web::Data<UpstreamClient>,
@@ -84,7 +124,7 @@ pub async fn handle(
     let mut response = serve(
         endpoint,
         &req,
-        body,
+        payload,
         &caller,
         &state,
         &client,
@@ -101,13 +141,15 @@ pub async fn handle(
 async fn serve(
     endpoint: &'static Endpoint,
     req: &HttpRequest,
-    body: web::Bytes,
+    payload: web::Payload,
     caller: &TenantCaller,
     state: &ProxyState,
     client: &UpstreamClient,
     rate_remaining: &mut Option<u32>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(endpoint.scope)?;
+    // Read only now: the caller is authenticated and may call this row.
+    let body = crate::body::read(req, payload, body_limit(endpoint, req)).await?;
     let json = parse_body(endpoint, req, &body)?;
     let inbound = Inbound {
         endpoint,
@@ -138,11 +180,19 @@ async fn serve(
     };
 
     validate(&inbound)?;
+    let call_path = path_params::upstream_path(
+        endpoint.path,
+        req.uri().path(),
+        upstream_session
+            .as_ref()
+            .and_then(|(_, u)| u.as_ref())
+            .map(UpstreamSession::as_str),
+    )?;
 
     if endpoint.handling == Handling::CheckExists {
         if let Some(cached) = state
             .check_exists
-            .get(&check_exists_key(
+            .get(check_exists_key(
                 &inbound,
                 upstream_session.as_ref().and_then(|(_, u)| u.as_ref()),
             ))
@@ -158,6 +208,7 @@ async fn serve(
         (true, Some(raw)) => Some(idempotency::parse_key(raw)?),
         _ => None,
     };
+    let mut claim_guard = None;
     if let Some(key) = &idempotency_key {
         let fingerprint = idempotency::fingerprint(endpoint.operation_id, &inbound.raw_body);
         if let Claim::Replay(stored) = idempotency::claim(
@@ -171,6 +222,11 @@ async fn serve(
         {
             return Ok(replay(stored));
         }
+        claim_guard = Some(idempotency::ClaimGuard::new(
+            state.pool.clone(),
+            tenant,
+            key.clone(),
+        ));
     }
 
     // A replayed answer spends no quota: admission comes after the idempotency check.
@@ -189,8 +245,12 @@ async fn serve(
     };
     *rate_remaining = admission.rate_remaining;
 
-    let result = forward(&inbound, state, client, upstream_session).await;
+    let result = forward(&inbound, state, client, upstream_session, call_path).await;
     settle(&state.quotas, admission, &result).await;
+    // Settled from here on: what follows records the outcome or frees the key itself.
+    if let Some(guard) = claim_guard {
+        guard.settled();
+    }
     if let Some(key) = &idempotency_key {
         match &result {
             Ok(Forwarded {
@@ -241,6 +301,7 @@ async fn forward(
     state: &ProxyState,
     client: &UpstreamClient,
     session: Option<(SessionName, Option<UpstreamSession>)>,
+    call_path: String,
 ) -> Result<Forwarded, ApiError> {
     let endpoint = inbound.endpoint;
     let tenant = inbound.caller.tenant.id;
@@ -259,7 +320,7 @@ async fn forward(
     };
 
     let call_body = rewrite_body(inbound, session.as_ref().map(|(_, u)| u))?;
-    let path_and_query = upstream_path(inbound, session.as_ref().map(|(_, u)| u));
+    let path_and_query = with_declared_query(inbound, call_path, session.as_ref().map(|(_, u)| u));
     let request_id = inbound
         .req
         .extensions()
@@ -329,42 +390,31 @@ async fn forward(
         if status.is_success() {
             return Ok(stream_through(answer));
         }
-        let body = error_answer(status, None);
+        let body = error_answer(status, None, marketplace_error(&answer));
         return Ok(buffered(status, body, &answer, true));
     }
 
-    let raw = answer.read_body().await?;
-    let mut value: Value = serde_json::from_slice(&raw).map_err(|e| {
-        ApiError::new(
-            StatusCode::BAD_GATEWAY,
-            "the upstream answered with malformed JSON",
-        )
-        .with_cause(e)
-    })?;
-    match &session {
-        Some((name, upstream)) => rename_strings(&mut value, upstream.as_str(), name.as_str()),
-        None if endpoint.handling == Handling::ListSessions => {
-            // A key limited to some sessions sees only those.
-            let owned = state.sessions.list(tenant).await?;
-            let visible: Vec<_> = owned
-                .iter()
-                .filter(|s| inbound.caller.may_use_session(&s.name))
-                .collect();
-            value = own_sessions_only(value, &visible);
-        }
-        None => {}
+    if matches!(status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) {
+        return Ok(credentials_refused(status, &answer));
     }
+    // From here on the upstream has acted on the call: every failure is an outcome to record,
+    // never an error that would let a retry send it again.
+    let value = match read_answer(&mut answer).await {
+        Ok(value) => value,
+        Err(error) => return Ok(sent_but_broken(error)),
+    };
+    let value = match rename_answer(inbound, state, &session, value).await {
+        Ok(value) => value,
+        Err(error) => return Ok(sent_but_broken(error)),
+    };
     if !status.is_success() {
-        if let Some((name, upstream)) = &session {
-            // Error messages quote the session inside their text: rename it there too.
-            if let Some(message) = value.get_mut("message") {
-                rename_message(message, upstream.as_str(), name.as_str());
-            }
-        }
-        let body = error_answer(status, Some(&value));
+        let body = error_answer(status, Some(&value), marketplace_error(&answer));
         return Ok(buffered(status, body, &answer, true));
     }
-    let body = Bytes::from(serde_json::to_vec(&value).map_err(ApiError::internal)?);
+    let body = match serde_json::to_vec(&value) {
+        Ok(bytes) => Bytes::from(bytes),
+        Err(e) => return Ok(sent_but_broken(ApiError::internal(e))),
+    };
     if endpoint.handling == Handling::CheckExists {
         let key = check_exists_key(inbound, session.as_ref().map(|(_, u)| u));
         state.check_exists.insert(key, body.clone()).await;
@@ -445,6 +495,10 @@ fn validate(inbound: &Inbound<'_>) -> Result<(), ApiError> {
     let endpoint = inbound.endpoint;
     if let (Some(fields), Some(body)) = (endpoint.body, &inbound.json) {
         schema::validate(body, fields).map_err(|e| ApiError::bad_request(e.0))?;
+        if fields.iter().any(|f| f.name == "config") {
+            session_config::check_tenant_config(body)?;
+        }
+        check_body_session(inbound, body)?;
     }
     let query = inbound.req.query_string();
     for param in endpoint.query {
@@ -465,48 +519,6 @@ fn validate(inbound: &Inbound<'_>) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// The body to send: the tenant's, with the session named by its upstream name.
-fn rewrite_body(
-    inbound: &Inbound<'_>,
-    upstream: Option<&UpstreamSession>,
-) -> Result<Option<Bytes>, ApiError> {
-    match (&inbound.json, inbound.endpoint.session, upstream) {
-        (Some(json), SessionIn::Body(field), Some(upstream)) => {
-            let mut json = json.clone();
-            json[field] = Value::String(upstream.as_str().to_owned());
-            Ok(Some(Bytes::from(
-                serde_json::to_vec(&json).map_err(ApiError::internal)?,
-            )))
-        }
-        (Some(json), _, _) => Ok(Some(Bytes::from(
-            serde_json::to_vec(json).map_err(ApiError::internal)?,
-        ))),
-        (None, _, _) if inbound.raw_body.is_empty() => Ok(None),
-        (None, _, _) => Ok(Some(inbound.raw_body.clone())),
-    }
-}
-
-/// The path and query to call: the same as the tenant's, with the session renamed.
-fn upstream_path(inbound: &Inbound<'_>, upstream: Option<&UpstreamSession>) -> String {
-    let req = inbound.req;
-    let (path, query) = match (inbound.endpoint.session, upstream) {
-        (SessionIn::Path, Some(u)) => (
-            replace_path_segment(inbound.endpoint.path, req.path(), "session", u.as_str()),
-            req.query_string().to_owned(),
-        ),
-        (SessionIn::Query(param), Some(u)) => (
-            req.path().to_owned(),
-            set_query_param(req.query_string(), param, u.as_str()),
-        ),
-        _ => (req.path().to_owned(), req.query_string().to_owned()),
-    };
-    if query.is_empty() {
-        path
-    } else {
-        format!("{path}?{query}")
-    }
-}
-
 /// Keeps the entries of the upstream's session list that the tenant owns, renamed.
 fn own_sessions_only(value: Value, owned: &[&crate::sessions::OwnedSession]) -> Value {
     let names: HashMap<&str, &str> = owned
@@ -521,36 +533,283 @@ fn own_sessions_only(value: Value, owned: &[&crate::sessions::OwnedSession]) -> 
         .filter_map(|mut item| {
             let upstream = item.get("name")?.as_str()?.to_owned();
             let tenant_name = names.get(upstream.as_str())?;
-            rename_strings(&mut item, &upstream, tenant_name);
+            rename_session_fields(&mut item, &upstream, tenant_name);
             Some(item)
         })
         .collect();
     Value::Array(mine)
 }
 
-/// An upstream error in the error shape, carrying only its message: nothing else of the
-/// upstream's internals reaches the tenant.
-fn error_answer(status: StatusCode, body: Option<&Value>) -> Bytes {
+/// On a row whose path names the session, a `session` body field may only repeat it (it is
+/// then removed before forwarding).
+fn check_body_session(inbound: &Inbound<'_>, body: &Value) -> Result<(), ApiError> {
+    if inbound.endpoint.session != SessionIn::Path {
+        return Ok(());
+    }
+    let named = inbound.req.match_info().get("session");
+    match body.get("session") {
+        None | Some(Value::Null) => Ok(()),
+        Some(Value::String(s)) if Some(s.as_str()) == named => Ok(()),
+        Some(_) => Err(ApiError::bad_request(
+            "session in the body must name the session of the path",
+        )),
+    }
+}
+
+/// The body to send: the tenant's, with the session named by its upstream name. Rows that
+/// declare no body send none, whatever the tenant attached.
+fn rewrite_body(
+    inbound: &Inbound<'_>,
+    upstream: Option<&UpstreamSession>,
+) -> Result<Option<Bytes>, ApiError> {
+    let Some(json) = &inbound.json else {
+        return Ok(None);
+    };
+    let mut json = json.clone();
+    match (inbound.endpoint.session, upstream) {
+        (SessionIn::Body(field), Some(upstream)) => {
+            json[field] = Value::String(upstream.as_str().to_owned());
+        }
+        // The path names the session; a `session` field too would be a second opinion.
+        (SessionIn::Path | SessionIn::Query(_), _) => {
+            if let Value::Object(map) = &mut json {
+                map.remove("session");
+            }
+        }
+        _ => {}
+    }
+    Ok(Some(Bytes::from(
+        serde_json::to_vec(&json).map_err(ApiError::internal)?,
+    )))
+}
+
+/// The largest body a row takes: media rows `WAGW_MAX_BODY_BYTES`, the others 256 KiB (or
+/// `WAGW_MAX_BODY_BYTES` when an operator set it lower: it stays the ceiling of every row).
+fn body_limit(endpoint: &Endpoint, req: &HttpRequest) -> usize {
+    let max = req
+        .app_data::<web::Data<crate::config::Config>>()
+        .map(|c| c.max_body_bytes)
+        .unwrap_or(crate::body::limits::PLAIN);
+    if has_media(endpoint.body.unwrap_or(&[])) {
+        max
+    } else {
+        max.min(crate::body::limits::PLAIN)
+    }
+}
+
+/// Whether a row's body carries a file, anywhere in its fields (from the route table).
+fn has_media(fields: &[schema::Field]) -> bool {
+    fields.iter().any(|f| match &f.ty {
+        Ty::File => true,
+        Ty::Object(inner) => has_media(inner),
+        Ty::Objects { fields, .. } => has_media(fields),
+        _ => false,
+    })
+}
+
+/// `path` with only the row's declared query parameters, the session one renamed.
+fn with_declared_query(
+    inbound: &Inbound<'_>,
+    path: String,
+    upstream: Option<&UpstreamSession>,
+) -> String {
+    let endpoint = inbound.endpoint;
+    let session_param = match endpoint.session {
+        SessionIn::Query(param) => Some(param),
+        _ => None,
+    };
+    let mut query = url::form_urlencoded::Serializer::new(String::new());
+    let mut any = false;
+    for (k, v) in url::form_urlencoded::parse(inbound.req.query_string().as_bytes()) {
+        if Some(k.as_ref()) == session_param {
+            continue;
+        }
+        if endpoint.query.iter().any(|p| p.name == k) {
+            query.append_pair(&k, &v);
+            any = true;
+        }
+    }
+    if let (Some(param), Some(u)) = (session_param, upstream) {
+        query.append_pair(param, u.as_str());
+        any = true;
+    }
+    if any {
+        format!("{path}?{}", query.finish())
+    } else {
+        path
+    }
+}
+
+/// Reads and parses a JSON answer.
+async fn read_answer(answer: &mut UpstreamAnswer) -> Result<Value, ApiError> {
+    let raw = answer.read_body().await?;
+    serde_json::from_slice(&raw).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "the upstream answered with malformed JSON",
+        )
+        .with_cause(e)
+    })
+}
+
+/// The answer as the tenant sees it: its session fields renamed, the gateway's own upstream
+/// registrations removed, a list kept to the tenant's sessions.
+async fn rename_answer(
+    inbound: &Inbound<'_>,
+    state: &ProxyState,
+    session: &Option<(SessionName, UpstreamSession)>,
+    mut value: Value,
+) -> Result<Value, ApiError> {
+    match session {
+        Some((name, upstream)) => {
+            rename_session_fields(&mut value, upstream.as_str(), name.as_str());
+            // Error messages quote the session inside their text: rename it there too.
+            for field in ["message", "error", "detail"] {
+                if let Some(text) = value.get_mut(field) {
+                    rename_message(text, upstream.as_str(), name.as_str());
+                }
+            }
+        }
+        None if inbound.endpoint.handling == Handling::ListSessions => {
+            // A key limited to some sessions sees only those.
+            let owned = state.sessions.list(inbound.caller.tenant.id).await?;
+            let visible: Vec<_> = owned
+                .iter()
+                .filter(|s| inbound.caller.may_use_session(&s.name))
+                .collect();
+            value = own_sessions_only(value, &visible);
+        }
+        None => {}
+    }
+    if inbound.endpoint.tag == super::endpoints::Tag::Sessions {
+        session_config::strip_registrations(&mut value);
+    }
+    Ok(value)
+}
+
+/// The upstream acted on the call but its answer could not be read or rewritten: 502, recorded
+/// like any other outcome (quota spent, an idempotency key replays it).
+fn sent_but_broken(error: ApiError) -> Forwarded {
+    tracing::error!(error = %error, "the upstream's answer to a sent call could not be used");
+    let status = StatusCode::BAD_GATEWAY;
+    let error = ApiError::new(
+        status,
+        "the upstream received the call but its answer could not be read; do not resend blindly",
+    );
+    let body = Bytes::from(serde_json::to_vec(&error.body()).unwrap_or_default());
+    Forwarded {
+        response: HttpResponse::build(status)
+            .content_type(mime::APPLICATION_JSON)
+            .body(body.clone()),
+        status,
+        content_type: Some(mime::APPLICATION_JSON.to_string()),
+        body: Some(body),
+        sent: true,
+    }
+}
+
+/// The upstream refused the organisation's credentials: the gateway's problem, not the
+/// tenant's (its own key was fine). Counted and logged; the upstream's text is not shown.
+fn credentials_refused(status: StatusCode, answer: &UpstreamAnswer) -> Forwarded {
+    tracing::error!(
+        upstream_status = status.as_u16(),
+        "the upstream refused the gateway's credentials (WAGW_UPSTREAM_KEY / WAGW_UPSTREAM_HOST)"
+    );
+    let gateway = StatusCode::BAD_GATEWAY;
+    let body = Bytes::from(
+        serde_json::to_vec(&ErrorBody::new(
+            gateway,
+            "the upstream refused the gateway's credentials",
+        ))
+        .unwrap_or_default(),
+    );
+    buffered(gateway, body, answer, true)
+}
+
+/// RapidAPI marks its own answers (plan, key, quota) with `x-rapidapi-*` headers.
+fn marketplace_error(answer: &UpstreamAnswer) -> bool {
+    answer
+        .headers()
+        .keys()
+        .any(|k| k.as_str().starts_with("x-rapidapi-"))
+}
+
+/// Upstream texts that describe the organisation's account rather than the call.
+fn describes_the_account(message: &str) -> bool {
+    let lower = message.to_ascii_lowercase();
+    [
+        "quota",
+        "plan",
+        "subscribed",
+        "api key",
+        "rapidapi",
+        "upgrade",
+        "billing",
+    ]
+    .iter()
+    .any(|w| lower.contains(w))
+}
+
+/// An upstream error in the error shape. Its message is the upstream's `message`, or one built
+/// from the engine's object errors (`{error, status, expected}`, `{detail}`); nothing else of
+/// the upstream's internals (a 500's `exception`) and nothing about the organisation's plan.
+fn error_answer(status: StatusCode, body: Option<&Value>, marketplace: bool) -> Bytes {
     let message = body
-        .and_then(|b| b.get("message"))
-        .and_then(|m| match m {
-            Value::String(s) => Some(s.clone()),
-            Value::Array(parts) => Some(
-                parts
-                    .iter()
-                    .filter_map(Value::as_str)
-                    .collect::<Vec<_>>()
-                    .join("; "),
-            ),
-            _ => None,
-        })
-        .unwrap_or_else(|| {
-            status
-                .canonical_reason()
-                .unwrap_or("upstream error")
-                .to_owned()
-        });
+        .and_then(error_message)
+        .filter(|m| !marketplace && !describes_the_account(m))
+        .unwrap_or_else(|| neutral_message(status));
     Bytes::from(serde_json::to_vec(&ErrorBody::new(status, message)).unwrap_or_default())
+}
+
+fn error_message(body: &Value) -> Option<String> {
+    let text = |v: &Value| match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Array(parts) => Some(
+            parts
+                .iter()
+                .filter_map(Value::as_str)
+                .collect::<Vec<_>>()
+                .join("; "),
+        ),
+        _ => None,
+    };
+    if let Some(message) = body.get("message").and_then(text) {
+        return Some(message);
+    }
+    if let Some(nested) = body.get("message").filter(|m| m.is_object()) {
+        return error_message(nested);
+    }
+    if let Some(detail) = body.get("detail").and_then(text) {
+        return Some(detail);
+    }
+    let error = body.get("error").and_then(text)?;
+    let mut facts = Vec::new();
+    if let Some(session) = body.get("session").and_then(Value::as_str) {
+        facts.push(format!("session \"{session}\""));
+    }
+    if let Some(status) = body.get("status").and_then(Value::as_str) {
+        facts.push(format!("status {status}"));
+    }
+    if let Some(expected) = body.get("expected").and_then(text) {
+        facts.push(format!("expected {expected}"));
+    }
+    Some(if facts.is_empty() {
+        error
+    } else {
+        format!("{error} ({})", facts.join(", "))
+    })
+}
+
+fn neutral_message(status: StatusCode) -> String {
+    match status {
+        StatusCode::TOO_MANY_REQUESTS => {
+            "the upstream is limiting the gateway's calls; retry later".to_owned()
+        }
+        _ => status
+            .canonical_reason()
+            .unwrap_or("upstream error")
+            .to_owned(),
+    }
 }
 
 fn buffered(status: StatusCode, body: Bytes, answer: &UpstreamAnswer, json: bool) -> Forwarded {

@@ -13,6 +13,36 @@ pub fn rename_strings(value: &mut Value, from: &str, to: &str) {
     }
 }
 
+/// Renames the session where an answer or event names it, and nowhere else (an adopted
+/// session may be called `default`, and a message whose text is "default" must stay so):
+/// `name`, `session`, `payload.session` and `me.pushName`, on the value and on each item of
+/// a list.
+pub fn rename_session_fields(value: &mut Value, from: &str, to: &str) {
+    match value {
+        Value::Array(items) => items
+            .iter_mut()
+            .for_each(|v| rename_session_fields(v, from, to)),
+        Value::Object(map) => {
+            for field in ["name", "session"] {
+                if let Some(v) = map.get_mut(field) {
+                    if v == from {
+                        *v = Value::String(to.to_owned());
+                    }
+                }
+            }
+            // `payload.session` in events; `me.pushName` defaults to the session's name.
+            for (outer, inner) in [("payload", "session"), ("me", "pushName")] {
+                if let Some(v) = map.get_mut(outer).and_then(|o| o.get_mut(inner)) {
+                    if v == from {
+                        *v = Value::String(to.to_owned());
+                    }
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
 /// Replaces `from` with `to` inside free text (an upstream error message such as
 /// `Session "gw_x" does not exist`), only where it stands as a whole name: not inside a longer
 /// run of session-name characters, so an adopted session called `default` does not rewrite
@@ -83,6 +113,18 @@ mod tests {
         assert_eq!(
             v,
             json!({"name": "default", "list": ["default", "gw_xy"], "nested": {"session": "default", "n": 1}})
+        );
+    }
+
+    #[test]
+    fn renames_only_the_session_fields() {
+        let mut v = json!([{"name": "default", "me": {"pushName": "default"}, "body": "default",
+                            "payload": {"session": "default", "text": "default"}}]);
+        rename_session_fields(&mut v, "default", "sales");
+        assert_eq!(
+            v,
+            json!([{"name": "sales", "me": {"pushName": "sales"}, "body": "default",
+                    "payload": {"session": "sales", "text": "default"}}])
         );
     }
 
