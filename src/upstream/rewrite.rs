@@ -2,17 +2,6 @@
 
 use serde_json::Value;
 
-/// Replaces every string in `value` equal to `from` with `to`. Upstream session names are
-/// random and long, so a string equal to one is that session wherever it appears.
-pub fn rename_strings(value: &mut Value, from: &str, to: &str) {
-    match value {
-        Value::String(s) if s == from => *s = to.to_owned(),
-        Value::Array(items) => items.iter_mut().for_each(|v| rename_strings(v, from, to)),
-        Value::Object(map) => map.values_mut().for_each(|v| rename_strings(v, from, to)),
-        _ => {}
-    }
-}
-
 /// Renames the session where an answer or event names it, and nowhere else (an adopted
 /// session may be called `default`, and a message whose text is "default" must stay so):
 /// `name`, `session`, `payload.session` and `me.pushName`, on the value and on each item of
@@ -105,16 +94,6 @@ pub fn query_param(query: &str, name: &str) -> Option<String> {
 mod tests {
     use super::*;
     use serde_json::json;
-
-    #[test]
-    fn renames_every_equal_string_and_nothing_else() {
-        let mut v = json!({"name": "gw_x", "list": ["gw_x", "gw_xy"], "nested": {"session": "gw_x", "n": 1}});
-        rename_strings(&mut v, "gw_x", "default");
-        assert_eq!(
-            v,
-            json!({"name": "default", "list": ["default", "gw_xy"], "nested": {"session": "default", "n": 1}})
-        );
-    }
 
     #[test]
     fn renames_only_the_session_fields() {

@@ -13,7 +13,7 @@ use super::signing::{self, HMAC_HEADER};
 use crate::body;
 use crate::db::Db;
 use crate::error::ApiError;
-use crate::upstream::rewrite::rename_strings;
+use crate::upstream::rewrite::rename_session_fields;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{Map, Value};
 use std::time::Duration;
@@ -154,7 +154,12 @@ fn tenant_view(event: Value, ingress: &Ingress) -> Vec<u8> {
         }
     }
     let mut out = Value::Object(out);
-    rename_strings(&mut out, &ingress.upstream_name, &ingress.session_name);
+    // The envelope's fields, and the payload's own (`session.status` names the session in
+    // `payload.name`); never every equal string, which an adopted name like `default` is.
+    rename_session_fields(&mut out, &ingress.upstream_name, &ingress.session_name);
+    if let Some(payload) = out.get_mut("payload") {
+        rename_session_fields(payload, &ingress.upstream_name, &ingress.session_name);
+    }
     out["session"] = Value::String(ingress.session_name.clone());
     serde_json::to_vec(&out).expect("a JSON value serialises")
 }
@@ -230,6 +235,28 @@ mod tests {
         assert_eq!(out["metadata"]["a"], "b");
         assert!(out.get("webhookHmacKey").is_none());
         assert!(!out.to_string().contains("gw_abcdefghijklmnopqrst"));
+    }
+
+    #[test]
+    fn an_adopted_name_is_renamed_in_session_fields_only() {
+        let ingress = Ingress {
+            upstream_name: "default".into(),
+            hmac_key: "k".into(),
+            tenant_id: Uuid::nil(),
+            session_name: "sales".into(),
+        };
+        let status = json!({"id": "evt_1", "timestamp": 1, "event": "session.status",
+                            "session": "default", "payload": {"name": "default", "status": "WORKING"}});
+        let out: Value = serde_json::from_slice(&tenant_view(status, &ingress)).unwrap();
+        assert_eq!(out["payload"]["name"], "sales");
+        let message = json!({"id": "evt_2", "timestamp": 1, "event": "message", "session": "default",
+                             "payload": {"body": "default", "from": "1@c.us"}});
+        let out: Value = serde_json::from_slice(&tenant_view(message, &ingress)).unwrap();
+        assert_eq!(out["session"], "sales");
+        assert_eq!(
+            out["payload"]["body"], "default",
+            "a message's text is not a session name"
+        );
     }
 
     #[test]
