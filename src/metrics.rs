@@ -18,6 +18,8 @@ pub struct Metrics {
     http_latency: HistogramVec,
     upstream_requests: IntCounterVec,
     upstream_latency: HistogramVec,
+    /// The upstream refusing the organisation's credentials (401/403): an operator's alarm.
+    upstream_credential_refusals: prometheus::IntCounter,
     pub pool_connections: IntGaugeVec,
     pub webhook_deliveries: IntCounterVec,
     pub webhook_attempt_latency: HistogramVec,
@@ -58,6 +60,11 @@ impl Metrics {
             &["route"],
         )
         .unwrap();
+        let upstream_credential_refusals = prometheus::IntCounter::new(
+            "upstream_credential_refusals_total",
+            "Calls the hosted API refused for the organisation's credentials (401/403)",
+        )
+        .unwrap();
         let pool_connections = IntGaugeVec::new(
             Opts::new("db_pool_connections", "Database pool connections by state"),
             &["state"],
@@ -87,6 +94,7 @@ impl Metrics {
             Box::new(http_latency.clone()),
             Box::new(upstream_requests.clone()),
             Box::new(upstream_latency.clone()),
+            Box::new(upstream_credential_refusals.clone()),
             Box::new(pool_connections.clone()),
             Box::new(webhook_deliveries.clone()),
             Box::new(webhook_attempt_latency.clone()),
@@ -100,6 +108,7 @@ impl Metrics {
             http_latency,
             upstream_requests,
             upstream_latency,
+            upstream_credential_refusals,
             pool_connections,
             webhook_deliveries,
             webhook_attempt_latency,
@@ -127,6 +136,9 @@ impl Metrics {
         self.upstream_latency
             .with_label_values(&[route])
             .observe(elapsed.as_secs_f64());
+        if matches!(outcome, "401" | "403") {
+            self.upstream_credential_refusals.inc();
+        }
     }
 
     /// The Prometheus text exposition of every metric.
