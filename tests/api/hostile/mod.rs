@@ -5,5 +5,6 @@
 
 mod auth;
 mod edge;
+mod memory;
 mod proxy;
 mod webhooks;
