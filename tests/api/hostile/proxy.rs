@@ -285,6 +285,11 @@ async fn an_invalid_config_webhook_item_is_400_naming_it_and_creates_nothing() {
             "config.webhooks[1].url",
         ),
         (json!(many), "config.webhooks"),
+        (json!([{"url": 5}]), "config.webhooks[0].url"),
+        (
+            json!([{"hmac": "k", "url": "https://8.8.8.8/hook"}]),
+            "config.webhooks[0].hmac",
+        ),
         (
             json!([{"url": "https://8.8.8.8/hook", "hmac": {"key": "k".repeat(300)}}]),
             "config.webhooks[0].hmac.key",
