@@ -309,12 +309,85 @@ const SEND_SEEN: &[Field] = &[
 ];
 const CHAT_ONLY: &[Field] = &[CHAT_ID, SESSION];
 
-const SESSION_CONFIG: &[Field] = &[Field::optional(
-    "metadata",
-    Ty::Object(&[]),
-    "Free-form string pairs echoed in webhook events",
-    r#"{"user.id": "123"}"#,
+const SESSION_CONFIG: &[Field] = &[
+    Field::optional(
+        "metadata",
+        Ty::Object(&[]),
+        "Free-form string pairs echoed in webhook events",
+        r#"{"user.id": "123"}"#,
+    ),
+    Field::optional(
+        "webhooks",
+        Ty::Objects {
+            fields: CONFIG_WEBHOOK,
+            min: 0,
+        },
+        "The session's webhooks, relayed by the gateway exactly as those of \
+         POST /v1/sessions/{session}/webhooks (at most 20); answers show them without their key",
+        r#"[{"url": "https://your-server.com/webhook", "events": ["message"], "hmac": {"key": "my-secret-key"}}]"#,
+    ),
+];
+const HMAC: &[Field] = &[Field::optional(
+    "key",
+    Ty::String,
+    "Sign each delivery: X-Webhook-Hmac = HMAC-SHA512 hex of the body",
+    r#""my-secret-key""#,
 )];
+/// An item of `config.webhooks`: the engine's shape (`url`, `hmac.key`), or the hosted API's
+/// (`webhookUrl`, `hmacKey`) as `POST /v1/sessions/{session}/webhooks` takes it.
+const CONFIG_WEBHOOK: &[Field] = &[
+    Field::optional(
+        "url",
+        Ty::Text,
+        "The http(s) URL that receives one POST per event (or `webhookUrl`)",
+        r#""https://your-server.com/webhook""#,
+    ),
+    Field::optional(
+        "webhookUrl",
+        Ty::Text,
+        "The hosted API's name for `url` (requests only)",
+        r#""https://your-server.com/webhook""#,
+    ),
+    Field::optional(
+        "events",
+        Ty::Strings { min: 1 },
+        "Events to receive (default [\"message\"])",
+        r#"["message", "session.status"]"#,
+    ),
+    Field::optional(
+        "hmac",
+        Ty::Object(HMAC),
+        "Signing (requests only)",
+        r#"{"key": "my-secret-key"}"#,
+    ),
+    Field::optional(
+        "hmacKey",
+        Ty::String,
+        "The hosted API's form of `hmac.key` (requests only)",
+        r#""my-secret-key""#,
+    ),
+    Field::optional(
+        "signed",
+        Ty::Bool,
+        "Whether deliveries are signed (answers only; the key is never shown)",
+        "true",
+    ),
+    Field::optional(
+        "retries",
+        Ty::Object(RETRY_POLICY),
+        "Retry policy",
+        r#"{"policy": "exponential", "delaySeconds": 2, "attempts": 5}"#,
+    ),
+    Field::optional(
+        "customHeaders",
+        Ty::Objects {
+            fields: CUSTOM_HEADER,
+            min: 0,
+        },
+        "Headers added to every delivery (answers show their names only)",
+        r#"[{"name": "X-Token", "value": "abc"}]"#,
+    ),
+];
 const CREATE_SESSION: &[Field] = &[
     Field::optional(
         "name",

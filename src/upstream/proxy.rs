@@ -14,6 +14,8 @@ use crate::idempotency::{self, Claim};
 use crate::quota::{Admission, Quotas};
 use crate::sessions::{SessionName, SessionStore, UpstreamSession};
 use crate::telemetry::RequestId;
+use crate::webhooks::handlers::{self, NewWebhook, SessionTarget};
+use crate::webhooks::Relay;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
@@ -108,6 +110,9 @@ struct Inbound<'a> {
     /// The parsed body, when the endpoint takes one.
     json: Option<Value>,
     raw_body: Bytes,
+    /// `config.webhooks` of a create or start body, checked and taken out of `json`: relayed
+    /// subscriptions once the upstream has the session.
+    config_webhooks: Vec<NewWebhook>,
 }
 
 /// Serves one row of the table. Every answer after authentication, success or refusal,
@@ -151,12 +156,13 @@ async fn serve(
     // Read only now: the caller is authenticated and may call this row.
     let body = crate::body::read(req, payload, body_limit(endpoint, req)).await?;
     let json = parse_body(endpoint, req, &body)?;
-    let inbound = Inbound {
+    let mut inbound = Inbound {
         endpoint,
         req,
         caller,
         json,
         raw_body: body,
+        config_webhooks: Vec::new(),
     };
     let tenant = caller.tenant.id;
 
@@ -180,6 +186,10 @@ async fn serve(
     };
 
     validate(&inbound)?;
+    if let (Some(json), true) = (inbound.json.as_mut(), takes_config(endpoint)) {
+        inbound.config_webhooks =
+            session_config::take_webhooks(json, relay(req)?.allow_private).await?;
+    }
     let call_path = path_params::upstream_path(
         endpoint.path,
         req.uri().path(),
@@ -356,7 +366,22 @@ async fn forward(
         {
             state.sessions.forget(tenant, name).await?;
         }
+        // ENGINE.md §2 row 6: stopping with `logout: true` deletes the session upstream.
+        (Some((name, _)), Handling::StopSession)
+            if logs_out(inbound) && matches!(&sent, Ok(a) if a.status().is_success()) =>
+        {
+            state.sessions.forget(tenant, name).await?;
+        }
         _ => {}
+    }
+    if let (Some((name, upstream)), Ok(answer)) = (&session, &sent) {
+        if answer.status().is_success() && !inbound.config_webhooks.is_empty() {
+            if let Err(error) =
+                subscribe_config_webhooks(inbound, state, client, name, upstream).await
+            {
+                return Ok(recorded(error));
+            }
+        }
     }
 
     let mut answer = match sent {
@@ -371,15 +396,7 @@ async fn forward(
             let error = ApiError::from(failure);
             if sent {
                 // The outcome is unknown: record it, so a retry with the same key does not resend.
-                let body = Bytes::from(serde_json::to_vec(&error.body()).unwrap_or_default());
-                let status = error.status();
-                return Ok(Forwarded {
-                    response: actix_web::ResponseError::error_response(&error),
-                    status,
-                    content_type: Some(mime::APPLICATION_JSON.to_string()),
-                    body: Some(body),
-                    sent: true,
-                });
+                return Ok(recorded(error));
             }
             return Err(error);
         }
@@ -420,6 +437,68 @@ async fn forward(
         state.check_exists.insert(key, body.clone()).await;
     }
     Ok(buffered(status, body, &answer, true))
+}
+
+/// An error that is the outcome of a call the upstream received: recorded like any answer.
+fn recorded(error: ApiError) -> Forwarded {
+    let body = Bytes::from(serde_json::to_vec(&error.body()).unwrap_or_default());
+    Forwarded {
+        response: actix_web::ResponseError::error_response(&error),
+        status: error.status(),
+        content_type: Some(mime::APPLICATION_JSON.to_string()),
+        body: Some(body),
+        sent: true,
+    }
+}
+
+/// Whether the row's body carries a session `config` (create and start).
+fn takes_config(endpoint: &Endpoint) -> bool {
+    endpoint
+        .body
+        .is_some_and(|fields| fields.iter().any(|f| f.name == "config"))
+}
+
+/// Whether a stop body asks the engine to log out (and so delete) the session.
+fn logs_out(inbound: &Inbound<'_>) -> bool {
+    inbound
+        .json
+        .as_ref()
+        .and_then(|b| b.get("logout"))
+        .and_then(Value::as_bool)
+        .unwrap_or(false)
+}
+
+fn relay(req: &HttpRequest) -> Result<&Relay, ApiError> {
+    req.app_data::<web::Data<Relay>>()
+        .map(|r| r.get_ref())
+        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("the webhook relay is not configured")))
+}
+
+/// The tenant's `config.webhooks`, subscribed exactly as `POST /v1/sessions/{session}/webhooks`
+/// would, now that the upstream has the session. A failure is reported with the session
+/// created: its webhooks can be added again through the relay's own route.
+async fn subscribe_config_webhooks(
+    inbound: &Inbound<'_>,
+    state: &ProxyState,
+    client: &UpstreamClient,
+    name: &SessionName,
+    upstream: &UpstreamSession,
+) -> Result<(), ApiError> {
+    let target = SessionTarget {
+        caller: inbound.caller,
+        name,
+        upstream,
+    };
+    let relay = relay(inbound.req)?;
+    handlers::subscribe(state, client, relay, &target, &inbound.config_webhooks)
+        .await
+        .map(drop)
+        .map_err(|e| {
+            ApiError::new(
+                e.status(),
+                format!("the session was created upstream, but config.webhooks could not be subscribed: {}", e.message()),
+            )
+        })
 }
 
 fn rename_message(message: &mut Value, from: &str, to: &str) {
@@ -495,7 +574,7 @@ fn validate(inbound: &Inbound<'_>) -> Result<(), ApiError> {
     let endpoint = inbound.endpoint;
     if let (Some(fields), Some(body)) = (endpoint.body, &inbound.json) {
         schema::validate(body, fields).map_err(|e| ApiError::bad_request(e.0))?;
-        if fields.iter().any(|f| f.name == "config") {
+        if takes_config(endpoint) {
             session_config::check_tenant_config(body)?;
         }
         check_body_session(inbound, body)?;
@@ -682,7 +761,14 @@ async fn rename_answer(
         None => {}
     }
     if inbound.endpoint.tag == super::endpoints::Tag::Sessions {
-        session_config::strip_registrations(&mut value);
+        // Only session answers carry `config`; one query covers a whole list.
+        let one = session.as_ref().map(|(name, _)| name.as_str());
+        let by_session = if value.get("config").is_some() || value.is_array() {
+            handlers::views_by_session(&state.pool, inbound.caller.tenant.id, one).await?
+        } else {
+            HashMap::new()
+        };
+        session_config::show_subscriptions(&mut value, &by_session);
     }
     Ok(value)
 }

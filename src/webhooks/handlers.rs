@@ -25,7 +25,7 @@ use url::Url;
 use uuid::Uuid;
 
 /// Webhooks one session may have; each event is delivered once per webhook.
-const MAX_PER_SESSION: i64 = 20;
+pub const MAX_PER_SESSION: i64 = 20;
 const MAX_URL_LEN: usize = 2048;
 // Every delivery loads and sends a subscription's key and headers, so they are bounded.
 const MAX_HMAC_KEY_BYTES: usize = 256;
@@ -176,7 +176,7 @@ pub async fn list(
 }
 
 /// A registration request, checked.
-struct NewWebhook {
+pub struct NewWebhook {
     url: Url,
     events: Vec<String>,
     hmac_key: Option<String>,
@@ -190,7 +190,14 @@ async fn parse_new(
     allow_private: bool,
 ) -> Result<NewWebhook, ApiError> {
     let json = json_body(req, body)?.unwrap_or_else(|| Value::Object(Default::default()));
-    schema::validate(&json, ADD_WEBHOOK).map_err(|e| ApiError::bad_request(e.0))?;
+    parse_subscription(&json, allow_private).await
+}
+
+/// One subscription in the hosted API's shape (`webhookUrl`, `events`, `hmacKey`, `retries`,
+/// `customHeaders`), checked as `POST /v1/sessions/{session}/webhooks` checks it: bounds, and
+/// the target's address as it resolves now.
+pub async fn parse_subscription(json: &Value, allow_private: bool) -> Result<NewWebhook, ApiError> {
+    schema::validate(json, ADD_WEBHOOK).map_err(|e| ApiError::bad_request(e.0))?;
     let url = parse_url(
         json["webhookUrl"].as_str().unwrap_or_default(),
         allow_private,
@@ -210,6 +217,43 @@ async fn parse_new(
         retries,
         custom_headers,
     })
+}
+
+/// The tenant's subscriptions per session name, in one query: all its sessions', or one's.
+pub async fn views_by_session(
+    pool: &crate::db::Db,
+    tenant: Uuid,
+    session: Option<&str>,
+) -> Result<std::collections::HashMap<String, Vec<WebhookView>>, ApiError> {
+    type NamedRow = (
+        String,
+        Uuid,
+        String,
+        Vec<String>,
+        bool,
+        String,
+        i32,
+        i32,
+        sqlx::types::Json<Vec<CustomHeader>>,
+        DateTime<Utc>,
+    );
+    let rows: Vec<NamedRow> = sqlx::query_as(&format!(
+        "SELECT session_name, {SUBSCRIPTION_COLUMNS} FROM webhook_subscriptions \
+         WHERE tenant_id = $1 AND ($2::text IS NULL OR session_name = $2) \
+         ORDER BY created_at, id"
+    ))
+    .bind(tenant)
+    .bind(session)
+    .fetch_all(pool)
+    .await?;
+    let mut by_session = std::collections::HashMap::<String, Vec<WebhookView>>::new();
+    for (name, id, url, events, signed, policy, delay, attempts, headers, at) in rows {
+        let row = (
+            id, url, events, signed, policy, delay, attempts, headers, at,
+        );
+        by_session.entry(name).or_default().push(row.into());
+    }
+    Ok(by_session)
 }
 
 /// A `webhookUrl`, judged by what it is and what it resolves to now (it is judged again at
@@ -349,57 +393,98 @@ pub async fn add(
         let (name, upstream) = owned(&proxy, &caller, &session).await?;
         let body = body::read(&req, payload, body::limits::PLAIN).await?;
         let new = parse_new(&req, &body, relay.allow_private).await?;
-        let tenant = caller.tenant.id;
-
-        let mut tx = proxy.pool.begin().await?;
-        lock_session(&mut tx, &upstream).await?;
-        let others: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM webhook_subscriptions WHERE tenant_id = $1 AND session_name = $2 AND url <> $3",
-        )
-        .bind(tenant)
-        .bind(name.as_str())
-        .bind(new.url.as_str())
-        .fetch_one(&mut *tx)
-        .await?;
-        if others >= MAX_PER_SESSION {
-            return Err(ApiError::conflict(format!(
-                "a session may have at most {MAX_PER_SESSION} webhooks; remove one first"
-            )));
-        }
-        let row: SubscriptionRow = sqlx::query_as(&format!(
-            "INSERT INTO webhook_subscriptions (id, tenant_id, session_name, url, events, hmac_key, \
-                 retry_policy, retry_delay_seconds, retry_attempts, custom_headers) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
-             ON CONFLICT ON CONSTRAINT webhook_subscriptions_target_key DO UPDATE SET \
-                 events = EXCLUDED.events, hmac_key = EXCLUDED.hmac_key, retry_policy = EXCLUDED.retry_policy, \
-                 retry_delay_seconds = EXCLUDED.retry_delay_seconds, retry_attempts = EXCLUDED.retry_attempts, \
-                 custom_headers = EXCLUDED.custom_headers, updated_at = now() \
-             RETURNING {SUBSCRIPTION_COLUMNS}"
-        ))
-        .bind(Uuid::now_v7())
-        .bind(tenant)
-        .bind(name.as_str())
-        .bind(new.url.as_str())
-        .bind(&new.events)
-        .bind(&new.hmac_key)
-        .bind(new.retries.policy.as_str())
-        .bind(new.retries.delay_seconds)
-        .bind(new.retries.attempts)
-        .bind(sqlx::types::Json(&new.custom_headers))
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(|e| {
-            if constraint_violated(&e, "webhook_subscriptions_tenant_id_fkey") {
-                ApiError::unauthorized("invalid API key")
-            } else {
-                e.into()
-            }
-        })?;
-        sync_and_commit(tx, &proxy, &client, &relay, &caller, &name, &upstream).await?;
-        Ok(HttpResponse::Created().json(WebhookView::from(row)))
+        let target = SessionTarget {
+            caller: &caller,
+            name: &name,
+            upstream: &upstream,
+        };
+        let mut views =
+            subscribe(&proxy, &client, &relay, &target, std::slice::from_ref(&new)).await?;
+        Ok(HttpResponse::Created().json(views.remove(0)))
     }
     .await;
     answer(result, &proxy, &caller)
+}
+
+/// The tenant's session that subscriptions are added to.
+pub struct SessionTarget<'a> {
+    pub caller: &'a TenantCaller,
+    pub name: &'a SessionName,
+    pub upstream: &'a UpstreamSession,
+}
+
+/// Inserts checked subscriptions for a session (one whose URL the session already has replaces
+/// it), at most [`MAX_PER_SESSION`] in all, and brings the upstream's registration in step:
+/// when this returns the upstream already sends the events they need to the gateway. Serves
+/// `POST /v1/sessions/{session}/webhooks` and `config.webhooks` of a created or started session.
+pub async fn subscribe(
+    proxy: &ProxyState,
+    client: &UpstreamClient,
+    relay: &Relay,
+    target: &SessionTarget<'_>,
+    subscriptions: &[NewWebhook],
+) -> Result<Vec<WebhookView>, ApiError> {
+    let mut tx = proxy.pool.begin().await?;
+    lock_session(&mut tx, target.upstream).await?;
+    let mut views = Vec::with_capacity(subscriptions.len());
+    for new in subscriptions {
+        let row = insert_subscription(&mut tx, target.caller.tenant.id, target.name, new).await?;
+        views.push(WebhookView::from(row));
+    }
+    let (caller, name, upstream) = (target.caller, target.name, target.upstream);
+    sync_and_commit(tx, proxy, client, relay, caller, name, upstream).await?;
+    Ok(views)
+}
+
+/// One subscription, under the session's lock held by `tx`.
+async fn insert_subscription(
+    tx: &mut Transaction<'static, Postgres>,
+    tenant: Uuid,
+    name: &SessionName,
+    new: &NewWebhook,
+) -> Result<SubscriptionRow, ApiError> {
+    let others: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM webhook_subscriptions WHERE tenant_id = $1 AND session_name = $2 AND url <> $3",
+    )
+    .bind(tenant)
+    .bind(name.as_str())
+    .bind(new.url.as_str())
+    .fetch_one(&mut **tx)
+    .await?;
+    if others >= MAX_PER_SESSION {
+        return Err(ApiError::conflict(format!(
+            "a session may have at most {MAX_PER_SESSION} webhooks; remove one first"
+        )));
+    }
+    sqlx::query_as(&format!(
+        "INSERT INTO webhook_subscriptions (id, tenant_id, session_name, url, events, hmac_key, \
+             retry_policy, retry_delay_seconds, retry_attempts, custom_headers) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+         ON CONFLICT ON CONSTRAINT webhook_subscriptions_target_key DO UPDATE SET \
+             events = EXCLUDED.events, hmac_key = EXCLUDED.hmac_key, retry_policy = EXCLUDED.retry_policy, \
+             retry_delay_seconds = EXCLUDED.retry_delay_seconds, retry_attempts = EXCLUDED.retry_attempts, \
+             custom_headers = EXCLUDED.custom_headers, updated_at = now() \
+         RETURNING {SUBSCRIPTION_COLUMNS}"
+    ))
+    .bind(Uuid::now_v7())
+    .bind(tenant)
+    .bind(name.as_str())
+    .bind(new.url.as_str())
+    .bind(&new.events)
+    .bind(&new.hmac_key)
+    .bind(new.retries.policy.as_str())
+    .bind(new.retries.delay_seconds)
+    .bind(new.retries.attempts)
+    .bind(sqlx::types::Json(&new.custom_headers))
+    .fetch_one(&mut **tx)
+    .await
+    .map_err(|e| {
+        if constraint_violated(&e, "webhook_subscriptions_tenant_id_fkey") {
+            ApiError::unauthorized("invalid API key")
+        } else {
+            e.into()
+        }
+    })
 }
 
 /// Removes the webhook named by `webhookUrl` (JSON body or query), or all of the session's.

@@ -21,7 +21,7 @@
 
 pub mod delivery;
 pub mod events;
-mod handlers;
+pub(crate) mod handlers;
 pub use handlers::WebhooksApi;
 mod ingress;
 mod known_tokens;

@@ -186,8 +186,9 @@ async fn config_proxy_on_create_is_400_naming_the_field() {
     assert_eq!(owned, 0);
 }
 
-/// M4: `config.webhooks` would register a target on the upstream, past the relay and its SSRF
-/// guard: refused, nothing reaches the upstream, nothing is recorded.
+/// M4 / issue 12: `config.webhooks` becomes the tenant's relayed subscriptions: the tenant's
+/// URL and key never reach the upstream, the subscription is listed with the relay's own, and
+/// session answers show it without its key.
 #[tokio::test]
 async fn config_webhooks_on_create_never_reach_the_upstream() {
     let app = spawn_app().await;
@@ -198,8 +199,140 @@ async fn config_webhooks_on_create_never_reach_the_upstream() {
             "/v1/sessions",
             json!({"name": "bot", "config": {
                 "metadata": {"team": "a"},
-                "webhooks": [{"url": "http://10.0.0.5/hook", "events": ["message"]}]
+                "webhooks": [{"url": "http://10.0.0.5/hook", "events": ["message"],
+                              "hmac": {"key": "TENANT_HMAC_KEY"}}]
             }}),
+        )
+        .await;
+    assert_eq!(res.status(), 201);
+    let created: Value = res.json().await.unwrap();
+    let log = app.sim_log().await;
+    let sent = serde_json::to_string(&log).unwrap();
+    assert!(!sent.contains("10.0.0.5"), "{sent}");
+    assert!(!sent.contains("TENANT_HMAC_KEY"), "{sent}");
+    // Only the gateway's ingress is registered upstream.
+    let upstream = app.upstream_name(&tenant, "bot").await;
+    let sim_session = app
+        .client
+        .get(format!("{}/_sim/sessions/{upstream}", app.sim().url()))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!sim_session.contains("10.0.0.5"), "{sim_session}");
+
+    let listed: Value = app
+        .tenant_get(&tenant, "/v1/sessions/bot/webhooks")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
+    assert_eq!(listed[0]["webhookUrl"], "http://10.0.0.5/hook");
+    assert_eq!(listed[0]["signed"], true);
+
+    let got: Value = app
+        .tenant_get(&tenant, "/v1/sessions/bot")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let all: Value = app
+        .tenant_get(&tenant, "/v1/sessions")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let from_list = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "bot")
+        .cloned()
+        .unwrap();
+    for answer in [&created, &got, &from_list] {
+        let hooks = &answer["config"]["webhooks"];
+        assert_eq!(hooks.as_array().map(Vec::len), Some(1), "{answer}");
+        assert_eq!(hooks[0]["url"], "http://10.0.0.5/hook", "{answer}");
+        assert_eq!(hooks[0]["signed"], true, "{answer}");
+        let text = answer.to_string();
+        assert!(!text.contains("TENANT_HMAC_KEY"), "{text}");
+        assert!(
+            !text.contains("hmacKey") && !text.contains("\"hmac\""),
+            "{text}"
+        );
+        assert!(!text.contains("ingress"), "{text}");
+    }
+}
+
+/// Issue 12: a bad `config.webhooks` item is 400 naming it, and nothing is created anywhere.
+#[tokio::test]
+async fn an_invalid_config_webhook_item_is_400_naming_it_and_creates_nothing() {
+    let app = spawn_app_with(|vars| {
+        vars.insert("WAGW_WEBHOOK_ALLOW_PRIVATE".into(), "false".into());
+    })
+    .await;
+    let tenant = app.tenant().await;
+    let good = json!({"url": "https://8.8.8.8/hook", "events": ["message"]});
+    let many: Vec<Value> = (0..21)
+        .map(|i| json!({"url": format!("https://8.8.8.8/hook{i}")}))
+        .collect();
+    let cases = [
+        (
+            json!([good.clone(), {"url": "http://10.0.0.5/hook", "events": ["message"]}]),
+            "config.webhooks[1].url",
+        ),
+        (json!(many), "config.webhooks"),
+        (json!([{"url": 5}]), "config.webhooks[0].url"),
+        (
+            json!([{"hmac": "k", "url": "https://8.8.8.8/hook"}]),
+            "config.webhooks[0].hmac",
+        ),
+        (
+            json!([{"url": "https://8.8.8.8/hook", "hmac": {"key": "k".repeat(300)}}]),
+            "config.webhooks[0].hmac.key",
+        ),
+        (
+            json!([{"webhookUrl": "https://8.8.8.8/hook", "hmacKey": "k".repeat(300)}]),
+            "config.webhooks[0].hmacKey",
+        ),
+    ];
+    for (i, (webhooks, named)) in cases.into_iter().enumerate() {
+        let res = app
+            .tenant_post(
+                &tenant,
+                "/v1/sessions",
+                json!({"name": format!("bad{i}"), "config": {"webhooks": webhooks}}),
+            )
+            .await;
+        let status = res.status();
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(status, 400, "{body}");
+        let message = body["message"].as_str().unwrap();
+        assert!(message.starts_with(named), "{message}");
+    }
+    assert_eq!(calls_to(&app.sim_log().await, "/v1/"), 0);
+    let local: i64 = sqlx::query_scalar("SELECT count(*) FROM sessions")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(local, 0);
+    let subscriptions: i64 = sqlx::query_scalar("SELECT count(*) FROM webhook_subscriptions")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(subscriptions, 0);
+
+    // Start of an existing session: a bad item changes nothing there either.
+    app.working_session(&tenant, "default").await;
+    app.clear_sim_log().await;
+    let res = app
+        .tenant_post(
+            &tenant,
+            "/v1/sessions/start",
+            json!({"name": "default", "config": {"webhooks": [good, {"url": "http://127.0.0.1/x"}]}}),
         )
         .await;
     assert_eq!(res.status(), 400);
@@ -208,19 +341,153 @@ async fn config_webhooks_on_create_never_reach_the_upstream() {
         body["message"]
             .as_str()
             .unwrap()
-            .contains("config.webhooks"),
+            .starts_with("config.webhooks[1].url"),
         "{body}"
     );
     assert_eq!(calls_to(&app.sim_log().await, "/v1/"), 0);
-    // Harmless fields still pass.
+    let subscriptions: i64 = sqlx::query_scalar("SELECT count(*) FROM webhook_subscriptions")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(subscriptions, 0);
+}
+
+/// Issue 12: an event for a session whose webhook came in `config.webhooks` reaches the
+/// tenant's receiver, signed with the tenant's key, under the tenant's session name.
+#[tokio::test]
+async fn an_event_reaches_a_config_webhook_signed() {
+    let app = spawn_app().await;
+    let tenant = app.tenant().await;
+    let receiver = HookReceiver::start().await;
     let res = app
         .tenant_post(
             &tenant,
             "/v1/sessions",
-            json!({"name": "bot", "config": {"metadata": {"team": "a"}}}),
+            json!({"name": "bot", "config": {"webhooks": [
+                {"url": receiver.url, "events": ["message"], "hmac": {"key": "tenant-secret"}}
+            ]}}),
         )
         .await;
-    assert_eq!(res.status(), 201);
+    assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
+    let upstream = app.upstream_name(&tenant, "bot").await;
+    let res = app
+        .sim_post(&format!("/_sim/sessions/{upstream}/scan"), json!({}))
+        .await;
+    assert!(res.status().is_success());
+    let res = app
+        .sim_post(
+            &format!("/_sim/sessions/{upstream}/incoming"),
+            json!({"from": "1234567890", "text": "hello"}),
+        )
+        .await;
+    assert!(res.status().is_success());
+    let hits = receiver.clone();
+    let arrived = eventually(std::time::Duration::from_secs(15), || {
+        let hits = hits.clone();
+        async move { !hits.hits.lock().unwrap().is_empty() }
+    })
+    .await;
+    assert!(arrived, "the event arrived");
+    let (headers, body) = receiver.hits.lock().unwrap()[0].clone();
+    let event: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(event["event"], "message");
+    assert_eq!(event["session"], "bot");
+    assert_eq!(
+        headers["x-webhook-hmac"],
+        hmac_sha512_hex("tenant-secret", &body)
+    );
+}
+
+/// ENGINE.md §2 row 6: stopping with `logout: true` deletes the session upstream, so the
+/// gateway forgets it: it is 404 and its name can be used again.
+#[tokio::test]
+async fn stop_with_logout_forgets_the_session() {
+    let app = spawn_app().await;
+    let tenant = app.tenant().await;
+    app.working_session(&tenant, "bot").await;
+    let res = app
+        .tenant_post(
+            &tenant,
+            "/v1/sessions/stop",
+            json!({"name": "bot", "logout": true}),
+        )
+        .await;
+    assert!(res.status().is_success(), "{}", res.text().await.unwrap());
+    let res = app.tenant_get(&tenant, "/v1/sessions/bot").await;
+    assert_eq!(res.status(), 404);
+    let res = app
+        .tenant_post(&tenant, "/v1/sessions", json!({"name": "bot"}))
+        .await;
+    assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
+    // A plain stop keeps it.
+    let res = app
+        .tenant_post(&tenant, "/v1/sessions/stop", json!({"name": "bot"}))
+        .await;
+    assert!(res.status().is_success());
+    assert_eq!(
+        app.tenant_get(&tenant, "/v1/sessions/bot").await.status(),
+        200
+    );
+}
+
+fn hmac_sha512_hex(key: &str, body: &[u8]) -> String {
+    use hmac::{Hmac, Mac};
+    let mut mac = Hmac::<sha2::Sha512>::new_from_slice(key.as_bytes()).unwrap();
+    mac.update(body);
+    hex::encode(mac.finalize().into_bytes())
+}
+
+type Hits =
+    std::sync::Arc<std::sync::Mutex<Vec<(std::collections::HashMap<String, String>, Vec<u8>)>>>;
+
+/// An HTTP server recording every request (headers and body), on its own thread.
+#[derive(Clone)]
+struct HookReceiver {
+    url: String,
+    hits: Hits,
+}
+
+impl HookReceiver {
+    async fn start() -> Self {
+        use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+        let hits = Hits::default();
+        let shared = hits.clone();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        std::thread::spawn(move || {
+            actix_web::rt::System::new().block_on(async move {
+                let server = HttpServer::new(move || {
+                    let hits = shared.clone();
+                    App::new().default_service(web::to(
+                        move |req: HttpRequest, body: web::Bytes| {
+                            let hits = hits.clone();
+                            async move {
+                                let headers = req
+                                    .headers()
+                                    .iter()
+                                    .map(|(k, v)| {
+                                        (k.to_string(), v.to_str().unwrap_or("").to_owned())
+                                    })
+                                    .collect();
+                                hits.lock().unwrap().push((headers, body.to_vec()));
+                                HttpResponse::Ok().finish()
+                            }
+                        },
+                    ))
+                })
+                .workers(1)
+                .bind("127.0.0.1:0")
+                .unwrap();
+                let port = server.addrs()[0].port();
+                let _ = tx.send(port);
+                let _ = server.run().await;
+            })
+        });
+        let port = rx.await.unwrap();
+        Self {
+            url: format!("http://127.0.0.1:{port}/hook"),
+            hits,
+        }
+    }
 }
 
 /// M4/A8: a session answer never shows the gateway's own registration (ingress URL, HMAC key).
