@@ -159,11 +159,16 @@ impl SessionStore {
 
     /// Forgets the tenant's session (after the upstream deleted it, or its creation failed).
     pub async fn forget(&self, tenant: Uuid, name: &SessionName) -> Result<(), ApiError> {
-        sqlx::query("DELETE FROM sessions WHERE tenant_id = $1 AND name = $2")
-            .bind(tenant)
-            .bind(name.as_str())
-            .execute(&self.pool)
-            .await?;
+        // Its relayed subscriptions go with it: a new session of the same name starts clean.
+        sqlx::query(
+            "WITH gone AS (DELETE FROM sessions WHERE tenant_id = $1 AND name = $2 RETURNING 1)
+             DELETE FROM webhook_subscriptions
+              WHERE tenant_id = $1 AND session_name = $2 AND EXISTS (SELECT 1 FROM gone)",
+        )
+        .bind(tenant)
+        .bind(name.as_str())
+        .execute(&self.pool)
+        .await?;
         self.changed(tenant, name.as_str()).await;
         Ok(())
     }
@@ -277,7 +282,11 @@ impl SessionStore {
         upstream: &str,
     ) -> Result<Option<(Uuid, String)>, ApiError> {
         let owner: Option<(Uuid, String)> = sqlx::query_as(
-            "DELETE FROM sessions WHERE upstream_name = $1 RETURNING tenant_id, name",
+            "WITH gone AS (DELETE FROM sessions WHERE upstream_name = $1 RETURNING tenant_id, name),
+                  subscriptions AS (
+                    DELETE FROM webhook_subscriptions w USING gone
+                     WHERE w.tenant_id = gone.tenant_id AND w.session_name = gone.name)
+             SELECT tenant_id, name FROM gone",
         )
         .bind(upstream)
         .fetch_optional(&self.pool)

@@ -430,6 +430,48 @@ async fn stop_with_logout_forgets_the_session() {
     );
 }
 
+/// A deleted session takes its relayed subscriptions with it: a new session of the same name
+/// does not inherit (nor count toward its 20) the old one's webhooks.
+#[tokio::test]
+async fn a_recreated_session_does_not_inherit_the_old_ones_webhooks() {
+    let app = spawn_app().await;
+    let tenant = app.tenant().await;
+    let res = app
+        .tenant_post(
+            &tenant,
+            "/v1/sessions",
+            json!({"name": "bot", "config": {"webhooks": [{"url": "http://127.0.0.1:9/old"}]}}),
+        )
+        .await;
+    assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
+    let listed: Value = app
+        .tenant_get(&tenant, "/v1/sessions/bot/webhooks")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed.as_array().map(Vec::len), Some(1), "{listed}");
+    let res = app
+        .client
+        .delete(app.url("/v1/sessions/bot"))
+        .header("x-api-key", &tenant.key)
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_success(), "{}", res.text().await.unwrap());
+    let res = app
+        .tenant_post(&tenant, "/v1/sessions", json!({"name": "bot"}))
+        .await;
+    assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
+    let listed: Value = app
+        .tenant_get(&tenant, "/v1/sessions/bot/webhooks")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed, json!([]), "the old session's webhooks came back");
+}
+
 fn hmac_sha512_hex(key: &str, body: &[u8]) -> String {
     use hmac::{Hmac, Mac};
     let mut mac = Hmac::<sha2::Sha512>::new_from_slice(key.as_bytes()).unwrap();
@@ -590,6 +632,11 @@ async fn an_upstream_401_is_502_for_the_tenant_and_counted() {
         .await;
     assert_eq!(status, 200);
     assert_eq!(report["upstream_credential_refusals"], 1, "{report}");
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(
+        metrics.contains("upstream_credential_refusals_total 1"),
+        "the refusal is not in /metrics"
+    );
 }
 
 /// L2: the marketplace's texts about the organisation's plan are replaced.
