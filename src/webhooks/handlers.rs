@@ -77,47 +77,49 @@ pub struct WebhookView {
     pub created_at: DateTime<Utc>,
 }
 
-type SubscriptionRow = (
-    Uuid,
-    String,
-    Vec<String>,
-    bool,
-    String,
-    i32,
-    i32,
-    sqlx::types::Json<Vec<CustomHeader>>,
-    DateTime<Utc>,
-);
+/// A subscription as [`SUBSCRIPTION_COLUMNS`] select it.
+#[derive(sqlx::FromRow)]
+struct SubscriptionRow {
+    id: Uuid,
+    url: String,
+    events: Vec<String>,
+    signed: bool,
+    retry_policy: String,
+    retry_delay_seconds: i32,
+    retry_attempts: i32,
+    custom_headers: sqlx::types::Json<Vec<CustomHeader>>,
+    created_at: DateTime<Utc>,
+}
 
 impl From<SubscriptionRow> for WebhookView {
     fn from(r: SubscriptionRow) -> Self {
         Self {
-            id: r.0,
-            webhook_url: r.1,
-            events: r.2,
-            signed: r.3,
+            id: r.id,
+            webhook_url: r.url,
+            events: r.events,
+            signed: r.signed,
             retries: RetryPolicy {
-                policy: super::policy::Backoff::parse(&r.4)
+                policy: super::policy::Backoff::parse(&r.retry_policy)
                     .unwrap_or(super::policy::Backoff::Exponential),
-                delay_seconds: r.5,
-                attempts: r.6,
+                delay_seconds: r.retry_delay_seconds,
+                attempts: r.retry_attempts,
             },
             custom_headers: r
-                .7
-                 .0
+                .custom_headers
+                .0
                 .into_iter()
                 .map(|h| CustomHeader {
                     name: h.name,
                     value: HIDDEN.to_owned(),
                 })
                 .collect(),
-            created_at: r.8,
+            created_at: r.created_at,
         }
     }
 }
 
-const SUBSCRIPTION_COLUMNS: &str = "id, url, events, hmac_key IS NOT NULL, retry_policy, \
-     retry_delay_seconds, retry_attempts, custom_headers, created_at";
+const SUBSCRIPTION_COLUMNS: &str = "id, url, events, hmac_key IS NOT NULL AS signed, \
+     retry_policy, retry_delay_seconds, retry_attempts, custom_headers, created_at";
 
 /// Adds the quota headers every `/v1` answer carries.
 fn answer(
@@ -225,19 +227,13 @@ pub async fn views_by_session(
     tenant: Uuid,
     session: Option<&str>,
 ) -> Result<std::collections::HashMap<String, Vec<WebhookView>>, ApiError> {
-    type NamedRow = (
-        String,
-        Uuid,
-        String,
-        Vec<String>,
-        bool,
-        String,
-        i32,
-        i32,
-        sqlx::types::Json<Vec<CustomHeader>>,
-        DateTime<Utc>,
-    );
-    let rows: Vec<NamedRow> = sqlx::query_as(&format!(
+    #[derive(sqlx::FromRow)]
+    struct Named {
+        session_name: String,
+        #[sqlx(flatten)]
+        row: SubscriptionRow,
+    }
+    let rows: Vec<Named> = sqlx::query_as(&format!(
         "SELECT session_name, {SUBSCRIPTION_COLUMNS} FROM webhook_subscriptions \
          WHERE tenant_id = $1 AND ($2::text IS NULL OR session_name = $2) \
          ORDER BY created_at, id"
@@ -247,11 +243,8 @@ pub async fn views_by_session(
     .fetch_all(pool)
     .await?;
     let mut by_session = std::collections::HashMap::<String, Vec<WebhookView>>::new();
-    for (name, id, url, events, signed, policy, delay, attempts, headers, at) in rows {
-        let row = (
-            id, url, events, signed, policy, delay, attempts, headers, at,
-        );
-        by_session.entry(name).or_default().push(row.into());
+    for Named { session_name, row } in rows {
+        by_session.entry(session_name).or_default().push(row.into());
     }
     Ok(by_session)
 }
@@ -876,20 +869,20 @@ mod tests {
 
     #[test]
     fn views_hide_header_values() {
-        let view = WebhookView::from((
-            Uuid::nil(),
-            "https://8.8.8.8/".to_owned(),
-            vec!["message".to_owned()],
-            true,
-            "linear".to_owned(),
-            3,
-            4,
-            sqlx::types::Json(vec![CustomHeader {
+        let view = WebhookView::from(SubscriptionRow {
+            id: Uuid::nil(),
+            url: "https://8.8.8.8/".to_owned(),
+            events: vec!["message".to_owned()],
+            signed: true,
+            retry_policy: "linear".to_owned(),
+            retry_delay_seconds: 3,
+            retry_attempts: 4,
+            custom_headers: sqlx::types::Json(vec![CustomHeader {
                 name: "Authorization".into(),
                 value: "Bearer secret".into(),
             }]),
-            Utc::now(),
-        ));
+            created_at: Utc::now(),
+        });
         let json = serde_json::to_string(&view).unwrap();
         assert!(!json.contains("secret"), "{json}");
         assert!(json.contains(r#""signed":true"#));
