@@ -25,13 +25,23 @@ pub const SERVED_METHODS: [Method; 7] = [
 /// under 1 KiB; actix itself admits a head of 128 KiB.
 pub const MAX_URI_BYTES: usize = 8 * 1024;
 
-/// Middleware, outermost: another method answers 405 and a longer URI 414, in the error shape,
-/// before routing, logging or metrics spend anything on the request.
+/// What an `Allow` header says of a method no resource serves: the methods the gateway serves.
+const SERVED_METHODS_ALLOW: &str = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS";
+
+/// Whether routing may see the method: the served ones, and TRACE and CONNECT, the standard
+/// methods no route serves, which routing answers 405 with the resource's own `Allow` (a fixed
+/// set, so they cannot grow anything). Any other token is an extension method.
+fn routable(method: &Method) -> bool {
+    SERVED_METHODS.contains(method) || *method == Method::TRACE || *method == Method::CONNECT
+}
+
+/// Middleware, outermost: an extension method answers 405 (with `Allow`) and a longer URI 414,
+/// in the error shape, before routing, logging or metrics spend anything on the request.
 pub async fn refuse_at_the_edge(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody + 'static>>, actix_web::Error> {
-    let refusal = if !SERVED_METHODS.contains(req.method()) {
+    let refusal = if !routable(req.method()) {
         Some(ApiError::new(
             StatusCode::METHOD_NOT_ALLOWED,
             format!(
@@ -48,7 +58,16 @@ pub async fn refuse_at_the_edge(
         None
     };
     match refusal {
-        Some(refusal) => Ok(req.error_response(refusal).map_into_right_body()),
+        Some(refusal) => {
+            let mut res = req.error_response(refusal);
+            if res.status() == StatusCode::METHOD_NOT_ALLOWED {
+                res.headers_mut().insert(
+                    actix_web::http::header::ALLOW,
+                    actix_web::http::header::HeaderValue::from_static(SERVED_METHODS_ALLOW),
+                );
+            }
+            Ok(res.map_into_right_body())
+        }
         None => next
             .call(req)
             .await

@@ -80,6 +80,8 @@ async fn odd_methods_answer_405_and_never_reach_the_metrics() {
             .send()
             .await
             .unwrap();
+        // RFC 9110: a 405 names what is allowed.
+        assert!(res.headers().contains_key("allow"), "405 without Allow");
         let body = error_shape(res, 405).await;
         let message = body["message"].as_str().unwrap();
         assert!(
@@ -95,6 +97,33 @@ async fn odd_methods_answer_405_and_never_reach_the_metrics() {
         after.len()
     );
     assert!(!after.contains("M1AAAA"), "no odd method became a label");
+}
+
+/// TRACE and CONNECT, standard methods no route serves, answer 405 in the error shape with the
+/// resource's own `Allow` (schemathesis' check of undeclared methods), and add no label.
+#[tokio::test]
+async fn trace_answers_405_with_the_resources_allow() {
+    let app = spawn_app().await;
+    for path in ["/healthz", "/v1/sendText"] {
+        let res = app
+            .client
+            .request(reqwest::Method::TRACE, app.url(path))
+            .send()
+            .await
+            .unwrap();
+        let allow = res
+            .headers()
+            .get("allow")
+            .map(|v| v.to_str().unwrap().to_owned());
+        let allow = allow.unwrap_or_else(|| panic!("TRACE {path}: 405 without Allow"));
+        assert!(!allow.contains("TRACE"), "{allow}");
+        error_shape(res, 405).await;
+    }
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(
+        !metrics.contains("method=\"TRACE\""),
+        "TRACE became a label"
+    );
 }
 
 /// H1: with `WAGW_METRICS_TOKEN` set, `/metrics` answers 401 in the error shape without the
