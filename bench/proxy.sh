@@ -58,10 +58,9 @@ pids+=($GW_PID)
 wait_http "http://127.0.0.1:$SIM_PORT/_sim/log"
 wait_http "http://127.0.0.1:$GW_PORT/readyz"
 
-# One WORKING session, created through the gateway; the simulator knows it by its upstream name.
+# One WORKING session, created (and so started) through the gateway; the simulator knows it by its upstream name.
 gw() { curl -fs -H "x-api-key: $TENANT_KEY" -H 'content-type: application/json' "$@"; }
 gw "http://127.0.0.1:$GW_PORT/v1/sessions" -d '{"name":"default"}' >/dev/null
-gw "http://127.0.0.1:$GW_PORT/v1/sessions/start" -d '{"name":"default"}' >/dev/null
 UPSTREAM_SESSION=$(psql "$DATABASE_URL" -Atc "SELECT upstream_name FROM sessions LIMIT 1")
 curl -fs -X POST "http://127.0.0.1:$SIM_PORT/_sim/sessions/$UPSTREAM_SESSION/scan" >/dev/null
 
