@@ -489,11 +489,21 @@ impl GatewayProcess {
     }
 
     pub async fn start_args(vars: &Vars, args: &[&str]) -> Self {
+        Self::spawn(vars, |cmd| {
+            cmd.args(args);
+        })
+        .await
+    }
+
+    /// Starts the binary as `configure` sets it up, its output in a log of its own, and waits
+    /// until `/readyz` answers 200.
+    async fn spawn(vars: &Vars, configure: impl FnOnce(&mut Command)) -> Self {
         let log_dir = tempfile::tempdir().unwrap();
         let log_path = log_dir.path().join("gateway.log");
         let log = std::fs::File::create(&log_path).unwrap();
-        let child = command(vars)
-            .args(args)
+        let mut cmd = command(vars);
+        configure(&mut cmd);
+        let child = cmd
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
@@ -676,31 +686,16 @@ impl GatewayProcess {
         use nix::sys::resource::{getrlimit, setrlimit, Resource};
         use std::os::unix::process::CommandExt;
         let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE).expect("reading RLIMIT_NOFILE");
-        let log_dir = tempfile::tempdir().unwrap();
-        let log_path = log_dir.path().join("gateway.log");
-        let log = std::fs::File::create(&log_path).unwrap();
-        let mut cmd = command(vars);
-        cmd.arg("serve")
-            .stdout(log.try_clone().unwrap())
-            .stderr(log);
-        // SAFETY: setrlimit is async-signal-safe; nothing else runs between fork and exec.
-        unsafe {
-            cmd.pre_exec(move || {
-                setrlimit(Resource::RLIMIT_NOFILE, soft.min(hard), hard).map_err(Into::into)
-            });
-        }
-        let child = cmd.spawn().expect("starting the wa-gateway binary");
-        let mut process = Self {
-            child,
-            address: String::new(),
-            port: 0,
-            log_path,
-            _log_dir: log_dir,
-        };
-        process.port = process.wait_for_port().await;
-        process.address = format!("http://127.0.0.1:{}", process.port);
-        process.wait_ready(Duration::from_secs(60)).await;
-        process
+        Self::spawn(vars, |cmd| {
+            cmd.arg("serve");
+            // SAFETY: setrlimit is async-signal-safe; nothing else runs between fork and exec.
+            unsafe {
+                cmd.pre_exec(move || {
+                    setrlimit(Resource::RLIMIT_NOFILE, soft.min(hard), hard).map_err(Into::into)
+                });
+            }
+        })
+        .await
     }
 
     /// The resident set size of the process, in KiB (`VmRSS` of /proc/<pid>/status).
