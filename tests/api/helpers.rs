@@ -428,6 +428,14 @@ impl TestApp {
     }
 
     /// The calls the simulator received under `/v1`, oldest first.
+    /// How many rows `table` holds (a name from the test itself, never from input).
+    pub async fn rows(&self, table: &str) -> i64 {
+        sqlx::query_scalar(&format!("SELECT count(*) FROM {table}"))
+            .fetch_one(&self.pool)
+            .await
+            .unwrap()
+    }
+
     pub async fn sim_log(&self) -> Vec<Value> {
         sim_log_at(&self.sim().url()).await
     }

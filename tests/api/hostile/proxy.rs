@@ -179,10 +179,7 @@ async fn config_proxy_on_create_is_400_naming_the_field() {
         "{body}"
     );
     assert_eq!(calls_to(&app.sim_log().await, "/v1/"), 0);
-    let owned: i64 = sqlx::query_scalar("SELECT count(*) FROM sessions")
-        .fetch_one(&app.pool)
-        .await
-        .unwrap();
+    let owned = app.rows("sessions").await;
     assert_eq!(owned, 0);
 }
 
@@ -314,15 +311,9 @@ async fn an_invalid_config_webhook_item_is_400_naming_it_and_creates_nothing() {
         assert!(message.starts_with(named), "{message}");
     }
     assert_eq!(calls_to(&app.sim_log().await, "/v1/"), 0);
-    let local: i64 = sqlx::query_scalar("SELECT count(*) FROM sessions")
-        .fetch_one(&app.pool)
-        .await
-        .unwrap();
+    let local = app.rows("sessions").await;
     assert_eq!(local, 0);
-    let subscriptions: i64 = sqlx::query_scalar("SELECT count(*) FROM webhook_subscriptions")
-        .fetch_one(&app.pool)
-        .await
-        .unwrap();
+    let subscriptions = app.rows("webhook_subscriptions").await;
     assert_eq!(subscriptions, 0);
 
     // Start of an existing session: a bad item changes nothing there either.
@@ -345,10 +336,7 @@ async fn an_invalid_config_webhook_item_is_400_naming_it_and_creates_nothing() {
         "{body}"
     );
     assert_eq!(calls_to(&app.sim_log().await, "/v1/"), 0);
-    let subscriptions: i64 = sqlx::query_scalar("SELECT count(*) FROM webhook_subscriptions")
-        .fetch_one(&app.pool)
-        .await
-        .unwrap();
+    let subscriptions = app.rows("webhook_subscriptions").await;
     assert_eq!(subscriptions, 0);
 }
 
