@@ -143,15 +143,15 @@ async fn record(
 // ---- What registration leaves behind -----------------------------------------------------------
 
 /// A tenant's session with the gateway's ingress registered for it.
-struct Session {
+pub(crate) struct Session {
     tenant: Uuid,
     name: String,
-    upstream: String,
-    token: String,
-    ingress_key: String,
+    pub(crate) upstream: String,
+    pub(crate) token: String,
+    pub(crate) ingress_key: String,
 }
 
-async fn tenant_session(pool: &PgPool, tenant_name: &str, session: &str) -> Session {
+pub(crate) async fn tenant_session(pool: &PgPool, tenant_name: &str, session: &str) -> Session {
     let tenant = Uuid::new_v4();
     sqlx::query("INSERT INTO tenants (id, name, plan) VALUES ($1, $2, 'custom')")
         .bind(tenant)

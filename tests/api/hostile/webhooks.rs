@@ -266,32 +266,9 @@ async fn a_stranger_trickling_a_body_to_a_random_ingress_token_is_answered_at_on
 /// A tenant's session with the gateway's ingress registered for it, as registration leaves
 /// it: the upstream name, the token and the HMAC key.
 async fn ingress_session(app: &TestApp) -> (String, String, String) {
-    let tenant = Uuid::new_v4();
-    sqlx::query("INSERT INTO tenants (id, name, plan) VALUES ($1, $2, 'custom')")
-        .bind(tenant)
-        .bind(format!("t{}", &tenant.simple().to_string()[..12]))
-        .execute(&app.pool)
-        .await
-        .unwrap();
-    let upstream = format!("gw_{}", Uuid::new_v4().simple());
-    sqlx::query(
-        "INSERT INTO sessions (id, tenant_id, name, upstream_name) VALUES ($1, $2, 'default', $3)",
-    )
-    .bind(Uuid::new_v4())
-    .bind(tenant)
-    .bind(&upstream)
-    .execute(&app.pool)
-    .await
-    .unwrap();
-    let (token, key) = (random_token(), random_token());
-    sqlx::query("INSERT INTO webhook_ingress (upstream_name, token, hmac_key) VALUES ($1, $2, $3)")
-        .bind(&upstream)
-        .bind(&token)
-        .bind(&key)
-        .execute(&app.pool)
-        .await
-        .unwrap();
-    (upstream, token, key)
+    let tenant = format!("t{}", &Uuid::new_v4().simple().to_string()[..12]);
+    let s = crate::webhooks::tenant_session(&app.pool, &tenant, "default").await;
+    (s.upstream, s.token, s.ingress_key)
 }
 
 async fn post_event(app: &TestApp, token: &str, key: &str, event: &Value) -> reqwest::Response {
