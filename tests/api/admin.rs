@@ -1,7 +1,7 @@
 //! The admin API: tokens, admins, tenants, keys at rest, throttling and the audit log.
 
 use crate::helpers::TEST_JWT_SECRET;
-use crate::tenancy_support::*;
+use crate::helpers::*;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use reqwest::Method;

@@ -4,7 +4,7 @@
 use crate::helpers::{
     self, base_vars, command, shared_tempdir, spawn_app, spawn_app_with, GatewayProcess, TestDb,
 };
-use crate::tenancy_support::{provision_with, Provisioned};
+use crate::helpers::{provision_with, Provisioned};
 use serde_json::Value;
 use std::time::{Duration, Instant};
 

@@ -13,7 +13,6 @@ mod openapi;
 mod quota_limits;
 mod quotas;
 mod sim;
-mod tenancy_support;
 mod tenant_auth;
 mod upstream_failures;
 mod validation;

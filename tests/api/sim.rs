@@ -1599,8 +1599,8 @@ async fn sim_stops_and_frees_its_port() {
 /// (the session scans itself a few seconds after its QR code is fetched).
 #[tokio::test]
 async fn sim_sandbox_serve_without_key_or_database_sends_end_to_end() {
+    use crate::helpers::{provision_with, Provisioned};
     use crate::helpers::{shared_tempdir, GatewayProcess, ADMIN_PASSWORD, ADMIN_USER};
-    use crate::tenancy_support::{provision_with, Provisioned};
     let dir = shared_tempdir();
     let _cluster = EmbeddedCluster(
         wa_gateway::db::EmbeddedPostgres::locate(&dir.path().join("data"), None).unwrap(),

@@ -1,8 +1,8 @@
 //! Tenant keys on `/v1`: the three headers, one 401 for every bad key, scopes, suspension,
 //! rotation, guessing limits, and revocation reaching another gateway process within a second.
 
+use crate::helpers::*;
 use crate::helpers::{base_vars, eventually, GatewayProcess, TestDb};
-use crate::tenancy_support::*;
 use reqwest::Method;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};

@@ -5,9 +5,7 @@
 //! bodies with typos; quotas at the integer edge; a tenant flooding with a valid key.
 
 use crate::helpers::*;
-use crate::tenancy_support::{
-    admin_call, admin_token, login, me, provision, provision_with, with_admin,
-};
+use crate::helpers::{admin_call, admin_token, login, me, provision, provision_with, with_admin};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use futures_util::future::join_all;

@@ -1,8 +1,8 @@
 //! Hostile callers: memory. A tenant's request may cost the real binary about 4 times its size,
 //! however its JSON is shaped (review H3), measured from `/proc/<pid>/status`.
 
+use crate::helpers::provision;
 use crate::helpers::*;
-use crate::tenancy_support::provision;
 use wa_gateway::sim::{SimOptions, Simulator};
 
 /// H3: a media send (the rows that may carry 16 MiB) padded with an array of 4 million numbers
