@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 pub struct Hit {
     pub at: Instant,
     pub method: String,
+    pub path: String,
     /// By lowercase name.
     pub headers: HashMap<String, String>,
     pub body: Vec<u8>,
@@ -110,6 +111,11 @@ impl Receiver {
         self.hits()
     }
 
+    /// The requests that came to `path`, in arrival order.
+    pub fn hits_at(&self, path: &str) -> Vec<Hit> {
+        self.hits().into_iter().filter(|h| h.path == path).collect()
+    }
+
     /// The `event` of every delivery, in arrival order.
     pub fn events(&self) -> Vec<String> {
         self.field("event")
@@ -151,6 +157,7 @@ async fn record(
     state.hits.lock().unwrap().push(Hit {
         at: Instant::now(),
         method: req.method().to_string(),
+        path: req.path().to_owned(),
         headers,
         body: body.to_vec(),
     });
