@@ -29,11 +29,21 @@ fn event_ids(hits: &[Hit]) -> Vec<String> {
         .collect()
 }
 
-/// A session of a new tenant subscribed to `events` at `receiver`.
-async fn relayed(app: &TestApp, receiver: &Receiver, events: &[&str]) -> RelayedSession {
+/// A session of a new tenant subscribed to `events` at `receiver`, signed with `hmac_key`.
+async fn relayed(
+    app: &TestApp,
+    receiver: &Receiver,
+    events: &[&str],
+    hmac_key: Option<&str>,
+) -> RelayedSession {
     RelayedSession::start(
         app,
-        &[subscription(&receiver.url, events, None, DEFAULT_POLICY)],
+        &[subscription(
+            &receiver.url,
+            events,
+            hmac_key,
+            DEFAULT_POLICY,
+        )],
     )
     .await
 }
@@ -51,14 +61,11 @@ async fn deliveries_in(app: &TestApp, status: &str) -> i64 {
 async fn an_event_arrives_once_signed_and_with_the_tenants_session_name() {
     let app = spawn_app().await;
     let receiver = Receiver::start().await;
-    let s = RelayedSession::start(
+    let s = relayed(
         &app,
-        &[subscription(
-            &receiver.url,
-            &["message", "message.any"],
-            Some("my-secret-key"),
-            DEFAULT_POLICY,
-        )],
+        &receiver,
+        &["message", "message.any"],
+        Some("my-secret-key"),
     )
     .await;
 
@@ -141,7 +148,7 @@ async fn an_event_arrives_once_signed_and_with_the_tenants_session_name() {
 async fn ingress_refuses_anything_not_signed_with_the_sessions_key() {
     let app = spawn_app().await;
     let receiver = Receiver::start().await;
-    let s = relayed(&app, &receiver, &["message"]).await;
+    let s = relayed(&app, &receiver, &["message"], None).await;
     let e = s.event("evt_1", "message", json!({"fromMe": false}));
 
     let wrong_key = post_signed(&app.address, &s.token, "not-the-key", &e).await;
@@ -175,8 +182,8 @@ async fn ingress_refuses_anything_not_signed_with_the_sessions_key() {
 async fn a_tenant_never_receives_another_tenants_events() {
     let app = spawn_app().await;
     let (ra, rb) = (Receiver::start().await, Receiver::start().await);
-    let a = relayed(&app, &ra, &["message"]).await;
-    let b = relayed(&app, &rb, &["message"]).await;
+    let a = relayed(&app, &ra, &["message"], None).await;
+    let b = relayed(&app, &rb, &["message"], None).await;
 
     for i in 0..3 {
         a.deliver(
@@ -309,7 +316,7 @@ async fn two_replicas_deliver_each_event_exactly_once() {
     let a = spawn_app().await;
     let b = spawn_replica(&a).await;
     let receiver = Receiver::start().await;
-    let s = relayed(&a, &receiver, &["message"]).await;
+    let s = relayed(&a, &receiver, &["message"], None).await;
 
     const N: usize = 60;
     for i in 0..N {
@@ -530,14 +537,11 @@ async fn the_gateway_registers_its_own_ingress_and_keeps_it_in_step() {
 async fn through_the_simulator_an_incoming_message_arrives_once_signed_with_the_tenants_name() {
     let app = spawn_app().await;
     let receiver = Receiver::start().await;
-    let s = RelayedSession::start(
+    let s = relayed(
         &app,
-        &[subscription(
-            &receiver.url,
-            &["message", "message.any", "message.ack"],
-            Some("tenant-secret"),
-            DEFAULT_POLICY,
-        )],
+        &receiver,
+        &["message", "message.any", "message.ack"],
+        Some("tenant-secret"),
     )
     .await;
     // The gateway registered its ingress with the upstream for what the subscription needs.
@@ -548,13 +552,7 @@ async fn through_the_simulator_an_incoming_message_arrives_once_signed_with_the_
         "the gateway's ingress is registered with the upstream: {session}"
     );
 
-    let incoming = app
-        .sim_post(
-            &format!("/_sim/sessions/{}/incoming", s.upstream),
-            json!({"from": "1234567890", "text": "hello"}),
-        )
-        .await;
-    let incoming: Value = incoming.json().await.unwrap();
+    let incoming = app.sim_incoming(&s.upstream, "hello").await;
     let hits = receiver.wait_for(1, PATIENCE).await;
     // `message` and `message.any` both fired; the subscription has both: once.
     let both_in = eventually(PATIENCE, || async { app.rows("webhook_events").await == 2 }).await;
@@ -723,13 +721,7 @@ async fn one_delivered(
     upstream: &str,
     receiver: &Receiver,
 ) -> (Hit, String) {
-    let res = app
-        .sim_post(
-            &format!("/_sim/sessions/{upstream}/incoming"),
-            json!({"from": "1234567890", "text": "hi"}),
-        )
-        .await;
-    assert!(res.status().is_success());
+    app.sim_incoming(upstream, "hi").await;
     let hits = receiver.wait_for(1, PATIENCE).await;
     let delivered = eventually(Duration::from_secs(5), || async {
         let d = app.get_as(tenant, DELIVERIES).await.json;

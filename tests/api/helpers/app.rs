@@ -235,6 +235,19 @@ impl TestApp {
             .count()
     }
 
+    /// A contact (1234567890) messages the simulator's session `upstream`: it fires `message`
+    /// and `message.any`. Answers the message.
+    pub async fn sim_incoming(&self, upstream: &str, text: &str) -> Value {
+        let res = self
+            .sim_post(
+                &format!("/_sim/sessions/{upstream}/incoming"),
+                serde_json::json!({"from": "1234567890", "text": text}),
+            )
+            .await;
+        assert!(res.status().is_success(), "a message to {upstream}");
+        res.json().await.unwrap()
+    }
+
     /// The simulator's view of its session `upstream` (status, webhooks, groups, ...).
     pub async fn sim_session(&self, upstream: &str) -> Value {
         let res = self

@@ -432,13 +432,7 @@ async fn tenants_see_a_coarse_delivery_outcome_and_admins_the_raw_error() {
     )
     .await;
     assert_eq!(status, 201, "{body}");
-    let res = app
-        .sim_post(
-            &format!("/_sim/sessions/{upstream}/incoming"),
-            json!({"from": "1234567890", "text": "hi"}),
-        )
-        .await;
-    assert!(res.status().is_success());
+    app.sim_incoming(&upstream, "hi").await;
 
     let path = "/v1/sessions/default/webhooks/deliveries";
     let failed = eventually(Duration::from_secs(15), || async {
