@@ -1,16 +1,19 @@
 //! Building the application: the one wiring used by `main` and by every test.
 
-use crate::auth::Auth;
 use crate::config::Config;
 use crate::db::Database;
-use crate::error::shape_plain_errors;
+use crate::http::error::shape_plain_errors;
+use crate::http::tenant::ProxyState;
+use crate::http::{admin, body, edge, listener, openapi, ops, routes};
 use crate::metrics::Metrics;
-use crate::quota::{Clock, Quotas, SystemClock};
-use crate::sessions::{self, SessionStore};
+use crate::services::auth;
+use crate::services::auth::Auth;
+use crate::services::quota::{Clock, Quotas, SystemClock};
+use crate::services::sessions::SessionStore;
+use crate::services::upstream::UpstreamClient;
+use crate::services::webhooks::{self, DeliveryWorkers, Relay};
 use crate::sim::{RunningSim, SimOptions, Simulator};
-use crate::upstream::{ProxyState, UpstreamClient};
-use crate::webhooks::{self, DeliveryWorkers, Relay};
-use crate::{auth, body, edge, listener, openapi, ops, telemetry, tenancy, upstream};
+use crate::telemetry;
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::middleware::{from_fn, ErrorHandlers};
 use actix_web::{web, App, HttpServer};
@@ -186,10 +189,10 @@ impl Application {
                 // Routes are tried in order: the forwarded rows, the hot path, come first. The
                 // webhook routes precede them so /v1/sessions/{session}/webhooks/... resolve
                 // here; no forwarded pattern overlaps the routes after them.
-                .configure(webhooks::routes)
-                .configure(upstream::routes)
-                .configure(tenancy::routes)
-                .configure(sessions::admin::routes)
+                .configure(crate::http::tenant::webhooks::routes)
+                .configure(routes::routes)
+                .configure(admin::routes)
+                .configure(admin::sessions::routes)
                 .configure(ops::routes)
                 .configure(openapi::routes)
                 .default_service(web::to(edge::unknown_route))

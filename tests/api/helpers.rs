@@ -18,7 +18,7 @@ use std::str::FromStr;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 use wa_gateway::config::Config;
-use wa_gateway::quota::Clock;
+use wa_gateway::services::quota::Clock;
 use wa_gateway::sim::{RunningSim, SimOptions, Simulator};
 use wa_gateway::startup::{Application, Overrides};
 
