@@ -771,6 +771,34 @@ pub async fn admin_deliveries(
     Ok(HttpResponse::Ok().json(rows))
 }
 
+/// The tenant routes (under `/v1/sessions/{session}/webhooks`, registered before the forwarded
+/// rows) and the upstream's ingress (no tenant credentials: the token and the HMAC are its
+/// authentication).
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/v1/sessions/{session}/webhooks")
+            .route(web::get().to(list))
+            .route(web::post().to(add))
+            .route(web::delete().to(remove)),
+    )
+    .service(
+        web::resource("/v1/sessions/{session}/webhooks/deliveries")
+            .route(web::get().to(deliveries)),
+    )
+    .service(
+        web::resource("/v1/sessions/{session}/webhooks/deliveries/{id}/redeliver")
+            .route(web::post().to(redeliver)),
+    )
+    .service(web::resource("/admin/v1/webhooks/deliveries").route(web::get().to(admin_deliveries)))
+    .service(
+        web::resource(format!(
+            "{}{{token}}",
+            crate::services::webhooks::INGRESS_PREFIX
+        ))
+        .route(web::post().to(crate::http::ingress::receive)),
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -891,32 +919,4 @@ mod tests {
         assert!(!json.contains("secret"), "{json}");
         assert!(json.contains(r#""signed":true"#));
     }
-}
-
-/// The tenant routes (under `/v1/sessions/{session}/webhooks`, registered before the forwarded
-/// rows) and the upstream's ingress (no tenant credentials: the token and the HMAC are its
-/// authentication).
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/v1/sessions/{session}/webhooks")
-            .route(web::get().to(list))
-            .route(web::post().to(add))
-            .route(web::delete().to(remove)),
-    )
-    .service(
-        web::resource("/v1/sessions/{session}/webhooks/deliveries")
-            .route(web::get().to(deliveries)),
-    )
-    .service(
-        web::resource("/v1/sessions/{session}/webhooks/deliveries/{id}/redeliver")
-            .route(web::post().to(redeliver)),
-    )
-    .service(web::resource("/admin/v1/webhooks/deliveries").route(web::get().to(admin_deliveries)))
-    .service(
-        web::resource(format!(
-            "{}{{token}}",
-            crate::services::webhooks::INGRESS_PREFIX
-        ))
-        .route(web::post().to(crate::http::ingress::receive)),
-    );
 }
