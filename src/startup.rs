@@ -2,6 +2,7 @@
 
 use crate::config::Config;
 use crate::db::Database;
+use crate::http::state::AppState;
 use crate::http::error::shape_plain_errors;
 use crate::http::tenant::ProxyState;
 use crate::http::{admin, body, edge, listener, openapi, ops, routes};
@@ -168,9 +169,25 @@ impl Application {
         let (shutdown_timeout, http) = (config.shutdown_timeout, config.http.clone());
         let workers = listener::worker_count(&config);
         listener::log_connection_limits(&http, workers);
+        let shared = Shared {
+            config: config.clone(),
+            db: pool_data.get_ref().clone(),
+            auth: auth.clone().into_inner(),
+            quotas: quotas.clone(),
+            sessions: proxy.sessions.clone(),
+            proxy: proxy.clone().into_inner(),
+            relay: relay.clone().into_inner(),
+            metrics: metrics.clone().into_inner(),
+            readiness: readiness.clone().into_inner(),
+        };
         let server = HttpServer::new(move || {
             // awc clients are per worker: they cannot cross threads.
             let client = UpstreamClient::new(&config.upstream, &upstream_key, metrics.clone());
+            let state = web::Data::new(shared.for_worker(UpstreamClient::new(
+                &config.upstream,
+                &upstream_key,
+                metrics.clone(),
+            )));
             // The last `wrap` runs first: the edge refuses before anything else looks.
             App::new()
                 .wrap(ErrorHandlers::new().default_handler(shape_plain_errors))
@@ -178,6 +195,7 @@ impl Application {
                 .wrap(from_fn(telemetry::request_context))
                 .wrap(from_fn(edge::refuse_at_the_edge))
                 .configure(|cfg| edge::request_limits(cfg, config.http.body_timeout))
+                .app_data(state)
                 .app_data(pool_data.clone())
                 .app_data(metrics.clone())
                 .app_data(shared_config.clone())
@@ -278,4 +296,35 @@ async fn start_sandbox(config: &mut Config) -> anyhow::Result<RunningSim> {
          nothing reaches WhatsApp (sessions scan themselves 3 s after their QR code is fetched)"
     );
     Ok(sim)
+}
+
+/// The services every worker's `AppState` shares.
+#[derive(Clone)]
+struct Shared {
+    config: Arc<Config>,
+    db: crate::db::Db,
+    auth: Arc<Auth>,
+    quotas: Arc<Quotas>,
+    sessions: SessionStore,
+    proxy: Arc<ProxyState>,
+    relay: Arc<Relay>,
+    metrics: Arc<Metrics>,
+    readiness: Arc<ops::Readiness>,
+}
+
+impl Shared {
+    fn for_worker(&self, upstream: UpstreamClient) -> AppState {
+        AppState {
+            config: self.config.clone(),
+            db: self.db.clone(),
+            auth: self.auth.clone(),
+            quotas: self.quotas.clone(),
+            sessions: self.sessions.clone(),
+            proxy: self.proxy.clone(),
+            relay: self.relay.clone(),
+            metrics: self.metrics.clone(),
+            readiness: self.readiness.clone(),
+            upstream,
+        }
+    }
 }

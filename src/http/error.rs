@@ -128,33 +128,52 @@ impl ApiError {
 
 impl From<sqlx::Error> for ApiError {
     fn from(err: sqlx::Error) -> Self {
-        Self::from(std::sync::Arc::new(err))
+        Self::from(crate::store::StoreError::from(err))
     }
 }
-
-/// SQLSTATE 22P05 and 22021: text the database cannot store.
-const UNTRANSLATABLE: &str = "22P05";
-const INVALID_BYTES: &str = "22021";
 
 /// A database error shared by every caller of a coalesced look-up.
 impl From<std::sync::Arc<sqlx::Error>> for ApiError {
     fn from(err: std::sync::Arc<sqlx::Error>) -> Self {
-        match &*err {
-            // The pool could not hand out a connection: the database is down or saturated.
-            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
+        match std::sync::Arc::try_unwrap(err) {
+            Ok(err) => Self::from(err),
+            // Shared with other waiters: keep the classification, log the shared cause.
+            Err(shared) => match &*shared {
+                sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
+                    Self::service_unavailable("the database is unavailable, retry shortly")
+                        .with_cause(shared)
+                }
+                sqlx::Error::Database(e) if crate::store::error::is_untranslatable(&**e) => {
+                    Self::bad_request("text values may not contain NUL (\\u0000) characters")
+                        .with_cause(shared)
+                }
+                _ => Self::internal(shared),
+            },
+        }
+    }
+}
+
+/// The one place store errors become answers.
+impl From<crate::store::StoreError> for ApiError {
+    fn from(err: crate::store::StoreError) -> Self {
+        use crate::store::StoreError as E;
+        match err {
+            E::NotFound(what) => Self::not_found(format!("{what} not found")),
+            E::Conflict { message, .. } => Self::conflict(message),
+            E::Untranslatable(_) => Self::bad_request(err.to_string()).with_cause(err),
+            E::Unavailable(_) => {
                 Self::service_unavailable("the database is unavailable, retry shortly")
                     .with_cause(err)
             }
-            // A client's text PostgreSQL cannot store (a NUL character), wherever it came in:
-            // the statement failed as a whole, so nothing changed.
-            sqlx::Error::Database(e)
-                if matches!(e.code().as_deref(), Some(UNTRANSLATABLE | INVALID_BYTES)) =>
-            {
-                Self::bad_request("text values may not contain NUL (\\u0000) characters")
-                    .with_cause(err)
-            }
-            _ => Self::internal(err),
+            E::Other(_) => Self::internal(err),
         }
+    }
+}
+
+/// The one place domain rule violations become answers: 400 naming the problem.
+impl From<crate::domain::Invalid> for ApiError {
+    fn from(err: crate::domain::Invalid) -> Self {
+        Self::bad_request(err.message)
     }
 }
 

@@ -10,4 +10,5 @@ pub mod listener;
 pub mod openapi;
 pub mod ops;
 pub mod routes;
+pub mod state;
 pub mod tenant;
