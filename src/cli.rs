@@ -107,7 +107,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     // The document needs no configuration, database or runtime.
     if let Some(Command::Openapi) = cli.command {
-        print!("{}", crate::openapi::document_json());
+        print!("{}", crate::http::openapi::document_json());
         return ExitCode::SUCCESS;
     }
     if let Some(Command::Sim(args)) = cli.command {
@@ -226,9 +226,9 @@ async fn admin(config: Config, command: AdminCommand) -> anyhow::Result<()> {
 }
 
 async fn run_admin(pool: &crate::db::Db, command: AdminCommand) -> anyhow::Result<()> {
-    use crate::tenancy::{admins, audit::Actor, keys, tenants};
+    use crate::http::admin::{admins, audit::Actor, keys, tenants};
     let actor = Actor::cli();
-    let api = |e: crate::error::ApiError| anyhow::anyhow!("{}", e.message());
+    let api = |e: crate::http::error::ApiError| anyhow::anyhow!("{}", e.message());
     let printed = match command {
         AdminCommand::CreateAdmin { username } => {
             let mut line = String::new();

@@ -154,7 +154,7 @@ impl Metrics {
 /// The methods the gateway serves, as labels; any other is `other` (the edge refuses them
 /// before the metrics see them, so this is the second fence).
 fn method_label(method: &Method) -> &'static str {
-    crate::edge::SERVED_METHODS
+    crate::http::edge::SERVED_METHODS
         .iter()
         .find(|known| *known == method)
         .map_or("other", |known| known.as_str())

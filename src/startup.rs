@@ -1,16 +1,20 @@
 //! Building the application: the one wiring used by `main` and by every test.
 
-use crate::auth::Auth;
 use crate::config::Config;
 use crate::db::Database;
-use crate::error::shape_plain_errors;
+use crate::http::error::shape_plain_errors;
+use crate::http::state::AppState;
+use crate::http::tenant::ProxyState;
+use crate::http::{admin, body, edge, listener, openapi, ops, routes};
 use crate::metrics::Metrics;
-use crate::quota::{Clock, Quotas, SystemClock};
-use crate::sessions::{self, SessionStore};
+use crate::services::auth;
+use crate::services::auth::Auth;
+use crate::services::quota::{Clock, Quotas, SystemClock};
+use crate::services::sessions::SessionStore;
+use crate::services::upstream::UpstreamClient;
+use crate::services::webhooks::{self, DeliveryWorkers, Relay};
 use crate::sim::{RunningSim, SimOptions, Simulator};
-use crate::upstream::{ProxyState, UpstreamClient};
-use crate::webhooks::{self, DeliveryWorkers, Relay};
-use crate::{auth, body, edge, listener, openapi, ops, telemetry, tenancy, upstream};
+use crate::telemetry;
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::middleware::{from_fn, ErrorHandlers};
 use actix_web::{web, App, HttpServer};
@@ -165,9 +169,25 @@ impl Application {
         let (shutdown_timeout, http) = (config.shutdown_timeout, config.http.clone());
         let workers = listener::worker_count(&config);
         listener::log_connection_limits(&http, workers);
+        let shared = Shared {
+            config: config.clone(),
+            db: pool_data.get_ref().clone(),
+            auth: auth.clone().into_inner(),
+            quotas: quotas.clone(),
+            sessions: proxy.sessions.clone(),
+            proxy: proxy.clone().into_inner(),
+            relay: relay.clone().into_inner(),
+            metrics: metrics.clone().into_inner(),
+            readiness: readiness.clone().into_inner(),
+        };
         let server = HttpServer::new(move || {
             // awc clients are per worker: they cannot cross threads.
             let client = UpstreamClient::new(&config.upstream, &upstream_key, metrics.clone());
+            let state = web::Data::new(shared.for_worker(UpstreamClient::new(
+                &config.upstream,
+                &upstream_key,
+                metrics.clone(),
+            )));
             // The last `wrap` runs first: the edge refuses before anything else looks.
             App::new()
                 .wrap(ErrorHandlers::new().default_handler(shape_plain_errors))
@@ -175,6 +195,7 @@ impl Application {
                 .wrap(from_fn(telemetry::request_context))
                 .wrap(from_fn(edge::refuse_at_the_edge))
                 .configure(|cfg| edge::request_limits(cfg, config.http.body_timeout))
+                .app_data(state)
                 .app_data(pool_data.clone())
                 .app_data(metrics.clone())
                 .app_data(shared_config.clone())
@@ -186,10 +207,10 @@ impl Application {
                 // Routes are tried in order: the forwarded rows, the hot path, come first. The
                 // webhook routes precede them so /v1/sessions/{session}/webhooks/... resolve
                 // here; no forwarded pattern overlaps the routes after them.
-                .configure(webhooks::routes)
-                .configure(upstream::routes)
-                .configure(tenancy::routes)
-                .configure(sessions::admin::routes)
+                .configure(crate::http::tenant::webhooks::routes)
+                .configure(routes::routes)
+                .configure(admin::routes)
+                .configure(admin::sessions::routes)
                 .configure(ops::routes)
                 .configure(openapi::routes)
                 .default_service(web::to(edge::unknown_route))
@@ -275,4 +296,35 @@ async fn start_sandbox(config: &mut Config) -> anyhow::Result<RunningSim> {
          nothing reaches WhatsApp (sessions scan themselves 3 s after their QR code is fetched)"
     );
     Ok(sim)
+}
+
+/// The services every worker's `AppState` shares.
+#[derive(Clone)]
+struct Shared {
+    config: Arc<Config>,
+    db: crate::db::Db,
+    auth: Arc<Auth>,
+    quotas: Arc<Quotas>,
+    sessions: SessionStore,
+    proxy: Arc<ProxyState>,
+    relay: Arc<Relay>,
+    metrics: Arc<Metrics>,
+    readiness: Arc<ops::Readiness>,
+}
+
+impl Shared {
+    fn for_worker(&self, upstream: UpstreamClient) -> AppState {
+        AppState {
+            config: self.config.clone(),
+            db: self.db.clone(),
+            auth: self.auth.clone(),
+            quotas: self.quotas.clone(),
+            sessions: self.sessions.clone(),
+            proxy: self.proxy.clone(),
+            relay: self.relay.clone(),
+            metrics: self.metrics.clone(),
+            readiness: self.readiness.clone(),
+            upstream,
+        }
+    }
 }

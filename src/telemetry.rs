@@ -67,8 +67,8 @@ pub async fn request_context(
     let span = tracing::info_span!(
         "request",
         request_id = %id,
-        method = %crate::error::truncated(req.method().as_str()),
-        path = %crate::error::truncated(req.path()),
+        method = %crate::http::error::truncated(req.method().as_str()),
+        path = %crate::http::error::truncated(req.path()),
     );
     let started = Instant::now();
     let mut res = next.call(req).instrument(span.clone()).await?;

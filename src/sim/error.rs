@@ -1,7 +1,7 @@
 //! The simulator's refusals: the seed's error shape for most, and the engine's own bodies
 //! where it answers something else (ENGINE.md §1, error body with an object message).
 
-use crate::error::ApiError;
+use crate::http::error::ApiError;
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use serde_json::Value;

@@ -1,7 +1,7 @@
 //! Faults injected per path through `/_sim/faults`: an error status (429 with `Retry-After`
 //! included), a delay, a dropped connection; for a number of calls or until cleared.
 
-use crate::error::ApiError;
+use crate::http::error::ApiError;
 use serde::Serialize;
 use serde_json::Value;
 use std::time::Duration;

@@ -1,7 +1,7 @@
 //! The upstream simulator: the hosted WhatsApp Messaging REST API, faithfully, on this machine.
 //!
 //! It follows the seed document first and docs/UPSTREAM.md (the engine's behaviour) second, and shares no
-//! code with the gateway's forwarding path (`crate::upstream`), so the gateway's tests measure
+//! code with the gateway's forwarding path (`crate::http::routes`), so the gateway's tests measure
 //! the gateway against an independent reading of the API. It serves `wa-gateway sim`, the
 //! sandbox upstream of `serve` without a key, and every test that needs an upstream.
 //!
@@ -21,7 +21,7 @@ mod webhooks;
 
 pub use webhooks::sign as webhook_signature;
 
-use crate::error::{shape_plain_errors, ApiError};
+use crate::http::error::{shape_plain_errors, ApiError};
 use actix_web::body::BoxBody;
 use actix_web::dev::{Payload, ServerHandle, ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};

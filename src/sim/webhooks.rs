@@ -9,7 +9,7 @@
 //! with their own timers. Like the upstream's, pending retries live in memory only.
 
 use super::state::{Session, SimState};
-use crate::error::ApiError;
+use crate::http::error::ApiError;
 use bytes::Bytes;
 use hmac::{Hmac, Mac};
 use rand::Rng;

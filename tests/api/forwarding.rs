@@ -5,7 +5,7 @@
 use crate::helpers::{spawn_app, TestApp, TestTenant, UPSTREAM_KEY};
 use reqwest::Method;
 use serde_json::{json, Map, Value};
-use wa_gateway::upstream::endpoints::{self, Endpoint, Handling, SessionIn};
+use wa_gateway::http::routes::endpoints::{self, Endpoint, Handling, SessionIn};
 
 pub const GROUP_ID: &str = "120363000000000001@g.us";
 pub const CHANNEL_ID: &str = "120363000000000001@newsletter";

@@ -186,7 +186,7 @@ async fn readiness_follows_the_database() {
 
     cluster.stop().unwrap();
     // One ping answers `/readyz` for a second (a flood of probes costs one ping a second).
-    tokio::time::sleep(wa_gateway::ops::READY_CACHE).await;
+    tokio::time::sleep(wa_gateway::http::ops::READY_CACHE).await;
     let started = Instant::now();
     let res = app.get("/readyz").await;
     assert!(

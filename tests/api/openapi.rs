@@ -17,7 +17,7 @@ fn checked_in() -> String {
     let path = checked_in_path();
     if std::env::var("UPDATE_OPENAPI").is_ok_and(|v| v == "1") {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(&path, wa_gateway::openapi::document_json()).unwrap();
+        std::fs::write(&path, wa_gateway::http::openapi::document_json()).unwrap();
     }
     std::fs::read_to_string(&path).unwrap_or_else(|e| {
         panic!(
@@ -172,7 +172,7 @@ async fn assert_error_shape(response: reqwest::Response, status: StatusCode) -> 
 #[tokio::test]
 async fn undeclared_methods_answer_405_in_the_error_shape() {
     let app = spawn_app().await;
-    let document: Value = serde_json::from_str(wa_gateway::openapi::document_json()).unwrap();
+    let document: Value = serde_json::from_str(wa_gateway::http::openapi::document_json()).unwrap();
     let mut unserved = Vec::new();
     let mut checked = 0;
     for (path, item) in document["paths"].as_object().unwrap() {
@@ -228,9 +228,9 @@ async fn undeclared_methods_answer_405_in_the_error_shape() {
     );
 
     // Webhook routes are served by the relay (its own branch); nothing else may be missing.
-    let relay: Vec<String> = wa_gateway::upstream::endpoints::all()
+    let relay: Vec<String> = wa_gateway::http::routes::endpoints::all()
         .iter()
-        .filter(|e| e.handling == wa_gateway::upstream::Handling::WebhookRelay)
+        .filter(|e| e.handling == wa_gateway::http::routes::Handling::WebhookRelay)
         .map(|e| e.path.to_owned())
         .collect();
     for path in &unserved {

@@ -11,7 +11,7 @@ use reqwest::Method;
 use serde_json::json;
 use std::sync::Arc;
 use std::time::Duration;
-use wa_gateway::quota::{Clock, OffsetClock};
+use wa_gateway::services::quota::{Clock, OffsetClock};
 
 async fn monthly_tenant(app: &TestApp, monthly: i64) -> TestTenant {
     app.tenant_of(json!({"monthly_requests": monthly})).await
@@ -155,7 +155,7 @@ async fn quota_changes_top_ups_resets_and_the_month_rolling_over() {
     assert_eq!(spend_until_refused(&app, &tenant, 3).await, 3);
     // Retry-After is the real boundary: the start of next month (UTC).
     let a = list_sessions(&app.client, &app.address, &tenant.key).await;
-    let to_month_end = wa_gateway::quota::clock::seconds_to_month_end(clock.now());
+    let to_month_end = wa_gateway::services::quota::clock::seconds_to_month_end(clock.now());
     let retry = a.retry_after().unwrap();
     assert!(
         retry.abs_diff(to_month_end) <= 5,
@@ -216,8 +216,8 @@ async fn quota_changes_top_ups_resets_and_the_month_rolling_over() {
     );
 
     // The month rolls over (UTC): a fresh quota, the headers and the report follow.
-    let old_month = wa_gateway::quota::clock::month_key(clock.now());
-    let next = wa_gateway::quota::clock::next_month_start(clock.now());
+    let old_month = wa_gateway::services::quota::clock::month_key(clock.now());
+    let next = wa_gateway::services::quota::clock::next_month_start(clock.now());
     clock.set_offset(next - chrono::Utc::now() + chrono::Duration::hours(1));
     let a = list_sessions(&app.client, &app.address, &tenant.key).await;
     assert_eq!(a.status, 200, "{a:?}");
@@ -228,7 +228,7 @@ async fn quota_changes_top_ups_resets_and_the_month_rolling_over() {
     assert_ne!(report["month"], old_month.as_str());
     assert_eq!(
         report["month"],
-        wa_gateway::quota::clock::month_key(clock.now()).as_str()
+        wa_gateway::services::quota::clock::month_key(clock.now()).as_str()
     );
     assert_eq!(report["used"], 1, "{report}");
     assert_eq!(report["limit"], 5, "the top-up belonged to last month");
@@ -279,17 +279,17 @@ async fn with_the_database_unreachable_only_leased_quota_is_spent_then_503() {
         .await
         .unwrap();
     let config = crate::helpers::config_from(&app.vars).quota;
-    let quotas = wa_gateway::quota::Quotas::new(
+    let quotas = wa_gateway::services::quota::Quotas::new(
         wa_gateway::db::Db::on_current_runtime(pool),
         &config,
-        Arc::new(wa_gateway::quota::SystemClock),
+        Arc::new(wa_gateway::services::quota::SystemClock),
     )
     .await
     .unwrap();
-    let who = wa_gateway::auth::Tenant {
+    let who = wa_gateway::services::auth::Tenant {
         id: tenant.id.parse().unwrap(),
         name: tenant.name.clone(),
-        quota: wa_gateway::auth::Quota {
+        quota: wa_gateway::services::auth::Quota {
             monthly_requests: Some(100),
             requests_per_second: None,
             max_sessions: None,

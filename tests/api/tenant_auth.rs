@@ -6,8 +6,8 @@ use crate::helpers::{base_vars, eventually, GatewayProcess, TestDb};
 use reqwest::Method;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
-use wa_gateway::auth::{tenant_key, Scope};
-use wa_gateway::upstream::{endpoints, Handling};
+use wa_gateway::domain::{api_key as tenant_key, Scope};
+use wa_gateway::http::routes::{endpoints, Handling};
 
 #[tokio::test]
 async fn a_key_works_in_all_three_headers_and_every_bad_key_gets_the_same_401() {
@@ -389,7 +389,7 @@ async fn the_cli_creates_a_tenant_and_prints_a_working_key_once() {
 #[tokio::test]
 #[ignore]
 async fn bench_key_verification() {
-    use wa_gateway::auth::{Auth, Change};
+    use wa_gateway::services::auth::{Auth, Change};
     let app = app().await;
     let created = provision(&app.client, &app.address, "bench", &["*"])
         .await

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use wa_gateway::config::Config;
-use wa_gateway::quota::Clock;
+use wa_gateway::services::quota::Clock;
 use wa_gateway::sim::{RunningSim, SimOptions, Simulator};
 use wa_gateway::startup::{Application, Overrides};
 

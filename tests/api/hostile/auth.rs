@@ -12,7 +12,7 @@ use futures_util::future::join_all;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use std::time::Duration;
-use wa_gateway::auth::tenant_key;
+use wa_gateway::domain::api_key as tenant_key;
 
 /// A gateway behind a "proxy" at 127.0.0.1: `X-Forwarded-For` names the client.
 async fn behind_proxy() -> TestApp {

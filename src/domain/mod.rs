@@ -1,0 +1,12 @@
+//! The gateway's vocabulary: tenants, sessions, scopes, keys and events, with the rules that
+//! make a value valid. No HTTP and no SQL here; every other layer builds on these types.
+
+pub mod api_key;
+pub mod error;
+pub mod events;
+pub mod scope;
+pub mod session_name;
+
+pub use error::Invalid;
+pub use scope::{Scope, Scopes};
+pub use session_name::{SessionName, UpstreamSession};

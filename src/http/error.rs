@@ -1,0 +1,321 @@
+//! The one error type every gateway handler answers with.
+//!
+//! Whatever goes wrong, the client sees the hosted API's error shape,
+//! `{"statusCode": 400, "error": "Bad Request", "message": "chatId is required"}`,
+//! so code written against the hosted API handles our errors unchanged. Internal causes are
+//! logged with their whole `source()` chain and never reach the client.
+
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::ServiceResponse;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::StatusCode;
+use actix_web::middleware::ErrorHandlerResponse;
+use actix_web::{HttpRequest, HttpResponse, ResponseError};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// The wire form of every error.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ErrorBody {
+    /// The HTTP status code, repeated for clients that only see the body.
+    #[schema(example = 400)]
+    pub status_code: u16,
+    /// The status code's reason phrase.
+    #[schema(example = "Bad Request")]
+    pub error: String,
+    /// What went wrong, for a person.
+    #[schema(example = "chatId is required")]
+    pub message: String,
+}
+
+impl ErrorBody {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self {
+            status_code: status.as_u16(),
+            error: status.canonical_reason().unwrap_or("Error").to_owned(),
+            message: message.into(),
+        }
+    }
+}
+
+/// An error on its way to becoming a response.
+///
+/// `internal` carries the cause for the log; the client only ever sees `message`.
+pub struct ApiError {
+    status: StatusCode,
+    message: String,
+    retry_after: Option<u64>,
+    internal: Option<anyhow::Error>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            message: message.into(),
+            retry_after: None,
+            internal: None,
+        }
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, message)
+    }
+
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, message)
+    }
+
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, message)
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, message)
+    }
+
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, message)
+    }
+
+    pub fn unprocessable(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, message)
+    }
+
+    /// 429 with the `Retry-After` every refusal for a limit must carry (whole seconds, >= 1).
+    pub fn too_many_requests(message: impl Into<String>, retry_after_secs: u64) -> Self {
+        Self::new(StatusCode::TOO_MANY_REQUESTS, message).with_retry_after(retry_after_secs)
+    }
+
+    pub fn service_unavailable(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, message)
+    }
+
+    /// A failure of ours: logged in full, answered with a generic 500.
+    pub fn internal(cause: impl Into<anyhow::Error>) -> Self {
+        Self {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            message: "internal server error".to_owned(),
+            retry_after: None,
+            internal: Some(cause.into()),
+        }
+    }
+
+    pub fn with_retry_after(mut self, secs: u64) -> Self {
+        self.retry_after = Some(secs.max(1));
+        self
+    }
+
+    /// Attach a cause for the log without changing what the client sees.
+    pub fn with_cause(mut self, cause: impl Into<anyhow::Error>) -> Self {
+        self.internal = Some(cause.into());
+        self
+    }
+
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    pub fn body(&self) -> ErrorBody {
+        ErrorBody::new(self.status, self.message.clone())
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(err: sqlx::Error) -> Self {
+        Self::from(crate::store::StoreError::from(err))
+    }
+}
+
+/// A database error shared by every caller of a coalesced look-up.
+impl From<std::sync::Arc<sqlx::Error>> for ApiError {
+    fn from(err: std::sync::Arc<sqlx::Error>) -> Self {
+        match std::sync::Arc::try_unwrap(err) {
+            Ok(err) => Self::from(err),
+            // Shared with other waiters: keep the classification, log the shared cause.
+            Err(shared) => match &*shared {
+                sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
+                    Self::service_unavailable("the database is unavailable, retry shortly")
+                        .with_cause(shared)
+                }
+                sqlx::Error::Database(e) if crate::store::error::is_untranslatable(&**e) => {
+                    Self::bad_request("text values may not contain NUL (\\u0000) characters")
+                        .with_cause(shared)
+                }
+                _ => Self::internal(shared),
+            },
+        }
+    }
+}
+
+/// The one place store errors become answers.
+impl From<crate::store::StoreError> for ApiError {
+    fn from(err: crate::store::StoreError) -> Self {
+        use crate::store::StoreError as E;
+        match err {
+            E::NotFound(what) => Self::not_found(format!("{what} not found")),
+            E::Conflict { message, .. } => Self::conflict(message),
+            E::Untranslatable(_) => Self::bad_request(err.to_string()).with_cause(err),
+            E::Unavailable(_) => {
+                Self::service_unavailable("the database is unavailable, retry shortly")
+                    .with_cause(err)
+            }
+            E::Other(_) => Self::internal(err),
+        }
+    }
+}
+
+/// The one place domain rule violations become answers: 400 naming the problem.
+impl From<crate::domain::Invalid> for ApiError {
+    fn from(err: crate::domain::Invalid) -> Self {
+        Self::bad_request(err.message)
+    }
+}
+
+impl From<anyhow::Error> for ApiError {
+    fn from(err: anyhow::Error) -> Self {
+        Self::internal(err)
+    }
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.status.as_u16(), self.message)
+    }
+}
+
+impl fmt::Debug for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{self}")?;
+        if let Some(cause) = &self.internal {
+            // `{:#}` walks the whole source() chain, so the log shows the root cause.
+            write!(f, "\n  caused by: {cause:#}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        if let Some(cause) = &self.internal {
+            if self.status.is_server_error() {
+                tracing::error!(status = self.status.as_u16(), "request failed: {cause:#}");
+            } else {
+                tracing::warn!(status = self.status.as_u16(), "request refused: {cause:#}");
+            }
+        }
+        let mut response = HttpResponse::build(self.status);
+        if let Some(secs) = self.retry_after {
+            response.insert_header((header::RETRY_AFTER, secs.to_string()));
+        }
+        response.json(self.body())
+    }
+}
+
+/// Turns actix's JSON extractor failures into the error shape with a message that names the
+/// problem: malformed JSON is 400, a wrong content type 415, a body too large 413.
+pub fn json_error(err: actix_web::error::JsonPayloadError, _req: &HttpRequest) -> actix_web::Error {
+    use actix_web::error::JsonPayloadError as E;
+    let api = match &err {
+        E::OverflowKnownLength { length, limit } => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("request body of {length} bytes is larger than the limit of {limit} bytes"),
+        ),
+        E::Overflow { limit } => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("request body is larger than the limit of {limit} bytes"),
+        ),
+        E::ContentType => ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "Content-Type must be application/json",
+        ),
+        E::Deserialize(e) if e.is_data() => ApiError::bad_request(format!("invalid body: {e}")),
+        E::Deserialize(e) => ApiError::bad_request(format!("malformed JSON: {e}")),
+        E::Payload(e) => crate::http::body::payload_error(e),
+        _ => ApiError::bad_request("could not read the request body"),
+    };
+    api.into()
+}
+
+/// Most bytes of a client's path or method that a message or a log line repeats: enough to
+/// recognise the request, too few to amplify a 100 KiB one.
+pub const ECHO_LIMIT: usize = 256;
+
+/// `text` cut to at most [`ECHO_LIMIT`] bytes (on a character boundary), marked when cut.
+pub fn truncated(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.len() <= ECHO_LIMIT {
+        return text.into();
+    }
+    let mut end = ECHO_LIMIT;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}... ({} bytes)", &text[..end], text.len()).into()
+}
+
+/// Query-string extractor failures: 400 naming the parameter problem.
+pub fn query_error(
+    err: actix_web::error::QueryPayloadError,
+    _req: &HttpRequest,
+) -> actix_web::Error {
+    ApiError::bad_request(format!("invalid query string: {err}")).into()
+}
+
+/// Path extractor failures: 404, because a path that does not parse names nothing we serve.
+pub fn path_error(err: actix_web::error::PathError, _req: &HttpRequest) -> actix_web::Error {
+    ApiError::not_found(format!("not found: {err}")).into()
+}
+
+/// The last line of defence: any error response that is not already JSON (actix's own 404 for
+/// an unknown path, 405 for an undeclared method, 413 from a payload limit...) is rewritten
+/// into the error shape, so nothing ever leaks as plain text.
+pub fn shape_plain_errors<B: MessageBody + 'static>(
+    res: ServiceResponse<B>,
+) -> actix_web::Result<ErrorHandlerResponse<B>> {
+    let is_json = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if is_json {
+        return Ok(ErrorHandlerResponse::Response(res.map_into_left_body()));
+    }
+    let status = res.status();
+    let message = match status {
+        StatusCode::NOT_FOUND => format!(
+            "no route for {} {}",
+            truncated(res.request().method().as_str()),
+            truncated(res.request().path())
+        ),
+        StatusCode::METHOD_NOT_ALLOWED => format!(
+            "method {} is not allowed on {}",
+            truncated(res.request().method().as_str()),
+            truncated(res.request().path())
+        ),
+        StatusCode::PAYLOAD_TOO_LARGE => "request body is larger than the limit".to_owned(),
+        s if s.is_server_error() => "internal server error".to_owned(),
+        s => s.canonical_reason().unwrap_or("error").to_lowercase(),
+    };
+    let body = serde_json::to_vec(&ErrorBody::new(status, message)).unwrap_or_default();
+    let (req, mut res) = res.into_parts();
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    res.headers_mut().remove(header::CONTENT_LENGTH);
+    let res = res.set_body(BoxBody::new(body));
+    Ok(ErrorHandlerResponse::Response(
+        ServiceResponse::new(req, res).map_into_right_body(),
+    ))
+}

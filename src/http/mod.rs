@@ -1,0 +1,14 @@
+//! The HTTP layer: the edge, the route table, the tenant and admin handlers, the documents.
+//! It turns requests into service calls and every error into the one error shape.
+
+pub mod admin;
+pub mod body;
+pub mod edge;
+pub mod error;
+pub mod ingress;
+pub mod listener;
+pub mod openapi;
+pub mod ops;
+pub mod routes;
+pub mod state;
+pub mod tenant;

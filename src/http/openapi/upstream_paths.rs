@@ -1,0 +1,478 @@
+//! The `/v1` paths of the document, generated from the route table: one operation per row,
+//! with its body, query, success answer and every error status the gateway can answer for it.
+
+use crate::http::openapi::fields;
+use crate::http::openapi::responses::ErrorStatus;
+use crate::http::routes::endpoints::{self, Answer, Endpoint, Handling, SessionIn, Tag};
+use crate::http::routes::schema::Field;
+use serde_json::Value;
+use utoipa::openapi::header::HeaderBuilder;
+use utoipa::openapi::path::{
+    OperationBuilder, ParameterBuilder, ParameterIn, PathItem, PathItemType,
+};
+use utoipa::openapi::request_body::RequestBodyBuilder;
+use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, OneOfBuilder, SchemaFormat, SchemaType};
+use utoipa::openapi::{
+    Components, ContentBuilder, OpenApi, PathsBuilder, Ref, Required, ResponseBuilder,
+    ResponsesBuilder, Schema,
+};
+
+/// Names for request and answer schemas that several operations share; a schema used by one
+/// operation only is named after it (`SendTextRequest`).
+const SHARED_NAMES: &[(&str, &str)] = &[
+    ("logoutSession/request", "SessionNameRequest"),
+    ("sendImage/request", "SendMediaRequest"),
+    ("startTyping/request", "ChatRequest"),
+    ("addParticipants/request", "ParticipantsRequest"),
+    ("listSessions/answer", "Session"),
+    ("getPairingCode/answer", "PairingCode"),
+    ("sendText/answer", "Message"),
+    ("startTyping/answer", "Result"),
+    ("listWebhooks/answer", "Webhook"),
+    ("previewChannelMessages/answer", "ChannelMessage"),
+    ("listChannels/answer", "Channel"),
+    ("checkExists/answer", "CheckExistsResult"),
+    ("listPresence/answer", "ChatPresence"),
+];
+
+/// The `/v1` part of the document: paths, and the schemas they reference.
+pub fn document() -> OpenApi {
+    let mut schemas = SchemaNames::default();
+    let mut paths = PathsBuilder::new();
+    for endpoint in endpoints::all() {
+        let operation = operation(endpoint, &mut schemas);
+        paths = paths.path(
+            endpoint.path,
+            PathItem::new(item_type(&endpoint.method), operation),
+        );
+    }
+    let mut components = Components::new();
+    for (name, schema) in schemas.named {
+        components.schemas.insert(name, schema.into());
+    }
+    components
+        .schemas
+        .insert("QrCodeImage".into(), qr_image().into());
+    components
+        .schemas
+        .insert("QrCodeValue".into(), qr_value().into());
+    let mut doc = OpenApi::new(utoipa::openapi::Info::new("", ""), paths.build());
+    doc.components = Some(components);
+    doc
+}
+
+fn item_type(method: &actix_web::http::Method) -> PathItemType {
+    use actix_web::http::Method;
+    match *method {
+        Method::GET => PathItemType::Get,
+        Method::POST => PathItemType::Post,
+        Method::PUT => PathItemType::Put,
+        Method::PATCH => PathItemType::Patch,
+        Method::DELETE => PathItemType::Delete,
+        ref other => panic!("the route table uses {other}, which the document cannot express"),
+    }
+}
+
+fn operation(endpoint: &Endpoint, schemas: &mut SchemaNames) -> utoipa::openapi::path::Operation {
+    let mut op = OperationBuilder::new()
+        .tag(endpoint.tag.as_str())
+        .operation_id(Some(endpoint.operation_id))
+        .summary(Some(endpoint.summary))
+        .description(Some(description(endpoint)));
+    for name in path_params(endpoint.path) {
+        op = op.parameter(path_param(name));
+    }
+    for param in endpoint.query {
+        let description = (!param.description.is_empty()).then_some(param.description);
+        let field = Field {
+            name: param.name,
+            ty: param.ty,
+            required: param.required,
+            description: param.description,
+            example: param.example,
+        };
+        op = op.parameter(
+            ParameterBuilder::new()
+                .name(param.name)
+                .parameter_in(ParameterIn::Query)
+                .required(if param.required {
+                    Required::True
+                } else {
+                    Required::False
+                })
+                .description(description)
+                .schema(Some(fields::of_type(&param.ty)))
+                .example(fields::example(&field)),
+        );
+    }
+    if endpoint.idempotent {
+        op = op.parameter(
+            ParameterBuilder::new()
+                .name("Idempotency-Key")
+                .parameter_in(ParameterIn::Header)
+                .required(Required::False)
+                .description(Some(
+                    "Any 1 to 255 printable ASCII characters. A retry with the same key and the \
+                     same body within 24 hours answers the first answer again (with \
+                     `Idempotent-Replayed: true`) without sending twice; the same key with a \
+                     different body answers 422.",
+                ))
+                .schema(Some(
+                    ObjectBuilder::new()
+                        .schema_type(SchemaType::String)
+                        .min_length(Some(1))
+                        .max_length(Some(255))
+                        .pattern(Some("^[!-~]+$")),
+                )),
+            // No example: Swagger UI would pre-fill it, and every "Try it out" would then
+            // replay the first answer (or answer 422 for a new body).
+        );
+    }
+    if let Some(body) = endpoint.body {
+        let name = schemas.name(endpoint, "request", fields::object(body).into());
+        let session_field = match endpoint.session {
+            SessionIn::Body(field) => Some(field),
+            _ => None,
+        };
+        op = op.request_body(Some(
+            RequestBodyBuilder::new()
+                .required(Some(if body.iter().any(|f| f.required) {
+                    Required::True
+                } else {
+                    Required::False
+                }))
+                .content(
+                    "application/json",
+                    ContentBuilder::new()
+                        .schema(Ref::from_schema_name(name))
+                        .example(Some(fields::minimal_example(body, session_field)))
+                        .build(),
+                )
+                .build(),
+        ));
+    }
+    let mut responses =
+        ResponsesBuilder::new().response(endpoint.success.to_string(), success(endpoint, schemas));
+    if also_201(endpoint) {
+        responses = responses.response("201", success(endpoint, schemas));
+    }
+    for status in error_statuses(endpoint) {
+        responses = responses.response(status.code(), Ref::from_response_name(status.name()));
+    }
+    op.responses(responses.build()).build()
+}
+
+fn description(endpoint: &Endpoint) -> String {
+    let mut text = format!(
+        "Requires the scope `{}` on the tenant key.",
+        endpoint.scope.as_str()
+    );
+    match endpoint.session {
+        SessionIn::Path => {
+            text.push_str(" The session is named in the path; a session of another tenant answers 404, as a missing one does.")
+        }
+        SessionIn::Body(field) => text.push_str(&format!(
+            " The session is named by the body's `{field}` (default `default`); a session of another tenant answers 404, as a missing one does."
+        )),
+        SessionIn::Query(param) => text.push_str(&format!(
+            " The session is named by the query's `{param}` (default `default`); a session of another tenant answers 404, as a missing one does."
+        )),
+        SessionIn::Absent => {}
+    }
+    match endpoint.handling {
+        Handling::CreateSession => text.push_str(
+            " The session counts against the tenant's `max_sessions`; a name the tenant already uses answers 409.",
+        ),
+        Handling::ListSessions => text.push_str(" Only the tenant's own sessions are listed."),
+        Handling::CheckExists => text.push_str(
+            " Answers are cached per tenant and number for a while: call it before every send without spending quota each time.",
+        ),
+        Handling::WebhookRelay => text.push_str(
+            " Subscriptions are kept by the gateway, which relays the upstream's events to them: signed with your `hmacKey`, retried by your policy, never lost in a restart.",
+        ),
+        Handling::StopSession => text.push_str(
+            " With `logout: true` the upstream also logs the session out and deletes it.",
+        ),
+        Handling::DeleteSession if endpoint.method != actix_web::http::Method::DELETE => text
+            .push_str(
+                " The upstream stops the session, logs it out and deletes it (its deprecated logout call); the gateway forgets it too.",
+            ),
+        Handling::Forward | Handling::DeleteSession => {}
+    }
+    if let Some(status) = needs_session_status(endpoint) {
+        text.push_str(&format!(
+            " The session must be `{status}`: the upstream waits up to 5 s for it, then answers 422 with the session, its status and the status expected."
+        ));
+    }
+    text
+}
+
+/// ENGINE.md §1 success codes (conformance B8): the engine's OAS 2026 declares 200 for a few
+/// POSTs (the group actions) that NestJS, and older versions, answer 201. Both are documented.
+fn also_201(endpoint: &Endpoint) -> bool {
+    endpoint.method == actix_web::http::Method::POST && endpoint.success == 200
+}
+
+/// The `{name}` segments of a path, in order.
+fn path_params(path: &str) -> impl Iterator<Item = &str> {
+    path.split('/')
+        .filter_map(|s| s.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+}
+
+fn path_param(name: &str) -> ParameterBuilder {
+    let (description, example) = match name {
+        "session" => ("Session name", "default"),
+        "groupId" => ("Group id", "120363024802736123@g.us"),
+        "channelId" => ("Channel id", "120363024802736123@newsletter"),
+        other => panic!("no description for path parameter `{other}`: add one here"),
+    };
+    let mut schema = ObjectBuilder::new().schema_type(SchemaType::String);
+    if name == "session" {
+        // The gateway's rule for session names (`sessions::SessionName`).
+        schema = schema.pattern(Some("^[A-Za-z0-9_-]{1,64}$"));
+    }
+    ParameterBuilder::new()
+        .name(name)
+        .parameter_in(ParameterIn::Path)
+        .required(Required::True)
+        .description(Some(description))
+        .schema(Some(schema))
+        .example(Some(Value::String(example.into())))
+}
+
+fn success(endpoint: &Endpoint, schemas: &mut SchemaNames) -> utoipa::openapi::Response {
+    let description = match endpoint.success {
+        201 => "Done",
+        _ => "OK",
+    };
+    let mut response = ResponseBuilder::new().description(description);
+    match endpoint.answer {
+        Answer::Object(fields) => {
+            let name = schemas.name(endpoint, "answer", fields::answer_object(fields).into());
+            response = response.content(
+                "application/json",
+                ContentBuilder::new()
+                    .schema(Ref::from_schema_name(name))
+                    .build(),
+            );
+        }
+        Answer::List(fields) => {
+            let name = schemas.name(endpoint, "answer", fields::answer_object(fields).into());
+            response = response.content(
+                "application/json",
+                ContentBuilder::new()
+                    .schema(Ref::from_schema_name(name).to_array_builder())
+                    .build(),
+            );
+        }
+        Answer::QrCode => {
+            response = response
+                .description(
+                    "The QR code: a PNG for `format=image` or `binary`, or JSON: \
+                     `{mimetype, data}` with `Accept: application/json`, `{value}` for `format=raw`",
+                )
+                .content(
+                    "image/png",
+                    ContentBuilder::new()
+                        .schema(
+                            ObjectBuilder::new()
+                                .schema_type(SchemaType::String)
+                                .format(Some(SchemaFormat::KnownFormat(KnownFormat::Binary))),
+                        )
+                        .build(),
+                )
+                .content(
+                    "application/json",
+                    ContentBuilder::new()
+                        .schema(
+                            OneOfBuilder::new()
+                                .item(Ref::from_schema_name("QrCodeImage"))
+                                .item(Ref::from_schema_name("QrCodeValue")),
+                        )
+                        .build(),
+                );
+        }
+        Answer::Native(about) => {
+            // Any JSON: a schema would break generated clients on another engine's shape.
+            response = response.description(about).content(
+                "application/json",
+                ContentBuilder::new()
+                    .schema(ObjectBuilder::new().schema_type(SchemaType::Value))
+                    .build(),
+            );
+        }
+        Answer::Empty => {}
+    }
+    for (name, description, example) in QUOTA_HEADERS {
+        response = response.header(
+            *name,
+            HeaderBuilder::new()
+                .schema(ObjectBuilder::new().schema_type(SchemaType::String))
+                .description(Some(format!("{description} (e.g. `{example}`)")))
+                .build(),
+        );
+    }
+    response.build()
+}
+
+/// The quota headers on every `/v1` answer of a tenant with those limits (`Quotas::headers`).
+const QUOTA_HEADERS: &[(&str, &str, &str)] = &[
+    (
+        "X-RateLimit-Requests-Limit",
+        "The tenant's monthly allowance",
+        "1000",
+    ),
+    (
+        "X-RateLimit-Requests-Remaining",
+        "Calls left this month",
+        "958",
+    ),
+    (
+        "X-RateLimit-Requests-Reset",
+        "Seconds until the month resets (UTC)",
+        "86400",
+    ),
+    (
+        "RateLimit-Policy",
+        "The per-second limit (IETF draft)",
+        "10;w=1",
+    ),
+    (
+        "RateLimit",
+        "Standing in the current second (IETF draft)",
+        "limit=10, remaining=9, reset=1",
+    ),
+];
+
+/// The session status the upstream requires for the call (it answers 422 otherwise, as WAHA
+/// does): `WORKING` for everything done through the account, `SCAN_QR_CODE` to authenticate.
+fn needs_session_status(endpoint: &Endpoint) -> Option<&'static str> {
+    match endpoint.tag {
+        Tag::Messages | Tag::Groups | Tag::Channels | Tag::Contacts | Tag::Presence => {
+            Some("WORKING")
+        }
+        Tag::Sessions if matches!(endpoint.operation_id, "getQrCode" | "getPairingCode") => {
+            Some("SCAN_QR_CODE")
+        }
+        Tag::Sessions | Tag::Webhooks => None,
+    }
+}
+
+/// Every error status the gateway can answer for this row, and why.
+pub fn error_statuses(endpoint: &Endpoint) -> Vec<ErrorStatus> {
+    use ErrorStatus::*;
+    let names_resource = path_params(endpoint.path).any(|p| p != "session");
+    let names_session = endpoint.session != SessionIn::Absent;
+    let mut statuses = Vec::new();
+    // Body and query validation, a malformed session name, a malformed Idempotency-Key, and
+    // the upstream's own refusal of an id it cannot parse.
+    if endpoint.body.is_some()
+        || !endpoint.query.is_empty()
+        || endpoint.idempotent
+        || names_resource
+    {
+        statuses.push(BadRequest);
+    }
+    statuses.push(Unauthorized);
+    // A missing scope, a suspended tenant, a key limited to other sessions.
+    statuses.push(Forbidden);
+    if (names_session && endpoint.handling != Handling::CreateSession) || names_resource {
+        statuses.push(NotFound);
+    }
+    // The session name is taken; or an Idempotency-Key still in progress.
+    if endpoint.handling == Handling::CreateSession || endpoint.idempotent {
+        statuses.push(Conflict);
+    }
+    if endpoint.body.is_some() {
+        statuses.push(PayloadTooLarge);
+        statuses.push(UnsupportedMediaType);
+    }
+    // The session is not in the status the call needs; an Idempotency-Key reused with
+    // another body.
+    if needs_session_status(endpoint).is_some() || endpoint.idempotent {
+        statuses.push(Unprocessable);
+    }
+    statuses.push(TooManyRequests);
+    statuses.push(BadGateway);
+    statuses.push(ServiceUnavailable);
+    statuses.push(GatewayTimeout);
+    statuses
+}
+
+/// `format=image|binary` with `Accept: application/json`.
+fn qr_image() -> Schema {
+    ObjectBuilder::new()
+        .property(
+            "mimetype",
+            ObjectBuilder::new()
+                .schema_type(SchemaType::String)
+                .example(Some("image/png".into())),
+        )
+        .required("mimetype")
+        .property(
+            "data",
+            ObjectBuilder::new()
+                .schema_type(SchemaType::String)
+                .format(Some(SchemaFormat::KnownFormat(KnownFormat::Byte)))
+                .description(Some("The PNG, base64-encoded")),
+        )
+        .required("data")
+        .into()
+}
+
+/// `format=raw`.
+fn qr_value() -> Schema {
+    ObjectBuilder::new()
+        .property(
+            "value",
+            ObjectBuilder::new()
+                .schema_type(SchemaType::String)
+                .description(Some("The text encoded in the QR code"))
+                .example(Some("2@abc...".into())),
+        )
+        .required("value")
+        .into()
+}
+
+/// Gives each distinct request or answer schema one name, so identical bodies share a
+/// component and generated clients share a type.
+#[derive(Default)]
+struct SchemaNames {
+    named: Vec<(String, Schema)>,
+}
+
+impl SchemaNames {
+    fn name(&mut self, endpoint: &Endpoint, role: &str, schema: Schema) -> String {
+        let json = serde_json::to_value(&schema).expect("schemas serialize");
+        if let Some((name, _)) = self
+            .named
+            .iter()
+            .find(|(_, s)| serde_json::to_value(s).ok().as_ref() == Some(&json))
+        {
+            return name.clone();
+        }
+        let key = format!("{}/{role}", endpoint.operation_id);
+        let name = SHARED_NAMES
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, name)| (*name).to_owned())
+            .unwrap_or_else(|| {
+                let mut op = endpoint.operation_id.to_owned();
+                op[..1].make_ascii_uppercase();
+                format!(
+                    "{op}{}",
+                    if role == "request" {
+                        "Request"
+                    } else {
+                        "Answer"
+                    }
+                )
+            });
+        assert!(
+            !self.named.iter().any(|(n, _)| *n == name),
+            "two different schemas are both named {name}"
+        );
+        self.named.push((name.clone(), schema));
+        name
+    }
+}

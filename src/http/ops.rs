@@ -1,0 +1,164 @@
+//! Operations endpoints: liveness, readiness and metrics. None needs credentials, except
+//! `/metrics` when `WAGW_METRICS_TOKEN` is set.
+
+use crate::config::Config;
+use crate::db::Db;
+use crate::http::error::ApiError;
+use crate::metrics::Metrics;
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
+use secrecy::ExposeSecret;
+use serde::Serialize;
+use std::time::Duration;
+use subtle::ConstantTimeEq;
+
+/// Readiness must answer within a second even while the database hangs.
+const READY_DEADLINE: Duration = Duration::from_millis(900);
+/// How long one database ping answers `/readyz` for: a flood of probes costs at most one ping
+/// a second per replica.
+pub const READY_CACHE: Duration = Duration::from_secs(1);
+
+/// What the last database ping found, kept for [`READY_CACHE`]; concurrent probes at expiry
+/// wait for one ping instead of each sending their own.
+pub struct Readiness(moka::future::Cache<(), Probe>);
+
+#[derive(Clone)]
+enum Probe {
+    Ready,
+    NotReady(std::sync::Arc<anyhow::Error>),
+    TimedOut,
+}
+
+impl Readiness {
+    pub fn new() -> Self {
+        Self(
+            moka::future::Cache::builder()
+                .max_capacity(1)
+                .time_to_live(READY_CACHE)
+                .build(),
+        )
+    }
+
+    async fn probe(&self, pool: &Db) -> Probe {
+        let ping = async {
+            match tokio::time::timeout(READY_DEADLINE, crate::db::is_ready(pool)).await {
+                Ok(Ok(())) => Probe::Ready,
+                Ok(Err(e)) => Probe::NotReady(std::sync::Arc::new(e)),
+                Err(_) => Probe::TimedOut,
+            }
+        };
+        self.0.get_with((), ping).await
+    }
+}
+
+impl Default for Readiness {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Status {
+    #[schema(example = "ok")]
+    pub status: &'static str,
+}
+
+/// Registered as resources (not the `#[get]` macros) so that another method on a known path
+/// answers 405, not 404.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/healthz").route(web::get().to(healthz)))
+        .service(web::resource("/readyz").route(web::get().to(readyz)))
+        .service(web::resource("/metrics").route(web::get().to(metrics)));
+}
+
+/// Liveness: the process is up and serving.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "Operations",
+    operation_id = "healthz",
+    responses((status = 200, description = "The gateway is alive", body = Status))
+)]
+pub async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(Status { status: "ok" })
+}
+
+/// Readiness: the database answers and is migrated.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "Operations",
+    operation_id = "readyz",
+    responses(
+        (status = 200, description = "Ready to serve", body = Status),
+        (status = 503, description = "The database is unreachable or not migrated", body = crate::http::error::ErrorBody)
+    )
+)]
+pub async fn readyz(
+    pool: web::Data<Db>,
+    readiness: web::Data<Readiness>,
+) -> Result<HttpResponse, ApiError> {
+    match readiness.probe(&pool).await {
+        Probe::Ready => Ok(HttpResponse::Ok().json(Status { status: "ready" })),
+        Probe::NotReady(e) => Err(ApiError::service_unavailable("the database is not ready")
+            .with_cause(anyhow::anyhow!("{e:#}"))),
+        Probe::TimedOut => Err(ApiError::service_unavailable(
+            "the database did not answer in time",
+        )),
+    }
+}
+
+/// Prometheus metrics in the text exposition format.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "Operations",
+    operation_id = "metrics",
+    responses(
+        (status = 200, description = "Prometheus text exposition", content_type = "text/plain", body = String),
+        (status = 401, description = "`WAGW_METRICS_TOKEN` is set and the request did not present it", body = crate::http::error::ErrorBody)
+    )
+)]
+pub async fn metrics(
+    req: HttpRequest,
+    config: web::Data<Config>,
+    metrics: web::Data<Metrics>,
+    pool: web::Data<Db>,
+) -> Result<HttpResponse, ApiError> {
+    if !presents_metrics_token(&req, &config) {
+        return Err(ApiError::unauthorized(
+            "/metrics needs the metrics token: Authorization: Bearer <WAGW_METRICS_TOKEN>",
+        ));
+    }
+    let (size, idle) = pool.usage();
+    let idle = idle as i64;
+    metrics
+        .pool_connections
+        .with_label_values(&["idle"])
+        .set(idle);
+    metrics
+        .pool_connections
+        .with_label_values(&["in_use"])
+        .set(size as i64 - idle);
+    Ok(HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(metrics.render()))
+}
+
+/// Without a configured token anyone may read; with one, the Bearer token must equal it,
+/// compared in constant time.
+fn presents_metrics_token(req: &HttpRequest, config: &Config) -> bool {
+    let Some(token) = &config.metrics_token else {
+        return true;
+    };
+    let presented = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    presented
+        .as_bytes()
+        .ct_eq(token.expose_secret().as_bytes())
+        .into()
+}

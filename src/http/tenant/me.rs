@@ -1,0 +1,87 @@
+//! `GET /v1/me`: a tenant's own view of its key, limits and this month's usage.
+
+use crate::http::error::ApiError;
+use crate::http::tenant::ProxyState;
+use crate::services::auth::TenantCaller;
+use crate::services::quota::UsageReport;
+use actix_web::{web, HttpResponse};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::http::admin::tenants::QuotaBody;
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct MeTenant {
+    pub id: Uuid,
+    pub name: String,
+    pub plan: String,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct MeKey {
+    pub id: String,
+    pub name: String,
+    pub scopes: Vec<String>,
+    /// The sessions the key is limited to; null: all of the tenant's.
+    pub sessions: Option<Vec<String>>,
+    /// When the key stops working (expiry, or the end of a rotation's grace).
+    pub valid_until: Option<DateTime<Utc>>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct MeResponse {
+    pub tenant: MeTenant,
+    pub key: MeKey,
+    pub quota: QuotaBody,
+    /// This month's usage (the same report as the usage endpoint).
+    #[schema(value_type = Object)]
+    pub usage: UsageReport,
+}
+
+/// The calling key, its tenant, the tenant's quota and this month's usage (no scope needed)
+#[utoipa::path(
+    get,
+    path = "/v1/me",
+    tag = "Usage",
+    operation_id = "getMe",
+    responses(
+        (status = 200, description = "Who you are and what you have used", body = MeResponse),
+        (status = 401, description = "Missing or invalid API key", body = ErrorBody),
+        (status = 403, description = "The tenant is suspended", body = ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn me(
+    caller: TenantCaller,
+    state: web::Data<ProxyState>,
+) -> Result<HttpResponse, ApiError> {
+    let tenant = &caller.tenant;
+    let usage = state
+        .quotas
+        .usage_report(&state.pool, tenant.id, tenant.quota.monthly_requests)
+        .await?;
+    let mut response = HttpResponse::Ok().json(MeResponse {
+        tenant: MeTenant {
+            id: tenant.id,
+            name: tenant.name.clone(),
+            plan: tenant.plan.clone(),
+        },
+        key: MeKey {
+            id: caller.key.id.clone(),
+            name: caller.key.name.clone(),
+            scopes: caller.key.scopes.names(),
+            sessions: caller.key.sessions.clone(),
+            valid_until: caller.key.valid_until,
+        },
+        quota: QuotaBody {
+            monthly_requests: tenant.quota.monthly_requests,
+            requests_per_second: tenant.quota.requests_per_second,
+            max_sessions: tenant.quota.max_sessions,
+        },
+        usage,
+    });
+    // Like every /v1 answer, it carries the tenant's quota headers.
+    state.quotas.stamp(&mut response, tenant, None);
+    Ok(response)
+}

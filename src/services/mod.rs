@@ -1,0 +1,9 @@
+//! The gateway's work behind the HTTP layer: authentication, quotas, sessions, the upstream
+//! client, idempotency and the webhook relay.
+
+pub mod auth;
+pub mod idempotency;
+pub mod quota;
+pub mod sessions;
+pub mod upstream;
+pub mod webhooks;

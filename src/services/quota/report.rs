@@ -1,0 +1,186 @@
+//! Usage reports, read from the rollups (never by scanning a log), and the admin's
+//! corrections to a tenant's month.
+
+use crate::db::Db;
+use crate::http::error::ApiError;
+use crate::services::quota::{clock, Quotas};
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct UsageReport {
+    /// `YYYY-MM`, UTC.
+    #[schema(example = "2026-11")]
+    pub month: String,
+    /// The month's allowance: the quota plus admin top-ups; null: unlimited.
+    pub limit: Option<i64>,
+    /// Calls forwarded this month.
+    pub used: i64,
+    /// What is left of the allowance; null: unlimited.
+    pub remaining: Option<i64>,
+    /// Seconds until the month resets.
+    pub reset_seconds: u64,
+    pub days: Vec<DayUsage>,
+    pub endpoints: Vec<EndpointUsage>,
+    pub refusals: Vec<RefusalCount>,
+}
+
+#[derive(Debug, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct DayUsage {
+    pub day: NaiveDate,
+    pub requests: i64,
+}
+
+#[derive(Debug, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct EndpointUsage {
+    /// The operation id of the endpoint, e.g. `sendText`.
+    pub endpoint: String,
+    pub requests: i64,
+}
+
+#[derive(Debug, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct RefusalCount {
+    /// `monthly_quota`, `rate_limit`, `upstream_monthly` or `upstream_rate`.
+    pub reason: String,
+    pub refusals: i64,
+}
+
+/// The largest single top-up: far beyond any plan, and far from overflowing the month's sum.
+const MAX_TOP_UP: i64 = 1_000_000_000;
+/// A month's top-ups together stay within this much beyond what was used (a reset makes
+/// the bonus what was used): far beyond any real correction, far from overflowing.
+const MAX_UNUSED_TOP_UPS: i64 = 10 * MAX_TOP_UP;
+
+/// An admin's correction to the current month.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TopUp {
+    /// Extra requests granted for this month (1 to 1,000,000,000 per top-up).
+    #[schema(example = 500, minimum = 1, maximum = 1000000000)]
+    pub requests: i64,
+}
+
+impl Quotas {
+    /// This month's usage of `tenant` with quota `limit` (None: unlimited).
+    pub async fn usage_report(
+        &self,
+        pool: &Db,
+        tenant: Uuid,
+        limit: Option<i64>,
+    ) -> Result<UsageReport, ApiError> {
+        // What this replica counted in the last second is included.
+        self.flush_usage().await;
+        let now = self.clock.now();
+        let month = clock::month_key(now);
+        let first_day = NaiveDate::parse_from_str(&format!("{month}-01"), "%Y-%m-%d")
+            .map_err(ApiError::internal)?;
+        let next_month = clock::next_month_start(now).date_naive();
+        let days: Vec<DayUsage> = sqlx::query_as(
+            "SELECT day, sum(requests)::bigint AS requests FROM usage_daily
+              WHERE tenant_id = $1 AND day >= $2 AND day < $3 GROUP BY day ORDER BY day",
+        )
+        .bind(tenant)
+        .bind(first_day)
+        .bind(next_month)
+        .fetch_all(pool)
+        .await?;
+        let endpoints: Vec<EndpointUsage> = sqlx::query_as(
+            "SELECT endpoint, sum(requests)::bigint AS requests FROM usage_daily
+              WHERE tenant_id = $1 AND day >= $2 AND day < $3 GROUP BY endpoint ORDER BY requests DESC, endpoint",
+        )
+        .bind(tenant)
+        .bind(first_day)
+        .bind(next_month)
+        .fetch_all(pool)
+        .await?;
+        let refusals: Vec<RefusalCount> = sqlx::query_as(
+            "SELECT reason, sum(refusals)::bigint AS refusals FROM refusals_daily
+              WHERE tenant_id = $1 AND day >= $2 AND day < $3 GROUP BY reason ORDER BY reason",
+        )
+        .bind(tenant)
+        .bind(first_day)
+        .bind(next_month)
+        .fetch_all(pool)
+        .await?;
+        let used = days.iter().map(|d| d.requests).sum();
+        let (limit, remaining) = match limit {
+            Some(limit) => {
+                let (leased, bonus): (i64, i64) = sqlx::query_as(
+                    "SELECT leased, bonus FROM quota_months WHERE subject = $1 AND month = $2",
+                )
+                .bind(tenant.to_string())
+                .bind(&month)
+                .fetch_optional(pool)
+                .await?
+                .unwrap_or((0, 0));
+                let held = self.monthly.held(&tenant.to_string(), &month);
+                let allowance = limit.saturating_add(bonus);
+                (
+                    Some(allowance),
+                    Some(allowance.saturating_sub(leased).saturating_add(held).max(0)),
+                )
+            }
+            None => (None, None),
+        };
+        Ok(UsageReport {
+            month,
+            limit,
+            used,
+            remaining,
+            reset_seconds: clock::seconds_to_month_end(now),
+            days,
+            endpoints,
+            refusals,
+        })
+    }
+
+    /// Grants `requests` more to the tenant's current month.
+    pub async fn top_up(
+        &self,
+        conn: &mut sqlx::PgConnection,
+        tenant: Uuid,
+        requests: i64,
+    ) -> Result<(), ApiError> {
+        if !(1..=MAX_TOP_UP).contains(&requests) {
+            return Err(ApiError::bad_request(format!(
+                "requests must be between 1 and {MAX_TOP_UP}"
+            )));
+        }
+        let granted = sqlx::query(
+            "INSERT INTO quota_months (subject, month, bonus) VALUES ($1, $2, $3)
+             ON CONFLICT (subject, month) DO UPDATE SET bonus = quota_months.bonus + EXCLUDED.bonus
+              WHERE quota_months.bonus + EXCLUDED.bonus <= GREATEST(quota_months.leased, 0) + $4",
+        )
+        .bind(tenant.to_string())
+        .bind(clock::month_key(self.clock.now()))
+        .bind(requests)
+        .bind(MAX_UNUSED_TOP_UPS)
+        .execute(conn)
+        .await?;
+        if granted.rows_affected() == 0 {
+            return Err(ApiError::bad_request(format!(
+                "this month's top-ups would pass {MAX_UNUSED_TOP_UPS} requests beyond what was used"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Gives the tenant its whole quota back for the rest of the month. What replicas hold
+    /// unspent at that moment stays theirs to spend (at most one lease each).
+    pub async fn reset_month(
+        &self,
+        conn: &mut sqlx::PgConnection,
+        tenant: Uuid,
+    ) -> Result<(), ApiError> {
+        sqlx::query(
+            "INSERT INTO quota_months (subject, month) VALUES ($1, $2)
+             ON CONFLICT (subject, month) DO UPDATE SET bonus = quota_months.leased",
+        )
+        .bind(tenant.to_string())
+        .bind(clock::month_key(self.clock.now()))
+        .execute(conn)
+        .await?;
+        Ok(())
+    }
+}

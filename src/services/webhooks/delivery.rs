@@ -1,0 +1,526 @@
+//! Delivery workers: claim due rows from the outbox, POST them to the tenants' receivers, and
+//! record the outcome (with the next attempt scheduled in the row, so retries survive
+//! restarts).
+//!
+//! awc is `!Send`, so the workers run on their own thread with its own actix (current-thread)
+//! runtime: one dispatcher claims rows and spawns one local task per attempt, up to
+//! `CONCURRENCY` at once. That thread also runs the retention purge and the registration
+//! reconciler. It has its own small pool: connections are tied to the runtime that opened
+//! them, and this runtime ends before the application's pool is closed.
+
+use crate::config::{UpstreamConfig, WebhookConfig};
+use crate::db::Db;
+use crate::domain::UpstreamSession;
+use crate::metrics::Metrics;
+use crate::services::quota::Quotas;
+use crate::services::upstream::UpstreamClient;
+use crate::services::webhooks::outbox::{self, Claimed, Completion, NOTIFY_CHANNEL};
+use crate::services::webhooks::registration::{self, IngressTarget};
+use crate::services::webhooks::signing::{
+    self, ALGORITHM, ALGORITHM_HEADER, HMAC_HEADER, REQUEST_ID_HEADER, TIMESTAMP_HEADER,
+};
+use crate::services::webhooks::ssrf::{self, TargetRefused, Why};
+use actix_web::http::StatusCode;
+use actix_web::web;
+use awc::error::{ConnectError, SendRequestError};
+use secrecy::SecretString;
+use sqlx::postgres::PgListener;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{watch, Notify, Semaphore};
+use url::Url;
+
+/// Attempts in flight at once on one replica.
+const CONCURRENCY: usize = 64;
+/// How long a receiver has to answer one attempt.
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// A claimed row is someone's for this long; past it, another worker may take it again.
+const LEASE: Duration = Duration::from_secs(15);
+/// The whole of one attempt (resolving the name, connecting, sending, reading the answer)
+/// ends by then: inside the lease with time to record the outcome, so a slow DNS answer can
+/// never let the row be claimed again while this attempt still runs.
+const ATTEMPT_DEADLINE: Duration = Duration::from_secs(12);
+const _: () = assert!(ATTEMPT_DEADLINE.as_secs() + 3 <= LEASE.as_secs());
+/// The longest the dispatcher sleeps without looking (NOTIFY usually wakes it sooner).
+const IDLE_POLL: Duration = Duration::from_millis(500);
+const PURGE_EVERY: Duration = Duration::from_secs(600);
+const RECONCILE_EVERY: Duration = Duration::from_secs(3);
+/// How often due upstream session deletions are looked for (each row has its own backoff).
+const DELETION_RETRY_EVERY: Duration = Duration::from_secs(2);
+/// How long shutdown waits for attempts in flight; the rest fall due again after the lease.
+const DRAIN: Duration = Duration::from_secs(5);
+/// A receiver's answer is read (so the connection can be reused) up to this much, then dropped.
+const MAX_ANSWER: usize = 64 * 1024;
+
+/// What the workers need, all of it `Send`, handed to their thread.
+pub struct WorkerSettings {
+    pub db: Db,
+    pub metrics: web::Data<Metrics>,
+    pub webhooks: WebhookConfig,
+    pub upstream: UpstreamConfig,
+    pub upstream_key: SecretString,
+    pub quotas: Arc<Quotas>,
+    pub public_base: String,
+    /// Signalled by this replica's ingress when it stored deliveries.
+    pub wake: Arc<Notify>,
+}
+
+/// The running workers; `stop` ends them.
+pub struct DeliveryWorkers {
+    stop: watch::Sender<bool>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl DeliveryWorkers {
+    pub fn start(settings: WorkerSettings) -> anyhow::Result<Self> {
+        let (stop, stopped) = watch::channel(false);
+        let thread = std::thread::Builder::new()
+            .name("wagw-webhooks".into())
+            .spawn(move || {
+                actix_rt::System::new().block_on(run(settings, stopped));
+            })?;
+        Ok(Self { stop, thread })
+    }
+
+    /// Stops claiming, lets attempts in flight finish (bounded), and waits for the thread.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        let thread = self.thread;
+        if tokio::task::spawn_blocking(move || thread.join())
+            .await
+            .is_err()
+        {
+            tracing::error!("the webhook delivery thread panicked");
+        }
+    }
+}
+
+struct Worker {
+    pool: Db,
+    http: awc::Client,
+    metrics: web::Data<Metrics>,
+    allow_private: bool,
+    /// Signalled when an attempt ends, so the dispatcher can claim again.
+    wake: Notify,
+    slots: Arc<Semaphore>,
+}
+
+async fn run(settings: WorkerSettings, mut stop: watch::Receiver<bool>) {
+    let pool = settings.db.clone();
+    let worker = Rc::new(Worker {
+        pool: pool.clone(),
+        http: delivery_client(),
+        metrics: settings.metrics.clone(),
+        allow_private: settings.webhooks.allow_private,
+        wake: Notify::new(),
+        slots: Arc::new(Semaphore::new(CONCURRENCY)),
+    });
+    // This thread is where the gateway's background calls to the upstream run (awc clients
+    // need a thread of their own): webhook registrations and session deletions, on one client.
+    let upstream = Rc::new(UpstreamClient::new(
+        &settings.upstream,
+        &settings.upstream_key,
+        settings.metrics.clone(),
+    ));
+    let reconciler = actix_rt::spawn(reconcile(
+        pool.clone(),
+        upstream.clone(),
+        settings.quotas.clone(),
+        settings.public_base.clone(),
+    ));
+    let deletions = actix_rt::spawn(retry_session_deletions(pool.clone(), upstream));
+    let mut listener = None;
+    let mut last_purge: Option<Instant> = None;
+
+    while !*stop.borrow() {
+        if listener.is_none() {
+            listener = listen(&pool).await;
+        }
+        if last_purge.is_none_or(|at| at.elapsed() >= PURGE_EVERY) {
+            last_purge = Some(Instant::now());
+            let retention = &settings.webhooks;
+            match outbox::purge(
+                &pool,
+                retention.delivered_retention,
+                retention.failed_retention,
+            )
+            .await
+            {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(rows = n, "purged old webhook deliveries and events"),
+                Err(e) => tracing::warn!("purging webhook deliveries: {e}"),
+            }
+        }
+
+        let free = worker.slots.available_permits();
+        let mut claimed_any = false;
+        if free > 0 {
+            match outbox::claim(&pool, free as i64, LEASE).await {
+                Ok(rows) => {
+                    claimed_any = !rows.is_empty();
+                    let full = rows.len() == free;
+                    for row in rows {
+                        let permit = worker
+                            .slots
+                            .clone()
+                            .try_acquire_owned()
+                            .expect("claimed no more than the free slots");
+                        let worker = worker.clone();
+                        actix_rt::spawn(async move {
+                            worker.deliver(row).await;
+                            drop(permit);
+                            worker.wake.notify_one();
+                        });
+                    }
+                    if full {
+                        continue;
+                    }
+                }
+                Err(e) => tracing::warn!("claiming webhook deliveries: {e}"),
+            }
+        }
+
+        let mut wait = match outbox::standing(&pool).await {
+            Ok((depth, next, now)) => {
+                worker.metrics.webhook_outbox_depth.set(depth);
+                next.map_or(IDLE_POLL, |next| {
+                    (next - now)
+                        .to_std()
+                        .unwrap_or(Duration::ZERO)
+                        .min(IDLE_POLL)
+                })
+            }
+            Err(_) => IDLE_POLL,
+        };
+        if !claimed_any || worker.slots.available_permits() == 0 {
+            // Due rows we could not take (locked by another replica, or no free slot) must not
+            // make this loop spin.
+            wait = wait.max(Duration::from_millis(20));
+        }
+        tokio::select! {
+            _ = stop.changed() => {}
+            _ = tokio::time::sleep(wait) => {}
+            _ = worker.wake.notified() => {}
+            _ = settings.wake.notified() => {}
+            notified = recv(&mut listener) => {
+                if notified.is_err() {
+                    listener = None;
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        }
+    }
+
+    let drained = tokio::time::timeout(DRAIN, worker.slots.acquire_many(CONCURRENCY as u32)).await;
+    if drained.is_err() {
+        tracing::warn!(
+            "webhook attempts still in flight at shutdown will be retried after their lease"
+        );
+    }
+    reconciler.abort();
+    deletions.abort();
+}
+
+async fn listen(pool: &Db) -> Option<PgListener> {
+    let mut listener = pool.listener().await.ok()?;
+    listener.listen(NOTIFY_CHANNEL).await.ok()?;
+    Some(listener)
+}
+
+async fn recv(listener: &mut Option<PgListener>) -> Result<(), sqlx::Error> {
+    match listener {
+        Some(l) => l.recv().await.map(|_| ()),
+        None => std::future::pending().await,
+    }
+}
+
+fn delivery_client() -> awc::Client {
+    awc::Client::builder()
+        .connector(
+            awc::Connector::new()
+                .timeout(CONNECT_TIMEOUT)
+                .limit(256)
+                .conn_keep_alive(Duration::from_secs(30)),
+        )
+        .timeout(ATTEMPT_TIMEOUT)
+        .disable_redirects()
+        .no_default_headers()
+        .add_default_header(("user-agent", "wa-gateway-webhooks"))
+        .finish()
+}
+
+/// What one attempt came to.
+#[derive(Debug)]
+enum Attempt {
+    Answered(StatusCode),
+    Unreachable(String),
+    TimedOut,
+    Refused(TargetRefused),
+}
+
+impl Worker {
+    async fn deliver(&self, claimed: Claimed) {
+        let started = Instant::now();
+        let attempt = self.attempt(&claimed).await;
+        let completion = judge(&claimed, attempt);
+        let outcome = match &completion {
+            Completion::Delivered { .. } => "delivered",
+            Completion::Retry { .. } => "retry",
+            Completion::Failed { .. } => "failed",
+        };
+        self.metrics
+            .webhook_deliveries
+            .with_label_values(&[outcome])
+            .inc();
+        self.metrics
+            .webhook_attempt_latency
+            .with_label_values(&[outcome])
+            .observe(started.elapsed().as_secs_f64());
+        if let Err(e) = outbox::complete(&self.pool, &claimed, &completion).await {
+            // The row falls due again when its lease ends: delivered at least once, never lost.
+            tracing::warn!(delivery = %claimed.id, "recording a webhook attempt: {e}");
+        }
+    }
+
+    async fn attempt(&self, claimed: &Claimed) -> Attempt {
+        tokio::time::timeout(ATTEMPT_DEADLINE, self.resolve_and_send(claimed))
+            .await
+            .unwrap_or(Attempt::TimedOut)
+    }
+
+    async fn resolve_and_send(&self, claimed: &Claimed) -> Attempt {
+        let url = match Url::parse(&claimed.url) {
+            Ok(url) => url,
+            Err(_) => return Attempt::Refused(TargetRefused::Scheme),
+        };
+        // The address is checked after resolution and then connected to as is. A name that
+        // does not resolve now may later: that is retried, unlike an address not allowed.
+        let address = match ssrf::resolve(&url, self.allow_private).await {
+            Ok(address) => address,
+            Err(unresolved @ TargetRefused::NotAllowed(Why::Unresolved(_))) => {
+                return Attempt::Unreachable(unresolved.detail())
+            }
+            Err(refused) => return Attempt::Refused(refused),
+        };
+        let mut request = self
+            .http
+            .post(url.as_str())
+            .address(address)
+            .insert_header(("content-type", "application/json"));
+        for h in &claimed.custom_headers {
+            request = request.insert_header((h.name.as_str(), h.value.as_str()));
+        }
+        request = request
+            .insert_header((REQUEST_ID_HEADER, uuid::Uuid::new_v4().to_string()))
+            .insert_header((
+                TIMESTAMP_HEADER,
+                chrono::Utc::now().timestamp_millis().to_string(),
+            ));
+        if let Some(key) = &claimed.hmac_key {
+            request = request
+                .insert_header((HMAC_HEADER, signing::sign(key.as_bytes(), &claimed.body)))
+                .insert_header((ALGORITHM_HEADER, ALGORITHM));
+        }
+        match request.send_body(claimed.body.clone()).await {
+            Ok(mut response) => {
+                // Drain a little of the answer so the connection can be reused; its content
+                // is the receiver's business and is not kept.
+                let _ = response.body().limit(MAX_ANSWER).await;
+                Attempt::Answered(response.status())
+            }
+            Err(SendRequestError::Timeout)
+            | Err(SendRequestError::Connect(ConnectError::Timeout)) => Attempt::TimedOut,
+            Err(e) => Attempt::Unreachable(e.to_string()),
+        }
+    }
+}
+
+/// Delivered on 2xx; retried on network errors, timeouts, 5xx and 429 while attempts remain;
+/// given up at once on any other answer (4xx, and 3xx since redirects are not followed) and on
+/// a refused address.
+fn judge(claimed: &Claimed, attempt: Attempt) -> Completion {
+    let (status, error) = match attempt {
+        Attempt::Answered(s) if s.is_success() => {
+            return Completion::Delivered { status: s.as_u16() }
+        }
+        Attempt::Answered(s) if s.is_server_error() || s == StatusCode::TOO_MANY_REQUESTS => {
+            (Some(s.as_u16()), format!("the receiver answered {s}"))
+        }
+        Attempt::Answered(s) => {
+            return Completion::Failed {
+                status: Some(s.as_u16()),
+                error: format!("the receiver answered {s}; not retried"),
+            }
+        }
+        Attempt::Refused(refused) => {
+            // The detail (which may name an internal address) is for admins; tenants are
+            // shown only that the receiver could not be reached.
+            return Completion::Failed {
+                status: None,
+                error: refused.detail(),
+            };
+        }
+        Attempt::TimedOut => (None, "the receiver did not answer in time".to_owned()),
+        Attempt::Unreachable(e) => (None, format!("the receiver is unreachable: {e}")),
+    };
+    match claimed.retries.delay_after(claimed.attempt) {
+        Some(after) => Completion::Retry {
+            after,
+            status,
+            error,
+        },
+        None => Completion::Failed {
+            status,
+            error: format!("{error}; all {} attempts spent", claimed.retries.attempts),
+        },
+    }
+}
+
+/// Keeps every session's upstream registration in step with its subscriptions: sessions created
+/// again under a known name, and changes that failed half way. A session that keeps failing is
+/// tried less and less often (up to every 5 minutes), since each try may spend quota.
+/// Retries upstream session deletions that failed when their tenant was deleted.
+async fn retry_session_deletions(pool: Db, client: Rc<UpstreamClient>) {
+    loop {
+        tokio::time::sleep(DELETION_RETRY_EVERY).await;
+        let (deleted, pending) =
+            crate::http::admin::tenants::delete_pending_upstream_sessions(&pool, &client).await;
+        if deleted > 0 {
+            tracing::info!(
+                deleted,
+                pending,
+                "deleted upstream sessions of deleted tenants"
+            );
+        }
+    }
+}
+
+async fn reconcile(pool: Db, client: Rc<UpstreamClient>, quotas: Arc<Quotas>, public_base: String) {
+    let waits: RefCell<HashMap<String, (Instant, Duration)>> = RefCell::new(HashMap::new());
+    let target = IngressTarget {
+        public_base: &public_base,
+    };
+    loop {
+        tokio::time::sleep(RECONCILE_EVERY).await;
+        let work = match registration::out_of_step(&pool).await {
+            Ok(work) => work,
+            Err(e) => {
+                tracing::warn!("finding webhook registrations to bring in step: {e}");
+                continue;
+            }
+        };
+        for (tenant, session, upstream) in work {
+            if waits
+                .borrow()
+                .get(&upstream)
+                .is_some_and(|(until, _)| Instant::now() < *until)
+            {
+                continue;
+            }
+            let upstream_session = UpstreamSession::from_db(upstream.clone());
+            let result = async {
+                let mut tx = pool.begin().await?;
+                registration::sync(
+                    &pool,
+                    &mut tx,
+                    &client,
+                    &quotas,
+                    &tenant,
+                    &session,
+                    &upstream_session,
+                    &target,
+                )
+                .await?;
+                tx.commit().await?;
+                Ok::<_, crate::http::error::ApiError>(())
+            }
+            .await;
+            let mut waits = waits.borrow_mut();
+            match result {
+                Ok(()) => {
+                    waits.remove(&upstream);
+                }
+                Err(e) => {
+                    let wait = waits
+                        .get(&upstream)
+                        .map_or(Duration::from_secs(5), |(_, w)| {
+                            (*w * 2).min(Duration::from_secs(300))
+                        });
+                    waits.insert(upstream, (Instant::now() + wait, wait));
+                    tracing::warn!(tenant = %tenant.id, session, "webhook registration not brought in step: {e:?}");
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::services::webhooks::policy::{Backoff, RetryPolicy};
+
+    fn claimed(attempt: i32) -> Claimed {
+        Claimed {
+            id: uuid::Uuid::nil(),
+            attempt,
+            body: bytes::Bytes::new(),
+            url: "http://example.com".into(),
+            hmac_key: None,
+            custom_headers: vec![],
+            retries: RetryPolicy {
+                policy: Backoff::Constant,
+                delay_seconds: 2,
+                attempts: 3,
+            },
+        }
+    }
+
+    #[test]
+    fn retries_on_5xx_429_and_network_errors_until_attempts_are_spent() {
+        for attempt in [
+            Attempt::Answered(StatusCode::INTERNAL_SERVER_ERROR),
+            Attempt::Answered(StatusCode::TOO_MANY_REQUESTS),
+            Attempt::TimedOut,
+            Attempt::Unreachable("refused".into()),
+        ] {
+            assert!(matches!(
+                judge(&claimed(1), attempt),
+                Completion::Retry { after, .. } if after == Duration::from_secs(2)
+            ));
+        }
+        assert!(matches!(
+            judge(&claimed(3), Attempt::Answered(StatusCode::BAD_GATEWAY)),
+            Completion::Failed {
+                status: Some(502),
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn other_answers_stop_at_once() {
+        for s in [StatusCode::BAD_REQUEST, StatusCode::GONE, StatusCode::FOUND] {
+            assert!(matches!(
+                judge(&claimed(1), Attempt::Answered(s)),
+                Completion::Failed { .. }
+            ));
+        }
+        assert!(matches!(
+            judge(&claimed(1), Attempt::Answered(StatusCode::NO_CONTENT)),
+            Completion::Delivered { status: 204 }
+        ));
+        assert!(matches!(
+            judge(
+                &claimed(1),
+                Attempt::Refused(TargetRefused::NotAllowed(Why::Internal(
+                    "127.0.0.1".parse().unwrap()
+                )))
+            ),
+            Completion::Failed { status: None, .. }
+        ));
+    }
+}
