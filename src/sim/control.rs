@@ -13,8 +13,8 @@
 //!   for it instead of sleeping.
 //! - `POST /_sim/reset`: forgets everything, pending deliveries included.
 
-use super::api::body::{json_body, required};
 use super::api::{with_session, with_session_in};
+use super::body::{json_body, required};
 use super::chat::{self, chat_id, message_id, ChatServer, ACK_LEVELS};
 use super::error::{SimError, SimResult};
 use super::faults::Fault;

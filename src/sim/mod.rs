@@ -10,6 +10,7 @@
 //! - `/_sim/...`: the control API for tests and demos (`control`).
 
 mod api;
+mod body;
 mod chat;
 mod control;
 mod delivery;

@@ -1,7 +1,7 @@
 //! A session's webhook registrations as the seed describes them: the URL, the events, the HMAC
 //! key, the retry policy and the custom headers.
 
-use super::api::body::{optional_as, required};
+use super::body::{optional_as, required};
 use super::error::{SimError, SimResult};
 use rand::Rng;
 use serde_json::{json, Value};

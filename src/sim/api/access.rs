@@ -4,6 +4,7 @@
 use crate::sim::error::{SimError, SimResult};
 use crate::sim::state::{Session, SimState, Status};
 use actix_web::http::StatusCode;
+use actix_web::web;
 use serde_json::json;
 use std::time::Duration;
 
@@ -65,6 +66,17 @@ pub async fn await_session_in<R>(
 ) -> SimResult<R> {
     await_status(state, name, expected).await;
     with_session_in(state, name, expected, f)
+}
+
+/// A call on one item of a WORKING session (`/sessions/{session}/groups/{groupId}` ...): `f`
+/// gets the session and the item's id.
+pub async fn await_working_item<R>(
+    state: &SimState,
+    path: web::Path<(String, String)>,
+    f: impl FnOnce(&mut Session, &str) -> SimResult<R>,
+) -> SimResult<R> {
+    let (session, id) = path.into_inner();
+    await_session_in(state, &session, Status::Working, |s| f(s, &id)).await
 }
 
 /// Waits, up to `SimOptions::status_wait`, for the session to reach `expected`, polling every

@@ -1,8 +1,8 @@
 //! `/v1/{session}/auth/...`: the QR code and the pairing code a phone logs in with.
 
 use super::access::{await_session_in, await_status, status_mismatch, with_session_in};
-use super::body::{json_body, optional, phone};
 use super::reply::{created, ok};
+use crate::sim::body::{json_body, optional, phone};
 use crate::sim::chat::is_phone_number;
 use crate::sim::error::{SimError, SimResult};
 use crate::sim::lifecycle;

@@ -1,8 +1,8 @@
 //! `/v1/sessions/{session}/channels`: a WORKING session's channels and their message preview.
 
-use super::access::await_session_in;
-use super::body::{json_body, optional, required};
+use super::access::{await_session_in, await_working_item};
 use super::reply::{created, ok};
+use crate::sim::body::{json_body, optional, required};
 use crate::sim::chat::{random_digits, ChatServer};
 use crate::sim::error::{SimError, SimResult};
 use crate::sim::state::{Channel, Session, SimState, Status};
@@ -62,17 +62,12 @@ fn find_channel<'a>(session: &'a Session, id: &str) -> SimResult<&'a Channel> {
 }
 
 pub async fn get(state: Sim, path: ChannelPath) -> SimResult {
-    let (session, id) = path.into_inner();
-    await_session_in(&state, &session, Status::Working, |s| {
-        ok(find_channel(s, &id)?)
-    })
-    .await
+    await_working_item(&state, path, |s, id| ok(find_channel(s, id)?)).await
 }
 
 pub async fn delete(state: Sim, path: ChannelPath) -> SimResult {
-    let (session, id) = path.into_inner();
-    await_session_in(&state, &session, Status::Working, |s| {
-        let key = find_channel(s, &id)?.id.clone();
+    await_working_item(&state, path, |s, id| {
+        let key = find_channel(s, id)?.id.clone();
         s.channels.remove(&key);
         Ok(HttpResponse::Ok().finish())
     })
@@ -81,9 +76,8 @@ pub async fn delete(state: Sim, path: ChannelPath) -> SimResult {
 
 /// `[{message, reactions, viewCount}]` (ENGINE.md §6 row 39, `ChannelMessage`; A7).
 pub async fn preview(state: Sim, path: ChannelPath) -> SimResult {
-    let (session, id) = path.into_inner();
-    await_session_in(&state, &session, Status::Working, |s| {
-        let messages = &find_channel(s, &id)?.messages;
+    await_working_item(&state, path, |s, id| {
+        let messages = &find_channel(s, id)?.messages;
         ok(messages
             .iter()
             .map(|m| json!({"message": m, "reactions": {}, "viewCount": 0}))

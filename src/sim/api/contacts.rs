@@ -1,8 +1,8 @@
 //! `/v1/contacts/check-exists` and `/v1/sessions/{session}/presence`.
 
 use super::access::await_session_in;
-use super::body::{json_body, optional, phone, required};
 use super::reply::{created, done, ok};
+use crate::sim::body::{json_body, optional, phone, required};
 use crate::sim::chat::{chat_id, ChatServer};
 use crate::sim::error::{SimError, SimResult};
 use crate::sim::state::{SimState, Status};

@@ -1,9 +1,9 @@
 //! `/v1/sessions/{session}/groups`: a WORKING session's groups, their subject and description,
 //! members and admins.
 
-use super::access::await_session_in;
-use super::body::{json_body, missing, optional, present, required};
+use super::access::{await_session_in, await_working_item};
 use super::reply::{created, done, ok};
+use crate::sim::body::{json_body, missing, optional, present, required};
 use crate::sim::chat::{chat_id, ChatServer};
 use crate::sim::error::{SimError, SimResult};
 use crate::sim::state::{Group, Participant, Session, SimState, Status};
@@ -139,26 +139,20 @@ pub async fn create(state: Sim, path: web::Path<String>, body: Bytes) -> SimResu
 }
 
 pub async fn get(state: Sim, path: GroupPath) -> SimResult {
-    let (session, id) = path.into_inner();
-    await_session_in(&state, &session, Status::Working, |s| {
-        ok(find_group(s, &id)?)
-    })
-    .await
+    await_working_item(&state, path, |s, id| ok(find_group(s, id)?)).await
 }
 
 pub async fn delete(state: Sim, path: GroupPath) -> SimResult {
-    let (session, id) = path.into_inner();
-    await_session_in(&state, &session, Status::Working, |s| {
-        s.groups.remove(&id).ok_or_else(|| group_missing(&id))?;
+    await_working_item(&state, path, |s, id| {
+        s.groups.remove(id).ok_or_else(|| group_missing(id))?;
         Ok(HttpResponse::Ok().finish())
     })
     .await
 }
 
 pub async fn leave(state: Sim, path: GroupPath) -> SimResult {
-    let (session, id) = path.into_inner();
-    await_session_in(&state, &session, Status::Working, |s| {
-        s.groups.remove(&id).ok_or_else(|| group_missing(&id))?;
+    await_working_item(&state, path, |s, id| {
+        s.groups.remove(id).ok_or_else(|| group_missing(id))?;
         emit(&state, s, "group.v2.leave", json!({"group": {"id": id}}));
         // OAS 2026 declares 200 for leave (ENGINE.md §5 row 28; B8).
         ok(done())
@@ -179,9 +173,8 @@ pub async fn set_description(state: Sim, path: GroupPath, body: Bytes) -> SimRes
 }
 
 async fn update(state: Sim, path: GroupPath, change: impl FnOnce(&mut Group)) -> SimResult {
-    let (session, id) = path.into_inner();
-    await_session_in(&state, &session, Status::Working, |s| {
-        let group = find_group(s, &id)?;
+    await_working_item(&state, path, |s, id| {
+        let group = find_group(s, id)?;
         change(group);
         let group = group.clone();
         emit(&state, s, "group.v2.update", json!({"group": group}));
@@ -196,10 +189,9 @@ pub async fn change_members(
     body: Bytes,
     change: Membership,
 ) -> SimResult {
-    let (session, id) = path.into_inner();
     let members = participant_ids(&json_body(&body)?)?;
-    await_session_in(&state, &session, Status::Working, |s| {
-        let group = find_group(s, &id)?;
+    await_working_item(&state, path, |s, id| {
+        let group = find_group(s, id)?;
         for member in &members {
             change.apply(&mut group.participants, member);
         }

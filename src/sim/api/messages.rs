@@ -4,8 +4,8 @@
 //! 201 with no body, as the engine's WEBJS does.
 
 use super::access::await_session_in;
-use super::body::{json_body, optional, present, required};
 use super::reply::{created, done};
+use crate::sim::body::{json_body, optional, present, required};
 use crate::sim::chat::{self, chat_id, message_id, ChatServer, ACK_SERVER};
 use crate::sim::error::{SimError, SimResult};
 use crate::sim::state::{Session, SimState, Status};

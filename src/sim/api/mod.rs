@@ -5,7 +5,6 @@
 
 mod access;
 mod auth;
-pub mod body;
 mod channels;
 mod contacts;
 mod groups;

@@ -1,8 +1,8 @@
 //! `/v1/sessions`: the sessions themselves, and the deprecated start, stop and logout calls.
 
 use super::access::{session_missing, with_session};
-use super::body::{flag, json_body, object, optional, required};
 use super::reply::{created, ok};
+use crate::sim::body::{flag, json_body, object, optional, required};
 use crate::sim::error::{SimError, SimResult};
 use crate::sim::lifecycle;
 use crate::sim::state::{Session, SimState, Status};

@@ -1,8 +1,8 @@
 //! `/v1/sessions/{session}/webhooks`: registering and removing a session's webhooks.
 
 use super::access::with_session;
-use super::body::{json_body, optional};
 use super::reply::created;
+use crate::sim::body::{json_body, optional};
 use crate::sim::error::{SimError, SimResult};
 use crate::sim::registration::Registration;
 use crate::sim::state::SimState;
