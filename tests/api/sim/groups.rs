@@ -21,7 +21,13 @@ async fn sim_groups_are_kept_per_session() {
     with_group(&sim).await;
     sim.working("other").await;
     let nameless = json!({"participants": [{"id": "1@c.us"}]});
-    let refusal = ("POST", "/v1/sessions/g/groups", Some(nameless), 400, "name is required");
+    let refusal = (
+        "POST",
+        "/v1/sessions/g/groups",
+        Some(nameless),
+        400,
+        "name is required",
+    );
     assert_refusals(&sim, &[refusal]).await;
     let (_, list) = sim.get("/v1/sessions/g/groups").await;
     assert_eq!(list.as_array().unwrap().len(), 1);
@@ -45,22 +51,41 @@ async fn sim_group_changes_show_in_the_group_until_it_is_left() {
         ("POST", "participants/remove", founder),
         ("POST", "admin/demote", newcomer),
     ] {
-        let (s, answer) = sim.call(method, &format!("{base}/{path}"), Some(body)).await;
+        let (s, answer) = sim
+            .call(method, &format!("{base}/{path}"), Some(body))
+            .await;
         assert_eq!(s, 200, "{method} {path}: {answer}");
     }
     let (s, got) = sim.get(&base).await;
     assert_eq!(s, 200);
-    assert_eq!((&got["subject"], &got["description"]), (&json!("Renamed"), &json!("Weekly")));
+    assert_eq!(
+        (&got["subject"], &got["description"]),
+        (&json!("Renamed"), &json!("Weekly"))
+    );
     let members: Vec<(String, bool)> = got["participants"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|p| (p["id"].as_str().unwrap().to_owned(), p["isAdmin"].as_bool().unwrap()))
+        .map(|p| {
+            (
+                p["id"].as_str().unwrap().to_owned(),
+                p["isAdmin"].as_bool().unwrap(),
+            )
+        })
         .collect();
-    assert!(members.contains(&("9876543210@c.us".into(), false)), "{members:?}");
-    assert!(!members.iter().any(|(id, _)| id == "1234567890@c.us"), "{members:?}");
+    assert!(
+        members.contains(&("9876543210@c.us".into(), false)),
+        "{members:?}"
+    );
+    assert!(
+        !members.iter().any(|(id, _)| id == "1234567890@c.us"),
+        "{members:?}"
+    );
 
-    assert_eq!(sim.call("POST", &format!("{base}/leave"), None).await.0, 200);
+    assert_eq!(
+        sim.call("POST", &format!("{base}/leave"), None).await.0,
+        200
+    );
     assert_refusals(&sim, &[("GET", &base, None, 404, &id)]).await;
     sim.stop().await;
 }
@@ -71,7 +96,10 @@ async fn with_channel(sim: &Sim) -> Value {
     let news = json!({"name": "News", "description": "d"});
     let (s, channel) = sim.post("/v1/sessions/g/channels", news).await;
     assert_eq!(s, 201, "{channel}");
-    assert!(channel["id"].as_str().unwrap().ends_with("@newsletter"), "{channel}");
+    assert!(
+        channel["id"].as_str().unwrap().ends_with("@newsletter"),
+        "{channel}"
+    );
     channel
 }
 
@@ -91,7 +119,10 @@ async fn sim_channel_posts_show_in_the_preview_by_id_and_by_invite_code() {
     assert_eq!(preview[0]["viewCount"], 0);
 
     let invite = channel["invite"].as_str().unwrap();
-    assert!(invite.starts_with("https://www.whatsapp.com/channel/"), "{invite}");
+    assert!(
+        invite.starts_with("https://www.whatsapp.com/channel/"),
+        "{invite}"
+    );
     let code = invite.rsplit('/').next().unwrap();
     let by_code = format!("/v1/sessions/g/channels/{code}/messages/preview");
     assert_eq!(sim.get(&by_code).await, (200, preview));
@@ -106,7 +137,10 @@ async fn sim_channels_are_listed_found_and_deleted() {
     let channel = with_channel(&sim).await;
     let (_, list) = sim.get("/v1/sessions/g/channels").await;
     assert_eq!(list[0]["name"], "News");
-    let path = format!("/v1/sessions/g/channels/{}", channel["id"].as_str().unwrap());
+    let path = format!(
+        "/v1/sessions/g/channels/{}",
+        channel["id"].as_str().unwrap()
+    );
     assert_eq!(sim.get(&path).await.0, 200);
     assert_eq!(sim.call("DELETE", &path, None).await.0, 200);
     assert_eq!(sim.get(&path).await.0, 404);
@@ -118,10 +152,17 @@ async fn sim_contacts_check_exists_answers_for_the_session_named() {
     let sim = Sim::start().await;
     sim.working("g").await;
     let check = "/v1/contacts/check-exists";
-    let (s, body) = sim.get(&format!("{check}?phone=1234567890&session=g")).await;
+    let (s, body) = sim
+        .get(&format!("{check}?phone=1234567890&session=g"))
+        .await;
     assert_eq!(s, 200);
-    assert_eq!(body, json!({"numberExists": true, "chatId": "1234567890@c.us"}));
-    let (s, body) = sim.get(&format!("{check}?phone=1234567000&session=g")).await;
+    assert_eq!(
+        body,
+        json!({"numberExists": true, "chatId": "1234567890@c.us"})
+    );
+    let (s, body) = sim
+        .get(&format!("{check}?phone=1234567000&session=g"))
+        .await;
     assert_eq!((s, &body["numberExists"]), (200, &json!(false)), "{body}");
     let no_phone = format!("{check}?session=g");
     assert_refusals(&sim, &[("GET", &no_phone, None, 400, "phone is required")]).await;
@@ -162,7 +203,10 @@ async fn sim_presence_refuses_an_unknown_presence_or_a_misplaced_chat() {
             "'typing' presence requires 'chatId' field.",
         ),
     ] {
-        assert_eq!(sim.post(path, body).await, (400, json!({ "detail": detail })));
+        assert_eq!(
+            sim.post(path, body).await,
+            (400, json!({ "detail": detail }))
+        );
     }
     sim.stop().await;
 }

@@ -18,7 +18,11 @@ fn sends() -> Vec<(&'static str, Value, &'static str)> {
     let voice = json!({"data": "AAAA", "mimetype": "audio/ogg"});
     vec![
         ("/v1/sendText", json!({"text": "hello"}), "text is required"),
-        ("/v1/sendImage", json!({"file": file, "caption": "c"}), "file is required"),
+        (
+            "/v1/sendImage",
+            json!({"file": file, "caption": "c"}),
+            "file is required",
+        ),
         ("/v1/sendFile", json!({"file": file}), "file is required"),
         ("/v1/sendVideo", json!({"file": file}), "file is required"),
         ("/v1/sendVoice", json!({"file": voice}), "file is required"),
@@ -89,8 +93,11 @@ async fn sim_seen_and_typing_answer_as_the_engine_and_fire_no_message_events() {
     ] {
         let got = sim.post(path, json!({"chatId": "1234567890"})).await;
         assert_eq!(got, (201, answer), "{path}");
-        assert_refusals(&sim, &[("POST", path, Some(json!({})), 400, "chatId is required")])
-            .await;
+        assert_refusals(
+            &sim,
+            &[("POST", path, Some(json!({})), 400, "chatId is required")],
+        )
+        .await;
     }
     let after = json!({"chatId": "1234567890", "text": "after"});
     assert_eq!(sim.post("/v1/sendText", after).await.0, 201);
@@ -171,7 +178,10 @@ async fn sim_reads_chunked_bodies_and_logs_calls_faithfully() {
     assert_eq!(entry["method"], "POST");
     assert_eq!(entry["path"], "/v1/sendText");
     assert_eq!(entry["query"], "trace=1");
-    assert_eq!(entry["body"], r#"{"chatId":"1234567890","text":"chunked hello"}"#);
+    assert_eq!(
+        entry["body"],
+        r#"{"chatId":"1234567890","text":"chunked hello"}"#
+    );
     assert_eq!(entry["headers"]["x-custom"], "kept");
     assert_eq!(entry["headers"]["x-rapidapi-key"], super::KEY);
     assert_eq!(entry["headers"]["transfer-encoding"], "chunked");
@@ -200,7 +210,13 @@ async fn sim_undeclared_method_and_unknown_path_answer_in_the_error_shape() {
         &[
             ("GET", "/v1/sendText", None, 405, "GET"),
             ("PATCH", "/v1/sessions", None, 405, "PATCH"),
-            ("GET", "/v1/nothing/here/at/all", None, 404, "/v1/nothing/here/at/all"),
+            (
+                "GET",
+                "/v1/nothing/here/at/all",
+                None,
+                404,
+                "/v1/nothing/here/at/all",
+            ),
         ],
     )
     .await;

@@ -135,7 +135,15 @@ impl Sim {
     async fn drained(&self) {
         let url = self.url("/_sim/deliveries");
         let drained = crate::helpers::eventually(Duration::from_secs(20), || async {
-            let pending: Value = self.http.get(&url).send().await.unwrap().json().await.unwrap();
+            let pending: Value = self
+                .http
+                .get(&url)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
             pending["pending"] == 0
         })
         .await;

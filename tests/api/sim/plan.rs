@@ -32,7 +32,10 @@ async fn sim_refuses_a_missing_or_wrong_key_or_host_with_401() {
 }
 
 fn unix_second() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
 }
 
 /// Waits for the wall clock's next second (the limiter counts calls per second) and answers it.
@@ -51,8 +54,15 @@ async fn next_second() -> u64 {
 type Limited = (u16, Option<String>, Value);
 
 async fn list(sim: &Sim) -> Limited {
-    let res = sim.v1(reqwest::Method::GET, "/v1/sessions").send().await.unwrap();
-    let retry_after = res.headers().get("retry-after").map(|v| v.to_str().unwrap().to_owned());
+    let res = sim
+        .v1(reqwest::Method::GET, "/v1/sessions")
+        .send()
+        .await
+        .unwrap();
+    let retry_after = res
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().to_owned());
     let (status, body) = answer(res).await;
     (status, retry_after, body)
 }
@@ -94,7 +104,11 @@ async fn sim_per_second_limit_answers_429_with_retry_after() {
     // Retry-After is a promise: by then a call passes.
     let patience = Duration::from_secs(secs) + Duration::from_millis(500);
     let passed = crate::helpers::eventually(patience, || async { list(&sim).await.0 == 200 }).await;
-    assert!(passed, "still refused {:?} after a Retry-After of {secs}", refused_at.elapsed());
+    assert!(
+        passed,
+        "still refused {:?} after a Retry-After of {secs}",
+        refused_at.elapsed()
+    );
     sim.stop().await;
 }
 
@@ -116,11 +130,18 @@ async fn sim_monthly_quota_counts_down_in_rapidapi_headers_then_429() {
         let res = missing.send().await.unwrap();
         assert_eq!(res.status(), 404);
         assert_eq!(header_u64(&res, "x-ratelimit-requests-limit"), 3);
-        assert_eq!(header_u64(&res, "x-ratelimit-requests-remaining"), remaining);
+        assert_eq!(
+            header_u64(&res, "x-ratelimit-requests-remaining"),
+            remaining
+        );
         let reset = header_u64(&res, "x-ratelimit-requests-reset");
         assert!((1..=31 * 86_400).contains(&reset));
     }
-    let res = sim.v1(reqwest::Method::GET, "/v1/sessions").send().await.unwrap();
+    let res = sim
+        .v1(reqwest::Method::GET, "/v1/sessions")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 429);
     assert!(header_u64(&res, "retry-after") >= 1);
     assert_eq!(res.headers()["x-ratelimit-requests-remaining"], "0");

@@ -26,7 +26,11 @@ async fn sim_qr_code_comes_raw_or_as_a_png_in_every_format() {
             let req = sim.v1(reqwest::Method::GET, &qr).header("accept", accept);
             let res = req.send().await.unwrap();
             assert_eq!(res.status(), 200);
-            assert_eq!(res.headers()["content-type"], "image/png", "{query} {accept}");
+            assert_eq!(
+                res.headers()["content-type"],
+                "image/png",
+                "{query} {accept}"
+            );
             assert_eq!(&res.bytes().await.unwrap()[..8], PNG, "{query} {accept}");
         }
     }
@@ -54,7 +58,13 @@ async fn sim_codes_of_a_missing_session_or_without_a_phone_are_refused() {
         &sim,
         &[
             ("GET", "/v1/nope/auth/qr", None, 404, "nope"),
-            ("GET", "/v1/q/auth/pairing-code", None, 400, "phoneNumber is required"),
+            (
+                "GET",
+                "/v1/q/auth/pairing-code",
+                None,
+                400,
+                "phoneNumber is required",
+            ),
         ],
     )
     .await;
@@ -111,7 +121,11 @@ async fn sim_auto_scan_logs_in_after_the_qr_is_fetched() {
         .await;
     // STARTING, SCAN_QR_CODE, and SCAN_QR_CODE again for the second code.
     hook.wait_for(3, Duration::from_secs(5)).await;
-    assert_eq!(sim.status("a").await, "SCAN_QR_CODE", "no scan before a fetch");
+    assert_eq!(
+        sim.status("a").await,
+        "SCAN_QR_CODE",
+        "no scan before a fetch"
+    );
 
     let fetched = Instant::now();
     sim.ok("GET", "/v1/a/auth/qr?format=raw", None).await;
@@ -180,7 +194,10 @@ async fn sim_qr_codes_rotate_then_the_session_fails() {
     })
     .await;
     assert!(rotated, "a new code after {first}");
-    assert!(started.elapsed() >= first_ttl, "not before the first's lifetime");
+    assert!(
+        started.elapsed() >= first_ttl,
+        "not before the first's lifetime"
+    );
 
     let hits = hook.wait_for(5, Duration::from_secs(3)).await;
     let statuses: Vec<_> = hits
@@ -188,7 +205,13 @@ async fn sim_qr_codes_rotate_then_the_session_fails() {
         .map(|h| h.json()["payload"]["status"].clone())
         .collect();
     let scan = json!("SCAN_QR_CODE");
-    let expected = [json!("STARTING"), scan.clone(), scan.clone(), scan, json!("FAILED")];
+    let expected = [
+        json!("STARTING"),
+        scan.clone(),
+        scan.clone(),
+        scan,
+        json!("FAILED"),
+    ];
     assert_eq!(statuses, expected);
     assert_eq!(sim.status("r").await, "FAILED");
     hook.stop().await;

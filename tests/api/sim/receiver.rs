@@ -64,10 +64,12 @@ impl Receiver {
     /// Waits until `n` deliveries arrived and returns them; fails the test if they do not
     /// arrive `within`.
     pub async fn wait_for(&self, n: usize, within: Duration) -> Vec<Hit> {
-        let arrived =
-            crate::helpers::eventually(within, || async { self.hits().len() >= n }).await;
+        let arrived = crate::helpers::eventually(within, || async { self.hits().len() >= n }).await;
         let hits = self.hits();
-        assert!(arrived, "{n} deliveries expected within {within:?}: {hits:?}");
+        assert!(
+            arrived,
+            "{n} deliveries expected within {within:?}: {hits:?}"
+        );
         hits
     }
 

@@ -69,9 +69,13 @@ async fn sim_sandbox_serve_without_key_or_database_sends_end_to_end() {
         // Slower than the tenant's 10 calls a second.
         tokio::time::sleep(Duration::from_millis(250)).await; // poll
     };
-    assert_eq!(session["name"], "default", "the tenant's own name: {session}");
+    assert_eq!(
+        session["name"], "default",
+        "the tenant's own name: {session}"
+    );
 
-    let text = json!({"session": "default", "chatId": "1234567890", "text": "hello from the sandbox"});
+    let text =
+        json!({"session": "default", "chatId": "1234567890", "text": "hello from the sandbox"});
     let (s, message) = call("POST", "/v1/sendText", Some(text)).await;
     assert_eq!(s, 201, "{message}");
     let id = message["id"].as_str().unwrap();
@@ -80,7 +84,10 @@ async fn sim_sandbox_serve_without_key_or_database_sends_end_to_end() {
 
     let logs = gateway.logs();
     assert!(!logs.contains(&key), "the tenant key is never logged");
-    assert!(!logs.contains(ADMIN_PASSWORD), "the admin password is never logged");
+    assert!(
+        !logs.contains(ADMIN_PASSWORD),
+        "the admin password is never logged"
+    );
     assert!(!logs.contains(&token), "the admin token is never logged");
     let status = gateway.terminate().await;
     assert!(status.success(), "{status:?}");

@@ -9,7 +9,10 @@ use serde_json::{json, Value};
 async fn sim_sessions_follow_the_lifecycle() {
     let sim = Sim::start().await;
     let (s, body) = sim.post("/v1/sessions", json!({"name": "alpha"})).await;
-    assert_eq!((s, &body["name"], &body["status"]), (201, &json!("alpha"), &json!("STARTING")));
+    assert_eq!(
+        (s, &body["name"], &body["status"]),
+        (201, &json!("alpha"), &json!("STARTING"))
+    );
     assert_eq!(sim.status("alpha").await, "SCAN_QR_CODE");
 
     // A send before the scan: the engine's 422 object (ENGINE.md §1).
@@ -24,31 +27,45 @@ async fn sim_sessions_follow_the_lifecycle() {
         })
     );
     let (s, body) = sim
-        .control("POST", "/_sim/sessions/alpha/scan", json!({"phone": "15550001111"}))
+        .control(
+            "POST",
+            "/_sim/sessions/alpha/scan",
+            json!({"phone": "15550001111"}),
+        )
         .await;
     assert_eq!((s, &body["status"]), (200, &json!("WORKING")));
     assert_eq!(body["me"]["id"], "15550001111@c.us");
     assert_eq!(sim.post("/v1/sendText", send.clone()).await.0, 201);
 
     // The deprecated stop answers 201 with no body (ENGINE.md §2 row 6).
-    let stop = sim.post("/v1/sessions/stop", json!({"name": "alpha"})).await;
+    let stop = sim
+        .post("/v1/sessions/stop", json!({"name": "alpha"}))
+        .await;
     assert_eq!(stop, (201, Value::Null));
     assert_eq!(sim.status("alpha").await, "STOPPED");
     let (s, body) = sim.post("/v1/sendText", send).await;
     assert_eq!((s, &body["status"]), (422, &json!("STOPPED")), "{body}");
     // Stop keeps the login: a restart needs no new scan.
-    let (s, _) = sim.post("/v1/sessions/start", json!({"name": "alpha"})).await;
+    let (s, _) = sim
+        .post("/v1/sessions/start", json!({"name": "alpha"}))
+        .await;
     assert_eq!(s, 201);
     assert_eq!(sim.status("alpha").await, "WORKING");
 
     // Stop with logout: true logs out and deletes; a start then begins afresh with a scan.
     let logout = json!({"name": "alpha", "logout": true});
-    assert_eq!(sim.post("/v1/sessions/stop", logout).await, (201, Value::Null));
+    assert_eq!(
+        sim.post("/v1/sessions/stop", logout).await,
+        (201, Value::Null)
+    );
     assert_eq!(sim.get("/v1/sessions/alpha").await.0, 404);
     sim.ok("POST", "/v1/sessions/start", Some(json!({"name": "alpha"})))
         .await;
     let (_, body) = sim.get("/v1/sessions/alpha").await;
-    assert_eq!((&body["status"], &body["me"]), (&json!("SCAN_QR_CODE"), &Value::Null));
+    assert_eq!(
+        (&body["status"], &body["me"]),
+        (&json!("SCAN_QR_CODE"), &Value::Null)
+    );
     sim.stop().await;
 }
 
@@ -60,10 +77,28 @@ async fn sim_session_calls_refuse_in_the_seed_error_shape() {
     assert_refusals(
         &sim,
         &[
-            ("POST", "/v1/sessions", Some(json!({"name": "alpha"})), 409, "already exists"),
+            (
+                "POST",
+                "/v1/sessions",
+                Some(json!({"name": "alpha"})),
+                409,
+                "already exists",
+            ),
             ("GET", "/v1/sessions/nope", None, 404, "nope"),
-            ("POST", "/v1/sessions/start", Some(json!({})), 400, "name is required"),
-            ("POST", "/v1/sessions", Some(json!({"name": "bad name!"})), 400, ""),
+            (
+                "POST",
+                "/v1/sessions/start",
+                Some(json!({})),
+                400,
+                "name is required",
+            ),
+            (
+                "POST",
+                "/v1/sessions",
+                Some(json!({"name": "bad name!"})),
+                400,
+                "",
+            ),
             ("GET", "/v1/sessions?all=maybe", None, 400, ""),
         ],
     )
@@ -82,7 +117,10 @@ async fn sim_deprecated_start_creates_a_missing_session_and_logout_deletes_it() 
     let (s, body) = sim.post("/v1/sessions/start", ghost.clone()).await;
     assert_eq!(s, 422);
     assert_error(&body, 422, "already started");
-    assert_eq!(sim.post("/v1/sessions/logout", ghost).await, (201, Value::Null));
+    assert_eq!(
+        sim.post("/v1/sessions/logout", ghost).await,
+        (201, Value::Null)
+    );
     assert_eq!(sim.get("/v1/sessions/ghost").await.0, 404);
     sim.stop().await;
 }
@@ -102,7 +140,10 @@ async fn sim_stopped_sessions_are_listed_only_with_all() {
     let (s, list) = sim.get("/v1/sessions").await;
     assert_eq!((s, names(&list)), (200, vec![json!("alpha")]));
     let (s, list) = sim.get("/v1/sessions?all=true").await;
-    assert_eq!((s, names(&list)), (200, vec![json!("alpha"), json!("beta")]));
+    assert_eq!(
+        (s, names(&list)),
+        (200, vec![json!("alpha"), json!("beta")])
+    );
     assert_eq!(list[1]["status"], "STOPPED");
     assert_eq!(list[1]["config"]["metadata"]["team"], "x");
     sim.stop().await;

@@ -24,7 +24,13 @@ async fn sim_webhook_registration_needs_a_url_and_a_session() {
                 400,
                 "webhookUrl is required",
             ),
-            ("POST", "/v1/sessions/nope/webhooks", Some(nowhere), 404, "nope"),
+            (
+                "POST",
+                "/v1/sessions/nope/webhooks",
+                Some(nowhere),
+                404,
+                "nope",
+            ),
         ],
     )
     .await;
@@ -34,7 +40,10 @@ async fn sim_webhook_registration_needs_a_url_and_a_session() {
 /// What every delivery of the signed registration carries.
 fn assert_signed_envelope(hit: &Hit) {
     let envelope = hit.json();
-    assert!(envelope["id"].as_str().unwrap().starts_with("evt_"), "{envelope}");
+    assert!(
+        envelope["id"].as_str().unwrap().starts_with("evt_"),
+        "{envelope}"
+    );
     assert_eq!(envelope["session"], "w");
     assert_eq!(envelope["engine"], "WEBJS");
     assert_eq!(envelope["metadata"], json!({"user.id": "42"}));
@@ -71,14 +80,23 @@ async fn sim_webhooks_deliver_signed_waha_envelopes_in_order() {
     sim.ok("POST", "/v1/sendText", Some(out)).await;
     sim.incoming("w", "in").await;
     let hits = hook.wait_for(5, Duration::from_secs(5)).await;
-    let order = ["session.status", "message.any", "message.ack", "message", "message.any"];
+    let order = [
+        "session.status",
+        "message.any",
+        "message.ack",
+        "message",
+        "message.any",
+    ];
     assert_eq!(hook.events(), order);
     // The scan goes straight to WORKING: the engine has no AUTHENTICATED (ENGINE.md §10.4).
     assert_eq!(hits[0].json()["payload"]["status"], "WORKING");
     hits.iter().for_each(assert_signed_envelope);
     let ids: HashSet<_> = hits.iter().map(|h| h.json()["id"].clone()).collect();
     assert_eq!(ids.len(), 5, "event ids are unique");
-    let requests: HashSet<_> = hits.iter().map(|h| h.header("x-webhook-request-id")).collect();
+    let requests: HashSet<_> = hits
+        .iter()
+        .map(|h| h.header("x-webhook-request-id"))
+        .collect();
     assert_eq!(requests.len(), 5, "request ids are unique");
 
     let sent = hits[1].json();
@@ -87,7 +105,10 @@ async fn sim_webhooks_deliver_signed_waha_envelopes_in_order() {
     assert_eq!(hits[2].json()["payload"]["id"], sent["payload"]["id"]);
     let incoming = hits[3].json()["payload"].clone();
     assert_eq!(incoming["from"], "1234567890@c.us");
-    assert_eq!((&incoming["fromMe"], &incoming["body"]), (&json!(false), &json!("in")));
+    assert_eq!(
+        (&incoming["fromMe"], &incoming["body"]),
+        (&json!(false), &json!("in"))
+    );
     hook.stop().await;
     sim.stop().await;
 }
@@ -97,7 +118,8 @@ async fn sim_a_removed_webhook_gets_no_more_deliveries() {
     let sim = Sim::start().await;
     let hook = Receiver::start(200).await;
     sim.working("w").await;
-    sim.hook("w", &hook.url, json!({"events": ["message"]})).await;
+    sim.hook("w", &hook.url, json!({"events": ["message"]}))
+        .await;
     sim.incoming("w", "first").await;
     hook.wait_for(1, Duration::from_secs(5)).await;
 
@@ -167,7 +189,10 @@ async fn assert_spacing(retries: Value, expected: &[f64], jitter: f64) -> Vec<Hi
         if pairs().all(|(got, want)| *got <= want * (1.0 + jitter) + 0.25) {
             return hits;
         }
-        assert!(run < 3, "a gap too long in three runs, expected {expected:?}: {gaps:?}");
+        assert!(
+            run < 3,
+            "a gap too long in three runs, expected {expected:?}: {gaps:?}"
+        );
     }
     unreachable!("the third run returns or fails")
 }
@@ -179,7 +204,10 @@ async fn sim_webhook_constant_retries_are_evenly_spaced() {
     // Same event, a new request id per attempt.
     let ids: HashSet<_> = hits.iter().map(|h| h.json()["id"].clone()).collect();
     assert_eq!(ids.len(), 1);
-    let requests: HashSet<_> = hits.iter().map(|h| h.header("x-webhook-request-id")).collect();
+    let requests: HashSet<_> = hits
+        .iter()
+        .map(|h| h.header("x-webhook-request-id"))
+        .collect();
     assert_eq!(requests.len(), 4);
 }
 
