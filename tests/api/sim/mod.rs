@@ -135,15 +135,8 @@ impl Sim {
     async fn drained(&self) {
         let url = self.url("/_sim/deliveries");
         let drained = crate::helpers::eventually(Duration::from_secs(20), || async {
-            let pending: Value = self
-                .http
-                .get(&url)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let (status, pending) = answer(self.http.get(&url).send().await.unwrap()).await;
+            assert_eq!(status, 200, "GET /_sim/deliveries: {pending}");
             pending["pending"] == 0
         })
         .await;
