@@ -246,12 +246,8 @@ async fn config_webhooks_on_create_never_reach_the_upstream() {
 
     let (_, got) = get(&app, &tenant, "/v1/sessions/bot").await;
     let (_, all) = get(&app, &tenant, "/v1/sessions").await;
-    let sessions = all.as_array().unwrap().iter();
-    let from_list = sessions
-        .filter(|s| s["name"] == "bot")
-        .next()
-        .unwrap()
-        .clone();
+    let mut sessions = all.as_array().unwrap().iter();
+    let from_list = sessions.find(|s| s["name"] == "bot").unwrap().clone();
     for answer in [&created, &got, &from_list] {
         let hooks = &answer["config"]["webhooks"];
         assert_eq!(hooks.as_array().map(Vec::len), Some(1), "{answer}");
