@@ -156,8 +156,8 @@ async fn the_request_id_is_taken_or_made_and_always_echoed() {
 #[tokio::test]
 async fn metrics_count_requests_by_route_and_status() {
     let app = spawn_app().await;
-    app.get("/healthz").await;
-    app.get("/no/such/path").await;
+    assert_eq!(app.get("/healthz").await.status(), 200);
+    assert_eq!(app.get("/no/such/path").await.status(), 404);
     let res = app.get("/metrics").await;
     assert_eq!(res.status(), 200);
     assert!(res.headers()["content-type"]
