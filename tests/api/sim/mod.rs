@@ -110,9 +110,11 @@ impl Sim {
         body
     }
 
-    /// The session's status as `GET /v1/sessions/{name}` answers it.
+    /// The session's status as `GET /v1/sessions/{name}` answers it (200).
     async fn status(&self, name: &str) -> Value {
-        self.ok("GET", &format!("/v1/sessions/{name}"), None).await["status"].clone()
+        let (s, session) = self.get(&format!("/v1/sessions/{name}")).await;
+        assert_eq!(s, 200, "GET /v1/sessions/{name}: {session}");
+        session["status"].clone()
     }
 
     /// Registers a webhook on `session` (`registration` without its `webhookUrl`).
