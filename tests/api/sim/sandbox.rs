@@ -14,15 +14,9 @@ impl Drop for EmbeddedCluster {
     }
 }
 
-/// `serve` with no upstream key and no database: the embedded PostgreSQL starts, the simulator
-/// is the upstream, the log says so loudly, and a tenant's sendText goes through end to end
-/// (the session scans itself a few seconds after its QR code is fetched).
-#[tokio::test]
-async fn sim_sandbox_serve_without_key_or_database_sends_end_to_end() {
-    let dir = shared_tempdir();
-    let data = dir.path().join("data");
-    let _cluster = EmbeddedCluster(wa_gateway::db::EmbeddedPostgres::locate(&data, None).unwrap());
-    let vars = [
+/// `serve`'s settings in sandbox mode: a data directory and an admin, nothing else.
+fn sandbox_vars(data: &std::path::Path) -> crate::helpers::Vars {
+    [
         ("WAGW_DATA_DIR", data.to_str().unwrap()),
         ("WAGW_LISTEN", "127.0.0.1:0"),
         ("WAGW_SHUTDOWN_TIMEOUT_SECS", "2"),
@@ -31,8 +25,18 @@ async fn sim_sandbox_serve_without_key_or_database_sends_end_to_end() {
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
-    .collect();
-    let gateway = GatewayProcess::start(&vars).await;
+    .collect()
+}
+
+/// `serve` with no upstream key and no database: the embedded PostgreSQL starts, the simulator
+/// is the upstream, the log says so loudly, and a tenant's sendText goes through end to end
+/// (the session scans itself a few seconds after its QR code is fetched).
+#[tokio::test]
+async fn sim_sandbox_serve_without_key_or_database_sends_end_to_end() {
+    let dir = shared_tempdir();
+    let data = dir.path().join("data");
+    let _cluster = EmbeddedCluster(wa_gateway::db::EmbeddedPostgres::locate(&data, None).unwrap());
+    let gateway = GatewayProcess::start(&sandbox_vars(&data)).await;
     let logs = gateway.logs();
     assert!(logs.contains("SANDBOX MODE"), "{logs}");
     assert!(logs.contains("WARN"), "logged as a warning: {logs}");
