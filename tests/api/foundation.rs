@@ -284,6 +284,23 @@ async fn logs_are_structured_and_carry_the_request_id() {
     process.terminate().await;
 }
 
+/// Concurrent calls make the pool open connections while serving on every worker, so a later
+/// call may well be handed one that a worker opened which stops at SIGTERM.
+async fn open_connections_on_every_worker(
+    http: &reqwest::Client,
+    process: &GatewayProcess,
+    token: &str,
+) {
+    let burst = (0..24).map(|_| {
+        http.get(process.url("/admin/v1/tenants"))
+            .bearer_auth(token)
+            .send()
+    });
+    for answer in futures_util::future::join_all(burst).await {
+        assert_eq!(answer.unwrap().status(), 200);
+    }
+}
+
 /// SIGTERM while a call is in flight: the call still gets its answer, then the process exits
 /// cleanly and new connections are refused. (This caught database connections dying with the
 /// HTTP worker runtime that opened them: see `db::pool`.)
@@ -304,37 +321,16 @@ async fn sigterm_lets_a_request_in_flight_finish() {
     let Provisioned { token, key, .. } =
         provision_with(&http, &process.address, tenant, &["*"]).await;
     let key = key["key"].as_str().unwrap().to_owned();
-    // Concurrent calls make the pool open connections while serving on every worker, so the
-    // call in flight may well be handed one that a worker opened which stops at SIGTERM.
-    let burst = (0..24).map(|_| {
-        http.get(process.url("/admin/v1/tenants"))
-            .bearer_auth(&token)
-            .send()
-    });
-    for answer in futures_util::future::join_all(burst).await {
-        assert_eq!(answer.unwrap().status(), 200);
-    }
+    open_connections_on_every_worker(&http, &process, &token).await;
     // The upstream takes 1.5 s to answer the list.
-    let fault = http
-        .post(format!("{}/_sim/faults", sim.url()))
-        .json(&serde_json::json!({"path": "/v1/sessions", "method": "GET", "delayMs": 1500}))
-        .send()
-        .await
-        .unwrap();
-    assert!(fault.status().is_success());
+    let slow = serde_json::json!({"path": "/v1/sessions", "method": "GET", "delayMs": 1500});
+    let fault = http.post(format!("{}/_sim/faults", sim.url())).json(&slow);
+    assert!(fault.send().await.unwrap().status().is_success());
 
-    let in_flight = tokio::spawn({
-        let http = http.clone();
-        let url = process.url("/v1/sessions");
-        let key = key.clone();
-        async move {
-            http.get(url)
-                .header("x-api-key", key)
-                .send()
-                .await
-                .map(|r| r.status().as_u16())
-        }
-    });
+    let call = http
+        .get(process.url("/v1/sessions"))
+        .header("x-api-key", &key);
+    let in_flight = tokio::spawn(async move { call.send().await.map(|r| r.status().as_u16()) });
     // In flight: the upstream has received it (and holds it for 1.5 s).
     let arrived = helpers::eventually(Duration::from_secs(10), || async {
         let log = helpers::sim_log_at(&sim.url()).await;
