@@ -5,7 +5,7 @@ use super::eventually;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use serde_json::Value;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU16, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -38,6 +38,8 @@ struct ReceiverState {
     fail_first: AtomicUsize,
     /// The answer after that.
     status: AtomicU16,
+    /// How long each answer takes, in milliseconds.
+    delay_ms: AtomicU64,
 }
 
 /// An HTTP server recording every request, on its own thread and actix runtime.
@@ -96,6 +98,13 @@ impl Receiver {
         self.state.fail_first.store(n, Ordering::SeqCst);
     }
 
+    /// Takes `delay` over every answer from now on (recorded on arrival).
+    pub fn answer_after(&self, delay: Duration) {
+        self.state
+            .delay_ms
+            .store(delay.as_millis() as u64, Ordering::SeqCst);
+    }
+
     /// Answers `status` from now on.
     pub fn answer_with(&self, status: u16) {
         self.state.status.store(status, Ordering::SeqCst);
@@ -105,10 +114,16 @@ impl Receiver {
         self.state.hits.lock().unwrap().clone()
     }
 
-    /// Waits until `n` requests arrived (or `patience` passes) and returns them all.
+    /// Waits until `n` requests arrived and returns them all; fails the test if they do not
+    /// arrive within `patience`.
     pub async fn wait_for(&self, n: usize, patience: Duration) -> Vec<Hit> {
-        eventually(patience, || async move { self.hits().len() >= n }).await;
-        self.hits()
+        let arrived = eventually(patience, || async move { self.hits().len() >= n }).await;
+        let hits = self.hits();
+        assert!(
+            arrived,
+            "{n} requests expected within {patience:?}: {hits:?}"
+        );
+        hits
     }
 
     /// The requests that came to `path`, in arrival order.
@@ -161,6 +176,11 @@ async fn record(
         headers,
         body: body.to_vec(),
     });
+    let delay = state.delay_ms.load(Ordering::SeqCst);
+    if delay > 0 {
+        // reason: a slow receiver is what the test asks for
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+    }
     let failing = state
         .fail_first
         .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
