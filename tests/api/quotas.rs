@@ -110,6 +110,18 @@ async fn a_replica_killed_holding_a_lease_loses_at_most_that_lease() {
     assert_eq!(app.leased(&tenant).await, 100);
 }
 
+/// An admin sets the tenant's monthly quota to `monthly`.
+async fn set_monthly(app: &TestApp, tenant: &TestTenant, monthly: i64) {
+    let (status, body) = app
+        .admin(
+            Method::PATCH,
+            &format!("/admin/v1/tenants/{}", tenant.id),
+            Some(json!({"quota": {"monthly_requests": monthly}})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+}
+
 async fn audit_actions(app: &TestApp, tenant: &TestTenant) -> Vec<String> {
     let (status, page) = app
         .admin(
@@ -163,35 +175,22 @@ async fn quota_changes_top_ups_resets_and_the_month_rolling_over() {
     );
 
     // Raised mid-month: effective at once, on the very next call.
-    let (status, body) = app
-        .admin(
-            Method::PATCH,
-            &format!("/admin/v1/tenants/{}", tenant.id),
-            Some(json!({"quota": {"monthly_requests": 5}})),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
+    set_monthly(&app, &tenant, 5).await;
     assert_eq!(spend_until_refused(&app, &tenant, 5).await, 2);
 
     // Top-up: two more this month.
-    let (status, report) = app
-        .admin(
-            Method::POST,
-            &format!("{usage_path}/top-up"),
-            Some(json!({"requests": 2})),
-        )
-        .await;
+    let top_up = |requests: i64| {
+        let (app, path) = (&app, format!("{usage_path}/top-up"));
+        async move {
+            app.admin(Method::POST, &path, Some(json!({ "requests": requests })))
+                .await
+        }
+    };
+    let (status, report) = top_up(2).await;
     assert_eq!(status, 200, "{report}");
     assert_eq!(report["limit"], 7);
     assert_eq!(report["remaining"], 2);
-    let (status, _) = app
-        .admin(
-            Method::POST,
-            &format!("{usage_path}/top-up"),
-            Some(json!({"requests": 0})),
-        )
-        .await;
-    assert_eq!(status, 400);
+    assert_eq!(top_up(0).await.0, 400);
     assert_eq!(spend_until_refused(&app, &tenant, 5).await, 2);
 
     // Reset: the whole quota again for the rest of the month.
@@ -204,16 +203,10 @@ async fn quota_changes_top_ups_resets_and_the_month_rolling_over() {
     assert_eq!(spend_until_refused(&app, &tenant, 5).await, 5);
 
     let actions = audit_actions(&app, &tenant).await;
-    assert_eq!(
-        actions.iter().filter(|a| *a == "quota.top_up").count(),
-        1,
-        "{actions:?}"
-    );
-    assert_eq!(
-        actions.iter().filter(|a| *a == "quota.reset").count(),
-        1,
-        "{actions:?}"
-    );
+    for action in ["quota.top_up", "quota.reset"] {
+        let n = actions.iter().filter(|a| *a == action).count();
+        assert_eq!(n, 1, "{action}: {actions:?}");
+    }
 
     // The month rolls over (UTC): a fresh quota, the headers and the report follow.
     let old_month = wa_gateway::services::quota::clock::month_key(clock.now());
@@ -251,14 +244,7 @@ async fn lowering_the_quota_below_use_refuses_at_once() {
             200
         );
     }
-    let (status, body) = app
-        .admin(
-            Method::PATCH,
-            &format!("/admin/v1/tenants/{}", tenant.id),
-            Some(json!({"quota": {"monthly_requests": 4}})),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
+    set_monthly(&app, &tenant, 4).await;
     let a = list_sessions(&app.client, &app.address, &tenant.key).await;
     assert_monthly_refusal(&a, 4);
     assert_eq!(app.sim_count("GET", "/v1/sessions").await, 4);

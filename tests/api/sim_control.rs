@@ -56,14 +56,7 @@ impl Sim {
     }
 
     async fn drained(&self) -> bool {
-        let deadline = Instant::now() + PATIENCE;
-        while Instant::now() < deadline {
-            if self.pending().await == 0 {
-                return true;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        false
+        crate::helpers::eventually(PATIENCE, || async { self.pending().await == 0 }).await
     }
 
     /// Session `s`, WORKING, with a webhook for every event.
@@ -261,7 +254,7 @@ impl SimProcess {
                 panic!("wa-gateway sim exited with {status}:\n{output}");
             }
             assert!(Instant::now() < deadline, "not listening:\n{output}");
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            tokio::time::sleep(Duration::from_millis(50)).await; // poll
         }
     }
 }

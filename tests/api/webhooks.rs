@@ -57,6 +57,30 @@ async fn deliveries_in(app: &TestApp, status: &str) -> i64 {
         .unwrap()
 }
 
+/// A delivery of `s`'s: the tenant's session name, the upstream's metadata, nothing of the
+/// gateway's own, signed with `key` and headed as the upstream heads its deliveries.
+fn assert_relayed_like_the_upstream_sends(hit: &Hit, s: &RelayedSession, key: &str) {
+    let body = hit.json();
+    assert_eq!(body["session"], "default");
+    assert_eq!(body["metadata"]["user.id"], "123");
+    let raw = String::from_utf8(hit.body.clone()).unwrap();
+    assert!(
+        !raw.contains(&s.upstream),
+        "the upstream name leaked: {raw}"
+    );
+    assert!(!raw.contains(&s.ingress_key) && !raw.contains(&s.token));
+    // A receiver written for the upstream verifies ours unchanged.
+    assert_eq!(
+        hit.header("x-webhook-hmac"),
+        webhook_signature(key, &hit.body)
+    );
+    assert_eq!(hit.header("x-webhook-hmac-algorithm"), "sha512");
+    assert_eq!(hit.header("x-token"), "abc");
+    assert!(!hit.header("x-webhook-request-id").is_empty());
+    let ts: i64 = hit.header("x-webhook-timestamp").parse().unwrap();
+    assert!((ts - chrono::Utc::now().timestamp_millis()).abs() < 60_000);
+}
+
 #[tokio::test]
 async fn an_event_arrives_once_signed_and_with_the_tenants_session_name() {
     let app = spawn_app().await;
@@ -96,25 +120,7 @@ async fn an_event_arrives_once_signed_and_with_the_tenants_session_name() {
     assert_eq!(ids, vec!["evt_1", "evt_3"]);
 
     for hit in &hits {
-        let body = hit.json();
-        assert_eq!(body["session"], "default");
-        assert_eq!(body["metadata"]["user.id"], "123");
-        let raw = String::from_utf8(hit.body.clone()).unwrap();
-        assert!(
-            !raw.contains(&s.upstream),
-            "the upstream name leaked: {raw}"
-        );
-        assert!(!raw.contains(&s.ingress_key) && !raw.contains(&s.token));
-        // A receiver written for the upstream verifies ours unchanged.
-        assert_eq!(
-            hit.header("x-webhook-hmac"),
-            webhook_signature("my-secret-key", &hit.body)
-        );
-        assert_eq!(hit.header("x-webhook-hmac-algorithm"), "sha512");
-        assert_eq!(hit.header("x-token"), "abc");
-        assert!(!hit.header("x-webhook-request-id").is_empty());
-        let ts: i64 = hit.header("x-webhook-timestamp").parse().unwrap();
-        assert!((ts - chrono::Utc::now().timestamp_millis()).abs() < 60_000);
+        assert_relayed_like_the_upstream_sends(hit, &s, "my-secret-key");
     }
     assert_ne!(
         hits[0].header("x-webhook-request-id"),
@@ -589,6 +595,54 @@ async fn through_the_simulator_an_incoming_message_arrives_once_signed_with_the_
     assert_eq!(hits[1].json()["session"], "default");
 }
 
+/// Posts `n` signed events (`evt_0` ...) for `s` to the ingress at `base` from `concurrency`
+/// senders; answers when each was sent.
+async fn send_events(
+    base: &str,
+    s: Arc<RelayedSession>,
+    n: usize,
+    concurrency: usize,
+) -> HashMap<String, Instant> {
+    let sent_at: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+    let next = Arc::new(AtomicUsize::new(0));
+    let senders = (0..concurrency).map(|_| {
+        let (s, sent_at, next) = (s.clone(), sent_at.clone(), next.clone());
+        let url = format!("{base}/webhooks/ingress/{}", s.token);
+        tokio::spawn(async move {
+            let client = reqwest::Client::new();
+            loop {
+                let i = next.fetch_add(1, Ordering::SeqCst);
+                if i >= n {
+                    return;
+                }
+                let id = format!("evt_{i}");
+                let e = s.event(
+                    &id,
+                    "message",
+                    json!({"body": "benchmark", "fromMe": false}),
+                );
+                let body = serde_json::to_vec(&e).unwrap();
+                let signature = webhook_signature(&s.ingress_key, &body);
+                sent_at.lock().unwrap().insert(id, Instant::now());
+                let r = client
+                    .post(&url)
+                    .header("content-type", "application/json")
+                    .header("x-webhook-hmac", signature)
+                    .body(body)
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.status(), 200);
+            }
+        })
+    });
+    for sender in senders.collect::<Vec<_>>() {
+        sender.await.unwrap();
+    }
+    let sent_at = sent_at.lock().unwrap().clone();
+    sent_at
+}
+
 /// The relay's throughput and latency, end to end: events posted to the ingress (signed, as the
 /// upstream does) by `WAGW_BENCH_CONCURRENCY` senders, until a receiver has every one of them.
 /// Run by `bench/webhooks.sh`; ignored in the normal suite.
@@ -609,67 +663,15 @@ async fn relay_benchmark() {
     })
     .await;
     let receiver = Receiver::start().await;
-    let s = Arc::new(
-        RelayedSession::start(
-            &app,
-            &[subscription(
-                &receiver.url,
-                &["message"],
-                Some("bench-key"),
-                DEFAULT_POLICY,
-            )],
-        )
-        .await,
-    );
+    let s = Arc::new(relayed(&app, &receiver, &["message"], Some("bench-key")).await);
 
-    let sent_at: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
-    let next = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
-    let mut senders = Vec::new();
-    for _ in 0..concurrency {
-        let (s, sent_at, next, base) = (
-            s.clone(),
-            sent_at.clone(),
-            next.clone(),
-            app.address.clone(),
-        );
-        senders.push(tokio::spawn(async move {
-            let client = reqwest::Client::new();
-            loop {
-                let i = next.fetch_add(1, Ordering::SeqCst);
-                if i >= n {
-                    return;
-                }
-                let id = format!("evt_{i}");
-                let e = s.event(
-                    &id,
-                    "message",
-                    json!({"body": "benchmark", "fromMe": false}),
-                );
-                let body = serde_json::to_vec(&e).unwrap();
-                let signature = webhook_signature(&s.ingress_key, &body);
-                sent_at.lock().unwrap().insert(id, Instant::now());
-                let r = client
-                    .post(format!("{base}/webhooks/ingress/{}", s.token))
-                    .header("content-type", "application/json")
-                    .header("x-webhook-hmac", signature)
-                    .body(body)
-                    .send()
-                    .await
-                    .unwrap();
-                assert_eq!(r.status(), 200);
-            }
-        }));
-    }
-    for sender in senders {
-        sender.await.unwrap();
-    }
+    let sent_at = send_events(&app.address, s, n, concurrency).await;
     let ingested = started.elapsed();
     let hits = receiver.wait_for(n, Duration::from_secs(300)).await;
     assert_eq!(hits.len(), n, "every event arrived");
     let last = hits.iter().map(|h| h.at).max().unwrap();
     let relayed = last - started;
-    let sent_at = sent_at.lock().unwrap();
     let mut latencies: Vec<Duration> = hits
         .iter()
         .map(|h| h.at - sent_at[h.json()["id"].as_str().unwrap()])
