@@ -3,6 +3,7 @@
 //! extractor, so nothing here runs for an unauthenticated request.
 
 use crate::db::Db;
+use crate::domain::webhooks::NewSubscription as NewWebhook;
 use crate::domain::{SessionName, UpstreamSession};
 use crate::http::error::{ApiError, ErrorBody};
 use crate::http::routes::endpoints::{Endpoint, Handling, SessionIn};
@@ -10,7 +11,7 @@ use crate::http::routes::path_params;
 use crate::http::routes::schema::{self, Ty};
 use crate::http::tenant::rewrite::{query_param, rename_in_text, rename_session_fields};
 use crate::http::tenant::session_config;
-use crate::http::tenant::webhooks::{self, NewWebhook, SessionTarget};
+use crate::http::tenant::webhooks::{self, SessionTarget};
 use crate::services::auth::TenantCaller;
 use crate::services::idempotency::{self, Claim};
 use crate::services::quota::{Admission, Quotas};
