@@ -7,6 +7,8 @@ use serde::{Deserialize, Serialize};
 use std::time::Duration;
 use url::Url;
 
+/// Webhooks one session may have; each event is delivered once per webhook.
+pub const MAX_PER_SESSION: i64 = 20;
 /// Longest wait between two attempts, whatever the policy says, so a long exponential series
 /// cannot park a delivery for months.
 const MAX_DELAY: Duration = Duration::from_secs(24 * 3600);

@@ -19,6 +19,7 @@ use crate::services::sessions::SessionStore;
 use crate::services::upstream::{
     UpstreamAnswer, UpstreamCall, UpstreamClient, FORWARDED_ANSWER_HEADERS,
 };
+use crate::services::webhooks::registration::Registrar;
 use crate::services::webhooks::Relay;
 use crate::telemetry::RequestId;
 use actix_web::http::header::{self, HeaderValue};
@@ -494,8 +495,13 @@ async fn subscribe_config_webhooks(
         name,
         upstream,
     };
-    let relay = relay(inbound.req)?;
-    webhooks::subscribe(state, client, relay, &target, &inbound.config_webhooks)
+    let registrar = Registrar {
+        db: &state.pool,
+        client,
+        quotas: &state.quotas,
+        relay: relay(inbound.req)?,
+    };
+    webhooks::subscribe(&registrar, &target, &inbound.config_webhooks)
         .await
         .map(drop)
         .map_err(|e| {

@@ -3,9 +3,9 @@
 //! show the gateway's own registrations on the upstream.
 
 use crate::domain::webhooks::NewSubscription as NewWebhook;
+use crate::domain::webhooks::MAX_PER_SESSION;
 use crate::http::error::ApiError;
 use crate::http::tenant::webhooks::{self, WebhookView};
-use crate::services::webhooks::subscriptions::MAX_PER_SESSION;
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
 

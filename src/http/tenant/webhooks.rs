@@ -13,13 +13,10 @@ use crate::http::routes::endpoints::ADD_WEBHOOK;
 use crate::http::routes::schema;
 use crate::http::state::AppState;
 use crate::http::tenant::rewrite::query_param;
-use crate::http::tenant::ProxyState;
 use crate::services::auth::{AdminCaller, TenantCaller};
-use crate::services::upstream::UpstreamClient;
 use crate::services::webhooks::registration::{Registrar, SessionRef};
 use crate::services::webhooks::ssrf::{self, TargetRefused};
 use crate::services::webhooks::subscriptions;
-use crate::services::webhooks::Relay;
 use crate::store::webhooks::deliveries::{self, Delivery, Filter};
 use crate::store::webhooks::subscriptions::Subscription;
 use actix_web::http::header::{HeaderName, HeaderValue};
@@ -28,6 +25,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::HashMap;
+use std::future::Future;
 use url::Url;
 use uuid::Uuid;
 
@@ -106,41 +104,84 @@ impl From<Subscription> for WebhookView {
     }
 }
 
-/// The answer with the quota headers every `/v1` answer carries, errors included.
-fn quoted(
-    state: &AppState,
-    caller: &TenantCaller,
-    result: Result<HttpResponse, ApiError>,
-) -> HttpResponse {
-    let mut response = result.unwrap_or_else(|e| actix_web::ResponseError::error_response(&e));
-    for (name, value) in state.quotas.headers(&caller.tenant, None).iter() {
-        response.headers_mut().insert(name.clone(), value.clone());
+/// A tenant's call on one of its sessions' webhooks (the session as the path names it).
+struct Call<'a> {
+    session: &'a str,
+    caller: &'a TenantCaller,
+    state: &'a AppState,
+}
+
+/// The session a call may act on: the caller's key has the scope, and the tenant owns it.
+struct OnSession<'a> {
+    caller: &'a TenantCaller,
+    state: &'a AppState,
+    name: SessionName,
+    upstream: UpstreamSession,
+}
+
+impl<'a> Call<'a> {
+    fn new(session: &'a str, caller: &'a TenantCaller, state: &'a AppState) -> Self {
+        Self {
+            session,
+            caller,
+            state,
+        }
     }
-    response
+
+    /// `work` on the session, if the caller's key has `scope`, owns the session and may use
+    /// it (404 otherwise, exactly as for a session that does not exist); answered, errors
+    /// included, with the quota headers every `/v1` answer carries.
+    async fn answer<Work, Fut>(self, scope: Scope, work: Work) -> HttpResponse
+    where
+        Work: FnOnce(OnSession<'a>) -> Fut,
+        Fut: Future<Output = Result<HttpResponse, ApiError>>,
+    {
+        let result = match self.owned(scope).await {
+            Ok(on) => work(on).await,
+            Err(e) => Err(e),
+        };
+        let mut response = result.unwrap_or_else(|e| actix_web::ResponseError::error_response(&e));
+        for (name, value) in self.state.quotas.headers(&self.caller.tenant, None).iter() {
+            response.headers_mut().insert(name.clone(), value.clone());
+        }
+        response
+    }
+
+    async fn owned(&self, scope: Scope) -> Result<OnSession<'a>, ApiError> {
+        self.caller.require(scope)?;
+        let (name, upstream) = self
+            .state
+            .sessions
+            .owned(self.caller, self.session)
+            .await?
+            .ok_or_else(|| {
+                ApiError::not_found(format!("session \"{}\" not found", self.session))
+            })?;
+        Ok(OnSession {
+            caller: self.caller,
+            state: self.state,
+            name,
+            upstream,
+        })
+    }
 }
 
-/// The session the path names, if the caller's key has `scope`, owns the session and may use
-/// it; 404 otherwise, exactly as for a session that does not exist.
-async fn owned(
-    state: &AppState,
-    caller: &TenantCaller,
-    scope: Scope,
-    name: &str,
-) -> Result<(SessionName, UpstreamSession), ApiError> {
-    caller.require(scope)?;
-    state
-        .sessions
-        .owned(caller, name)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("session \"{name}\" not found")))
-}
+impl OnSession<'_> {
+    fn target(&self) -> SessionRef<'_> {
+        SessionRef {
+            tenant: &self.caller.tenant,
+            name: self.name.as_str(),
+            upstream: &self.upstream,
+        }
+    }
 
-fn registrar(state: &AppState) -> Registrar<'_> {
-    Registrar {
-        db: &state.db,
-        client: &state.upstream,
-        quotas: &state.quotas,
-        relay: &state.relay,
+    fn registrar(&self) -> Registrar<'_> {
+        Registrar {
+            db: &self.state.db,
+            client: &self.state.upstream,
+            quotas: &self.state.quotas,
+            relay: &self.state.relay,
+        }
     }
 }
 
@@ -149,18 +190,15 @@ pub async fn list(
     caller: TenantCaller,
     state: web::Data<AppState>,
 ) -> HttpResponse {
-    let result = list_webhooks(&state, &caller, &session).await;
-    quoted(&state, &caller, result)
+    Call::new(&session, &caller, &state)
+        .answer(Scope::WebhooksRead, list_webhooks)
+        .await
 }
 
-async fn list_webhooks(
-    state: &AppState,
-    caller: &TenantCaller,
-    session: &str,
-) -> Result<HttpResponse, ApiError> {
-    let (name, _) = owned(state, caller, Scope::WebhooksRead, session).await?;
-    let mut by_session = views_by_session(&state.db, caller.tenant.id, Some(name.as_str())).await?;
-    let views = by_session.remove(name.as_str()).unwrap_or_default();
+async fn list_webhooks(on: OnSession<'_>) -> Result<HttpResponse, ApiError> {
+    let (db, tenant) = (&on.state.db, on.caller.tenant.id);
+    let mut by_session = views_by_session(db, tenant, Some(on.name.as_str())).await?;
+    let views = by_session.remove(on.name.as_str()).unwrap_or_default();
     Ok(HttpResponse::Ok().json(views))
 }
 
@@ -306,27 +344,20 @@ pub async fn add(
     caller: TenantCaller,
     state: web::Data<AppState>,
 ) -> HttpResponse {
-    let result = add_webhook(&req, &session, payload, &caller, &state).await;
-    quoted(&state, &caller, result)
+    Call::new(&session, &caller, &state)
+        .answer(Scope::WebhooksWrite, |on| add_webhook(on, &req, payload))
+        .await
 }
 
 async fn add_webhook(
+    on: OnSession<'_>,
     req: &HttpRequest,
-    session: &str,
     payload: web::Payload,
-    caller: &TenantCaller,
-    state: &AppState,
 ) -> Result<HttpResponse, ApiError> {
-    let (name, upstream) = owned(state, caller, Scope::WebhooksWrite, session).await?;
     let body = body::read(req, payload, body::limits::PLAIN).await?;
-    let new = parse_new(req, &body, state.relay.allow_private).await?;
-    let session = SessionRef {
-        tenant: &caller.tenant,
-        name: name.as_str(),
-        upstream: &upstream,
-    };
-    let mut added =
-        subscriptions::subscribe(&registrar(state), &session, std::slice::from_ref(&new)).await?;
+    let new = parse_new(req, &body, on.state.relay.allow_private).await?;
+    let new = std::slice::from_ref(&new);
+    let mut added = subscriptions::subscribe(&on.registrar(), &on.target(), new).await?;
     Ok(HttpResponse::Created().json(WebhookView::from(added.remove(0))))
 }
 
@@ -341,24 +372,16 @@ pub struct SessionTarget<'a> {
 /// `POST /v1/sessions/{session}/webhooks` would: when this returns the upstream already sends
 /// the events they need to the gateway.
 pub async fn subscribe(
-    proxy: &ProxyState,
-    client: &UpstreamClient,
-    relay: &Relay,
+    registrar: &Registrar<'_>,
     target: &SessionTarget<'_>,
     new: &[NewSubscription],
 ) -> Result<Vec<WebhookView>, ApiError> {
-    let registrar = Registrar {
-        db: &proxy.pool,
-        client,
-        quotas: &proxy.quotas,
-        relay,
-    };
     let session = SessionRef {
         tenant: &target.caller.tenant,
         name: target.name.as_str(),
         upstream: target.upstream,
     };
-    let added = subscriptions::subscribe(&registrar, &session, new).await?;
+    let added = subscriptions::subscribe(registrar, &session, new).await?;
     Ok(added.into_iter().map(Into::into).collect())
 }
 
@@ -370,18 +393,18 @@ pub async fn remove(
     caller: TenantCaller,
     state: web::Data<AppState>,
 ) -> HttpResponse {
-    let result = remove_webhooks(&req, &session, payload, &caller, &state).await;
-    quoted(&state, &caller, result)
+    Call::new(&session, &caller, &state)
+        .answer(Scope::WebhooksWrite, |on| {
+            remove_webhooks(on, &req, payload)
+        })
+        .await
 }
 
 async fn remove_webhooks(
+    on: OnSession<'_>,
     req: &HttpRequest,
-    session: &str,
     payload: web::Payload,
-    caller: &TenantCaller,
-    state: &AppState,
 ) -> Result<HttpResponse, ApiError> {
-    let (name, upstream) = owned(state, caller, Scope::WebhooksWrite, session).await?;
     let body = body::read(req, payload, body::limits::PLAIN).await?;
     let from_body = match json_body(req, &body)? {
         Some(json) => match json.get("webhookUrl") {
@@ -394,12 +417,7 @@ async fn remove_webhooks(
     let raw = from_body.or_else(|| query_param(req.query_string(), "webhookUrl"));
     // Stored URLs are normalised by parsing; the same is done to the one named here.
     let url = raw.map(|r| Url::parse(&r).map(String::from).unwrap_or(r));
-    let session = SessionRef {
-        tenant: &caller.tenant,
-        name: name.as_str(),
-        upstream: &upstream,
-    };
-    let removed = subscriptions::unsubscribe(&registrar(state), &session, url.as_deref()).await?;
+    let removed = subscriptions::unsubscribe(&on.registrar(), &on.target(), url.as_deref()).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "removed": removed })))
 }
 
@@ -502,19 +520,18 @@ pub async fn deliveries(
     caller: TenantCaller,
     state: web::Data<AppState>,
 ) -> HttpResponse {
-    let result = session_deliveries(&state, &caller, &session, &query).await;
-    quoted(&state, &caller, result)
+    Call::new(&session, &caller, &state)
+        .answer(Scope::WebhooksRead, |on| session_deliveries(on, &query))
+        .await
 }
 
 async fn session_deliveries(
-    state: &AppState,
-    caller: &TenantCaller,
-    session: &str,
+    on: OnSession<'_>,
     query: &DeliveriesQuery,
 ) -> Result<HttpResponse, ApiError> {
-    let (name, _) = owned(state, caller, Scope::WebhooksRead, session).await?;
     let filter = filter(query.status.as_deref(), query.limit)?;
-    let rows = deliveries::for_session(&state.db, caller.tenant.id, name.as_str(), filter).await?;
+    let (db, tenant) = (&on.state.db, on.caller.tenant.id);
+    let rows = deliveries::for_session(db, tenant, on.name.as_str(), filter).await?;
     let views: Vec<DeliveryView> = rows.into_iter().map(DeliveryView::for_tenant).collect();
     Ok(HttpResponse::Ok().json(views))
 }
@@ -542,18 +559,14 @@ pub async fn redeliver(
     state: web::Data<AppState>,
 ) -> HttpResponse {
     let (session, id) = path.into_inner();
-    let result = redeliver_one(&state, &caller, &session, &id).await;
-    quoted(&state, &caller, result)
+    Call::new(&session, &caller, &state)
+        .answer(Scope::WebhooksWrite, |on| redeliver_one(on, &id))
+        .await
 }
 
-async fn redeliver_one(
-    state: &AppState,
-    caller: &TenantCaller,
-    session: &str,
-    id: &str,
-) -> Result<HttpResponse, ApiError> {
-    let (name, _) = owned(state, caller, Scope::WebhooksWrite, session).await?;
-    let delivery = subscriptions::redeliver(&state.db, caller.tenant.id, name.as_str(), id).await?;
+async fn redeliver_one(on: OnSession<'_>, id: &str) -> Result<HttpResponse, ApiError> {
+    let (db, tenant) = (&on.state.db, on.caller.tenant.id);
+    let delivery = subscriptions::redeliver(db, tenant, on.name.as_str(), id).await?;
     Ok(HttpResponse::Accepted().json(DeliveryView::for_tenant(delivery)))
 }
 

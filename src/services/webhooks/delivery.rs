@@ -15,11 +15,11 @@ use crate::metrics::Metrics;
 use crate::services::quota::Quotas;
 use crate::services::upstream::UpstreamClient;
 use crate::services::webhooks::registration::{self, Registrar, SessionRef};
+use crate::services::webhooks::relay::Relay;
 use crate::services::webhooks::signing::{
     self, ALGORITHM, ALGORITHM_HEADER, HMAC_HEADER, REQUEST_ID_HEADER, TIMESTAMP_HEADER,
 };
 use crate::services::webhooks::ssrf::{self, TargetRefused, Why};
-use crate::services::webhooks::Relay;
 use crate::store::webhooks::outbox::{self, Claimed, Completion, NOTIFY_CHANNEL};
 use actix_web::http::StatusCode;
 use actix_web::web;

@@ -1,7 +1,7 @@
 //! What can go wrong in the relay's own work; the HTTP layer decides how each is answered.
 
+use crate::domain::webhooks::MAX_PER_SESSION;
 use crate::services::upstream::UpstreamFailure;
-use crate::services::webhooks::subscriptions::MAX_PER_SESSION;
 use crate::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]

@@ -24,30 +24,11 @@ pub mod delivery;
 pub mod error;
 pub mod known_tokens;
 pub mod registration;
+pub mod relay;
 pub mod signing;
 pub mod ssrf;
 pub mod subscriptions;
 
 pub use delivery::DeliveryWorkers;
 pub use error::WebhookError;
-
-/// Where the upstream posts events: this prefix and the session's token.
-pub const INGRESS_PREFIX: &str = "/webhooks/ingress/";
-
-/// What the relay's handlers and workers share, once per replica.
-pub struct Relay {
-    /// `WAGW_PUBLIC_URL` (or `http://{listen}` with the real port), without a trailing `/`.
-    pub public_base: String,
-    pub allow_private: bool,
-    /// Wakes this replica's delivery workers when ingress stored deliveries.
-    pub wake: std::sync::Arc<tokio::sync::Notify>,
-    /// The ingress tokens that exist, so unknown ones are refused without a database query.
-    pub tokens: known_tokens::KnownTokens,
-}
-
-impl Relay {
-    /// The URL the upstream posts a session's events to.
-    pub fn ingress_url(&self, token: &str) -> String {
-        format!("{}{INGRESS_PREFIX}{token}", self.public_base)
-    }
-}
+pub use relay::{Relay, INGRESS_PREFIX};

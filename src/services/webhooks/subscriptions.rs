@@ -2,18 +2,15 @@
 //! step), and sending a delivery again.
 
 use crate::db::Db;
-use crate::domain::webhooks::NewSubscription;
+use crate::domain::webhooks::{NewSubscription, MAX_PER_SESSION};
+use crate::services::webhooks::error::WebhookError;
 use crate::services::webhooks::registration::{Registrar, SessionRef};
-use crate::services::webhooks::WebhookError;
 use crate::store::webhooks::deliveries::{self, Delivery};
 use crate::store::webhooks::outbox;
 use crate::store::webhooks::subscriptions::{self, Subscription, TENANT_FKEY};
 use crate::store::StoreError;
 use sqlx::PgConnection;
 use uuid::Uuid;
-
-/// Webhooks one session may have; each event is delivered once per webhook.
-pub const MAX_PER_SESSION: i64 = 20;
 
 /// Adds checked subscriptions to a session (one whose URL the session already has replaces
 /// it), at most [`MAX_PER_SESSION`] in all, and brings the upstream's registration in step:
