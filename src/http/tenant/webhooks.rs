@@ -771,4 +771,52 @@ mod tests {
         assert!(!json.contains("secret"), "{json}");
         assert!(json.contains(r#""signed":true"#));
     }
+
+    fn delivery(last_status: Option<i32>, last_error: Option<&str>) -> Delivery {
+        Delivery {
+            id: Uuid::nil(),
+            tenant_id: Uuid::nil(),
+            session_name: "default".into(),
+            event_id: "evt_1".into(),
+            event: "message".into(),
+            webhook_url: "https://8.8.8.8/".into(),
+            status: DeliveryStatus::Failed,
+            attempts: 1,
+            last_status,
+            last_error: last_error.map(str::to_owned),
+            next_attempt_at: Utc::now(),
+            last_attempt_at: None,
+            created_at: Utc::now(),
+            finished_at: None,
+        }
+    }
+
+    #[test]
+    fn tenants_see_only_whether_the_receiver_answered() {
+        let refused = delivery(None, Some("connect to 10.0.0.7:80 refused"));
+        let shown = DeliveryView::for_tenant(refused).last_error;
+        assert_eq!(shown.as_deref(), Some("the receiver could not be reached"));
+        let answered = delivery(Some(503), Some("the receiver answered 503"));
+        let shown = DeliveryView::for_tenant(answered).last_error;
+        assert_eq!(shown.as_deref(), Some("the receiver answered HTTP 503"));
+        assert_eq!(
+            DeliveryView::for_tenant(delivery(None, None)).last_error,
+            None
+        );
+        let view = DeliveryView::for_tenant(delivery(None, None));
+        assert!(
+            view.next_attempt_at.is_none(),
+            "only pending deliveries are due"
+        );
+    }
+
+    #[test]
+    fn listings_take_a_known_status_and_a_bounded_limit() {
+        let f = filter(Some("failed"), None).unwrap();
+        assert_eq!((f.status, f.limit), (Some(DeliveryStatus::Failed), 50));
+        for (status, limit) in [(Some("done"), None), (None, Some(0)), (None, Some(201))] {
+            let e = filter(status, limit).err().unwrap();
+            assert_eq!(e.status(), StatusCode::BAD_REQUEST);
+        }
+    }
 }
