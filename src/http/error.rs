@@ -179,7 +179,10 @@ impl From<crate::services::webhooks::WebhookError> for ApiError {
             E::TooMany | E::StillPending => Self::conflict(err.to_string()),
             E::TenantGone => Self::unauthorized(crate::services::auth::INVALID_KEY),
             E::NoSuchWebhook { .. } | E::NoSuchDelivery(_) => Self::not_found(err.to_string()),
-            E::Admission(refusal) => refusal,
+            E::Admission(refusal) => match refusal.downcast::<ApiError>() {
+                Ok(refusal) => *refusal,
+                Err(other) => Self::internal(anyhow::anyhow!(other)),
+            },
             E::Unreachable(failure) => failure.into(),
             E::Refused { status, message } => Self::new(
                 StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),

@@ -20,9 +20,10 @@ pub enum WebhookError {
     #[error("the delivery is still pending; it will be attempted on its own")]
     StillPending,
     /// The tenant's quotas or the organisation's budget refused the registration call: the
-    /// quota service's own refusal, answered as it is.
+    /// quota service's own refusal, answered as it is. Boxed because that service does not
+    /// yet have an error type of its own (it answers with the HTTP one).
     #[error("{0}")]
-    Admission(crate::http::error::ApiError),
+    Admission(Box<dyn std::error::Error + Send + Sync>),
     #[error(transparent)]
     Unreachable(#[from] UpstreamFailure),
     /// The upstream refused the registration as the caller's mistake (a 4xx); `message` is

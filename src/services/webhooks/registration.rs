@@ -151,7 +151,7 @@ impl Registrar<'_> {
         let admission = quotas
             .admit(session.tenant, operation)
             .await
-            .map_err(WebhookError::Admission)?;
+            .map_err(|refusal| WebhookError::Admission(Box::new(refusal)))?;
         let sent = self.client.send(&call).await;
         match &sent {
             Err(failure) if failure.never_sent() => quotas.cancel(admission).await,
