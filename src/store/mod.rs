@@ -2,5 +2,6 @@
 //! domain types and `StoreError`; it knows nothing of HTTP.
 
 pub mod error;
+pub mod webhooks;
 
 pub use error::{ResultExt, StoreError};
