@@ -2,8 +2,8 @@
 
 use crate::config::Config;
 use crate::db::Database;
-use crate::http::state::AppState;
 use crate::http::error::shape_plain_errors;
+use crate::http::state::AppState;
 use crate::http::tenant::ProxyState;
 use crate::http::{admin, body, edge, listener, openapi, ops, routes};
 use crate::metrics::Metrics;
@@ -190,6 +190,7 @@ impl Application {
             )));
             // The last `wrap` runs first: the edge refuses before anything else looks.
             App::new()
+                .wrap(from_fn(crate::http::quota_headers::stamp))
                 .wrap(ErrorHandlers::new().default_handler(shape_plain_errors))
                 .wrap(from_fn(body::deadline))
                 .wrap(from_fn(telemetry::request_context))

@@ -2,5 +2,7 @@
 //! domain types and `StoreError`; it knows nothing of HTTP.
 
 pub mod error;
+pub mod idempotency;
+pub mod sessions;
 
 pub use error::{ResultExt, StoreError};

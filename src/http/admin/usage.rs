@@ -62,9 +62,7 @@ pub async fn tenant_usage(
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Scope::UsageRead)?;
     let tenant = &caller.tenant;
-    let mut response = usage_answer(&state, tenant.id, tenant.quota.monthly_requests).await?;
-    state.quotas.stamp(&mut response, tenant, None);
-    Ok(response)
+    usage_answer(&state, tenant.id, tenant.quota.monthly_requests).await
 }
 
 /// A tenant's usage this month.

@@ -61,7 +61,7 @@ pub async fn me(
         .quotas
         .usage_report(&state.pool, tenant.id, tenant.quota.monthly_requests)
         .await?;
-    let mut response = HttpResponse::Ok().json(MeResponse {
+    Ok(HttpResponse::Ok().json(MeResponse {
         tenant: MeTenant {
             id: tenant.id,
             name: tenant.name.clone(),
@@ -80,8 +80,5 @@ pub async fn me(
             max_sessions: tenant.quota.max_sessions,
         },
         usage,
-    });
-    // Like every /v1 answer, it carries the tenant's quota headers.
-    state.quotas.stamp(&mut response, tenant, None);
-    Ok(response)
+    }))
 }

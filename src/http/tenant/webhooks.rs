@@ -125,19 +125,6 @@ impl From<SubscriptionRow> for WebhookView {
 const SUBSCRIPTION_COLUMNS: &str = "id, url, events, hmac_key IS NOT NULL AS signed, \
      retry_policy, retry_delay_seconds, retry_attempts, custom_headers, created_at";
 
-/// Adds the quota headers every `/v1` answer carries.
-fn answer(
-    result: Result<HttpResponse, ApiError>,
-    proxy: &ProxyState,
-    caller: &TenantCaller,
-) -> HttpResponse {
-    let mut response = result.unwrap_or_else(|e| actix_web::ResponseError::error_response(&e));
-    for (name, value) in proxy.quotas.headers(&caller.tenant, None).iter() {
-        response.headers_mut().insert(name.clone(), value.clone());
-    }
-    response
-}
-
 /// The session the path names, if the caller owns it and its key may use it; 404 otherwise,
 /// exactly as for a session that does not exist.
 async fn owned(
@@ -162,7 +149,7 @@ pub async fn list(
     session: web::Path<String>,
     caller: TenantCaller,
     proxy: web::Data<ProxyState>,
-) -> HttpResponse {
+) -> Result<HttpResponse, ApiError> {
     let result = async {
         caller.require(Scope::WebhooksRead)?;
         let (name, _) = owned(&proxy, &caller, &session).await?;
@@ -178,7 +165,7 @@ pub async fn list(
         Ok(HttpResponse::Ok().json(views))
     }
     .await;
-    answer(result, &proxy, &caller)
+    result
 }
 
 /// A registration request, checked.
@@ -384,7 +371,7 @@ pub async fn add(
     proxy: web::Data<ProxyState>,
     client: web::Data<UpstreamClient>,
     relay: web::Data<Relay>,
-) -> HttpResponse {
+) -> Result<HttpResponse, ApiError> {
     let result = async {
         caller.require(Scope::WebhooksWrite)?;
         let (name, upstream) = owned(&proxy, &caller, &session).await?;
@@ -400,7 +387,7 @@ pub async fn add(
         Ok(HttpResponse::Created().json(views.remove(0)))
     }
     .await;
-    answer(result, &proxy, &caller)
+    result
 }
 
 /// The tenant's session that subscriptions are added to.
@@ -493,7 +480,7 @@ pub async fn remove(
     proxy: web::Data<ProxyState>,
     client: web::Data<UpstreamClient>,
     relay: web::Data<Relay>,
-) -> HttpResponse {
+) -> Result<HttpResponse, ApiError> {
     let result = async {
         caller.require(Scope::WebhooksWrite)?;
         let (name, upstream) = owned(&proxy, &caller, &session).await?;
@@ -531,7 +518,7 @@ pub async fn remove(
         Ok(HttpResponse::Ok().json(serde_json::json!({ "removed": removed })))
     }
     .await;
-    answer(result, &proxy, &caller)
+    result
 }
 
 #[derive(Debug, Deserialize)]
@@ -607,7 +594,7 @@ pub async fn deliveries(
     query: web::Query<DeliveriesQuery>,
     caller: TenantCaller,
     proxy: web::Data<ProxyState>,
-) -> HttpResponse {
+) -> Result<HttpResponse, ApiError> {
     let result = async {
         caller.require(Scope::WebhooksRead)?;
         let (name, _) = owned(&proxy, &caller, &session).await?;
@@ -636,7 +623,7 @@ pub async fn deliveries(
         Ok(HttpResponse::Ok().json(rows))
     }
     .await;
-    answer(result, &proxy, &caller)
+    result
 }
 
 /// Sends a delivered or failed delivery again, from a fresh set of attempts (gateway addition).
@@ -660,7 +647,7 @@ pub async fn redeliver(
     path: web::Path<(String, String)>,
     caller: TenantCaller,
     proxy: web::Data<ProxyState>,
-) -> HttpResponse {
+) -> Result<HttpResponse, ApiError> {
     let result = async {
         caller.require(Scope::WebhooksWrite)?;
         let (session, id) = path.into_inner();
@@ -705,7 +692,7 @@ pub async fn redeliver(
         Ok(HttpResponse::Accepted().json(view))
     }
     .await;
-    answer(result, &proxy, &caller)
+    result
 }
 
 #[derive(Debug, Deserialize)]

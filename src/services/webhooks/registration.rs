@@ -10,13 +10,12 @@ use crate::domain::UpstreamSession;
 use crate::http::error::ApiError;
 use crate::services::auth::Tenant;
 use crate::services::quota::Quotas;
-use crate::services::upstream::{UpstreamCall, UpstreamClient};
+use crate::services::upstream::{Gateway, Payer, UpstreamCall, UpstreamClient};
 use crate::services::webhooks::signing::random_secret;
-use actix_web::http::header::{self, HeaderMap, HeaderValue};
 use actix_web::http::{Method, StatusCode};
-use bytes::Bytes;
 use serde_json::json;
 use sqlx::PgConnection;
+use std::sync::Arc;
 use uuid::Uuid;
 
 /// The route label the registration calls carry in metrics.
@@ -63,7 +62,7 @@ pub async fn sync(
     pool: &crate::db::Db,
     conn: &mut PgConnection,
     client: &UpstreamClient,
-    quotas: &Quotas,
+    quotas: &Arc<Quotas>,
     tenant: &Tenant,
     session_name: &str,
     upstream: &UpstreamSession,
@@ -115,29 +114,11 @@ pub async fn sync(
             json!({ "webhookUrl": url }),
         ),
     };
-    let mut headers = HeaderMap::new();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    let call = UpstreamCall {
-        method: method.clone(),
-        path_and_query: path,
-        body: Some(Bytes::from(body.to_string())),
-        headers: &headers,
-        request_id: None,
-        route: ROUTE,
-        retryable: false,
-    };
-    let admission = quotas.admit(tenant, operation).await?;
-    let sent = client.send(&call).await;
-    match &sent {
-        Err(failure) if failure.never_sent() => quotas.cancel(admission).await,
-        _ => quotas.commit(admission),
-    }
-    let mut answer = sent.map_err(ApiError::from)?;
+    let call = UpstreamCall::own(method.clone(), path, ROUTE, Some(&body));
+    let gateway = Gateway::new(client, quotas);
+    let admitted = gateway.admit(Payer::Tenant(tenant), operation).await?;
+    let mut answer = admitted.send(&call).await?;
     let status = answer.status();
-    quotas.observe_upstream(status.as_u16(), answer.headers());
     // Removing a registration from a session the upstream no longer has is done already.
     let done = status.is_success() || (method == Method::DELETE && status == StatusCode::NOT_FOUND);
     if !done {
