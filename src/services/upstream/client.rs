@@ -258,6 +258,11 @@ impl UpstreamClient {
             Err(SendRequestError::Connect(ConnectError::Timeout)) => Err(UpstreamError::unsent(
                 Kind::Unreachable("connect timeout".into()),
             )),
+            // awc's name for a connection that closed after the request was written, before
+            // any answer: the upstream may well have acted on it.
+            Err(SendRequestError::Connect(ConnectError::Disconnected)) => Err(
+                UpstreamError::after_sending(Kind::Broken(ConnectError::Disconnected.to_string())),
+            ),
             Err(SendRequestError::Connect(e)) => {
                 Err(UpstreamError::unsent(Kind::Unreachable(e.to_string())))
             }
