@@ -10,8 +10,8 @@ use crate::http::body::{self, json as json_body};
 use crate::http::error::ApiError;
 use crate::http::routes::endpoints::ADD_WEBHOOK;
 use crate::http::routes::schema;
+use crate::http::state::AppState;
 use crate::http::tenant::rewrite::query_param;
-use crate::http::tenant::ProxyState;
 use crate::services::auth::{AdminCaller, TenantCaller};
 use crate::services::upstream::UpstreamClient;
 use crate::services::webhooks::outbox::{CustomHeader, NOTIFY_CHANNEL};
@@ -128,7 +128,7 @@ const SUBSCRIPTION_COLUMNS: &str = "id, url, events, hmac_key IS NOT NULL AS sig
 /// The session the path names, if the caller owns it and its key may use it; 404 otherwise,
 /// exactly as for a session that does not exist.
 async fn owned(
-    proxy: &ProxyState,
+    proxy: &AppState,
     caller: &TenantCaller,
     name: &str,
 ) -> Result<(SessionName, UpstreamSession), ApiError> {
@@ -148,7 +148,7 @@ async fn owned(
 pub async fn list(
     session: web::Path<String>,
     caller: TenantCaller,
-    proxy: web::Data<ProxyState>,
+    proxy: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let result = async {
         caller.require(Scope::WebhooksRead)?;
@@ -159,7 +159,7 @@ pub async fn list(
         ))
         .bind(caller.tenant.id)
         .bind(name.as_str())
-        .fetch_all(&proxy.pool)
+        .fetch_all(&proxy.db)
         .await?;
         let views: Vec<WebhookView> = rows.into_iter().map(Into::into).collect();
         Ok(HttpResponse::Ok().json(views))
@@ -336,7 +336,7 @@ async fn lock_session(
 /// leaves them, then commits.
 async fn sync_and_commit(
     mut tx: Transaction<'static, Postgres>,
-    proxy: &ProxyState,
+    proxy: &AppState,
     client: &UpstreamClient,
     relay: &Relay,
     caller: &TenantCaller,
@@ -347,7 +347,7 @@ async fn sync_and_commit(
         public_base: &relay.public_base,
     };
     registration::sync(
-        &proxy.pool,
+        &proxy.db,
         &mut tx,
         client,
         &proxy.quotas,
@@ -368,7 +368,7 @@ pub async fn add(
     session: web::Path<String>,
     payload: web::Payload,
     caller: TenantCaller,
-    proxy: web::Data<ProxyState>,
+    proxy: web::Data<AppState>,
     client: web::Data<UpstreamClient>,
     relay: web::Data<Relay>,
 ) -> Result<HttpResponse, ApiError> {
@@ -402,13 +402,13 @@ pub struct SessionTarget<'a> {
 /// when this returns the upstream already sends the events they need to the gateway. Serves
 /// `POST /v1/sessions/{session}/webhooks` and `config.webhooks` of a created or started session.
 pub async fn subscribe(
-    proxy: &ProxyState,
+    proxy: &AppState,
     client: &UpstreamClient,
     relay: &Relay,
     target: &SessionTarget<'_>,
     subscriptions: &[NewWebhook],
 ) -> Result<Vec<WebhookView>, ApiError> {
-    let mut tx = proxy.pool.begin().await?;
+    let mut tx = proxy.db.begin().await?;
     lock_session(&mut tx, target.upstream).await?;
     let mut views = Vec::with_capacity(subscriptions.len());
     for new in subscriptions {
@@ -477,7 +477,7 @@ pub async fn remove(
     session: web::Path<String>,
     payload: web::Payload,
     caller: TenantCaller,
-    proxy: web::Data<ProxyState>,
+    proxy: web::Data<AppState>,
     client: web::Data<UpstreamClient>,
     relay: web::Data<Relay>,
 ) -> Result<HttpResponse, ApiError> {
@@ -497,7 +497,7 @@ pub async fn remove(
         // Stored URLs are normalised by parsing; the same is done to the one named here.
         let url = raw.map(|r| Url::parse(&r).map(String::from).unwrap_or(r));
 
-        let mut tx = proxy.pool.begin().await?;
+        let mut tx = proxy.db.begin().await?;
         lock_session(&mut tx, &upstream).await?;
         let removed = sqlx::query(
             "DELETE FROM webhook_subscriptions WHERE tenant_id = $1 AND session_name = $2 \
@@ -593,7 +593,7 @@ pub async fn deliveries(
     session: web::Path<String>,
     query: web::Query<DeliveriesQuery>,
     caller: TenantCaller,
-    proxy: web::Data<ProxyState>,
+    proxy: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let result = async {
         caller.require(Scope::WebhooksRead)?;
@@ -618,7 +618,7 @@ pub async fn deliveries(
         .bind(name.as_str())
         .bind(&query.status)
         .bind(limit)
-        .fetch_all(&proxy.pool)
+        .fetch_all(&proxy.db)
         .await?;
         Ok(HttpResponse::Ok().json(rows))
     }
@@ -646,7 +646,7 @@ pub async fn deliveries(
 pub async fn redeliver(
     path: web::Path<(String, String)>,
     caller: TenantCaller,
-    proxy: web::Data<ProxyState>,
+    proxy: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let result = async {
         caller.require(Scope::WebhooksWrite)?;
@@ -654,7 +654,7 @@ pub async fn redeliver(
         let (name, _) = owned(&proxy, &caller, &session).await?;
         let not_found = || ApiError::not_found(format!("delivery {id} not found"));
         let id = Uuid::parse_str(&id).map_err(|_| not_found())?;
-        let mut tx = proxy.pool.begin().await?;
+        let mut tx = proxy.db.begin().await?;
         let reset = sqlx::query(
             "UPDATE webhook_deliveries SET status = 'pending', attempts = 0, next_attempt_at = now(), \
                     finished_at = NULL \
@@ -732,7 +732,7 @@ pub struct AdminDeliveryView {
 pub async fn admin_deliveries(
     _admin: AdminCaller,
     query: web::Query<AdminDeliveriesQuery>,
-    proxy: web::Data<ProxyState>,
+    proxy: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     if let Some(s) = &query.status {
         if !matches!(s.as_str(), "pending" | "delivered" | "failed") {
@@ -753,7 +753,7 @@ pub async fn admin_deliveries(
     .bind(query.tenant)
     .bind(&query.status)
     .bind(limit)
-    .fetch_all(&proxy.pool)
+    .fetch_all(&proxy.db)
     .await?;
     Ok(HttpResponse::Ok().json(rows))
 }

@@ -9,7 +9,6 @@ mod cache;
 mod request;
 mod special;
 
-use crate::db::Db;
 use crate::domain::{SessionName, UpstreamSession};
 use crate::http::error::ApiError;
 use crate::http::routes::endpoints::{Endpoint, Tag};
@@ -19,7 +18,6 @@ use crate::http::tenant::session_config;
 use crate::http::tenant::webhooks::{self, NewWebhook, SessionTarget};
 use crate::services::auth::TenantCaller;
 use crate::services::idempotency::{self, Claim, Claimed};
-use crate::services::quota::Quotas;
 use crate::services::sessions::{OwnedSession, SessionStore};
 use crate::services::upstream::gateway::credentials_refused;
 use crate::services::upstream::{
@@ -33,14 +31,10 @@ use cache::CheckExistsCache;
 use serde_json::Value;
 use special::Special;
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::Duration;
 
-/// State shared by every worker's proxy.
+/// The proxy's own state, shared by every worker: everything else it uses is the app's.
 pub struct ProxyState {
-    pub pool: Db,
-    pub sessions: SessionStore,
-    pub quotas: Arc<Quotas>,
     /// `contacts/check-exists` answers per tenant, session and phone number.
     check_exists: CheckExistsCache,
     /// How long a concurrent twin of an idempotent request waits for the first one's answer.
@@ -48,17 +42,8 @@ pub struct ProxyState {
 }
 
 impl ProxyState {
-    pub fn new(
-        pool: Db,
-        sessions: SessionStore,
-        quotas: Arc<Quotas>,
-        check_exists_ttl: Duration,
-        request_timeout: Duration,
-    ) -> Self {
+    pub fn new(check_exists_ttl: Duration, request_timeout: Duration) -> Self {
         Self {
-            pool,
-            sessions,
-            quotas,
             check_exists: CheckExistsCache::new(check_exists_ttl),
             idempotency_wait: request_timeout + Duration::from_secs(1),
         }
@@ -360,8 +345,8 @@ impl<'a> ProxyCtx<'a> {
             name,
             upstream,
         };
-        let (state, relay) = (&self.state.proxy, &self.state.relay);
-        webhooks::subscribe(state, &self.state.upstream, relay, &target, &self.config_webhooks)
+        let (state, relay) = (self.state, &self.state.relay);
+        webhooks::subscribe(state, &state.upstream, relay, &target, &self.config_webhooks)
             .await
             .map(drop)
             .map_err(|e| {
