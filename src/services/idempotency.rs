@@ -75,6 +75,7 @@ pub async fn claim(
                 db: db.clone(),
                 tenant,
                 key: Some(key),
+                if_lost: None,
             }));
         }
         // Look until the twin answers; a record that vanished was freed: claim it again.
@@ -94,16 +95,23 @@ pub async fn claim(
 }
 
 /// The key, held by this request until its answer is recorded or the key released. Dropped
-/// unsettled (a panic, a cancelled future), it is released in the background, so a retry with
-/// the same key is not kept waiting for 24 h.
+/// unsettled (a panic, a cancelled future) before sending, it is released in the background,
+/// so a retry with the same key is not kept waiting for 24 h; once sending began, it keeps
+/// the answer given to `sending` instead, so a retry is never sent twice.
 #[must_use = "a claimed key must be completed or released"]
 pub struct Claimed {
     db: Db,
     tenant: Uuid,
     key: Option<String>,
+    if_lost: Option<StoredAnswer>,
 }
 
 impl Claimed {
+    /// The upstream may get the call from now on: dropped unsettled, the key records `if_lost`.
+    pub fn sending(&mut self, if_lost: StoredAnswer) {
+        self.if_lost = Some(if_lost);
+    }
+
     /// Records the answer the upstream gave (or the failure once it had the call).
     pub async fn complete(
         mut self,
@@ -135,9 +143,16 @@ impl Drop for Claimed {
         let Some(key) = self.key.take() else {
             return;
         };
-        let (db, tenant) = (self.db.clone(), self.tenant);
+        let (db, tenant, if_lost) = (self.db.clone(), self.tenant, self.if_lost.take());
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(async move { release(&db, tenant, &key).await });
+            runtime.spawn(async move {
+                let Some(answer) = if_lost else {
+                    return release(&db, tenant, &key).await;
+                };
+                if let Err(e) = store::complete(&db, tenant, &key, &answer).await {
+                    tracing::warn!("recording a lost answer under its idempotency key: {e}");
+                }
+            });
         }
     }
 }

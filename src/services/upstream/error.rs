@@ -10,7 +10,8 @@ use actix_web::http::StatusCode;
 pub enum Origin {
     /// The hosted API, or the way to it: unreachable, too slow, refused, an unreadable answer.
     Upstream,
-    /// The tenant's side of the exchange.
+    /// The tenant's side of the exchange. Nothing raises it yet: a tenant that goes away
+    /// mid-call drops the handler, and its admission with it (see `gateway::Admitted`).
     Downstream,
     /// The gateway itself (its database, its own bookkeeping around the call).
     Internal,
@@ -73,12 +74,17 @@ impl UpstreamError {
         }
     }
 
-    /// Our own failure once the upstream has the request: it still counts as sent.
-    pub fn internal_after_sending(cause: impl Into<anyhow::Error>) -> Self {
+    /// Our own failure around a call; `sent` says whether the upstream may have it already.
+    pub fn internal(sent: bool, cause: impl Into<anyhow::Error>) -> Self {
         Self {
             origin: Origin::Internal,
-            sent: true,
+            sent,
             kind: UpstreamErrorKind::Internal(cause.into()),
         }
+    }
+
+    /// Our own failure once the upstream has the request: it still counts as sent.
+    pub fn internal_after_sending(cause: impl Into<anyhow::Error>) -> Self {
+        Self::internal(true, cause)
     }
 }

@@ -88,6 +88,20 @@ pub fn replay(stored: StoredAnswer) -> HttpResponse {
     response.body(stored.body)
 }
 
+/// What an Idempotency-Key keeps for a call dropped while the upstream may have had it (the
+/// tenant went away mid-call): never a resend.
+pub fn lost() -> StoredAnswer {
+    let error = ErrorBody::new(
+        StatusCode::BAD_GATEWAY,
+        "the upstream may have received the call, but its answer was lost; do not resend blindly",
+    );
+    StoredAnswer {
+        status: i32::from(StatusCode::BAD_GATEWAY.as_u16()),
+        content_type: Some(mime::APPLICATION_JSON.to_string()),
+        body: serde_json::to_vec(&error).unwrap_or_default(),
+    }
+}
+
 /// A cached `contacts/check-exists` answer.
 pub fn cached(body: Bytes) -> HttpResponse {
     HttpResponse::Ok()

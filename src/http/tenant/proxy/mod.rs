@@ -69,8 +69,8 @@ pub struct ProxyCtx<'a> {
     upstream: Option<UpstreamSession>,
     /// The upstream path, its session renamed.
     call_path: String,
-    /// An Idempotency-Key holds this call: its answer is buffered to be recorded.
-    records_answer: bool,
+    /// The Idempotency-Key this call holds: its answer is buffered to be recorded there.
+    claim: Option<Claimed>,
 }
 
 /// Serves one row of the table.
@@ -91,13 +91,11 @@ pub async fn handle(
     if let Some(hit) = ctx.cached_answer().await {
         return Ok(hit);
     }
-    let claim = match ctx.idempotency().await? {
-        Some(Claim::Replay(stored)) => return Ok(answer::replay(stored)),
-        Some(Claim::Fresh(claimed)) => Some(claimed),
-        None => None,
-    };
+    if let Some(stored) = ctx.idempotency().await? {
+        return Ok(answer::replay(stored));
+    }
     let outcome = ctx.forward().await;
-    settle(claim, outcome).await
+    settle(ctx.claim.take(), outcome).await
 }
 
 impl<'a> ProxyCtx<'a> {
@@ -120,7 +118,7 @@ impl<'a> ProxyCtx<'a> {
             session: None,
             upstream: None,
             call_path: String::new(),
-            records_answer: false,
+            claim: None,
         })
     }
 
@@ -170,8 +168,9 @@ impl<'a> ProxyCtx<'a> {
         Some(answer::cached(hit))
     }
 
-    /// The Idempotency-Key's claim, when the row takes one and the call carries it.
-    async fn idempotency(&mut self) -> Result<Option<Claim>, ApiError> {
+    /// Claims the Idempotency-Key, when the row takes one and the call carries it; the first
+    /// answer to replay, if the key has one.
+    async fn idempotency(&mut self) -> Result<Option<idempotency::StoredAnswer>, ApiError> {
         let raw = match (
             self.endpoint.idempotent,
             self.req.headers().get(idempotency::HEADER),
@@ -182,10 +181,13 @@ impl<'a> ProxyCtx<'a> {
         let key = idempotency::parse_key(raw)?;
         let fingerprint = idempotency::fingerprint(self.endpoint.operation_id, &self.raw_body);
         let wait = self.state.proxy.idempotency_wait;
-        let claim =
-            idempotency::claim(&self.state.db, self.tenant(), key, &fingerprint, wait).await?;
-        self.records_answer = matches!(claim, Claim::Fresh(_));
-        Ok(Some(claim))
+        match idempotency::claim(&self.state.db, self.tenant(), key, &fingerprint, wait).await? {
+            Claim::Replay(stored) => Ok(Some(stored)),
+            Claim::Fresh(claimed) => {
+                self.claim = Some(claimed);
+                Ok(None)
+            }
+        }
     }
 
     /// Admits, sends and filters the answer. `Err`: nothing reached the upstream, and what the
@@ -200,6 +202,9 @@ impl<'a> ProxyCtx<'a> {
                 return Err(refused);
             }
         };
+        if let Some(claim) = &mut self.claim {
+            claim.sending(answer::lost());
+        }
         let sent = admitted.send(&call).await;
         match self.after_send(sent).await {
             Ok(answer) => Ok(answer),
@@ -243,12 +248,9 @@ impl<'a> ProxyCtx<'a> {
     ) -> Result<Answer, UpstreamError> {
         let answered = sent.as_ref().ok().map(UpstreamAnswer::status);
         if let (Some(name), true) = (&self.session, self.special.forgets_session(self, answered)) {
-            let was_sent = sent.as_ref().map_or_else(|e| e.sent, |_| true);
             if let Err(e) = self.state.sessions.forget(self.tenant(), name).await {
-                return Err(UpstreamError {
-                    sent: was_sent,
-                    ..UpstreamError::internal_after_sending(ApiError::from(e))
-                });
+                let was_sent = sent.as_ref().map_or_else(|e| e.sent, |_| true);
+                return Err(UpstreamError::internal(was_sent, ApiError::from(e)));
             }
         }
         let upstream = sent?;
@@ -265,7 +267,7 @@ impl<'a> ProxyCtx<'a> {
     async fn response_filter(&self, mut upstream: UpstreamAnswer) -> Result<Answer, UpstreamError> {
         let status = upstream.status();
         if !upstream.is_json() {
-            return Ok(match (status.is_success(), self.records_answer) {
+            return Ok(match (status.is_success(), self.claim.is_some()) {
                 (true, true) => Answer::buffered(status, upstream.read_body().await?, &upstream),
                 (true, false) => Answer::streamed(upstream),
                 (false, _) => Answer::upstream_error(status, None, &upstream),
