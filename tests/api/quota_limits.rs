@@ -487,3 +487,22 @@ async fn the_admin_usage_report_reads_the_rollups_any_replica_sees() {
     assert_eq!(status, 200, "{upstream}");
     assert_eq!(upstream["upstream_429s"], 0);
 }
+
+/// The quota headers are stamped on every answer to an authenticated tenant, in one place:
+/// `/v1/usage` refusing a key without `usage:read` carries them too.
+#[tokio::test]
+async fn a_usage_refusal_for_a_missing_scope_carries_the_quota_headers() {
+    let app = spawn_app().await;
+    let tenant = app
+        .tenant_with(
+            json!({"plan": "custom", "quota": {"monthly_requests": 7, "requests_per_second": 3}}),
+            &["messages:send"],
+        )
+        .await;
+    let res = app.tenant_get(&tenant, "/v1/usage").await;
+    assert_eq!(res.status(), 403);
+    let headers = res.headers();
+    assert_eq!(headers["x-ratelimit-requests-limit"], "7");
+    assert_eq!(headers["x-ratelimit-requests-remaining"], "7");
+    assert_eq!(headers["ratelimit-policy"], "3;w=1");
+}

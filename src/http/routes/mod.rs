@@ -29,10 +29,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         for endpoint in rows {
             served = true;
             resource = resource.route(web::method(endpoint.method.clone()).to(
-                move |req, payload, caller, state, client| {
-                    crate::http::tenant::proxy::handle(
-                        endpoint, req, payload, caller, state, client,
-                    )
+                move |req, payload, caller, state| {
+                    crate::http::tenant::proxy::handle(endpoint, req, payload, caller, state)
                 },
             ));
         }

@@ -129,34 +129,24 @@ impl<'a> Call<'a> {
     }
 
     /// `work` on the session, if the caller's key has `scope`, owns the session and may use
-    /// it (404 otherwise, exactly as for a session that does not exist); answered, errors
-    /// included, with the quota headers every `/v1` answer carries.
-    async fn answer<Work, Fut>(self, scope: Scope, work: Work) -> HttpResponse
+    /// it (404 otherwise, exactly as for a session that does not exist). The quota headers
+    /// are stamped on the answer, errors included, by `http::quota_headers`.
+    async fn answer<Work, Fut>(self, scope: Scope, work: Work) -> Result<HttpResponse, ApiError>
     where
         Work: FnOnce(OnSession<'a>) -> Fut,
         Fut: Future<Output = Result<HttpResponse, ApiError>>,
     {
-        let result = match self.owned(scope).await {
-            Ok(on) => work(on).await,
-            Err(e) => Err(e),
-        };
-        let mut response = result.unwrap_or_else(|e| actix_web::ResponseError::error_response(&e));
-        for (name, value) in self.state.quotas.headers(&self.caller.tenant, None).iter() {
-            response.headers_mut().insert(name.clone(), value.clone());
-        }
-        response
+        work(self.owned(scope).await?).await
     }
 
     async fn owned(&self, scope: Scope) -> Result<OnSession<'a>, ApiError> {
         self.caller.require(scope)?;
-        let (name, upstream) = self
-            .state
-            .sessions
-            .owned(self.caller, self.session)
-            .await?
-            .ok_or_else(|| {
-                ApiError::not_found(format!("session \"{}\" not found", self.session))
-            })?;
+        let (name, upstream) = crate::http::tenant::proxy::owned_session(
+            &self.state.sessions,
+            self.caller,
+            self.session,
+        )
+        .await?;
         Ok(OnSession {
             caller: self.caller,
             state: self.state,
@@ -189,7 +179,7 @@ pub async fn list(
     session: web::Path<String>,
     caller: TenantCaller,
     state: web::Data<AppState>,
-) -> HttpResponse {
+) -> Result<HttpResponse, ApiError> {
     Call::new(&session, &caller, &state)
         .answer(Scope::WebhooksRead, list_webhooks)
         .await
@@ -343,7 +333,7 @@ pub async fn add(
     payload: web::Payload,
     caller: TenantCaller,
     state: web::Data<AppState>,
-) -> HttpResponse {
+) -> Result<HttpResponse, ApiError> {
     Call::new(&session, &caller, &state)
         .answer(Scope::WebhooksWrite, |on| add_webhook(on, &req, payload))
         .await
@@ -392,7 +382,7 @@ pub async fn remove(
     payload: web::Payload,
     caller: TenantCaller,
     state: web::Data<AppState>,
-) -> HttpResponse {
+) -> Result<HttpResponse, ApiError> {
     Call::new(&session, &caller, &state)
         .answer(Scope::WebhooksWrite, |on| {
             remove_webhooks(on, &req, payload)
@@ -519,7 +509,7 @@ pub async fn deliveries(
     query: web::Query<DeliveriesQuery>,
     caller: TenantCaller,
     state: web::Data<AppState>,
-) -> HttpResponse {
+) -> Result<HttpResponse, ApiError> {
     Call::new(&session, &caller, &state)
         .answer(Scope::WebhooksRead, |on| session_deliveries(on, &query))
         .await
@@ -557,7 +547,7 @@ pub async fn redeliver(
     path: web::Path<(String, String)>,
     caller: TenantCaller,
     state: web::Data<AppState>,
-) -> HttpResponse {
+) -> Result<HttpResponse, ApiError> {
     let (session, id) = path.into_inner();
     Call::new(&session, &caller, &state)
         .answer(Scope::WebhooksWrite, |on| redeliver_one(on, &id))

@@ -132,7 +132,11 @@ async fn run(settings: WorkerSettings, mut stop: watch::Receiver<bool>) {
         settings.quotas.clone(),
         settings.relay.clone(),
     ));
-    let deletions = actix_rt::spawn(retry_session_deletions(pool.clone(), upstream));
+    let deletions = actix_rt::spawn(retry_session_deletions(
+        pool.clone(),
+        upstream,
+        settings.quotas.clone(),
+    ));
     let mut listener = Listening::default();
     let mut last_purge: Option<Instant> = None;
 
@@ -444,11 +448,12 @@ fn judge(claimed: &Claimed, attempt: Attempt) -> Completion {
 }
 
 /// Retries upstream session deletions that failed when their tenant was deleted.
-async fn retry_session_deletions(pool: Db, client: Rc<UpstreamClient>) {
+async fn retry_session_deletions(pool: Db, client: Rc<UpstreamClient>, quotas: Arc<Quotas>) {
     loop {
         tokio::time::sleep(DELETION_RETRY_EVERY).await;
+        let gateway = crate::services::upstream::Gateway::new(&client, &quotas);
         let (deleted, pending) =
-            crate::http::admin::tenants::delete_pending_upstream_sessions(&pool, &client).await;
+            crate::http::admin::tenants::delete_pending_upstream_sessions(&pool, gateway).await;
         if deleted > 0 {
             tracing::info!(
                 deleted,

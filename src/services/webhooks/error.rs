@@ -1,7 +1,7 @@
 //! What can go wrong in the relay's own work; the HTTP layer decides how each is answered.
 
 use crate::domain::webhooks::MAX_PER_SESSION;
-use crate::services::upstream::UpstreamFailure;
+use crate::services::upstream::UpstreamError;
 use crate::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
@@ -25,7 +25,7 @@ pub enum WebhookError {
     #[error("{0}")]
     Admission(Box<dyn std::error::Error + Send + Sync>),
     #[error(transparent)]
-    Unreachable(#[from] UpstreamFailure),
+    Unreachable(#[from] UpstreamError),
     /// The upstream refused the registration as the caller's mistake (a 4xx); `message` is
     /// its own.
     #[error("{message}")]

@@ -13,18 +13,17 @@ use crate::db::Db;
 use crate::domain::UpstreamSession;
 use crate::services::auth::{Quota, Tenant};
 use crate::services::quota::Quotas;
-use crate::services::upstream::{UpstreamCall, UpstreamClient};
+use crate::services::upstream::{Gateway, Payer, UpstreamCall, UpstreamClient};
 use crate::services::webhooks::error::WebhookError;
 use crate::services::webhooks::relay::Relay;
 use crate::services::webhooks::signing::random_secret;
 use crate::store::webhooks::ingress::{self, Registration};
 use crate::store::webhooks::subscriptions::needed_events;
 use crate::store::StoreError;
-use actix_web::http::header::{self, HeaderMap, HeaderValue};
 use actix_web::http::{Method, StatusCode};
-use bytes::Bytes;
 use serde_json::{json, Value};
 use sqlx::{PgConnection, Postgres, Transaction};
+use std::sync::Arc;
 
 /// The route label the registration calls carry in metrics.
 const ROUTE: &str = "/v1/sessions/{session}/webhooks";
@@ -36,7 +35,7 @@ const MAX_ROUNDS: usize = 3;
 pub struct Registrar<'a> {
     pub db: &'a Db,
     pub client: &'a UpstreamClient,
-    pub quotas: &'a Quotas,
+    pub quotas: &'a Arc<Quotas>,
     pub relay: &'a Relay,
 }
 
@@ -133,33 +132,14 @@ impl Registrar<'_> {
         change: &Change,
     ) -> Result<(), WebhookError> {
         let (method, operation, body) = self.request(change);
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
-        let call = UpstreamCall {
-            method: method.clone(),
-            path_and_query: format!("/v1/sessions/{}/webhooks", session.upstream.as_str()),
-            body: Some(Bytes::from(body.to_string())),
-            headers: &headers,
-            request_id: None,
-            route: ROUTE,
-            retryable: false,
-        };
-        let quotas = self.quotas;
-        let admission = quotas
-            .admit(session.tenant, operation)
+        let path = format!("/v1/sessions/{}/webhooks", session.upstream.as_str());
+        let call = UpstreamCall::own(method.clone(), path, ROUTE, Some(&body));
+        let admitted = Gateway::new(self.client, self.quotas)
+            .admit(Payer::Tenant(session.tenant), operation)
             .await
             .map_err(|refusal| WebhookError::Admission(Box::new(refusal)))?;
-        let sent = self.client.send(&call).await;
-        match &sent {
-            Err(failure) if failure.never_sent() => quotas.cancel(admission).await,
-            _ => quotas.commit(admission),
-        }
-        let mut answer = sent?;
+        let mut answer = admitted.send(&call).await?;
         let status = answer.status();
-        quotas.observe_upstream(status.as_u16(), answer.headers());
         // Removing a registration from a session the upstream no longer has is done already.
         if status.is_success() || (method == Method::DELETE && status == StatusCode::NOT_FOUND) {
             return Ok(());
