@@ -1,6 +1,10 @@
 //! The store: one module per family of tables, and the only code that writes them. It speaks
 //! domain types and `StoreError`; it knows nothing of HTTP.
 
+pub mod admins;
+pub mod audit;
 pub mod error;
+pub mod keys;
+pub mod tenants;
 
 pub use error::{ResultExt, StoreError};

@@ -2,11 +2,12 @@
 //! paired before the gateway move in without scanning again) and delete any session.
 
 use crate::domain::{SessionName, UpstreamSession};
-use crate::http::admin::audit::{self, Actor};
+use crate::http::admin::audit::Actor;
 use crate::http::error::ApiError;
 use crate::http::tenant::ProxyState;
 use crate::services::auth::AdminCaller;
 use crate::services::upstream::{UpstreamCall, UpstreamClient};
+use crate::store::audit::{self, Audit};
 use actix_web::http::{header::HeaderMap, Method, StatusCode};
 use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
@@ -149,15 +150,9 @@ pub async fn adopt_session(
         .bind(body.tenant_id)
         .fetch_optional(&state.pool)
         .await?;
-    audit::record(
-        &state.pool,
-        &Actor::of(&admin, &req),
-        "session.adopt",
-        "session",
-        upstream.as_str(),
-        serde_json::json!({"tenant_id": body.tenant_id, "name": name.as_str()}),
-    )
-    .await?;
+    let details = serde_json::json!({"tenant_id": body.tenant_id, "name": name.as_str()});
+    let audit = Audit::new("session.adopt", "session", upstream.as_str(), details);
+    audit::record(&state.pool, &Actor::of(&admin, &req), &audit).await?;
     Ok(HttpResponse::Created().json(AdminSessionView {
         upstream_name: upstream.as_str().to_owned(),
         tenant_id: Some(body.tenant_id),
@@ -209,15 +204,10 @@ pub async fn delete_session(
     if !upstream_had_it && owner.is_none() {
         return Err(not_found());
     }
-    audit::record(
-        &state.pool,
-        &Actor::of(&admin, &req),
-        "session.delete",
-        "session",
-        upstream.as_str(),
-        serde_json::json!({"tenant_id": owner.as_ref().map(|o| o.0), "name": owner.map(|o| o.1)}),
-    )
-    .await?;
+    let details =
+        serde_json::json!({"tenant_id": owner.as_ref().map(|o| o.0), "name": owner.map(|o| o.1)});
+    let audit = Audit::new("session.delete", "session", upstream.as_str(), details);
+    audit::record(&state.pool, &Actor::of(&admin, &req), &audit).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -1,44 +1,24 @@
 //! Usage from the rollups, for tenants (`GET /v1/usage`) and admins (per tenant, with top-up and
 //! reset of the current month), and the organisation's upstream standing.
 
-use crate::domain::Scope;
-use crate::http::admin::audit::{self, Actor};
-use crate::http::admin::tenants::{find_tenant, TenantView};
+use crate::domain::{Scope, Tenant};
+use crate::http::admin::audit::Actor;
 use crate::http::error::ApiError;
-use crate::http::tenant::ProxyState;
+use crate::http::state::AppState;
 use crate::services::auth::{AdminCaller, TenantCaller};
 use crate::services::quota::TopUp;
+use crate::services::tenancy::tenants;
+use crate::store::audit::{Audit, AuditedTx};
 use actix_web::{web, HttpRequest, HttpResponse};
-use sqlx::{Postgres, Transaction};
 use uuid::Uuid;
 
 /// A tenant's usage this month, as every usage route answers it.
-async fn usage_answer(
-    state: &ProxyState,
-    tenant: Uuid,
-    monthly_requests: Option<i64>,
-) -> Result<HttpResponse, ApiError> {
+async fn usage_answer(state: &AppState, tenant: &Tenant) -> Result<HttpResponse, ApiError> {
     let report = state
         .quotas
-        .usage_report(&state.pool, tenant, monthly_requests)
+        .usage_report(&state.db, tenant.id, tenant.quota.monthly_requests)
         .await?;
     Ok(HttpResponse::Ok().json(report))
-}
-
-/// Records an admin's change to a tenant's month in the audit log, commits it together with the
-/// change, and answers with the usage as it now stands.
-async fn commit_audited(
-    mut tx: Transaction<'static, Postgres>,
-    actor: &Actor,
-    action: &str,
-    tenant: &TenantView,
-    details: serde_json::Value,
-    state: &ProxyState,
-) -> Result<HttpResponse, ApiError> {
-    let id = tenant.id.to_string();
-    audit::record(&mut *tx, actor, action, "tenant", &id, details).await?;
-    tx.commit().await?;
-    usage_answer(state, tenant.id, tenant.quota.monthly_requests).await
 }
 
 /// This month's usage of the calling tenant: total and remaining, per day, per endpoint, and
@@ -58,11 +38,11 @@ async fn commit_audited(
 )]
 pub async fn tenant_usage(
     caller: TenantCaller,
-    state: web::Data<ProxyState>,
+    state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Scope::UsageRead)?;
     let tenant = &caller.tenant;
-    let mut response = usage_answer(&state, tenant.id, tenant.quota.monthly_requests).await?;
+    let mut response = usage_answer(&state, tenant).await?;
     state.quotas.stamp(&mut response, tenant, None);
     Ok(response)
 }
@@ -83,11 +63,11 @@ pub async fn tenant_usage(
 )]
 pub async fn admin_tenant_usage(
     _admin: AdminCaller,
-    state: web::Data<ProxyState>,
+    state: web::Data<AppState>,
     path: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    let tenant = find_tenant(&state.pool, path.into_inner()).await?;
-    usage_answer(&state, tenant.id, tenant.quota.monthly_requests).await
+    let tenant = tenants::find(&state.db, path.into_inner()).await?;
+    usage_answer(&state, &tenant).await
 }
 
 /// Grants a tenant extra requests for the current month (audit-logged).
@@ -109,19 +89,21 @@ pub async fn admin_tenant_usage(
 pub async fn top_up(
     admin: AdminCaller,
     req: HttpRequest,
-    state: web::Data<ProxyState>,
+    state: web::Data<AppState>,
     path: web::Path<Uuid>,
     body: web::Json<TopUp>,
 ) -> Result<HttpResponse, ApiError> {
-    let tenant = find_tenant(&state.pool, path.into_inner()).await?;
-    let mut tx = state.pool.begin().await?;
+    let tenant = tenants::find(&state.db, path.into_inner()).await?;
+    let actor = Actor::of(&admin, &req);
+    let mut tx = AuditedTx::begin(&state.db, &actor).await?;
     state
         .quotas
-        .top_up(&mut tx, tenant.id, body.requests)
+        .top_up(tx.conn(), tenant.id, body.requests)
         .await?;
     let details = serde_json::json!({ "requests": body.requests });
-    let actor = Actor::of(&admin, &req);
-    commit_audited(tx, &actor, "quota.top_up", &tenant, details, &state).await
+    tx.commit(Audit::new("quota.top_up", "tenant", tenant.id, details))
+        .await?;
+    usage_answer(&state, &tenant).await
 }
 
 /// Gives a tenant its whole monthly quota back for the rest of the month (audit-logged).
@@ -141,22 +123,17 @@ pub async fn top_up(
 pub async fn reset_month(
     admin: AdminCaller,
     req: HttpRequest,
-    state: web::Data<ProxyState>,
+    state: web::Data<AppState>,
     path: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    let tenant = find_tenant(&state.pool, path.into_inner()).await?;
-    let mut tx = state.pool.begin().await?;
-    state.quotas.reset_month(&mut tx, tenant.id).await?;
+    let tenant = tenants::find(&state.db, path.into_inner()).await?;
     let actor = Actor::of(&admin, &req);
-    commit_audited(
-        tx,
-        &actor,
-        "quota.reset",
-        &tenant,
-        serde_json::json!({}),
-        &state,
-    )
-    .await
+    let mut tx = AuditedTx::begin(&state.db, &actor).await?;
+    state.quotas.reset_month(tx.conn(), tenant.id).await?;
+    let details = serde_json::json!({});
+    tx.commit(Audit::new("quota.reset", "tenant", tenant.id, details))
+        .await?;
+    usage_answer(&state, &tenant).await
 }
 
 /// The organisation's standing on its upstream plan: budget, use this month, and what the
@@ -174,7 +151,7 @@ pub async fn reset_month(
 )]
 pub async fn upstream_standing(
     _admin: AdminCaller,
-    state: web::Data<ProxyState>,
+    state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(state.quotas.upstream_report(&state.pool).await?))
+    Ok(HttpResponse::Ok().json(state.quotas.upstream_report(&state.db).await?))
 }

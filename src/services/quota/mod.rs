@@ -19,8 +19,8 @@ pub use report::{DayUsage, EndpointUsage, RefusalCount, TopUp, UsageReport};
 
 use crate::config::QuotaConfig;
 use crate::db::Db;
+use crate::domain::Tenant;
 use crate::http::error::ApiError;
-use crate::services::auth::Tenant;
 use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
 use monthly::{MonthlyQuotas, MonthlyRefusal};
 use rate::{RateDecision, RateLimits};

@@ -388,7 +388,8 @@ async fn retry_session_deletions(pool: Db, client: Rc<UpstreamClient>) {
     loop {
         tokio::time::sleep(DELETION_RETRY_EVERY).await;
         let (deleted, pending) =
-            crate::http::admin::tenants::delete_pending_upstream_sessions(&pool, &client).await;
+            crate::services::tenancy::tenants::delete_pending_upstream_sessions(&pool, &client)
+                .await;
         if deleted > 0 {
             tracing::info!(
                 deleted,

@@ -6,9 +6,9 @@
 //! concurrent registrations (on any replica) are applied one after the other and the row in
 //! `webhook_ingress` always says what the upstream has.
 
+use crate::domain::Tenant;
 use crate::domain::UpstreamSession;
 use crate::http::error::ApiError;
-use crate::services::auth::Tenant;
 use crate::services::quota::Quotas;
 use crate::services::upstream::{UpstreamCall, UpstreamClient};
 use crate::services::webhooks::signing::random_secret;
@@ -174,25 +174,23 @@ pub async fn sync(
     Ok(())
 }
 
+#[derive(sqlx::FromRow)]
+struct TenantSessionRow {
+    #[sqlx(flatten)]
+    tenant: crate::store::tenants::TenantRow,
+    session: String,
+    upstream_name: String,
+}
+
 /// Sessions whose upstream registration is not what their subscriptions need: a session
 /// created again under a known name (a new upstream session), or a change that failed half
 /// way. The reconciler brings each in step.
-type TenantSessionRow = (
-    Uuid,
-    String,
-    String,
-    Option<i64>,
-    Option<i32>,
-    Option<i32>,
-    String,
-    String,
-);
-
 pub async fn out_of_step(
     pool: &crate::db::Db,
 ) -> Result<Vec<(Tenant, String, String)>, sqlx::Error> {
     let rows: Vec<TenantSessionRow> = sqlx::query_as(
-        "SELECT t.id, t.name, t.plan, t.monthly_requests, t.requests_per_second, t.max_sessions, s.name, s.upstream_name \
+        "SELECT t.id, t.name, t.plan, t.monthly_requests, t.requests_per_second, t.max_sessions, t.status, t.created_at, \
+                s.name AS session, s.upstream_name \
          FROM sessions s JOIN tenants t ON t.id = s.tenant_id \
          LEFT JOIN webhook_ingress i ON i.upstream_name = s.upstream_name \
          WHERE t.status = 'active' AND (SELECT array_agg(DISTINCT e ORDER BY e) FROM webhook_subscriptions w, unnest(w.events) e \
@@ -203,25 +201,6 @@ pub async fn out_of_step(
     .await?;
     Ok(rows
         .into_iter()
-        .map(
-            |(id, name, plan, monthly, rps, max_sessions, session, upstream)| {
-                (
-                    Tenant {
-                        id,
-                        name,
-                        plan,
-                        // Only active tenants are selected.
-                        suspended: false,
-                        quota: crate::services::auth::Quota {
-                            monthly_requests: monthly,
-                            requests_per_second: rps,
-                            max_sessions,
-                        },
-                    },
-                    session,
-                    upstream,
-                )
-            },
-        )
+        .map(|r| (r.tenant.into(), r.session, r.upstream_name))
         .collect())
 }
