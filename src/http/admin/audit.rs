@@ -5,11 +5,12 @@ use crate::http::admin::{PageQuery, Paging};
 use crate::http::error::ApiError;
 use crate::http::state::AppState;
 use crate::services::auth::AdminCaller;
+use crate::store::audit::Actor;
 use crate::telemetry::RequestId;
 use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 use serde::Serialize;
 
-pub use crate::store::audit::{Actor, AuditEntry, AuditFilter};
+pub use crate::store::audit::{AuditEntry, AuditFilter};
 
 impl Actor {
     /// The admin calling, from where, in which request.

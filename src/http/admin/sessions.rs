@@ -2,12 +2,11 @@
 //! paired before the gateway move in without scanning again) and delete any session.
 
 use crate::domain::{SessionName, UpstreamSession};
-use crate::http::admin::audit::Actor;
 use crate::http::error::ApiError;
 use crate::http::tenant::ProxyState;
 use crate::services::auth::AdminCaller;
 use crate::services::upstream::{UpstreamCall, UpstreamClient};
-use crate::store::audit::{self, Audit};
+use crate::store::audit::{self, Actor, Audit};
 use actix_web::http::{header::HeaderMap, Method, StatusCode};
 use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};

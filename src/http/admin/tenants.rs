@@ -13,6 +13,7 @@ use uuid::Uuid;
 
 /// The tenant as the admin API shows it: the domain's one shape.
 pub use crate::domain::tenant::Tenant as TenantView;
+// The schemas the admin API's document lists.
 pub use crate::domain::tenant::{Plan, Quota, TenantStatus};
 pub use crate::services::tenancy::tenants::{NewTenant, TenantDeleted, TenantPatch};
 

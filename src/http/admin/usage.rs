@@ -2,13 +2,12 @@
 //! reset of the current month), and the organisation's upstream standing.
 
 use crate::domain::{Scope, Tenant};
-use crate::http::admin::audit::Actor;
 use crate::http::error::ApiError;
 use crate::http::state::AppState;
 use crate::services::auth::{AdminCaller, TenantCaller};
 use crate::services::quota::TopUp;
 use crate::services::tenancy::tenants;
-use crate::store::audit::{Audit, AuditedTx};
+use crate::store::audit::{Actor, Audit, AuditedTx};
 use actix_web::{web, HttpRequest, HttpResponse};
 use uuid::Uuid;
 
