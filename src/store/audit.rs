@@ -3,7 +3,7 @@
 //! ever without the other.
 
 use crate::db::Db;
-use crate::store::StoreError;
+use crate::store::{Page, StoreError};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::{PgConnection, Postgres, QueryBuilder, Transaction};
@@ -181,7 +181,7 @@ pub async fn list(
     filter: &AuditFilter,
     limit: i64,
     offset: i64,
-) -> Result<(Vec<AuditEntry>, i64), StoreError> {
+) -> Result<Page<AuditEntry>, StoreError> {
     let mut count = QueryBuilder::new("SELECT count(*) FROM audit_log");
     push_filter(&mut count, filter);
     let total: i64 = count.build_query_scalar().fetch_one(db).await?;
@@ -194,5 +194,5 @@ pub async fn list(
         .push(" OFFSET ")
         .push_bind(offset);
     let items = q.build_query_as().fetch_all(db).await?;
-    Ok((items, total))
+    Ok(Page { items, total })
 }

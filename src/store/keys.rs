@@ -1,6 +1,6 @@
 //! The `tenant_keys` table: keys stored as an argon2id hash, listed without secrets.
 
-use crate::store::StoreError;
+use crate::store::{Page, StoreError};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sqlx::{PgConnection, PgExecutor};
@@ -68,7 +68,7 @@ pub async fn list(
     tenant: Uuid,
     limit: i64,
     offset: i64,
-) -> Result<(Vec<KeyView>, i64), StoreError> {
+) -> Result<Page<KeyView>, StoreError> {
     let total = sqlx::query_scalar!(
         r#"SELECT count(*) AS "count!" FROM tenant_keys WHERE tenant_id = $1"#,
         tenant
@@ -87,7 +87,7 @@ pub async fn list(
     )
     .fetch_all(db)
     .await?;
-    Ok((items, total))
+    Ok(Page { items, total })
 }
 
 /// Revokes the tenant's key now (ending a rotation's grace too); false when it has no such key.

@@ -8,3 +8,9 @@ pub mod keys;
 pub mod tenants;
 
 pub use error::{ResultExt, StoreError};
+
+/// One page of a listing, and how many rows the whole listing has.
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub total: i64,
+}

@@ -2,7 +2,7 @@
 //! tenants that are still to be deleted on the upstream.
 
 use crate::domain::tenant::{Plan, Quota, Tenant, TenantStatus};
-use crate::store::{ResultExt, StoreError};
+use crate::store::{Page, ResultExt, StoreError};
 use chrono::{DateTime, Utc};
 use sqlx::encode::IsNull;
 use sqlx::error::BoxDynError;
@@ -133,11 +133,7 @@ pub async fn id_named<'e>(ex: impl PgExecutor<'e>, name: &str) -> Result<Option<
 }
 
 /// One page of tenants by name, and how many there are in all.
-pub async fn list(
-    db: &crate::db::Db,
-    limit: i64,
-    offset: i64,
-) -> Result<(Vec<Tenant>, i64), StoreError> {
+pub async fn list(db: &crate::db::Db, limit: i64, offset: i64) -> Result<Page<Tenant>, StoreError> {
     let total = sqlx::query_scalar!(r#"SELECT count(*) AS "count!" FROM tenants"#)
         .fetch_one(db)
         .await?;
@@ -151,7 +147,10 @@ pub async fn list(
     )
     .fetch_all(db)
     .await?;
-    Ok((rows.into_iter().map(Into::into).collect(), total))
+    Ok(Page {
+        items: rows.into_iter().map(Into::into).collect(),
+        total,
+    })
 }
 
 /// Writes every field of `tenant` but its id and creation time.

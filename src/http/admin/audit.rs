@@ -58,13 +58,13 @@ pub async fn list_audit(
     filter: web::Query<AuditFilter>,
 ) -> Result<HttpResponse, ApiError> {
     let (limit, offset, page, per_page) = page.limit_offset();
-    let (items, total) = crate::store::audit::list(&state.db, &filter, limit, offset).await?;
+    let found = crate::store::audit::list(&state.db, &filter, limit, offset).await?;
     Ok(HttpResponse::Ok().json(AuditPage {
-        items,
+        items: found.items,
         paging: Paging {
             page,
             per_page,
-            total,
+            total: found.total,
         },
     }))
 }

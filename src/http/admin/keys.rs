@@ -97,13 +97,13 @@ pub async fn list_keys(
     let tenant = path.into_inner();
     tenants::find(&state.db, tenant).await?;
     let (limit, offset, page, per_page) = page.limit_offset();
-    let (items, total) = crate::store::keys::list(&state.db, tenant, limit, offset).await?;
+    let found = crate::store::keys::list(&state.db, tenant, limit, offset).await?;
     Ok(HttpResponse::Ok().json(KeyPage {
-        items,
+        items: found.items,
         paging: Paging {
             page,
             per_page,
-            total,
+            total: found.total,
         },
     }))
 }

@@ -72,13 +72,13 @@ pub async fn list_tenants(
     page: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let (limit, offset, page, per_page) = page.limit_offset();
-    let (items, total) = crate::store::tenants::list(&state.db, limit, offset).await?;
+    let found = crate::store::tenants::list(&state.db, limit, offset).await?;
     Ok(HttpResponse::Ok().json(TenantPage {
-        items,
+        items: found.items,
         paging: Paging {
             page,
             per_page,
-            total,
+            total: found.total,
         },
     }))
 }
