@@ -146,9 +146,9 @@ impl Application {
         let public_base = webhook_public_base(&config, port);
         let wake = Arc::new(tokio::sync::Notify::new());
         let relay = web::Data::new(Relay {
-            public_base: public_base.clone(),
+            public_base,
             allow_private: config.webhooks.allow_private,
-            wake: wake.clone(),
+            wake,
             tokens: Default::default(),
         });
         let worker_settings = webhooks::delivery::WorkerSettings {
@@ -158,8 +158,7 @@ impl Application {
             upstream: config.upstream.clone(),
             upstream_key: upstream_key.clone(),
             quotas: quotas.clone(),
-            public_base,
-            wake,
+            relay: relay.clone().into_inner(),
         };
 
         let config = Arc::new(config);

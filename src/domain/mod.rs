@@ -7,6 +7,7 @@ pub mod events;
 pub mod scope;
 pub mod session_name;
 pub mod tenant;
+pub mod webhooks;
 
 pub use error::Invalid;
 pub use scope::{Scope, Scopes};

@@ -170,6 +170,33 @@ impl From<crate::store::StoreError> for ApiError {
     }
 }
 
+/// The relay's errors: the tenant's mistakes as 4xx, the upstream's failures as 502/504.
+impl From<crate::services::webhooks::WebhookError> for ApiError {
+    fn from(err: crate::services::webhooks::WebhookError) -> Self {
+        use crate::services::webhooks::WebhookError as E;
+        match err {
+            E::Store(e) => e.into(),
+            E::TooMany | E::StillPending => Self::conflict(err.to_string()),
+            E::TenantGone => Self::unauthorized(crate::services::auth::INVALID_KEY),
+            E::NoSuchWebhook { .. } | E::NoSuchDelivery(_) => Self::not_found(err.to_string()),
+            E::Admission(refusal) => match refusal.downcast::<ApiError>() {
+                Ok(refusal) => *refusal,
+                Err(other) => Self::internal(anyhow::anyhow!(other)),
+            },
+            E::Unreachable(failure) => failure.into(),
+            E::Refused { status, message } => Self::new(
+                StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
+                message,
+            ),
+            E::UpstreamFailed { .. } => Self::new(
+                StatusCode::BAD_GATEWAY,
+                "the upstream could not register the webhook; retry shortly",
+            )
+            .with_cause(err),
+        }
+    }
+}
+
 /// The one place domain rule violations become answers: 400 naming the problem.
 impl From<crate::domain::Invalid> for ApiError {
     fn from(err: crate::domain::Invalid) -> Self {

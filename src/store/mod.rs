@@ -6,6 +6,7 @@ pub mod audit;
 pub mod error;
 pub mod keys;
 pub mod tenants;
+pub mod webhooks;
 
 pub use error::{ResultExt, StoreError};
 

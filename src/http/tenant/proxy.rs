@@ -3,6 +3,7 @@
 //! extractor, so nothing here runs for an unauthenticated request.
 
 use crate::db::Db;
+use crate::domain::webhooks::NewSubscription as NewWebhook;
 use crate::domain::{SessionName, UpstreamSession};
 use crate::http::error::{ApiError, ErrorBody};
 use crate::http::routes::endpoints::{Endpoint, Handling, SessionIn};
@@ -10,7 +11,7 @@ use crate::http::routes::path_params;
 use crate::http::routes::schema::{self, Ty};
 use crate::http::tenant::rewrite::{query_param, rename_in_text, rename_session_fields};
 use crate::http::tenant::session_config;
-use crate::http::tenant::webhooks::{self, NewWebhook, SessionTarget};
+use crate::http::tenant::webhooks::{self, SessionTarget};
 use crate::services::auth::TenantCaller;
 use crate::services::idempotency::{self, Claim};
 use crate::services::quota::{Admission, Quotas};
@@ -18,6 +19,7 @@ use crate::services::sessions::SessionStore;
 use crate::services::upstream::{
     UpstreamAnswer, UpstreamCall, UpstreamClient, FORWARDED_ANSWER_HEADERS,
 };
+use crate::services::webhooks::registration::Registrar;
 use crate::services::webhooks::Relay;
 use crate::telemetry::RequestId;
 use actix_web::http::header::{self, HeaderValue};
@@ -493,8 +495,13 @@ async fn subscribe_config_webhooks(
         name,
         upstream,
     };
-    let relay = relay(inbound.req)?;
-    webhooks::subscribe(state, client, relay, &target, &inbound.config_webhooks)
+    let registrar = Registrar {
+        db: &state.pool,
+        client,
+        quotas: &state.quotas,
+        relay: relay(inbound.req)?,
+    };
+    webhooks::subscribe(&registrar, &target, &inbound.config_webhooks)
         .await
         .map(drop)
         .map_err(|e| {

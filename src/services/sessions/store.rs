@@ -4,6 +4,7 @@ use crate::db::constraint_violated;
 use crate::db::Db;
 use crate::domain::{SessionName, UpstreamSession};
 use crate::http::error::ApiError;
+use crate::services::auth::TenantCaller;
 use moka::future::Cache;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -85,6 +86,23 @@ impl SessionStore {
             }
         }
         Ok(found)
+    }
+
+    /// The session a tenant's caller names, if the tenant owns it and the caller's key may use
+    /// it; `None` otherwise, exactly as for a session that does not exist.
+    pub async fn owned(
+        &self,
+        caller: &TenantCaller,
+        name: &str,
+    ) -> Result<Option<(SessionName, UpstreamSession)>, ApiError> {
+        let Ok(parsed) = SessionName::parse(name) else {
+            return Ok(None);
+        };
+        if !caller.may_use_session(name) {
+            return Ok(None);
+        }
+        let upstream = self.resolve(caller.tenant.id, &parsed).await?;
+        Ok(upstream.map(|upstream| (parsed, upstream)))
     }
 
     /// Records a new session for the tenant, within its `max_sessions` and the organisation's
