@@ -3,8 +3,12 @@
 use crate::config::{Config, ConfigError};
 use crate::db::embedded::ServerBinariesMissing;
 use crate::db::Database;
+use crate::domain::{Plan, Quota};
+use crate::services::tenancy::{admins, keys, tenants};
 use crate::startup::Application;
+use crate::store::audit::Actor;
 use crate::telemetry;
+use anyhow::Context;
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
@@ -230,19 +234,8 @@ async fn admin(config: Config, command: AdminCommand) -> anyhow::Result<()> {
 }
 
 async fn run_admin(pool: &crate::db::Db, command: AdminCommand) -> anyhow::Result<()> {
-    use crate::http::admin::{admins, audit::Actor, keys, tenants};
-    let actor = Actor::cli();
-    let api = |e: crate::http::error::ApiError| anyhow::anyhow!("{}", e.message());
     let printed = match command {
-        AdminCommand::CreateAdmin { username } => {
-            let mut line = String::new();
-            std::io::stdin().read_line(&mut line)?;
-            let password = secrecy::SecretString::from(line.trim_end_matches(['\r', '\n']));
-            let created = admins::insert_admin(pool, &actor, &username, &password)
-                .await
-                .map_err(api)?;
-            serde_json::to_string_pretty(&created)?
-        }
+        AdminCommand::CreateAdmin { username } => create_admin(pool, &username).await?,
         AdminCommand::CreateTenant {
             name,
             plan,
@@ -250,18 +243,18 @@ async fn run_admin(pool: &crate::db::Db, command: AdminCommand) -> anyhow::Resul
             requests_per_second,
             max_sessions,
         } => {
-            let plan = tenants::Plan::parse(&plan).ok_or_else(|| {
+            let plan = Plan::parse(&plan).ok_or_else(|| {
                 anyhow::anyhow!("--plan must be basic, pro, ultra, mega or custom")
             })?;
-            let quota = (plan == tenants::Plan::Custom).then_some(tenants::QuotaBody {
+            let quota = (plan == Plan::Custom).then_some(Quota {
                 monthly_requests,
                 requests_per_second,
                 max_sessions,
             });
-            let created =
-                tenants::insert_tenant(pool, &actor, tenants::NewTenant { name, plan, quota })
-                    .await
-                    .map_err(api)?;
+            let new = tenants::NewTenant { name, plan, quota };
+            let created = tenants::create(pool, &Actor::cli(), new)
+                .await
+                .context("creating the tenant")?;
             serde_json::to_string_pretty(&created)?
         }
         AdminCommand::CreateKey {
@@ -271,26 +264,47 @@ async fn run_admin(pool: &crate::db::Db, command: AdminCommand) -> anyhow::Resul
             sessions,
             expires_at,
         } => {
-            let tenant_id: uuid::Uuid = match tenant.parse() {
-                Ok(id) => id,
-                Err(_) => sqlx::query_scalar("SELECT id FROM tenants WHERE name = $1")
-                    .bind(&tenant)
-                    .fetch_optional(pool)
-                    .await?
-                    .ok_or_else(|| anyhow::anyhow!("no tenant named `{tenant}`"))?,
-            };
             let request = keys::NewKeyRequest {
                 name,
                 scopes,
                 sessions,
                 expires_at,
             };
-            let created = keys::insert_key(pool, &actor, tenant_id, request)
-                .await
-                .map_err(api)?;
-            serde_json::to_string_pretty(&created)?
+            create_key(pool, &tenant, request).await?
         }
     };
     println!("{printed}");
     Ok(())
+}
+
+/// The password is read from standard input (one line), never argv.
+async fn create_admin(pool: &crate::db::Db, username: &str) -> anyhow::Result<String> {
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .context("reading the password from standard input")?;
+    let password = secrecy::SecretString::from(line.trim_end_matches(['\r', '\n']));
+    let created = admins::create(pool, &Actor::cli(), username, &password)
+        .await
+        .context("creating the admin")?;
+    Ok(serde_json::to_string_pretty(&created)?)
+}
+
+/// `tenant` is the tenant's id or its name.
+async fn create_key(
+    pool: &crate::db::Db,
+    tenant: &str,
+    request: keys::NewKeyRequest,
+) -> anyhow::Result<String> {
+    let tenant_id = match tenant.parse() {
+        Ok(id) => id,
+        Err(_) => crate::store::tenants::id_named(pool, tenant)
+            .await
+            .context("looking the tenant up")?
+            .ok_or_else(|| anyhow::anyhow!("no tenant named `{tenant}`"))?,
+    };
+    let created = keys::create(pool, &Actor::cli(), tenant_id, request)
+        .await
+        .context("creating the key")?;
+    Ok(serde_json::to_string_pretty(&created)?)
 }

@@ -6,8 +6,10 @@ pub mod error;
 pub mod events;
 pub mod scope;
 pub mod session_name;
+pub mod tenant;
 pub mod webhooks;
 
 pub use error::Invalid;
 pub use scope::{Scope, Scopes};
 pub use session_name::{SessionName, UpstreamSession};
+pub use tenant::{Plan, Quota, Tenant, TenantStatus};

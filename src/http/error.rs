@@ -277,6 +277,21 @@ impl From<crate::services::idempotency::IdempotencyError> for ApiError {
     }
 }
 
+/// Tenancy's errors: rule violations are 422 there (the admin API's contract), and a change
+/// that does not fit the current state is 409.
+impl From<crate::services::tenancy::TenancyError> for ApiError {
+    fn from(err: crate::services::tenancy::TenancyError) -> Self {
+        use crate::services::tenancy::TenancyError as E;
+        match err {
+            E::Invalid(invalid) => Self::unprocessable(invalid.message),
+            E::NoTenant(_) | E::NoKey(_) | E::NoAdmin(_) => Self::not_found(err.to_string()),
+            E::Refused(message) => Self::conflict(message),
+            E::Store(store) => store.into(),
+            E::Internal(cause) => Self::internal(cause),
+        }
+    }
+}
+
 impl From<anyhow::Error> for ApiError {
     fn from(err: anyhow::Error) -> Self {
         Self::internal(err)

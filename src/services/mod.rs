@@ -5,5 +5,6 @@ pub mod auth;
 pub mod idempotency;
 pub mod quota;
 pub mod sessions;
+pub mod tenancy;
 pub mod upstream;
 pub mod webhooks;

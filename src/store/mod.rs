@@ -1,9 +1,19 @@
 //! The store: one module per family of tables, and the only code that writes them. It speaks
 //! domain types and `StoreError`; it knows nothing of HTTP.
 
+pub mod admins;
+pub mod audit;
 pub mod error;
 pub mod idempotency;
+pub mod keys;
 pub mod sessions;
+pub mod tenants;
 pub mod webhooks;
 
 pub use error::{ResultExt, StoreError};
+
+/// One page of a listing, and how many rows the whole listing has.
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub total: i64,
+}

@@ -272,16 +272,17 @@ async fn with_the_database_unreachable_only_leased_quota_is_spent_then_503() {
     )
     .await
     .unwrap();
-    let who = wa_gateway::services::auth::Tenant {
+    let who = wa_gateway::domain::Tenant {
         id: tenant.id.parse().unwrap(),
         name: tenant.name.clone(),
-        quota: wa_gateway::services::auth::Quota {
+        quota: wa_gateway::domain::Quota {
             monthly_requests: Some(100),
             requests_per_second: None,
             max_sessions: None,
         },
-        plan: "custom".into(),
-        suspended: false,
+        plan: wa_gateway::domain::Plan::Custom,
+        status: wa_gateway::domain::TenantStatus::Active,
+        created_at: chrono::Utc::now(),
     };
     let first = quotas.admit(&who, "listSessions").await.expect("admitted");
     quotas.commit(first);

@@ -1,22 +1,22 @@
-//! Admin accounts: login, list, create, delete, and changing one's own password.
+//! The admin API's admin accounts: login, list, create, delete, and changing one's own
+//! password (`services::tenancy::admins` and `store::admins` do the work).
 
-use crate::db::constraint_violated;
-use crate::db::Db;
-use crate::http::admin::audit::{self, Actor};
 use crate::http::error::ApiError;
+use crate::http::state::AppState;
 use crate::services::auth::throttle::{self, Reservation};
-use crate::services::auth::{password, AdminCaller, Auth, Change};
+use crate::services::auth::{AdminCaller, Auth};
+use crate::services::tenancy::admins::{self, MAX_USERNAME_BYTES};
+use crate::store::audit::{self, Actor, Audit};
 use actix_web::{web, HttpRequest, HttpResponse};
-use chrono::{DateTime, Utc};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 use uuid::Uuid;
 
+pub use crate::services::tenancy::admins::MIN_PASSWORD_CHARS;
+pub use crate::store::admins::AdminView;
+
 const BAD_LOGIN: &str = "invalid username or password";
-/// No admin's name is longer (`check_username`): a longer one is refused before anything.
-const MAX_USERNAME_BYTES: usize = 64;
-pub const MIN_PASSWORD_CHARS: usize = 12;
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -38,13 +38,6 @@ pub struct TokenResponse {
     pub expires_in: u64,
 }
 
-#[derive(Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
-pub struct AdminView {
-    pub id: Uuid,
-    pub username: String,
-    pub created_at: DateTime<Utc>,
-}
-
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewAdmin {
@@ -63,64 +56,6 @@ pub struct PasswordChange {
     /// At least 12 characters.
     #[schema(value_type = String)]
     pub new_password: SecretString,
-}
-
-fn check_username(name: &str) -> Result<(), ApiError> {
-    let ok = (1..=64).contains(&name.len())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b'@'));
-    ok.then_some(()).ok_or_else(|| {
-        ApiError::unprocessable("username must be 1 to 64 characters of A-Za-z0-9_-.@")
-    })
-}
-
-fn check_password(pw: &SecretString) -> Result<(), ApiError> {
-    if pw.expose_secret().chars().count() < MIN_PASSWORD_CHARS {
-        return Err(ApiError::unprocessable(format!(
-            "password must be at least {MIN_PASSWORD_CHARS} characters"
-        )));
-    }
-    Ok(())
-}
-
-/// Creates an admin (the API and `wa-gateway admin create-admin`); 409 when the name is taken.
-pub async fn insert_admin(
-    pool: &Db,
-    actor: &Actor,
-    username: &str,
-    password: &SecretString,
-) -> Result<AdminView, ApiError> {
-    check_username(username)?;
-    check_password(password)?;
-    let hash = password::hash(password.expose_secret().to_owned()).await?;
-    let mut tx = pool.begin().await?;
-    let created: AdminView = sqlx::query_as(
-        "INSERT INTO admins (id, username, password_hash) VALUES ($1, $2, $3) RETURNING id, username, created_at",
-    )
-    .bind(Uuid::now_v7())
-    .bind(username)
-    .bind(hash)
-    .fetch_one(&mut *tx)
-    .await
-    .map_err(|e| {
-        if constraint_violated(&e, "admins_username_key") {
-            ApiError::conflict(format!("an admin named `{username}` already exists"))
-        } else {
-            e.into()
-        }
-    })?;
-    audit::record(
-        &mut *tx,
-        actor,
-        "admin.create",
-        "admin",
-        &created.id.to_string(),
-        serde_json::json!({"username": username}),
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(created)
 }
 
 /// How long a failed login waits before answering, growing with recent failures.
@@ -148,16 +83,17 @@ fn login_delay(failures: u32) -> Duration {
 )]
 pub async fn login(
     req: HttpRequest,
-    pool: web::Data<Db>,
-    auth: web::Data<Auth>,
+    state: web::Data<AppState>,
     body: web::Json<LoginRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
+    // No admin's name is longer: refused before anything.
     if body.username.len() > MAX_USERNAME_BYTES {
         return Err(ApiError::unauthorized(BAD_LOGIN));
     }
+    let auth = &state.auth;
     let user_key = body.username.to_lowercase();
-    let addr = audit::client_addr(&req).unwrap_or_default();
+    let addr = crate::http::admin::audit::client_addr(&req).unwrap_or_default();
     let pair = throttle::pair(&user_key, &addr);
     if let Reservation::Refused { retry_after } = auth.login_by_user.reserve(&pair).await? {
         return Err(ApiError::too_many_requests(
@@ -173,11 +109,11 @@ pub async fn login(
     }
     let checked = {
         let _turn = auth.in_flight.turn(&format!("login {user_key}")).await;
-        check_login(pool.get_ref(), &auth, &body).await
+        check_login(&state, &body).await
     };
     let (id, token_version) = match checked {
         Ok(Some(admin)) => admin,
-        Ok(None) => return Err(login_failed(&auth, &pair, &addr).await),
+        Ok(None) => return Err(login_failed(auth, &pair, &addr).await),
         Err(e) => {
             auth.login_by_user.release(&pair).await?;
             return Err(e);
@@ -185,23 +121,31 @@ pub async fn login(
     };
     auth.login_by_user.reset(&pair).await?;
     let token = auth.jwt.issue(id, token_version)?;
-    issued(&req, pool.get_ref(), &auth, id, &body.username, token).await
+    let admin = AdminCaller {
+        id,
+        username: body.username,
+    };
+    let audit = Audit::new("admin.login", "admin", id, serde_json::json!({}));
+    audit::record(&state.db, &Actor::of(&admin, &req), &audit).await?;
+    Ok(HttpResponse::Ok().json(TokenResponse {
+        access_token: token,
+        token_type: "Bearer".to_owned(),
+        expires_in: auth.jwt.ttl.as_secs(),
+    }))
 }
 
 /// The admin's id and token version when the password is right (an unknown name costs the
 /// same argon2id).
 async fn check_login(
-    pool: &Db,
-    auth: &Auth,
+    state: &AppState,
     body: &LoginRequest,
 ) -> Result<Option<(Uuid, i32)>, ApiError> {
-    let row: Option<(Uuid, i32, String)> =
-        sqlx::query_as("SELECT id, token_version, password_hash FROM admins WHERE username = $1")
-            .bind(&body.username)
-            .fetch_optional(pool)
-            .await?;
-    let (admin, hash) = row.map(|(id, version, hash)| ((id, version), hash)).unzip();
-    let ok = auth
+    let found = crate::store::admins::credentials(&state.db, &body.username).await?;
+    let (admin, hash) = found
+        .map(|c| ((c.id, c.token_version), c.password_hash))
+        .unzip();
+    let ok = state
+        .auth
         .verify_secret(body.password.expose_secret().to_owned(), hash)
         .await?;
     Ok(admin.filter(|_| ok))
@@ -221,38 +165,6 @@ async fn login_failed(auth: &Auth, pair: &str, addr: &str) -> ApiError {
     ApiError::unauthorized(BAD_LOGIN)
 }
 
-/// Audits the login and answers the token.
-async fn issued(
-    req: &HttpRequest,
-    pool: &Db,
-    auth: &Auth,
-    id: Uuid,
-    username: &str,
-    token: String,
-) -> Result<HttpResponse, ApiError> {
-    let actor = Actor::of(
-        &AdminCaller {
-            id,
-            username: username.to_owned(),
-        },
-        req,
-    );
-    audit::record(
-        pool,
-        &actor,
-        "admin.login",
-        "admin",
-        &id.to_string(),
-        serde_json::json!({}),
-    )
-    .await?;
-    Ok(HttpResponse::Ok().json(TokenResponse {
-        access_token: token,
-        token_type: "Bearer".to_owned(),
-        expires_in: auth.jwt.ttl.as_secs(),
-    }))
-}
-
 /// List admins
 #[utoipa::path(
     get,
@@ -267,13 +179,9 @@ async fn issued(
 )]
 pub async fn list_admins(
     _admin: AdminCaller,
-    pool: web::Data<Db>,
+    state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let admins: Vec<AdminView> =
-        sqlx::query_as("SELECT id, username, created_at FROM admins ORDER BY username")
-            .fetch_all(pool.get_ref())
-            .await?;
-    Ok(HttpResponse::Ok().json(admins))
+    Ok(HttpResponse::Ok().json(crate::store::admins::list(&state.db).await?))
 }
 
 /// Create an admin
@@ -295,16 +203,11 @@ pub async fn list_admins(
 pub async fn create_admin(
     admin: AdminCaller,
     req: HttpRequest,
-    pool: web::Data<Db>,
+    state: web::Data<AppState>,
     body: web::Json<NewAdmin>,
 ) -> Result<HttpResponse, ApiError> {
-    let created = insert_admin(
-        pool.get_ref(),
-        &Actor::of(&admin, &req),
-        &body.username,
-        &body.password,
-    )
-    .await?;
+    let actor = Actor::of(&admin, &req);
+    let created = admins::create(&state.db, &actor, &body.username, &body.password).await?;
     Ok(HttpResponse::Created().json(created))
 }
 
@@ -326,36 +229,10 @@ pub async fn create_admin(
 pub async fn delete_admin(
     admin: AdminCaller,
     req: HttpRequest,
-    pool: web::Data<Db>,
+    state: web::Data<AppState>,
     path: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    let target = path.into_inner();
-    let mut tx = pool.begin().await?;
-    // Serialises concurrent deletions, so two cannot remove the last two admins.
-    let ids: Vec<Uuid> = sqlx::query_scalar("SELECT id FROM admins FOR UPDATE")
-        .fetch_all(&mut *tx)
-        .await?;
-    if !ids.contains(&target) {
-        return Err(ApiError::not_found(format!("no admin with id {target}")));
-    }
-    if ids.len() == 1 {
-        return Err(ApiError::conflict("the last admin cannot be deleted"));
-    }
-    sqlx::query("DELETE FROM admins WHERE id = $1")
-        .bind(target)
-        .execute(&mut *tx)
-        .await?;
-    Change::Admin(target).announce(&mut *tx).await?;
-    audit::record(
-        &mut *tx,
-        &Actor::of(&admin, &req),
-        "admin.delete",
-        "admin",
-        &target.to_string(),
-        serde_json::json!({}),
-    )
-    .await?;
-    tx.commit().await?;
+    admins::delete(&state.db, &Actor::of(&admin, &req), path.into_inner()).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -378,41 +255,20 @@ pub async fn delete_admin(
 pub async fn change_own_password(
     admin: AdminCaller,
     req: HttpRequest,
-    pool: web::Data<Db>,
-    auth: web::Data<Auth>,
+    state: web::Data<AppState>,
     body: web::Json<PasswordChange>,
 ) -> Result<HttpResponse, ApiError> {
-    check_password(&body.new_password)?;
-    let hash: Option<String> = sqlx::query_scalar("SELECT password_hash FROM admins WHERE id = $1")
-        .bind(admin.id)
-        .fetch_optional(pool.get_ref())
-        .await?;
-    let ok = auth
+    admins::check_password(&body.new_password)
+        .map_err(crate::services::tenancy::TenancyError::from)?;
+    let hash = crate::store::admins::password_hash(&state.db, admin.id).await?;
+    let ok = state
+        .auth
         .verify_secret(body.current_password.expose_secret().to_owned(), hash)
         .await?;
     if !ok {
         return Err(ApiError::forbidden("the current password is wrong"));
     }
-    let new_hash = password::hash(body.new_password.expose_secret().to_owned()).await?;
-    let mut tx = pool.begin().await?;
-    // Every token issued before now carries the old version: refused from the commit on.
-    sqlx::query(
-        "UPDATE admins SET password_hash = $1, token_version = token_version + 1 WHERE id = $2",
-    )
-    .bind(new_hash)
-    .bind(admin.id)
-    .execute(&mut *tx)
-    .await?;
-    Change::Admin(admin.id).announce(&mut *tx).await?;
-    audit::record(
-        &mut *tx,
-        &Actor::of(&admin, &req),
-        "admin.change_password",
-        "admin",
-        &admin.id.to_string(),
-        serde_json::json!({}),
-    )
-    .await?;
-    tx.commit().await?;
+    let actor = Actor::of(&admin, &req);
+    admins::set_password(&state.db, &actor, admin.id, &body.new_password).await?;
     Ok(HttpResponse::NoContent().finish())
 }

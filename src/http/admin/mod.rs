@@ -107,7 +107,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         admins::PasswordChange,
         tenants::Plan,
         tenants::TenantStatus,
-        tenants::QuotaBody,
+        tenants::Quota,
         tenants::NewTenant,
         tenants::TenantPatch,
         tenants::TenantView,

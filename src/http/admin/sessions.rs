@@ -2,13 +2,13 @@
 //! paired before the gateway move in without scanning again) and delete any session.
 
 use crate::domain::{SessionName, UpstreamSession};
-use crate::http::admin::audit::{self, Actor};
 use crate::http::error::ApiError;
 use crate::http::state::AppState;
 use crate::services::auth::AdminCaller;
 use crate::services::upstream::{
     Gateway, OwnAnswer, UpstreamCall, UpstreamError, UpstreamErrorKind,
 };
+use crate::store::audit::{self, Actor, Audit};
 use actix_web::http::{Method, StatusCode};
 use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
@@ -146,15 +146,9 @@ pub async fn adopt_session(
         .adopt(body.tenant_id, &name, &upstream)
         .await?;
     let tenant_name = crate::store::sessions::tenant_name(&state.db, body.tenant_id).await?;
-    audit::record(
-        &state.db,
-        &Actor::of(&admin, &req),
-        "session.adopt",
-        "session",
-        upstream.as_str(),
-        serde_json::json!({"tenant_id": body.tenant_id, "name": name.as_str()}),
-    )
-    .await?;
+    let details = serde_json::json!({"tenant_id": body.tenant_id, "name": name.as_str()});
+    let audit = Audit::new("session.adopt", "session", upstream.as_str(), details);
+    audit::record(&state.db, &Actor::of(&admin, &req), &audit).await?;
     Ok(HttpResponse::Created().json(AdminSessionView {
         upstream_name: upstream.as_str().to_owned(),
         tenant_id: Some(body.tenant_id),
@@ -198,15 +192,10 @@ pub async fn delete_session(
     if !upstream_had_it && owner.is_none() {
         return Err(not_found());
     }
-    audit::record(
-        &state.db,
-        &Actor::of(&admin, &req),
-        "session.delete",
-        "session",
-        upstream.as_str(),
-        serde_json::json!({"tenant_id": owner.as_ref().map(|o| o.0), "name": owner.map(|o| o.1)}),
-    )
-    .await?;
+    let details =
+        serde_json::json!({"tenant_id": owner.as_ref().map(|o| o.0), "name": owner.map(|o| o.1)});
+    let audit = Audit::new("session.delete", "session", upstream.as_str(), details);
+    audit::record(&state.db, &Actor::of(&admin, &req), &audit).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

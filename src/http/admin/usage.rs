@@ -1,44 +1,23 @@
 //! Usage from the rollups, for tenants (`GET /v1/usage`) and admins (per tenant, with top-up and
 //! reset of the current month), and the organisation's upstream standing.
 
-use crate::domain::Scope;
-use crate::http::admin::audit::{self, Actor};
-use crate::http::admin::tenants::{find_tenant, TenantView};
+use crate::domain::{Scope, Tenant};
 use crate::http::error::ApiError;
 use crate::http::state::AppState;
 use crate::services::auth::{AdminCaller, TenantCaller};
 use crate::services::quota::TopUp;
+use crate::services::tenancy::tenants;
+use crate::store::audit::{Actor, Audit, AuditedTx};
 use actix_web::{web, HttpRequest, HttpResponse};
-use sqlx::{Postgres, Transaction};
 use uuid::Uuid;
 
 /// A tenant's usage this month, as every usage route answers it.
-async fn usage_answer(
-    state: &AppState,
-    tenant: Uuid,
-    monthly_requests: Option<i64>,
-) -> Result<HttpResponse, ApiError> {
+async fn usage_answer(state: &AppState, tenant: &Tenant) -> Result<HttpResponse, ApiError> {
     let report = state
         .quotas
-        .usage_report(&state.db, tenant, monthly_requests)
+        .usage_report(&state.db, tenant.id, tenant.quota.monthly_requests)
         .await?;
     Ok(HttpResponse::Ok().json(report))
-}
-
-/// Records an admin's change to a tenant's month in the audit log, commits it together with the
-/// change, and answers with the usage as it now stands.
-async fn commit_audited(
-    mut tx: Transaction<'static, Postgres>,
-    actor: &Actor,
-    action: &str,
-    tenant: &TenantView,
-    details: serde_json::Value,
-    state: &AppState,
-) -> Result<HttpResponse, ApiError> {
-    let id = tenant.id.to_string();
-    audit::record(&mut *tx, actor, action, "tenant", &id, details).await?;
-    tx.commit().await?;
-    usage_answer(state, tenant.id, tenant.quota.monthly_requests).await
 }
 
 /// This month's usage of the calling tenant: total and remaining, per day, per endpoint, and
@@ -62,7 +41,7 @@ pub async fn tenant_usage(
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Scope::UsageRead)?;
     let tenant = &caller.tenant;
-    usage_answer(&state, tenant.id, tenant.quota.monthly_requests).await
+    usage_answer(&state, tenant).await
 }
 
 /// A tenant's usage this month.
@@ -84,8 +63,8 @@ pub async fn admin_tenant_usage(
     state: web::Data<AppState>,
     path: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    let tenant = find_tenant(&state.db, path.into_inner()).await?;
-    usage_answer(&state, tenant.id, tenant.quota.monthly_requests).await
+    let tenant = tenants::find(&state.db, path.into_inner()).await?;
+    usage_answer(&state, &tenant).await
 }
 
 /// Grants a tenant extra requests for the current month (audit-logged).
@@ -111,15 +90,17 @@ pub async fn top_up(
     path: web::Path<Uuid>,
     body: web::Json<TopUp>,
 ) -> Result<HttpResponse, ApiError> {
-    let tenant = find_tenant(&state.db, path.into_inner()).await?;
-    let mut tx = state.db.begin().await?;
+    let tenant = tenants::find(&state.db, path.into_inner()).await?;
+    let actor = Actor::of(&admin, &req);
+    let mut tx = AuditedTx::begin(&state.db, &actor).await?;
     state
         .quotas
-        .top_up(&mut tx, tenant.id, body.requests)
+        .top_up(tx.conn(), tenant.id, body.requests)
         .await?;
     let details = serde_json::json!({ "requests": body.requests });
-    let actor = Actor::of(&admin, &req);
-    commit_audited(tx, &actor, "quota.top_up", &tenant, details, &state).await
+    tx.commit(Audit::new("quota.top_up", "tenant", tenant.id, details))
+        .await?;
+    usage_answer(&state, &tenant).await
 }
 
 /// Gives a tenant its whole monthly quota back for the rest of the month (audit-logged).
@@ -142,19 +123,14 @@ pub async fn reset_month(
     state: web::Data<AppState>,
     path: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    let tenant = find_tenant(&state.db, path.into_inner()).await?;
-    let mut tx = state.db.begin().await?;
-    state.quotas.reset_month(&mut tx, tenant.id).await?;
+    let tenant = tenants::find(&state.db, path.into_inner()).await?;
     let actor = Actor::of(&admin, &req);
-    commit_audited(
-        tx,
-        &actor,
-        "quota.reset",
-        &tenant,
-        serde_json::json!({}),
-        &state,
-    )
-    .await
+    let mut tx = AuditedTx::begin(&state.db, &actor).await?;
+    state.quotas.reset_month(tx.conn(), tenant.id).await?;
+    let details = serde_json::json!({});
+    tx.commit(Audit::new("quota.reset", "tenant", tenant.id, details))
+        .await?;
+    usage_answer(&state, &tenant).await
 }
 
 /// The organisation's standing on its upstream plan: budget, use this month, and what the

@@ -1,5 +1,6 @@
 //! `GET /v1/me`: a tenant's own view of its key, limits and this month's usage.
 
+use crate::domain::{Plan, Quota};
 use crate::http::error::ApiError;
 use crate::http::state::AppState;
 use crate::services::auth::TenantCaller;
@@ -9,13 +10,11 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::http::admin::tenants::QuotaBody;
-
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct MeTenant {
     pub id: Uuid,
     pub name: String,
-    pub plan: String,
+    pub plan: Plan,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -33,7 +32,7 @@ pub struct MeKey {
 pub struct MeResponse {
     pub tenant: MeTenant,
     pub key: MeKey,
-    pub quota: QuotaBody,
+    pub quota: Quota,
     /// This month's usage (the same report as the usage endpoint).
     #[schema(value_type = Object)]
     pub usage: UsageReport,
@@ -65,7 +64,7 @@ pub async fn me(
         tenant: MeTenant {
             id: tenant.id,
             name: tenant.name.clone(),
-            plan: tenant.plan.clone(),
+            plan: tenant.plan,
         },
         key: MeKey {
             id: caller.key.id.clone(),
@@ -74,11 +73,7 @@ pub async fn me(
             sessions: caller.key.sessions.clone(),
             valid_until: caller.key.valid_until,
         },
-        quota: QuotaBody {
-            monthly_requests: tenant.quota.monthly_requests,
-            requests_per_second: tenant.quota.requests_per_second,
-            max_sessions: tenant.quota.max_sessions,
-        },
+        quota: tenant.quota.clone(),
         usage,
     }))
 }

@@ -4,11 +4,11 @@
 use crate::config::Config;
 use crate::db::Db;
 use crate::services::auth::password;
+use crate::store::admins;
 use secrecy::ExposeSecret;
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
-use uuid::Uuid;
 
 pub const SANDBOX_ADMIN: &str = "admin";
 pub const PASSWORD_FILE: &str = "initial-admin-password";
@@ -20,50 +20,21 @@ pub async fn ensure_first_admin(pool: &Db, config: &Config) -> anyhow::Result<()
         &config.admin.bootstrap_user,
         &config.admin.bootstrap_password,
     ) {
-        let exists: bool =
-            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM admins WHERE username = $1)")
-                .bind(user)
-                .fetch_one(pool)
-                .await?;
-        if !exists {
+        if !admins::exists_named(pool, user).await? {
             let hash = password::hash(pw.expose_secret().to_owned()).await?;
-            let created = sqlx::query(
-                "INSERT INTO admins (id, username, password_hash) VALUES ($1, $2, $3) ON CONFLICT (username) DO NOTHING",
-            )
-            .bind(Uuid::now_v7())
-            .bind(user)
-            .bind(hash)
-            .execute(pool)
-            .await?;
-            if created.rows_affected() == 1 {
+            if admins::insert_unless_named(pool, user, &hash).await? {
                 tracing::info!(username = %user, "created the admin from WAGW_ADMIN_USER");
             }
         }
         return Ok(());
     }
-    if !config.sandbox() {
-        return Ok(());
-    }
-    let any: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM admins)")
-        .fetch_one(pool)
-        .await?;
-    if any {
+    if !config.sandbox() || admins::any(pool).await? {
         return Ok(());
     }
     let secret = password::random_password();
     let hash = password::hash(secret.clone()).await?;
     // Only if there is still no admin: two replicas starting together create one.
-    let created = sqlx::query(
-        "INSERT INTO admins (id, username, password_hash)
-         SELECT $1, $2, $3 WHERE NOT EXISTS (SELECT 1 FROM admins)
-         ON CONFLICT (username) DO NOTHING",
-    )
-    .bind(Uuid::now_v7())
-    .bind(SANDBOX_ADMIN)
-    .bind(hash)
-    .execute(pool)
-    .await?;
-    if created.rows_affected() == 1 {
+    if admins::insert_first(pool, SANDBOX_ADMIN, &hash).await? {
         let path = write_password_file(config, &secret)?;
         tracing::warn!(
             path = %path.display(),

@@ -23,6 +23,7 @@ pub mod jwt;
 pub mod password;
 pub mod throttle;
 
+use crate::domain::tenant::{Plan, Quota, Tenant, TenantStatus};
 use crate::domain::{Scope, Scopes};
 pub use admin::AdminCaller;
 
@@ -62,22 +63,6 @@ const UNKNOWN_ID_TTL: Duration = Duration::from_secs(30);
 /// The per-key request limit is this many times the tenant's own rate limit: room for the
 /// uncounted calls (status, usage, webhooks) around the counted ones.
 const KEY_RPS_FACTOR: u32 = 5;
-
-#[derive(Clone, Debug)]
-pub struct Quota {
-    pub monthly_requests: Option<i64>,
-    pub requests_per_second: Option<i32>,
-    pub max_sessions: Option<i32>,
-}
-
-#[derive(Clone, Debug)]
-pub struct Tenant {
-    pub id: Uuid,
-    pub name: String,
-    pub quota: Quota,
-    pub plan: String,
-    pub suspended: bool,
-}
 
 #[derive(Clone, Debug)]
 pub struct TenantKeyInfo {
@@ -148,7 +133,7 @@ impl FromRequest for TenantCaller {
                 .authenticate_key(&key, client.as_deref().unwrap_or_default())
                 .await?;
             auth.admit_request(&caller)?;
-            if caller.tenant.suspended {
+            if caller.tenant.is_suspended() {
                 return Err(ApiError::forbidden("this tenant is suspended"));
             }
             // For `http::quota_headers`, which stamps every answer to an authenticated caller.
@@ -209,11 +194,12 @@ struct KeyRow {
     revoked_at: Option<DateTime<Utc>>,
     tenant_id: Uuid,
     tenant_name: String,
-    plan: String,
+    plan: Plan,
     monthly_requests: Option<i64>,
     requests_per_second: Option<i32>,
     max_sessions: Option<i32>,
-    status: String,
+    status: TenantStatus,
+    tenant_created_at: DateTime<Utc>,
 }
 
 impl Auth {
@@ -416,7 +402,7 @@ impl Auth {
         let row: Option<KeyRow> = sqlx::query_as(
             "SELECT k.id, k.name, k.secret_hash, k.scopes, k.sessions, k.expires_at, k.revoked_at,
                     t.id AS tenant_id, t.name AS tenant_name, t.plan, t.monthly_requests,
-                    t.requests_per_second, t.max_sessions, t.status
+                    t.requests_per_second, t.max_sessions, t.status, t.created_at AS tenant_created_at
              FROM tenant_keys k JOIN tenants t ON t.id = k.tenant_id WHERE k.id = $1",
         )
         .bind(id)
@@ -594,8 +580,9 @@ impl KeyRow {
                     requests_per_second: self.requests_per_second,
                     max_sessions: self.max_sessions,
                 },
-                plan: self.plan.clone(),
-                suspended: self.status == "suspended",
+                plan: self.plan,
+                status: self.status,
+                created_at: self.tenant_created_at,
             }),
             key: Arc::new(TenantKeyInfo {
                 id: self.id.clone(),
@@ -646,5 +633,15 @@ impl Change {
             .execute(executor)
             .await
             .map(|_| ())
+    }
+}
+
+impl crate::store::audit::Notice for Change {
+    fn channel(&self) -> &'static str {
+        CHANNEL
+    }
+
+    fn payload(&self) -> String {
+        Change::payload(self)
     }
 }

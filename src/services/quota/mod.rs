@@ -19,8 +19,8 @@ pub use report::{DayUsage, EndpointUsage, RefusalCount, TopUp, UsageReport};
 
 use crate::config::QuotaConfig;
 use crate::db::Db;
+use crate::domain::Tenant;
 use crate::http::error::ApiError;
-use crate::services::auth::Tenant;
 use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
 use monthly::{MonthlyQuotas, MonthlyRefusal};
 use rate::{RateDecision, RateLimits};
@@ -148,13 +148,14 @@ impl Quotas {
         let gateway = Tenant {
             id: usage::GATEWAY_OWN,
             name: String::new(),
-            quota: crate::services::auth::Quota {
+            quota: crate::domain::Quota {
                 monthly_requests: None,
                 requests_per_second: None,
                 max_sessions: None,
             },
-            plan: String::new(),
-            suspended: false,
+            plan: crate::domain::Plan::Custom,
+            status: crate::domain::TenantStatus::Active,
+            created_at: chrono::DateTime::UNIX_EPOCH,
         };
         self.admit(&gateway, endpoint).await
     }

@@ -5,8 +5,8 @@
 
 use super::client::{UpstreamAnswer, UpstreamCall, UpstreamClient};
 use super::error::{UpstreamError, UpstreamErrorKind};
+use crate::domain::Tenant;
 use crate::http::error::ApiError;
-use crate::services::auth::Tenant;
 use crate::services::quota::{Admission, Quotas};
 use actix_web::http::StatusCode;
 use bytes::Bytes;

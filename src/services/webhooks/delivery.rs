@@ -453,7 +453,8 @@ async fn retry_session_deletions(pool: Db, client: Rc<UpstreamClient>, quotas: A
         tokio::time::sleep(DELETION_RETRY_EVERY).await;
         let gateway = crate::services::upstream::Gateway::new(&client, &quotas);
         let (deleted, pending) =
-            crate::http::admin::tenants::delete_pending_upstream_sessions(&pool, gateway).await;
+            crate::services::tenancy::tenants::delete_pending_upstream_sessions(&pool, gateway)
+                .await;
         if deleted > 0 {
             tracing::info!(
                 deleted,

@@ -10,8 +10,7 @@
 //! whatever is left out of step (a failed call, a replica gone) the reconciler finds.
 
 use crate::db::Db;
-use crate::domain::UpstreamSession;
-use crate::services::auth::{Quota, Tenant};
+use crate::domain::{Quota, Tenant, TenantStatus, UpstreamSession};
 use crate::services::quota::Quotas;
 use crate::services::upstream::{Gateway, Payer, UpstreamCall, UpstreamClient};
 use crate::services::webhooks::error::WebhookError;
@@ -209,12 +208,13 @@ pub async fn out_of_step(db: &Db) -> Result<Vec<OutOfStep>, WebhookError> {
                 name: r.tenant_name,
                 plan: r.plan,
                 // Only active tenants are selected.
-                suspended: false,
+                status: TenantStatus::Active,
                 quota: Quota {
                     monthly_requests: r.monthly_requests,
                     requests_per_second: r.requests_per_second,
                     max_sessions: r.max_sessions,
                 },
+                created_at: r.tenant_created_at,
             },
             name: r.session_name,
             upstream: UpstreamSession::from_db(r.upstream_name),

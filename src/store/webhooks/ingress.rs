@@ -2,7 +2,9 @@
 //! URL, the key the upstream signs with, the events the upstream has registered).
 
 use crate::db::Db;
+use crate::domain::Plan;
 use crate::store::StoreError;
+use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgExecutor};
 use uuid::Uuid;
 
@@ -29,10 +31,11 @@ pub struct Ingress {
 pub struct OutOfStep {
     pub tenant_id: Uuid,
     pub tenant_name: String,
-    pub plan: String,
+    pub plan: Plan,
     pub monthly_requests: Option<i64>,
     pub requests_per_second: Option<i32>,
     pub max_sessions: Option<i32>,
+    pub tenant_created_at: DateTime<Utc>,
     pub session_name: String,
     pub upstream_name: String,
 }
@@ -127,14 +130,15 @@ pub async fn lookup(db: &Db, token: &str) -> Result<Option<Ingress>, StoreError>
 pub async fn out_of_step(db: &Db) -> Result<Vec<OutOfStep>, StoreError> {
     let rows = sqlx::query_as!(
         OutOfStep,
-        "SELECT t.id AS tenant_id, t.name AS tenant_name, t.plan, t.monthly_requests, \
-                t.requests_per_second, t.max_sessions, s.name AS session_name, s.upstream_name \
-         FROM sessions s JOIN tenants t ON t.id = s.tenant_id \
-         LEFT JOIN webhook_ingress i ON i.upstream_name = s.upstream_name \
-         WHERE t.status = 'active' AND (SELECT array_agg(DISTINCT e ORDER BY e) \
-                FROM webhook_subscriptions w, unnest(w.events) e \
-                WHERE w.tenant_id = s.tenant_id AND w.session_name = s.name) IS DISTINCT FROM i.events \
-         LIMIT 100",
+        r#"SELECT t.id AS tenant_id, t.name AS tenant_name, t.plan AS "plan: Plan", t.monthly_requests,
+                t.requests_per_second, t.max_sessions, t.created_at AS tenant_created_at,
+                s.name AS session_name, s.upstream_name
+         FROM sessions s JOIN tenants t ON t.id = s.tenant_id
+         LEFT JOIN webhook_ingress i ON i.upstream_name = s.upstream_name
+         WHERE t.status = 'active' AND (SELECT array_agg(DISTINCT e ORDER BY e)
+                FROM webhook_subscriptions w, unnest(w.events) e
+                WHERE w.tenant_id = s.tenant_id AND w.session_name = s.name) IS DISTINCT FROM i.events
+         LIMIT 100"#,
     )
     .fetch_all(db)
     .await?;
