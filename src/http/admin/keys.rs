@@ -215,11 +215,9 @@ pub async fn insert_key(
     responses(
         (status = 201, description = "The new key, with its plaintext", body = KeyCreated),
         (status = 400, description = "Malformed body", body = ErrorBody),
-        (status = 401, description = "Missing or invalid admin token", body = ErrorBody),
         (status = 404, description = "No such tenant", body = ErrorBody),
         (status = 422, description = "Unknown scope, invalid session name or past expiry", body = ErrorBody),
-    ),
-    security(("admin_jwt" = []))
+    )
 )]
 pub async fn create_key(
     admin: AdminCaller,
@@ -248,10 +246,8 @@ pub async fn create_key(
     responses(
         (status = 200, description = "One page of keys", body = KeyPage),
         (status = 400, description = "Invalid query", body = ErrorBody),
-        (status = 401, description = "Missing or invalid admin token", body = ErrorBody),
         (status = 404, description = "No such tenant", body = ErrorBody),
-    ),
-    security(("admin_jwt" = []))
+    )
 )]
 pub async fn list_keys(
     _admin: AdminCaller,
@@ -301,10 +297,8 @@ fn no_key(key: &str) -> ApiError {
     ),
     responses(
         (status = 204, description = "Revoked"),
-        (status = 401, description = "Missing or invalid admin token", body = ErrorBody),
         (status = 404, description = "No such key for this tenant", body = ErrorBody),
-    ),
-    security(("admin_jwt" = []))
+    )
 )]
 pub async fn revoke_key(
     admin: AdminCaller,
@@ -362,12 +356,10 @@ struct RotatedRow {
     responses(
         (status = 201, description = "The replacement key, with its plaintext", body = KeyRotated),
         (status = 400, description = "Malformed body", body = ErrorBody),
-        (status = 401, description = "Missing or invalid admin token", body = ErrorBody),
         (status = 404, description = "No such key for this tenant", body = ErrorBody),
         (status = 409, description = "The key is already revoked", body = ErrorBody),
         (status = 422, description = "Grace period too long", body = ErrorBody),
-    ),
-    security(("admin_jwt" = []))
+    )
 )]
 pub async fn rotate_key(
     admin: AdminCaller,

@@ -311,11 +311,9 @@ pub async fn find_tenant(pool: &Db, id: Uuid) -> Result<TenantView, ApiError> {
     responses(
         (status = 201, description = "The new tenant", body = TenantView),
         (status = 400, description = "Malformed body", body = ErrorBody),
-        (status = 401, description = "Missing or invalid admin token", body = ErrorBody),
         (status = 409, description = "The name is taken", body = ErrorBody),
         (status = 422, description = "Invalid name, plan or quota", body = ErrorBody),
-    ),
-    security(("admin_jwt" = []))
+    )
 )]
 pub async fn create_tenant(
     admin: AdminCaller,
@@ -337,9 +335,7 @@ pub async fn create_tenant(
     responses(
         (status = 200, description = "One page of tenants", body = TenantPage),
         (status = 400, description = "Invalid query", body = ErrorBody),
-        (status = 401, description = "Missing or invalid admin token", body = ErrorBody),
-    ),
-    security(("admin_jwt" = []))
+    )
 )]
 pub async fn list_tenants(
     _admin: AdminCaller,
@@ -376,10 +372,8 @@ pub async fn list_tenants(
     params(("tenant_id" = Uuid, Path, description = "The tenant's id")),
     responses(
         (status = 200, description = "The tenant", body = TenantView),
-        (status = 401, description = "Missing or invalid admin token", body = ErrorBody),
         (status = 404, description = "No such tenant", body = ErrorBody),
-    ),
-    security(("admin_jwt" = []))
+    )
 )]
 pub async fn get_tenant(
     _admin: AdminCaller,
@@ -400,12 +394,10 @@ pub async fn get_tenant(
     responses(
         (status = 200, description = "The updated tenant", body = TenantView),
         (status = 400, description = "Malformed body", body = ErrorBody),
-        (status = 401, description = "Missing or invalid admin token", body = ErrorBody),
         (status = 404, description = "No such tenant", body = ErrorBody),
         (status = 409, description = "The name is taken", body = ErrorBody),
         (status = 422, description = "Invalid name, plan or quota", body = ErrorBody),
-    ),
-    security(("admin_jwt" = []))
+    )
 )]
 pub async fn update_tenant(
     admin: AdminCaller,
@@ -482,10 +474,8 @@ pub async fn update_tenant(
     params(("tenant_id" = Uuid, Path, description = "The tenant's id")),
     responses(
         (status = 200, description = "Deleted", body = TenantDeleted),
-        (status = 401, description = "Missing or invalid admin token", body = ErrorBody),
         (status = 404, description = "No such tenant", body = ErrorBody),
-    ),
-    security(("admin_jwt" = []))
+    )
 )]
 pub async fn delete_tenant(
     admin: AdminCaller,

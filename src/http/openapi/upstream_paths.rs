@@ -3,7 +3,9 @@
 
 use crate::http::openapi::fields;
 use crate::http::openapi::responses::ErrorStatus;
+use crate::http::openapi::security;
 use crate::http::routes::endpoints::{self, Answer, Endpoint, Handling, SessionIn, Tag};
+use crate::http::routes::local::Guard;
 use crate::http::routes::schema::Field;
 use serde_json::Value;
 use utoipa::openapi::header::HeaderBuilder;
@@ -78,6 +80,9 @@ fn operation(endpoint: &Endpoint, schemas: &mut SchemaNames) -> utoipa::openapi:
         .tag(endpoint.tag.as_str())
         .operation_id(Some(endpoint.operation_id))
         .summary(Some(endpoint.summary))
+        .securities(Some(security::requirements(Guard::Tenant(Some(
+            endpoint.scope,
+        )))))
         .description(Some(description(endpoint)));
     for name in path_params(endpoint.path) {
         op = op.parameter(path_param(name));

@@ -52,6 +52,17 @@ pub enum Tag {
 }
 
 impl Tag {
+    /// Every tag, in the order the document lists them.
+    pub const ALL: [Tag; 7] = [
+        Tag::Sessions,
+        Tag::Messages,
+        Tag::Groups,
+        Tag::Channels,
+        Tag::Contacts,
+        Tag::Presence,
+        Tag::Webhooks,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Tag::Sessions => "Sessions",
