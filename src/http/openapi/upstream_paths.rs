@@ -6,7 +6,7 @@ use crate::http::openapi::responses::ErrorStatus;
 use crate::http::openapi::security;
 use crate::http::routes::endpoints::{self, Answer, Endpoint, Handling, SessionIn, Tag};
 use crate::http::routes::local::Guard;
-use crate::http::routes::schema::Field;
+use crate::http::routes::schema::Body;
 use serde_json::Value;
 use utoipa::openapi::header::HeaderBuilder;
 use utoipa::openapi::path::{
@@ -18,24 +18,6 @@ use utoipa::openapi::{
     Components, ContentBuilder, OpenApi, PathsBuilder, Ref, Required, ResponseBuilder,
     ResponsesBuilder, Schema,
 };
-
-/// Names for request and answer schemas that several operations share; a schema used by one
-/// operation only is named after it (`SendTextRequest`).
-const SHARED_NAMES: &[(&str, &str)] = &[
-    ("logoutSession/request", "SessionNameRequest"),
-    ("sendImage/request", "SendMediaRequest"),
-    ("startTyping/request", "ChatRequest"),
-    ("addParticipants/request", "ParticipantsRequest"),
-    ("listSessions/answer", "Session"),
-    ("getPairingCode/answer", "PairingCode"),
-    ("sendText/answer", "Message"),
-    ("startTyping/answer", "Result"),
-    ("listWebhooks/answer", "Webhook"),
-    ("previewChannelMessages/answer", "ChannelMessage"),
-    ("listChannels/answer", "Channel"),
-    ("checkExists/answer", "CheckExistsResult"),
-    ("listPresence/answer", "ChatPresence"),
-];
 
 /// The `/v1` part of the document: paths, and the schemas they reference.
 pub fn document() -> OpenApi {
@@ -89,13 +71,6 @@ fn operation(endpoint: &Endpoint, schemas: &mut SchemaNames) -> utoipa::openapi:
     }
     for param in endpoint.query {
         let description = (!param.description.is_empty()).then_some(param.description);
-        let field = Field {
-            name: param.name,
-            ty: param.ty,
-            required: param.required,
-            description: param.description,
-            example: param.example,
-        };
         op = op.parameter(
             ParameterBuilder::new()
                 .name(param.name)
@@ -107,7 +82,7 @@ fn operation(endpoint: &Endpoint, schemas: &mut SchemaNames) -> utoipa::openapi:
                 })
                 .description(description)
                 .schema(Some(fields::of_type(&param.ty)))
-                .example(fields::example(&field)),
+                .example(fields::example(param)),
         );
     }
     if endpoint.idempotent {
@@ -134,7 +109,7 @@ fn operation(endpoint: &Endpoint, schemas: &mut SchemaNames) -> utoipa::openapi:
         );
     }
     if let Some(body) = endpoint.body {
-        let name = schemas.name(endpoint, "request", fields::object(body).into());
+        let name = schemas.name(body, fields::object(body).into());
         let session_field = match endpoint.session {
             SessionIn::Body(field) => Some(field),
             _ => None,
@@ -252,8 +227,8 @@ fn success(endpoint: &Endpoint, schemas: &mut SchemaNames) -> utoipa::openapi::R
     };
     let mut response = ResponseBuilder::new().description(description);
     match endpoint.answer {
-        Answer::Object(fields) => {
-            let name = schemas.name(endpoint, "answer", fields::answer_object(fields).into());
+        Answer::Object(body) => {
+            let name = schemas.name(body, fields::answer_object(body).into());
             response = response.content(
                 "application/json",
                 ContentBuilder::new()
@@ -261,8 +236,8 @@ fn success(endpoint: &Endpoint, schemas: &mut SchemaNames) -> utoipa::openapi::R
                     .build(),
             );
         }
-        Answer::List(fields) => {
-            let name = schemas.name(endpoint, "answer", fields::answer_object(fields).into());
+        Answer::List(body) => {
+            let name = schemas.name(body, fields::answer_object(body).into());
             response = response.content(
                 "application/json",
                 ContentBuilder::new()
@@ -439,45 +414,28 @@ fn qr_value() -> Schema {
         .into()
 }
 
-/// Gives each distinct request or answer schema one name, so identical bodies share a
-/// component and generated clients share a type.
+/// The schemas of the rows' bodies, by their `Body::schema_name`: one component per name, and
+/// one name per schema, so generated clients share a type wherever the gateway does.
 #[derive(Default)]
 struct SchemaNames {
     named: Vec<(String, Schema)>,
 }
 
 impl SchemaNames {
-    fn name(&mut self, endpoint: &Endpoint, role: &str, schema: Schema) -> String {
+    fn name(&mut self, body: &Body, schema: Schema) -> String {
         let json = serde_json::to_value(&schema).expect("schemas serialize");
-        if let Some((name, _)) = self
-            .named
-            .iter()
-            .find(|(_, s)| serde_json::to_value(s).ok().as_ref() == Some(&json))
-        {
+        let same = |s: &Schema| serde_json::to_value(s).ok().as_ref() == Some(&json);
+        if let Some((name, other)) = self.named.iter().find(|(n, _)| n == body.schema_name) {
+            assert!(same(other), "two different schemas are both named {name}");
             return name.clone();
         }
-        let key = format!("{}/{role}", endpoint.operation_id);
-        let name = SHARED_NAMES
-            .iter()
-            .find(|(k, _)| *k == key)
-            .map(|(_, name)| (*name).to_owned())
-            .unwrap_or_else(|| {
-                let mut op = endpoint.operation_id.to_owned();
-                op[..1].make_ascii_uppercase();
-                format!(
-                    "{op}{}",
-                    if role == "request" {
-                        "Request"
-                    } else {
-                        "Answer"
-                    }
-                )
-            });
-        assert!(
-            !self.named.iter().any(|(n, _)| *n == name),
-            "two different schemas are both named {name}"
-        );
-        self.named.push((name.clone(), schema));
-        name
+        if let Some((name, _)) = self.named.iter().find(|(_, s)| same(s)) {
+            panic!(
+                "{} and {name} are the same schema: give them one Body",
+                body.schema_name
+            );
+        }
+        self.named.push((body.schema_name.to_owned(), schema));
+        body.schema_name.to_owned()
     }
 }

@@ -9,7 +9,7 @@ use serde_json::Value;
 
 /// The type of one field, with the rule the upstream applies to it.
 #[derive(Debug, Clone, Copy)]
-pub enum Ty {
+pub enum FieldType {
     String,
     /// A string with at least one non-blank character.
     Text,
@@ -49,7 +49,7 @@ pub enum Ty {
 #[derive(Debug, Clone, Copy)]
 pub struct Field {
     pub name: &'static str,
-    pub ty: Ty,
+    pub ty: FieldType,
     pub required: bool,
     pub description: &'static str,
     /// A JSON literal shown as the example in the OpenAPI document.
@@ -59,7 +59,7 @@ pub struct Field {
 impl Field {
     pub const fn required(
         name: &'static str,
-        ty: Ty,
+        ty: FieldType,
         description: &'static str,
         example: &'static str,
     ) -> Self {
@@ -74,7 +74,7 @@ impl Field {
 
     pub const fn optional(
         name: &'static str,
-        ty: Ty,
+        ty: FieldType,
         description: &'static str,
         example: &'static str,
     ) -> Self {
@@ -85,6 +85,40 @@ impl Field {
             description,
             example,
         }
+    }
+}
+
+/// A JSON body, request or answer: its fields, and the name of its schema in the document.
+/// Rows that take or answer the same `Body` share the schema, so generated clients share a type.
+#[derive(Debug)]
+pub struct Body {
+    pub schema_name: &'static str,
+    pub fields: &'static [Field],
+}
+
+impl Body {
+    pub const fn new(schema_name: &'static str, fields: &'static [Field]) -> Self {
+        Self {
+            schema_name,
+            fields,
+        }
+    }
+}
+
+impl std::ops::Deref for Body {
+    type Target = [Field];
+
+    fn deref(&self) -> &[Field] {
+        self.fields
+    }
+}
+
+impl<'a> IntoIterator for &'a Body {
+    type Item = &'a Field;
+    type IntoIter = std::slice::Iter<'a, Field>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.fields.iter()
     }
 }
 
@@ -128,35 +162,35 @@ fn validate_object(
     Ok(())
 }
 
-fn check(value: &Value, ty: &Ty, path: &str) -> Result<(), Invalid> {
+fn check(value: &Value, ty: &FieldType, path: &str) -> Result<(), Invalid> {
     let fail = |rule: &str| Err(Invalid(format!("{path} {rule}")));
     match ty {
-        Ty::String => {
+        FieldType::String => {
             if !value.is_string() {
                 return fail("must be a string");
             }
         }
-        Ty::Text => match value.as_str() {
+        FieldType::Text => match value.as_str() {
             Some(s) if !s.trim().is_empty() => {}
             Some(_) => return fail("must not be empty"),
             None => return fail("must be a string"),
         },
-        Ty::Bool => {
+        FieldType::Bool => {
             if !value.is_boolean() {
                 return fail("must be true or false");
             }
         }
-        Ty::Integer => {
+        FieldType::Integer => {
             if !(value.is_i64() || value.is_u64()) {
                 return fail("must be an integer");
             }
         }
-        Ty::Number { min, max } => match value.as_f64() {
+        FieldType::Number { min, max } => match value.as_f64() {
             Some(n) if (*min..=*max).contains(&n) => {}
             Some(_) => return fail(&format!("must be between {min} and {max}")),
             None => return fail("must be a number"),
         },
-        Ty::ChatId => {
+        FieldType::ChatId => {
             match value.as_str() {
                 Some(s) if is_chat_id(s) => {}
                 Some(_) => return fail(
@@ -166,16 +200,16 @@ fn check(value: &Value, ty: &Ty, path: &str) -> Result<(), Invalid> {
                 None => return fail("must be a string"),
             }
         }
-        Ty::Enum(options) => match value.as_str() {
+        FieldType::Enum(options) => match value.as_str() {
             Some(s) if options.contains(&s) => {}
             _ => return fail(&format!("must be one of: {}", options.join(", "))),
         },
-        Ty::OpenEnum(_) => {
+        FieldType::OpenEnum(_) => {
             if !value.is_string() {
                 return fail("must be a string");
             }
         }
-        Ty::File => {
+        FieldType::File => {
             let Value::Object(file) = value else {
                 return fail("must be an object with url or data, and mimetype");
             };
@@ -193,11 +227,11 @@ fn check(value: &Value, ty: &Ty, path: &str) -> Result<(), Invalid> {
             }
             validate_object(file, FILE_FIELDS, &format!("{path}."))?;
         }
-        Ty::Object(fields) => match value {
+        FieldType::Object(fields) => match value {
             Value::Object(map) => validate_object(map, fields, &format!("{path}."))?,
             _ => return fail("must be an object"),
         },
-        Ty::Strings { min } => {
+        FieldType::Strings { min } => {
             let Some(items) = value.as_array() else {
                 return fail("must be an array of strings");
             };
@@ -208,28 +242,28 @@ fn check(value: &Value, ty: &Ty, path: &str) -> Result<(), Invalid> {
                 ));
             }
             for (i, item) in items.iter().enumerate() {
-                check(item, &Ty::Text, &format!("{path}[{i}]"))?;
+                check(item, &FieldType::Text, &format!("{path}[{i}]"))?;
             }
         }
-        Ty::ChatIds => {
+        FieldType::ChatIds => {
             let Some(items) = value.as_array() else {
                 return fail("must be an array of chat ids");
             };
             for (i, item) in items.iter().enumerate() {
-                check(item, &Ty::ChatId, &format!("{path}[{i}]"))?;
+                check(item, &FieldType::ChatId, &format!("{path}[{i}]"))?;
             }
         }
-        Ty::Mentions => {
+        FieldType::Mentions => {
             let Some(items) = value.as_array() else {
                 return fail("must be an array of chat ids, or [\"all\"]");
             };
             for (i, item) in items.iter().enumerate() {
                 if item.as_str() != Some(MENTION_ALL) {
-                    check(item, &Ty::ChatId, &format!("{path}[{i}]"))?;
+                    check(item, &FieldType::ChatId, &format!("{path}[{i}]"))?;
                 }
             }
         }
-        Ty::Objects { fields, min } => {
+        FieldType::Objects { fields, min } => {
             let Some(items) = value.as_array() else {
                 return fail("must be an array of objects");
             };
@@ -240,7 +274,7 @@ fn check(value: &Value, ty: &Ty, path: &str) -> Result<(), Invalid> {
                 ));
             }
             for (i, item) in items.iter().enumerate() {
-                check(item, &Ty::Object(fields), &format!("{path}[{i}]"))?;
+                check(item, &FieldType::Object(fields), &format!("{path}[{i}]"))?;
             }
         }
     }
@@ -251,13 +285,13 @@ fn check(value: &Value, ty: &Ty, path: &str) -> Result<(), Invalid> {
 pub const FILE_FIELDS: &[Field] = &[
     Field::required(
         "mimetype",
-        Ty::Text,
+        FieldType::Text,
         "MIME type of the file",
         r#""image/jpeg""#,
     ),
     Field::optional(
         "filename",
-        Ty::String,
+        FieldType::String,
         "File name shown to the recipient",
         r#""photo.jpg""#,
     ),
@@ -335,26 +369,26 @@ mod tests {
     use serde_json::json;
 
     const POLL: &[Field] = &[
-        Field::required("chatId", Ty::ChatId, "", ""),
+        Field::required("chatId", FieldType::ChatId, "", ""),
         Field::required(
             "poll",
-            Ty::Object(&[
-                Field::required("name", Ty::Text, "", ""),
-                Field::required("options", Ty::Strings { min: 2 }, "", ""),
+            FieldType::Object(&[
+                Field::required("name", FieldType::Text, "", ""),
+                Field::required("options", FieldType::Strings { min: 2 }, "", ""),
             ]),
             "",
             "",
         ),
         Field::optional(
             "latitude",
-            Ty::Number {
+            FieldType::Number {
                 min: -90.0,
                 max: 90.0,
             },
             "",
             "",
         ),
-        Field::optional("file", Ty::File, "", ""),
+        Field::optional("file", FieldType::File, "", ""),
     ];
 
     fn err(body: Value) -> String {
@@ -431,7 +465,7 @@ mod tests {
 
     #[test]
     fn mentions_take_chat_ids_or_all() {
-        let fields = &[Field::optional("mentions", Ty::Mentions, "", "")];
+        let fields = &[Field::optional("mentions", FieldType::Mentions, "", "")];
         for ok in [json!(["all"]), json!(["1@c.us", "2@lid"]), json!([])] {
             assert!(validate(&json!({ "mentions": ok }), fields).is_ok(), "{ok}");
         }

@@ -7,7 +7,7 @@ use crate::domain::{SessionName, UpstreamSession};
 use crate::http::error::{ApiError, ErrorBody};
 use crate::http::routes::endpoints::{Endpoint, Handling, SessionIn};
 use crate::http::routes::path_params;
-use crate::http::routes::schema::{self, Ty};
+use crate::http::routes::schema::{self, FieldType};
 use crate::http::tenant::rewrite::{query_param, rename_in_text, rename_session_fields};
 use crate::http::tenant::session_config;
 use crate::http::tenant::webhooks::{self, NewWebhook, SessionTarget};
@@ -673,7 +673,7 @@ fn body_limit(endpoint: &Endpoint, req: &HttpRequest) -> usize {
         .app_data::<web::Data<crate::config::Config>>()
         .map(|c| c.max_body_bytes)
         .unwrap_or(crate::http::body::limits::PLAIN);
-    if has_media(endpoint.body.unwrap_or(&[])) {
+    if endpoint.body.is_some_and(|body| has_media(body)) {
         max
     } else {
         max.min(crate::http::body::limits::PLAIN)
@@ -683,9 +683,9 @@ fn body_limit(endpoint: &Endpoint, req: &HttpRequest) -> usize {
 /// Whether a row's body carries a file, anywhere in its fields (from the route table).
 fn has_media(fields: &[schema::Field]) -> bool {
     fields.iter().any(|f| match &f.ty {
-        Ty::File => true,
-        Ty::Object(inner) => has_media(inner),
-        Ty::Objects { fields, .. } => has_media(fields),
+        FieldType::File => true,
+        FieldType::Object(inner) => has_media(inner),
+        FieldType::Objects { fields, .. } => has_media(fields),
         _ => false,
     })
 }
