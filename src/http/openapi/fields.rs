@@ -1,6 +1,7 @@
 //! The route table's field descriptions (`upstream::schema`) as OpenAPI schemas. The same
 //! `Field` list that validates a body describes it here, so the two cannot disagree.
 
+use crate::domain::events::EVENT_NAMES;
 use crate::http::routes::schema::{
     Field, FieldType, CHAT_SUFFIXES, FILE_FIELDS, MENTION_ALL, STATUS_BROADCAST,
 };
@@ -10,6 +11,9 @@ use utoipa::openapi::schema::{
     SchemaType,
 };
 use utoipa::openapi::RefOr;
+
+/// `SessionName`'s rule as a pattern (checked against it in the tests below).
+const SESSION_NAME: &str = "^[A-Za-z0-9_-]{1,64}$";
 
 /// Matches what `FieldType::Text` accepts: a string with at least one non-blank character.
 const NOT_BLANK: &str = r"\S";
@@ -85,10 +89,20 @@ pub fn of_type(ty: &FieldType) -> Schema {
         FieldType::String => string().into(),
         FieldType::Text => string().pattern(Some(NOT_BLANK)).into(),
         FieldType::Bool => ObjectBuilder::new().schema_type(SchemaType::Boolean).into(),
-        FieldType::Integer => ObjectBuilder::new()
+        FieldType::Integer { min, max } => ObjectBuilder::new()
             .schema_type(SchemaType::Integer)
             .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
+            .minimum(min.map(|n| n as f64))
+            .maximum(max.map(|n| n as f64))
             .into(),
+        FieldType::Session => string().pattern(Some(SESSION_NAME)).into(),
+        FieldType::Events => array(
+            string()
+                .enum_values(Some(EVENT_NAMES.iter().copied()))
+                .into(),
+            1,
+        )
+        .into(),
         FieldType::Number { min, max } => ObjectBuilder::new()
             .schema_type(SchemaType::Number)
             .format(Some(SchemaFormat::KnownFormat(KnownFormat::Double)))
@@ -227,6 +241,22 @@ pub fn with_doc(
 mod tests {
     use super::*;
     use crate::http::routes::schema::is_chat_id;
+
+    #[test]
+    fn the_session_name_pattern_agrees_with_session_name() {
+        let pattern = regex::Regex::new(SESSION_NAME).unwrap();
+        let long = "a".repeat(64);
+        let too_long = "a".repeat(65);
+        for name in [
+            "default", "bot-1", "A_b-9", &long, &too_long, "", "a b", "a.b", "a/b", "é", "a\n",
+        ] {
+            assert_eq!(
+                pattern.is_match(name),
+                crate::domain::SessionName::parse(name).is_ok(),
+                "{name:?}"
+            );
+        }
+    }
 
     #[test]
     fn the_chat_id_pattern_agrees_with_validation() {

@@ -6,7 +6,7 @@ use crate::http::openapi::responses::ErrorStatus;
 use crate::http::openapi::security;
 use crate::http::routes::endpoints::{self, Answer, Endpoint, Handling, SessionIn, Tag};
 use crate::http::routes::local::Guard;
-use crate::http::routes::schema::Body;
+use crate::http::routes::schema::{Body, FieldType};
 use serde_json::Value;
 use utoipa::openapi::header::HeaderBuilder;
 use utoipa::openapi::path::{
@@ -200,23 +200,22 @@ fn path_params(path: &str) -> impl Iterator<Item = &str> {
 }
 
 fn path_param(name: &str) -> ParameterBuilder {
-    let (description, example) = match name {
-        "session" => ("Session name", "default"),
-        "groupId" => ("Group id", "120363024802736123@g.us"),
-        "channelId" => ("Channel id", "120363024802736123@newsletter"),
+    let (description, example, ty) = match name {
+        "session" => ("Session name", "default", FieldType::Session),
+        "groupId" => ("Group id", "120363024802736123@g.us", FieldType::String),
+        "channelId" => (
+            "Channel id",
+            "120363024802736123@newsletter",
+            FieldType::String,
+        ),
         other => panic!("no description for path parameter `{other}`: add one here"),
     };
-    let mut schema = ObjectBuilder::new().schema_type(SchemaType::String);
-    if name == "session" {
-        // The gateway's rule for session names (`sessions::SessionName`).
-        schema = schema.pattern(Some("^[A-Za-z0-9_-]{1,64}$"));
-    }
     ParameterBuilder::new()
         .name(name)
         .parameter_in(ParameterIn::Path)
         .required(Required::True)
         .description(Some(description))
-        .schema(Some(schema))
+        .schema(Some(fields::of_type(&ty)))
         .example(Some(Value::String(example.into())))
 }
 

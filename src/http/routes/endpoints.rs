@@ -5,6 +5,7 @@
 
 use crate::domain::Scope;
 use crate::http::routes::schema::{self, Field, FieldType};
+use crate::services::webhooks::policy;
 use actix_web::http::Method;
 
 /// Where a request names its session.
@@ -123,7 +124,7 @@ impl Endpoint {
 
 const SESSION: Field = Field::optional(
     "session",
-    FieldType::Text,
+    FieldType::Session,
     "Session name (default `default`)",
     r#""default""#,
 );
@@ -397,7 +398,7 @@ const CONFIG_WEBHOOK: &[Field] = &[
     ),
     Field::optional(
         "events",
-        FieldType::Strings { min: 1 },
+        FieldType::Events,
         "Events to receive (default [\"message\"])",
         r#"["message", "session.status"]"#,
     ),
@@ -440,7 +441,7 @@ const CREATE_SESSION: &schema::Body = &schema::Body::new(
     &[
         Field::optional(
             "name",
-            FieldType::Text,
+            FieldType::Session,
             "Session name, 1-64 of A-Za-z0-9_- (default `default`)",
             r#""default""#,
         ),
@@ -459,7 +460,7 @@ const CREATE_SESSION: &schema::Body = &schema::Body::new(
     ],
 );
 const SESSION_NAME: Field =
-    Field::required("name", FieldType::Text, "Session name", r#""default""#);
+    Field::required("name", FieldType::Session, "Session name", r#""default""#);
 const NAMED_SESSION: &schema::Body = &schema::Body::new("SessionNameRequest", &[SESSION_NAME]);
 /// The deprecated "upsert and start" (ENGINE.md §2 row 5): the config is optional.
 const START_SESSION: &schema::Body = &schema::Body::new(
@@ -581,8 +582,24 @@ pub const RETRY_POLICY: &[Field] = &[
         "Spacing of retries",
         r#""exponential""#,
     ),
-    Field::optional("delaySeconds", FieldType::Integer, "First delay", "2"),
-    Field::optional("attempts", FieldType::Integer, "Attempts in all", "5"),
+    Field::optional(
+        "delaySeconds",
+        FieldType::Integer {
+            min: Some(0),
+            max: Some(policy::MAX_DELAY_SECONDS),
+        },
+        "First delay",
+        "2",
+    ),
+    Field::optional(
+        "attempts",
+        FieldType::Integer {
+            min: Some(1),
+            max: Some(policy::MAX_ATTEMPTS),
+        },
+        "Attempts in all",
+        "5",
+    ),
 ];
 pub const CUSTOM_HEADER: &[Field] = &[
     Field::required("name", FieldType::Text, "Header name", r#""Authorization""#),
@@ -604,7 +621,7 @@ pub const ADD_WEBHOOK: &schema::Body = &schema::Body::new(
         ),
         Field::optional(
             "events",
-            FieldType::Strings { min: 1 },
+            FieldType::Events,
             "Events to receive (default [\"message\"])",
             r#"["message", "session.status"]"#,
         ),
@@ -688,7 +705,7 @@ const MESSAGE_FIELDS: &[Field] = &[
     ),
     Field::required(
         "timestamp",
-        FieldType::Integer,
+        FieldType::INTEGER,
         "Unix time in seconds",
         "1741249702",
     ),
@@ -709,7 +726,7 @@ const MESSAGE_FIELDS: &[Field] = &[
     Field::optional("hasMedia", FieldType::Bool, "Carries media", "false"),
     Field::optional(
         "ack",
-        FieldType::Integer,
+        FieldType::INTEGER,
         "-1 ERROR, 0 PENDING, 1 SERVER, 2 DEVICE, 3 READ, 4 PLAYED",
         "1",
     ),
@@ -762,7 +779,7 @@ const CHANNEL: &schema::Body = &schema::Body::new("Channel", &[
     Field::optional("verified", FieldType::Bool, "Verified by WhatsApp", "false"),
     Field::optional(
         "subscribersCount",
-        FieldType::Integer,
+        FieldType::INTEGER,
         "Subscribers (newer upstream versions)",
         "42",
     ),
@@ -783,7 +800,7 @@ const CHANNEL_MESSAGE: &schema::Body = &schema::Body::new(
             "Reaction counts by emoji",
             r#"{"👍": 10}"#,
         ),
-        Field::optional("viewCount", FieldType::Integer, "Views", "100"),
+        Field::optional("viewCount", FieldType::INTEGER, "Views", "100"),
     ],
 );
 const CHECK_EXISTS: &schema::Body = &schema::Body::new(
@@ -894,7 +911,7 @@ const CHECK_EXISTS_QUERY: &[Field] = &[
     Field {
         name: "session",
         required: false,
-        ty: FieldType::Text,
+        ty: FieldType::Session,
         description: "Session name (default `default`)",
         example: r#""default""#,
     },

@@ -5,6 +5,8 @@
 //! OpenAPI schema of the same body, so the document cannot drift from what is enforced.
 //! Unknown fields are allowed and forwarded untouched: the upstream may know more than we do.
 
+use crate::domain::{events, SessionName};
+use crate::http::error::ApiError;
 use serde_json::Value;
 
 /// The type of one field, with the rule the upstream applies to it.
@@ -14,12 +16,20 @@ pub enum FieldType {
     /// A string with at least one non-blank character.
     Text,
     Bool,
-    Integer,
+    /// An integer within the bounds given (inclusive).
+    Integer {
+        min: Option<i64>,
+        max: Option<i64>,
+    },
     /// A number within an inclusive range.
     Number {
         min: f64,
         max: f64,
     },
+    /// A session name, by `SessionName`'s rule.
+    Session,
+    /// Webhook event names, at least one, each one of `domain::events::EVENT_NAMES`.
+    Events,
     /// A WhatsApp chat id: `1234567890`, `...@c.us`, `...@g.us`, `...@newsletter`, ...
     ChatId,
     /// One of a fixed set of strings.
@@ -122,6 +132,14 @@ impl<'a> IntoIterator for &'a Body {
     }
 }
 
+impl FieldType {
+    /// Any integer.
+    pub const INTEGER: FieldType = FieldType::Integer {
+        min: None,
+        max: None,
+    };
+}
+
 /// The suffixes WhatsApp uses for the kinds of chat.
 pub const CHAT_SUFFIXES: &[&str] = &[
     "c.us",
@@ -165,7 +183,7 @@ fn validate_object(
 fn check(value: &Value, ty: &FieldType, path: &str) -> Result<(), Invalid> {
     let fail = |rule: &str| Err(Invalid(format!("{path} {rule}")));
     match ty {
-        FieldType::String => {
+        FieldType::String | FieldType::OpenEnum(_) => {
             if !value.is_string() {
                 return fail("must be a string");
             }
@@ -175,16 +193,18 @@ fn check(value: &Value, ty: &FieldType, path: &str) -> Result<(), Invalid> {
             Some(_) => return fail("must not be empty"),
             None => return fail("must be a string"),
         },
+        FieldType::Session => match value.as_str() {
+            Some(s) => SessionName::parse(s)
+                .map(drop)
+                .map_err(|e| Invalid(format!("{path}: {}", message_of(e))))?,
+            None => return fail("must be a string"),
+        },
         FieldType::Bool => {
             if !value.is_boolean() {
                 return fail("must be true or false");
             }
         }
-        FieldType::Integer => {
-            if !(value.is_i64() || value.is_u64()) {
-                return fail("must be an integer");
-            }
-        }
+        FieldType::Integer { min, max } => check_integer(value, *min, *max, path)?,
         FieldType::Number { min, max } => match value.as_f64() {
             Some(n) if (*min..=*max).contains(&n) => {}
             Some(_) => return fail(&format!("must be between {min} and {max}")),
@@ -195,7 +215,7 @@ fn check(value: &Value, ty: &FieldType, path: &str) -> Result<(), Invalid> {
                 Some(s) if is_chat_id(s) => {}
                 Some(_) => return fail(
                     "must be a phone number with country code (1234567890) or a chat id such as \
-                     1234567890@c.us, 120363024802736123@g.us or 120363024802736123@newsletter",
+                 1234567890@c.us, 120363024802736123@g.us or 120363024802736123@newsletter",
                 ),
                 None => return fail("must be a string"),
             }
@@ -204,53 +224,29 @@ fn check(value: &Value, ty: &FieldType, path: &str) -> Result<(), Invalid> {
             Some(s) if options.contains(&s) => {}
             _ => return fail(&format!("must be one of: {}", options.join(", "))),
         },
-        FieldType::OpenEnum(_) => {
-            if !value.is_string() {
-                return fail("must be a string");
-            }
-        }
-        FieldType::File => {
-            let Value::Object(file) = value else {
-                return fail("must be an object with url or data, and mimetype");
-            };
-            let url = file.get("url").filter(|v| !v.is_null());
-            let data = file.get("data").filter(|v| !v.is_null());
-            match (url, data) {
-                (None, None) => {
-                    return Err(Invalid(format!("{path}.url or {path}.data is required")))
-                }
-                (Some(_), Some(_)) => {
-                    return Err(Invalid(format!("{path} takes url or data, not both")))
-                }
-                (Some(u), None) => check_url(u, &format!("{path}.url"))?,
-                (None, Some(d)) => check_base64(d, &format!("{path}.data"))?,
-            }
-            validate_object(file, FILE_FIELDS, &format!("{path}."))?;
-        }
+        FieldType::File => check_file(value, path)?,
         FieldType::Object(fields) => match value {
             Value::Object(map) => validate_object(map, fields, &format!("{path}."))?,
             _ => return fail("must be an object"),
         },
         FieldType::Strings { min } => {
-            let Some(items) = value.as_array() else {
-                return fail("must be an array of strings");
-            };
-            if items.len() < *min {
-                return fail(&format!(
-                    "must have at least {min} item{}",
-                    if *min == 1 { "" } else { "s" }
-                ));
-            }
-            for (i, item) in items.iter().enumerate() {
-                check(item, &FieldType::Text, &format!("{path}[{i}]"))?;
+            for (item, at) in items(value, *min, "strings", path)? {
+                check(item, &FieldType::Text, &at)?;
             }
         }
+        FieldType::Events => {
+            let names = items(value, 1, "strings", path)?
+                .map(|(item, at)| match item.as_str() {
+                    Some(s) if !s.trim().is_empty() => Ok(s.to_owned()),
+                    _ => check(item, &FieldType::Text, &at).map(|()| String::new()),
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            // The relay's own check, so the message lists the valid events as it does.
+            events::parse_events(Some(&names)).map_err(|e| Invalid(message_of(e)))?;
+        }
         FieldType::ChatIds => {
-            let Some(items) = value.as_array() else {
-                return fail("must be an array of chat ids");
-            };
-            for (i, item) in items.iter().enumerate() {
-                check(item, &FieldType::ChatId, &format!("{path}[{i}]"))?;
+            for (item, at) in items(value, 0, "chat ids", path)? {
+                check(item, &FieldType::ChatId, &at)?;
             }
         }
         FieldType::Mentions => {
@@ -264,21 +260,76 @@ fn check(value: &Value, ty: &FieldType, path: &str) -> Result<(), Invalid> {
             }
         }
         FieldType::Objects { fields, min } => {
-            let Some(items) = value.as_array() else {
-                return fail("must be an array of objects");
-            };
-            if items.len() < *min {
-                return fail(&format!(
-                    "must have at least {min} item{}",
-                    if *min == 1 { "" } else { "s" }
-                ));
-            }
-            for (i, item) in items.iter().enumerate() {
-                check(item, &FieldType::Object(fields), &format!("{path}[{i}]"))?;
+            for (item, at) in items(value, *min, "objects", path)? {
+                check(item, &FieldType::Object(fields), &at)?;
             }
         }
     }
     Ok(())
+}
+
+/// What a rule's owner says when it refuses a value, as it would say it to the caller.
+fn message_of(refusal: impl Into<ApiError>) -> String {
+    refusal.into().message().to_owned()
+}
+
+/// The items of an array of `what` with at least `min` of them, each with its path.
+fn items<'v>(
+    value: &'v Value,
+    min: usize,
+    what: &str,
+    path: &str,
+) -> Result<impl Iterator<Item = (&'v Value, String)> + use<'v>, Invalid> {
+    let Some(items) = value.as_array() else {
+        return Err(Invalid(format!("{path} must be an array of {what}")));
+    };
+    if items.len() < min {
+        let plural = if min == 1 { "" } else { "s" };
+        return Err(Invalid(format!(
+            "{path} must have at least {min} item{plural}"
+        )));
+    }
+    let path = path.to_owned();
+    Ok(items
+        .iter()
+        .enumerate()
+        .map(move |(i, item)| (item, format!("{path}[{i}]"))))
+}
+
+fn check_integer(
+    value: &Value,
+    min: Option<i64>,
+    max: Option<i64>,
+    path: &str,
+) -> Result<(), Invalid> {
+    if !(value.is_i64() || value.is_u64()) {
+        return Err(Invalid(format!("{path} must be an integer")));
+    }
+    let n = value.as_i64();
+    let below = min.is_some_and(|min| n.is_some_and(|n| n < min));
+    let above = max.is_some_and(|max| n.is_none_or(|n| n > max));
+    if below || above {
+        let (min, max) = (min.unwrap_or(i64::MIN), max.unwrap_or(i64::MAX));
+        return Err(Invalid(format!("{path} must be between {min} and {max}")));
+    }
+    Ok(())
+}
+
+fn check_file(value: &Value, path: &str) -> Result<(), Invalid> {
+    let Value::Object(file) = value else {
+        return Err(Invalid(format!(
+            "{path} must be an object with url or data, and mimetype"
+        )));
+    };
+    let url = file.get("url").filter(|v| !v.is_null());
+    let data = file.get("data").filter(|v| !v.is_null());
+    match (url, data) {
+        (None, None) => return Err(Invalid(format!("{path}.url or {path}.data is required"))),
+        (Some(_), Some(_)) => return Err(Invalid(format!("{path} takes url or data, not both"))),
+        (Some(u), None) => check_url(u, &format!("{path}.url"))?,
+        (None, Some(d)) => check_base64(d, &format!("{path}.data"))?,
+    }
+    validate_object(file, FILE_FIELDS, &format!("{path}."))
 }
 
 /// The parts of `file` other than its source.

@@ -8,8 +8,8 @@ use std::time::Duration;
 /// Longest wait between two attempts, whatever the policy says, so a long exponential series
 /// cannot park a delivery for months.
 const MAX_DELAY: Duration = Duration::from_secs(24 * 3600);
-const MAX_DELAY_SECONDS: i64 = 3600;
-const MAX_ATTEMPTS: i64 = 20;
+pub const MAX_DELAY_SECONDS: i64 = 3600;
+pub const MAX_ATTEMPTS: i64 = 20;
 /// Exponential delays are spread by up to this fraction either way (the upstream's ~20%).
 const JITTER: f64 = 0.2;
 
