@@ -13,6 +13,10 @@ use std::time::Duration;
 use uuid::Uuid;
 
 pub const HEADER: &str = "idempotency-key";
+/// A key's rule, as [`parse_key`] applies it: 1 to this many bytes of printable ASCII.
+pub const KEY_MAX_BYTES: usize = 255;
+/// The same rule as a pattern (`!` to `~` are the printable ASCII characters but space).
+pub const KEY_PATTERN: &str = "^[!-~]+$";
 /// How often a twin looks for the winner's answer, and for how long at most.
 const POLL_EVERY: Duration = Duration::from_millis(25);
 

@@ -4,9 +4,10 @@
 use crate::http::openapi::fields;
 use crate::http::openapi::responses::ErrorStatus;
 use crate::http::openapi::security;
-use crate::http::routes::endpoints::{self, Answer, Endpoint, Handling, SessionIn, Tag};
+use crate::http::routes::endpoints::{self, Answer, Endpoint, Handling, SessionIn};
 use crate::http::routes::local::Guard;
 use crate::http::routes::schema::{Body, FieldType};
+use crate::services::{idempotency, quota};
 use serde_json::Value;
 use utoipa::openapi::header::HeaderBuilder;
 use utoipa::openapi::path::{
@@ -91,18 +92,19 @@ fn operation(endpoint: &Endpoint, schemas: &mut SchemaNames) -> utoipa::openapi:
                 .name("Idempotency-Key")
                 .parameter_in(ParameterIn::Header)
                 .required(Required::False)
-                .description(Some(
-                    "Any 1 to 255 printable ASCII characters. A retry with the same key and the \
-                     same body within 24 hours answers the first answer again (with \
-                     `Idempotent-Replayed: true`) without sending twice; the same key with a \
-                     different body answers 422.",
-                ))
+                .description(Some(format!(
+                    "Any 1 to {} printable ASCII characters. A retry with the same key and \
+                         the same body within 24 hours answers the first answer again (with \
+                         `Idempotent-Replayed: true`) without sending twice; the same key with \
+                         a different body answers 422.",
+                    idempotency::KEY_MAX_BYTES
+                )))
                 .schema(Some(
                     ObjectBuilder::new()
                         .schema_type(SchemaType::String)
                         .min_length(Some(1))
-                        .max_length(Some(255))
-                        .pattern(Some("^[!-~]+$")),
+                        .max_length(Some(idempotency::KEY_MAX_BYTES))
+                        .pattern(Some(idempotency::KEY_PATTERN)),
                 )),
             // No example: Swagger UI would pre-fill it, and every "Try it out" would then
             // replay the first answer (or answer 422 for a new body).
@@ -179,7 +181,7 @@ fn description(endpoint: &Endpoint) -> String {
             ),
         Handling::Forward | Handling::DeleteSession => {}
     }
-    if let Some(status) = needs_session_status(endpoint) {
+    if let Some(status) = endpoint.requires_status.map(|s| s.as_str()) {
         text.push_str(&format!(
             " The session must be `{status}`: the upstream waits up to 5 s for it, then answers 422 with the session, its status and the status expected."
         ));
@@ -282,7 +284,7 @@ fn success(endpoint: &Endpoint, schemas: &mut SchemaNames) -> utoipa::openapi::R
         }
         Answer::Empty => {}
     }
-    for (name, description, example) in QUOTA_HEADERS {
+    for (name, (description, example)) in quota::HEADERS.iter().zip(QUOTA_HEADERS) {
         response = response.header(
             *name,
             HeaderBuilder::new()
@@ -294,48 +296,17 @@ fn success(endpoint: &Endpoint, schemas: &mut SchemaNames) -> utoipa::openapi::R
     response.build()
 }
 
-/// The quota headers on every `/v1` answer of a tenant with those limits (`Quotas::headers`).
-const QUOTA_HEADERS: &[(&str, &str, &str)] = &[
+/// What each of `quota::HEADERS` says, with an example, in its order.
+const QUOTA_HEADERS: [(&str, &str); 5] = [
+    ("The tenant's monthly allowance", "1000"),
+    ("Calls left this month", "958"),
+    ("Seconds until the month resets (UTC)", "86400"),
+    ("The per-second limit (IETF draft)", "10;w=1"),
     (
-        "X-RateLimit-Requests-Limit",
-        "The tenant's monthly allowance",
-        "1000",
-    ),
-    (
-        "X-RateLimit-Requests-Remaining",
-        "Calls left this month",
-        "958",
-    ),
-    (
-        "X-RateLimit-Requests-Reset",
-        "Seconds until the month resets (UTC)",
-        "86400",
-    ),
-    (
-        "RateLimit-Policy",
-        "The per-second limit (IETF draft)",
-        "10;w=1",
-    ),
-    (
-        "RateLimit",
         "Standing in the current second (IETF draft)",
         "limit=10, remaining=9, reset=1",
     ),
 ];
-
-/// The session status the upstream requires for the call (it answers 422 otherwise, as WAHA
-/// does): `WORKING` for everything done through the account, `SCAN_QR_CODE` to authenticate.
-fn needs_session_status(endpoint: &Endpoint) -> Option<&'static str> {
-    match endpoint.tag {
-        Tag::Messages | Tag::Groups | Tag::Channels | Tag::Contacts | Tag::Presence => {
-            Some("WORKING")
-        }
-        Tag::Sessions if matches!(endpoint.operation_id, "getQrCode" | "getPairingCode") => {
-            Some("SCAN_QR_CODE")
-        }
-        Tag::Sessions | Tag::Webhooks => None,
-    }
-}
 
 /// Every error status the gateway can answer for this row, and why.
 pub fn error_statuses(endpoint: &Endpoint) -> Vec<ErrorStatus> {
@@ -368,7 +339,7 @@ pub fn error_statuses(endpoint: &Endpoint) -> Vec<ErrorStatus> {
     }
     // The session is not in the status the call needs; an Idempotency-Key reused with
     // another body.
-    if needs_session_status(endpoint).is_some() || endpoint.idempotent {
+    if endpoint.requires_status.is_some() || endpoint.idempotent {
         statuses.push(Unprocessable);
     }
     statuses.push(TooManyRequests);
@@ -436,5 +407,24 @@ impl SchemaNames {
         }
         self.named.push((body.schema_name.to_owned(), schema));
         body.schema_name.to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::http::header::HeaderValue;
+
+    #[test]
+    fn the_idempotency_key_pattern_agrees_with_parse_key() {
+        let pattern = regex::Regex::new(idempotency::KEY_PATTERN).unwrap();
+        let longest = "k".repeat(idempotency::KEY_MAX_BYTES);
+        for key in ["abc-123", "!~", "a b", "tab\there", "", &longest] {
+            let parsed = HeaderValue::from_str(key)
+                .ok()
+                .is_some_and(|v| idempotency::parse_key(&v).is_ok());
+            let documented = pattern.is_match(key) && key.len() <= idempotency::KEY_MAX_BYTES;
+            assert_eq!(parsed, documented, "{key:?}");
+        }
     }
 }
