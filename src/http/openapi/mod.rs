@@ -168,7 +168,7 @@ fn complete_handler_errors(operation: &mut Operation, guard: Guard, has_params: 
         operation
             .responses
             .responses
-            .entry(status.code().to_owned())
+            .entry(status.code())
             .or_insert_with(|| Ref::from_response_name(status.name()).into());
     }
 }
