@@ -396,6 +396,19 @@ const SESSION_CONFIG: &[Field] = &[
         r#"[{"url": "https://your-server.com/webhook", "events": ["message"], "hmac": {"key": "my-secret-key"}}]"#,
     ),
 ];
+/// The fields a webhook has in both of its shapes (`config.webhooks` and the webhook rows).
+const WEBHOOK_EVENTS: Field = Field::optional(
+    "events",
+    FieldType::Events,
+    "Events to receive (default [\"message\"])",
+    r#"["message", "session.status"]"#,
+);
+const WEBHOOK_RETRIES: Field = Field::optional(
+    "retries",
+    FieldType::Object(RETRY_POLICY),
+    "Retry policy",
+    r#"{"policy": "exponential", "delaySeconds": 2, "attempts": 5}"#,
+);
 const HMAC: &[Field] = &[Field::optional(
     "key",
     FieldType::String,
@@ -417,12 +430,7 @@ const CONFIG_WEBHOOK: &[Field] = &[
         "The hosted API's name for `url` (requests only)",
         r#""https://your-server.com/webhook""#,
     ),
-    Field::optional(
-        "events",
-        FieldType::Events,
-        "Events to receive (default [\"message\"])",
-        r#"["message", "session.status"]"#,
-    ),
+    WEBHOOK_EVENTS,
     Field::optional(
         "hmac",
         FieldType::Object(HMAC),
@@ -441,12 +449,7 @@ const CONFIG_WEBHOOK: &[Field] = &[
         "Whether deliveries are signed (answers only; the key is never shown)",
         "true",
     ),
-    Field::optional(
-        "retries",
-        FieldType::Object(RETRY_POLICY),
-        "Retry policy",
-        r#"{"policy": "exponential", "delaySeconds": 2, "attempts": 5}"#,
-    ),
+    WEBHOOK_RETRIES,
     Field::optional(
         "customHeaders",
         FieldType::Objects {
@@ -640,24 +643,14 @@ pub const ADD_WEBHOOK: &schema::Body = &schema::Body::new(
             "The http(s) URL that receives one POST per event",
             r#""https://your-server.com/webhook""#,
         ),
-        Field::optional(
-            "events",
-            FieldType::Events,
-            "Events to receive (default [\"message\"])",
-            r#"["message", "session.status"]"#,
-        ),
+        WEBHOOK_EVENTS,
         Field::optional(
             "hmacKey",
             FieldType::String,
             "Sign each delivery: X-Webhook-Hmac = HMAC-SHA512 hex of the body",
             r#""my-secret-key""#,
         ),
-        Field::optional(
-            "retries",
-            FieldType::Object(RETRY_POLICY),
-            "Retry policy",
-            r#"{"policy": "exponential", "delaySeconds": 2, "attempts": 5}"#,
-        ),
+        WEBHOOK_RETRIES,
         Field::optional(
             "customHeaders",
             FieldType::Objects {

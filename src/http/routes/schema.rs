@@ -88,13 +88,9 @@ impl Field {
         description: &'static str,
         example: &'static str,
     ) -> Self {
-        Self {
-            name,
-            ty,
-            required: false,
-            description,
-            example,
-        }
+        let mut field = Self::required(name, ty, description, example);
+        field.required = false;
+        field
     }
 }
 
