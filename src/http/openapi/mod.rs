@@ -1,9 +1,10 @@
 //! The OpenAPI 3.0 document and Swagger UI.
 //!
-//! The document is built from the code: the `/v1` paths from the route table
-//! (`upstream_paths`), every other path from its handler's `#[utoipa::path]` (listed in
-//! [`HandlerPaths`]). Security, tags and the error answers are applied in one place afterwards,
-//! so a handler added to the list is documented the same way as the rest.
+//! The document is built from the two route tables: the forwarded rows
+//! (`crate::http::routes::endpoints`, one operation each, see `upstream_paths`) and the local
+//! routes (`crate::http::routes::local`, each documented by its handler's `#[utoipa::path]`).
+//! Security and the answers every guarded route can give follow each route's `Guard`; a
+//! route added to a table is documented like the rest, with nothing else to list.
 //!
 //! It is served at `GET /openapi.json`, printed by `wa-gateway openapi`, and checked in as
 //! `openapi/wa-gateway.json` (regenerate: `cargo run -- openapi > openapi/wa-gateway.json`, or

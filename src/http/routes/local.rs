@@ -3,20 +3,23 @@
 //! the forwarded table ([`super::endpoints`]) this is the whole HTTP surface: `super::routes`
 //! registers both, and the OpenAPI document is built from both.
 //!
-//! Where a route's method and path come from: its handler's `#[utoipa::path(...)]`, read
+//! Where a route's method and path come from: its handler's `#[utoipa::path(...)]`, read back
 //! through the `utoipa::Path` struct the macro generates (`__path_<handler>`). The annotation
-//! has to name them anyway for the document, so reading them back leaves one place to write
-//! them; writing them in this table instead would leave the annotation's copy unchecked
-//! (utoipa 4 cannot take a path from a constant). Three kinds of route have no annotation:
-//! - the webhook rows of the forwarded table (`Handling::WebhookRelay`) are served here, but
-//!   the row gives their method, path, scope and document ([`relayed`]);
-//! - the ingress is not part of the API a client calls, so it is not documented: its path is
-//!   the relay's own constant.
+//! must state them for the document in any case (utoipa 4 takes them as literals, and without
+//! actix's `#[get]` macros, which would answer 404 where 405 is wanted), so reading them back
+//! leaves exactly one place that says them; writing them here as well would be a second copy
+//! that nothing keeps in step. Two kinds of route have no annotation:
+//! - the webhook rows of the forwarded table (`Handling::WebhookRelay`): served by handlers
+//!   named here ([`relayed`]), while the row gives their method, path, scope and document;
+//! - the ingress, which is not part of the API a client calls and is not documented: its
+//!   path is the relay's own constant.
 //!
 //! The guard says who may call a route. The document's security and the answers every guarded
-//! route can give (401, 503...) come from it, not from path prefixes. The tenant handlers still
-//! check their scope themselves (`caller.require`): the guard's scope is what the document
-//! shows, and [`tests`] hold the handlers to it through the API tests of each scope.
+//! route can give (401, 503...) come from it, not from path prefixes. The tenant handlers
+//! still check their scope themselves (`caller.require`, before anything else they do): a
+//! wrapper checking the guard's scope would run before the extractors and outside the
+//! handlers' quota headers, and so change which error some requests get. The guard's scope is
+//! what the document shows.
 
 use crate::domain::Scope;
 use crate::http::admin::{admins, audit, keys, sessions, tenants, usage};
