@@ -1,10 +1,13 @@
-# Build: the release binary, with sqlx's offline-free runtime queries (no database needed).
+# Build: the release binary. SQL is checked at compile time against the committed `.sqlx/`
+# query metadata, so no database is needed here.
 FROM rust:1-slim-bookworm AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
 COPY migrations ./migrations
 COPY openapi ./openapi
+COPY .sqlx ./.sqlx
+ENV SQLX_OFFLINE=true
 RUN cargo build --release --locked && strip target/release/wa-gateway
 
 # Run: a small Debian with CA certificates for the hosted API's TLS, as an unprivileged user.

@@ -58,6 +58,9 @@ pub struct SimArgs {
     /// Scan each session by itself S seconds after its QR or pairing code is first fetched.
     #[arg(long, value_name = "S")]
     pub auto_scan: Option<f64>,
+    /// Send no webhook events (registrations are still kept): for benchmarks of forwarding.
+    #[arg(long)]
+    pub no_webhooks: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -188,6 +191,7 @@ fn run_sim(args: SimArgs) -> ExitCode {
         rps: args.rps,
         monthly: args.monthly,
         auto_scan,
+        send_webhooks: !args.no_webhooks,
         ..Default::default()
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -121,10 +121,8 @@ impl Application {
         let pool = database.pool.clone();
         let metrics = web::Data::new(Metrics::new());
         let quotas = Arc::new(Quotas::new(pool.clone(), &config.quota, overrides.clock).await?);
-        let proxy = web::Data::new(ProxyState::new(
-            pool.clone(),
-            SessionStore::new(pool.clone()),
-            quotas.clone(),
+        let sessions = SessionStore::new(pool.clone());
+        let proxy = Arc::new(ProxyState::new(
             config.upstream.check_exists_ttl,
             config.upstream.request_timeout,
         ));
@@ -140,15 +138,15 @@ impl Application {
             quotas.spawn_flusher(),
             auth.spawn_listener(),
             auth.spawn_failure_purge(),
-            proxy.sessions.spawn_listener(),
+            sessions.spawn_listener(),
         ];
         let auth = web::Data::from(auth);
         let public_base = webhook_public_base(&config, port);
         let wake = Arc::new(tokio::sync::Notify::new());
         let relay = web::Data::new(Relay {
-            public_base: public_base.clone(),
+            public_base,
             allow_private: config.webhooks.allow_private,
-            wake: wake.clone(),
+            wake,
             tokens: Default::default(),
         });
         let worker_settings = webhooks::delivery::WorkerSettings {
@@ -158,8 +156,7 @@ impl Application {
             upstream: config.upstream.clone(),
             upstream_key: upstream_key.clone(),
             quotas: quotas.clone(),
-            public_base,
-            wake,
+            relay: relay.clone().into_inner(),
         };
 
         let config = Arc::new(config);
@@ -174,8 +171,8 @@ impl Application {
             db: pool_data.get_ref().clone(),
             auth: auth.clone().into_inner(),
             quotas: quotas.clone(),
-            sessions: proxy.sessions.clone(),
-            proxy: proxy.clone().into_inner(),
+            sessions,
+            proxy,
             relay: relay.clone().into_inner(),
             metrics: metrics.clone().into_inner(),
             readiness: readiness.clone().into_inner(),
@@ -190,6 +187,7 @@ impl Application {
             )));
             // The last `wrap` runs first: the edge refuses before anything else looks.
             App::new()
+                .wrap(from_fn(crate::http::quota_headers::stamp))
                 .wrap(ErrorHandlers::new().default_handler(shape_plain_errors))
                 .wrap(from_fn(body::deadline))
                 .wrap(from_fn(telemetry::request_context))
@@ -199,7 +197,6 @@ impl Application {
                 .app_data(pool_data.clone())
                 .app_data(metrics.clone())
                 .app_data(shared_config.clone())
-                .app_data(proxy.clone())
                 .app_data(web::Data::new(client))
                 .app_data(auth.clone())
                 .app_data(relay.clone())

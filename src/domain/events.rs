@@ -1,6 +1,6 @@
 //! The event names a subscription may ask for: the seed's table, nothing else.
 
-use crate::http::error::ApiError;
+use crate::domain::Invalid;
 
 /// Every event the hosted API can send (seed, "Supported events values").
 pub const EVENT_NAMES: &[&str] = &[
@@ -37,14 +37,17 @@ pub const EVENT_NAMES: &[&str] = &[
 /// What a subscription asks for when it names no events.
 pub const DEFAULT_EVENTS: &[&str] = &["message"];
 
-/// The requested names, deduplicated in the order given; an unknown name is a 400 that lists
-/// the valid ones.
-pub fn parse_events(raw: Option<&[String]>) -> Result<Vec<String>, ApiError> {
+/// The requested names, deduplicated in the order given; an unknown name is refused with a
+/// message that lists the valid ones.
+pub fn parse_events(raw: Option<&[String]>) -> Result<Vec<String>, Invalid> {
     let Some(raw) = raw else {
         return Ok(DEFAULT_EVENTS.iter().map(|e| (*e).to_owned()).collect());
     };
     if raw.is_empty() {
-        return Err(ApiError::bad_request("events must name at least one event"));
+        return Err(Invalid::new(
+            "events",
+            "events must name at least one event",
+        ));
     }
     let unknown: Vec<&str> = raw
         .iter()
@@ -52,11 +55,14 @@ pub fn parse_events(raw: Option<&[String]>) -> Result<Vec<String>, ApiError> {
         .filter(|e| !EVENT_NAMES.contains(e))
         .collect();
     if !unknown.is_empty() {
-        return Err(ApiError::bad_request(format!(
-            "unknown event(s): {}; valid events are: {}",
-            unknown.join(", "),
-            EVENT_NAMES.join(", ")
-        )));
+        return Err(Invalid::new(
+            "events",
+            format!(
+                "unknown event(s): {}; valid events are: {}",
+                unknown.join(", "),
+                EVENT_NAMES.join(", ")
+            ),
+        ));
     }
     let mut events: Vec<String> = Vec::with_capacity(raw.len());
     for e in raw {
@@ -105,10 +111,10 @@ mod tests {
     fn unknown_names_list_the_valid_ones() {
         let raw = vec!["message".to_owned(), "messages".into()];
         let err = parse_events(Some(&raw)).unwrap_err();
-        assert_eq!(err.status().as_u16(), 400);
-        assert!(err.message().contains("unknown event(s): messages"));
-        assert!(err.message().contains("session.status"));
-        assert!(err.message().contains("engine.event"));
+        assert_eq!(err.field, "events");
+        assert!(err.message.contains("unknown event(s): messages"));
+        assert!(err.message.contains("session.status"));
+        assert!(err.message.contains("engine.event"));
     }
 
     #[test]

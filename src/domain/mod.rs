@@ -6,6 +6,7 @@ pub mod error;
 pub mod events;
 pub mod scope;
 pub mod session_name;
+pub mod webhooks;
 
 pub use error::Invalid;
 pub use scope::{Scope, Scopes};

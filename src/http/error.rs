@@ -170,10 +170,110 @@ impl From<crate::store::StoreError> for ApiError {
     }
 }
 
+/// The relay's errors: the tenant's mistakes as 4xx, the upstream's failures as 502/504.
+impl From<crate::services::webhooks::WebhookError> for ApiError {
+    fn from(err: crate::services::webhooks::WebhookError) -> Self {
+        use crate::services::webhooks::WebhookError as E;
+        match err {
+            E::Store(e) => e.into(),
+            E::TooMany | E::StillPending => Self::conflict(err.to_string()),
+            E::TenantGone => Self::unauthorized(crate::services::auth::INVALID_KEY),
+            E::NoSuchWebhook { .. } | E::NoSuchDelivery(_) => Self::not_found(err.to_string()),
+            E::Admission(refusal) => match refusal.downcast::<ApiError>() {
+                Ok(refusal) => *refusal,
+                Err(other) => Self::internal(anyhow::anyhow!(other)),
+            },
+            E::Unreachable(failure) => failure.into(),
+            E::Refused { status, message } => Self::new(
+                StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
+                message,
+            ),
+            E::UpstreamFailed { .. } => Self::new(
+                StatusCode::BAD_GATEWAY,
+                "the upstream could not register the webhook; retry shortly",
+            )
+            .with_cause(err),
+        }
+    }
+}
+
 /// The one place domain rule violations become answers: 400 naming the problem.
 impl From<crate::domain::Invalid> for ApiError {
     fn from(err: crate::domain::Invalid) -> Self {
         Self::bad_request(err.message)
+    }
+}
+
+/// The one place upstream failures become answers: 504 when it was too slow, 502 for every
+/// other failure of the upstream's (the cause logged, never shown), 500 for our own. A call the
+/// upstream may have acted on says so, so that nobody resends it blindly.
+impl From<crate::services::upstream::UpstreamError> for ApiError {
+    fn from(err: crate::services::upstream::UpstreamError) -> Self {
+        use crate::services::upstream::UpstreamErrorKind as K;
+        let bad_gateway = |message: String| Self::new(StatusCode::BAD_GATEWAY, message);
+        let answer = match &err.kind {
+            K::TimedOut => {
+                return Self::new(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    "the upstream WhatsApp API did not answer in time",
+                )
+            }
+            K::Unreachable(_) | K::Broken(_) => {
+                bad_gateway("the upstream WhatsApp API is unreachable".to_owned())
+            }
+            K::CredentialsRefused(_) => {
+                bad_gateway("the upstream refused the gateway's credentials".to_owned())
+            }
+            K::Refused { action, status } => {
+                bad_gateway(format!("the upstream refused to {action} ({status})"))
+            }
+            K::Internal(_) if !err.sent => return Self::internal(err),
+            K::Unreadable(_) | K::MalformedJson(_) | K::Internal(_) => bad_gateway(
+                "the upstream received the call but its answer could not be read; do not resend blindly"
+                    .to_owned(),
+            ),
+        };
+        answer.with_cause(err)
+    }
+}
+
+/// A gateway call the quotas refused answers with the quota's refusal.
+impl From<crate::services::upstream::GatewayError> for ApiError {
+    fn from(err: crate::services::upstream::GatewayError) -> Self {
+        match err {
+            crate::services::upstream::GatewayError::Refused(refusal) => refusal,
+            crate::services::upstream::GatewayError::Upstream(e) => e.into(),
+        }
+    }
+}
+
+/// A session limit is a 429 without a time bound: a slot frees when a session is deleted.
+impl From<crate::services::sessions::SessionError> for ApiError {
+    fn from(err: crate::services::sessions::SessionError) -> Self {
+        use crate::services::sessions::SessionError as E;
+        match err {
+            E::TenantFull(_) | E::OrganisationFull(_) => {
+                Self::too_many_requests(err.to_string(), 60)
+            }
+            E::CallerGone => Self::unauthorized(crate::services::auth::INVALID_KEY),
+            E::Store(crate::store::StoreError::Conflict {
+                constraint: crate::store::sessions::TENANT_MISSING,
+                message,
+            }) => Self::not_found(message),
+            E::Store(e) => e.into(),
+            E::Lookup(e) => e.into(),
+        }
+    }
+}
+
+impl From<crate::services::idempotency::IdempotencyError> for ApiError {
+    fn from(err: crate::services::idempotency::IdempotencyError) -> Self {
+        use crate::services::idempotency::IdempotencyError as E;
+        match err {
+            E::OtherRequest => Self::unprocessable(err.to_string()),
+            E::InProgress => Self::conflict(err.to_string()),
+            E::Store(e) => e.into(),
+        }
     }
 }
 

@@ -8,16 +8,17 @@
 //! outbox row per matching subscription, in one transaction before the 2xx: an acknowledged
 //! event is never lost, and an event id seen before is acknowledged without storing it twice.
 
-use crate::db::Db;
 use crate::domain::events::is_incoming_duplicate;
 use crate::http::body;
 use crate::http::error::ApiError;
+use crate::http::state::AppState;
 use crate::http::tenant::rewrite::rename_session_fields;
 use crate::services::webhooks::signing::{self, HMAC_HEADER};
+use crate::store::webhooks::ingress::{self, Ingress};
+use crate::store::webhooks::outbox::{self, NewEvent};
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{Map, Value};
 use std::time::Duration;
-use uuid::Uuid;
 
 /// The fields of an event tenants receive (UPSTREAM.md, Webhooks). Anything else the upstream
 /// might add is dropped rather than risk passing on something of its internals.
@@ -41,25 +42,19 @@ pub const MAX_EVENT_AGE: Duration = Duration::from_secs(3600);
 /// How far ahead of this replica's clock an event may be (the upstream's clock may run ahead).
 pub const MAX_EVENT_AHEAD: Duration = Duration::from_secs(300);
 
-struct Ingress {
-    upstream_name: String,
-    hmac_key: String,
-    tenant_id: Uuid,
-    session_name: String,
-}
-
 pub async fn receive(
     req: HttpRequest,
     token: web::Path<String>,
     payload: web::Payload,
-    pool: web::Data<Db>,
-    relay: web::Data<crate::services::webhooks::Relay>,
+    state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let refused = || ApiError::unauthorized("invalid webhook signature");
-    if !relay.tokens.may_exist(&pool, &token).await? {
+    if !state.relay.tokens.may_exist(&state.db, &token).await? {
         return Err(refused());
     }
-    let ingress = lookup(&pool, &token).await?.ok_or_else(refused)?;
+    let ingress = ingress::lookup(&state.db, &token)
+        .await?
+        .ok_or_else(refused)?;
     let signature = req
         .headers()
         .get(HMAC_HEADER)
@@ -90,39 +85,25 @@ pub async fn receive(
     let incoming_duplicate = is_incoming_duplicate(&name, event.get("payload"));
     let tenant_body = tenant_view(event, &ingress);
 
-    let stored = store(
-        &pool,
-        &ingress,
-        &event_id,
-        &name,
-        &tenant_body,
-        incoming_duplicate,
+    let stored = outbox::insert_event(
+        &state.db,
+        &NewEvent {
+            upstream_session: &ingress.upstream_name,
+            event_id: &event_id,
+            tenant_id: ingress.tenant_id,
+            session_name: &ingress.session_name,
+            event: &name,
+            body: &tenant_body,
+            incoming_duplicate,
+        },
     )
     .await?;
     match stored {
         Some(0) => tracing::debug!(event = %name, "webhook event stored; no subscription wants it"),
-        Some(_) => relay.wake.notify_one(),
+        Some(_) => state.relay.wake.notify_one(),
         None => tracing::debug!(event = %name, "webhook event seen before; acknowledged"),
     }
     Ok(HttpResponse::Ok().json(serde_json::json!({ "received": true })))
-}
-
-async fn lookup(pool: &Db, token: &str) -> Result<Option<Ingress>, ApiError> {
-    let found: Option<(String, String, Uuid, String)> = sqlx::query_as(
-        "SELECT i.upstream_name, i.hmac_key, s.tenant_id, s.name FROM webhook_ingress i \
-         JOIN sessions s ON s.upstream_name = i.upstream_name WHERE i.token = $1",
-    )
-    .bind(token)
-    .fetch_optional(pool)
-    .await?;
-    Ok(found.map(
-        |(upstream_name, hmac_key, tenant_id, session_name)| Ingress {
-            upstream_name,
-            hmac_key,
-            tenant_id,
-            session_name,
-        },
-    ))
 }
 
 /// An event must say when it happened (`timestamp`, Unix milliseconds), and that must be
@@ -164,56 +145,11 @@ fn tenant_view(event: Value, ingress: &Ingress) -> Vec<u8> {
     serde_json::to_vec(&out).expect("a JSON value serialises")
 }
 
-/// Stores the event and its deliveries in one statement (so one round trip and one commit),
-/// answering how many deliveries it made; `None` when the event was already stored.
-async fn store(
-    pool: &Db,
-    ingress: &Ingress,
-    event_id: &str,
-    name: &str,
-    body: &[u8],
-    incoming_duplicate: bool,
-) -> Result<Option<i64>, ApiError> {
-    // A subscription to both `message` and `message.any` takes an incoming message from
-    // `message` only, so it arrives once. No NOTIFY: it serialises every committing
-    // transaction that sends one, capping ingress at one fsync at a time; this replica's
-    // workers are woken in-process and the others find the rows on their next poll.
-    // The event's key is recorded first and kept longer than its body, so a replay is
-    // recognised even after the body was purged.
-    let made: Option<i64> = sqlx::query_scalar(
-        "WITH key AS ( \
-           INSERT INTO webhook_event_keys (upstream_session, event_id) VALUES ($2, $3) \
-           ON CONFLICT DO NOTHING RETURNING 1), \
-         event AS ( \
-           INSERT INTO webhook_events (id, upstream_session, event_id, tenant_id, session_name, event, body) \
-           SELECT $1, $2, $3, $4, $5, $6, $7 FROM key \
-           ON CONFLICT ON CONSTRAINT webhook_events_dedupe_key DO NOTHING RETURNING id), \
-         deliveries AS ( \
-           INSERT INTO webhook_deliveries (id, event_pk, subscription_id, tenant_id, session_name) \
-           SELECT gen_random_uuid(), event.id, w.id, w.tenant_id, w.session_name \
-           FROM event, webhook_subscriptions w \
-           WHERE w.tenant_id = $4 AND w.session_name = $5 AND $6 = ANY(w.events) \
-             AND NOT ($8 AND 'message' = ANY(w.events)) \
-           ON CONFLICT ON CONSTRAINT webhook_deliveries_once_key DO NOTHING RETURNING 1) \
-         SELECT (SELECT count(*) FROM deliveries) FROM event",
-    )
-    .bind(Uuid::now_v7())
-    .bind(&ingress.upstream_name)
-    .bind(event_id)
-    .bind(ingress.tenant_id)
-    .bind(&ingress.session_name)
-    .bind(name)
-    .bind(body)
-    .bind(incoming_duplicate)
-    .fetch_optional(pool)
-    .await?;
-    Ok(made)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+    use uuid::Uuid;
 
     #[test]
     fn the_tenant_sees_its_own_name_and_only_documented_fields() {

@@ -9,6 +9,7 @@ pub mod ingress;
 pub mod listener;
 pub mod openapi;
 pub mod ops;
+pub mod quota_headers;
 pub mod routes;
 pub mod state;
 pub mod tenant;

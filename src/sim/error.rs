@@ -6,6 +6,9 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use serde_json::Value;
 
+/// What a simulator handler answers: usually a response, or the refusal the API would give.
+pub type SimResult<T = HttpResponse> = Result<T, SimError>;
+
 #[derive(Debug)]
 pub enum SimError {
     /// `{statusCode, error, message}`, as the seed documents every error.

@@ -1,7 +1,8 @@
 //! Faults injected per path through `/_sim/faults`: an error status (429 with `Retry-After`
 //! included), a delay, a dropped connection; for a number of calls or until cleared.
 
-use crate::http::error::ApiError;
+use super::body::{optional, optional_as};
+use super::error::{SimError, SimResult};
 use serde::Serialize;
 use serde_json::Value;
 use std::time::Duration;
@@ -44,53 +45,35 @@ pub struct Effect {
 }
 
 impl Fault {
-    pub fn parse(id: u64, body: &Value) -> Result<Self, ApiError> {
+    pub fn parse(id: u64, body: &Value) -> SimResult<Self> {
         let path = body
             .get("path")
             .and_then(Value::as_str)
             .filter(|p| p.starts_with('/'))
-            .ok_or_else(|| ApiError::bad_request("path is required (e.g. \"/v1/sendText\")"))?
+            .ok_or_else(|| SimError::bad_request("path is required (e.g. \"/v1/sendText\")"))?
             .to_owned();
-        let method = match body.get("method") {
-            None | Some(Value::Null) => None,
-            Some(Value::String(m)) => Some(m.to_ascii_uppercase()),
-            Some(_) => return Err(ApiError::bad_request("method must be a string")),
-        };
-        let status = match body.get("status") {
-            None | Some(Value::Null) => None,
-            Some(v) => Some(
-                v.as_u64()
-                    .filter(|s| (400..=599).contains(s))
-                    .ok_or_else(|| ApiError::bad_request("status must be 400 to 599"))?
-                    as u16,
-            ),
-        };
-        let number = |name: &str| -> Result<Option<u64>, ApiError> {
-            match body.get(name) {
-                None | Some(Value::Null) => Ok(None),
-                Some(v) => v
-                    .as_u64()
-                    .map(Some)
-                    .ok_or_else(|| ApiError::bad_request(format!("{name} must be a whole number"))),
-            }
-        };
-        let drop = body.get("drop").and_then(Value::as_bool).unwrap_or(false);
-        let delay_ms = number("delayMs")?;
-        let garble = body.get("garble").and_then(Value::as_bool).unwrap_or(false);
+        let method = optional(body, "method")?.map(|m| m.to_ascii_uppercase());
+        let status = optional_as(body, "status", "400 to 599", |v| {
+            v.as_u64().filter(|s| (400..=599).contains(s))
+        })?;
+        let number = |name: &str| optional_as(body, name, "a whole number", Value::as_u64);
+        // Anything but `true` leaves these off.
+        let switch = |name: &str| body.get(name).and_then(Value::as_bool).unwrap_or(false);
+        let (drop, delay_ms, garble) = (switch("drop"), number("delayMs")?, switch("garble"));
         if status.is_none() && !drop && delay_ms.is_none() && !garble {
-            return Err(ApiError::bad_request(
+            return Err(SimError::bad_request(
                 "a fault needs at least one of status, delayMs, drop, garble",
             ));
         }
         let remaining = number("count")?.map(|c| c.min(u32::MAX as u64) as u32);
         if remaining == Some(0) {
-            return Err(ApiError::bad_request("count must be at least 1"));
+            return Err(SimError::bad_request("count must be at least 1"));
         }
         Ok(Self {
             id,
             path,
             method,
-            status,
+            status: status.map(|s| s as u16),
             message: body
                 .get("message")
                 .and_then(Value::as_str)

@@ -4,8 +4,38 @@
 //! Timers are plain tokio tasks on whatever runtime serves the request that armed them; each
 //! remembers the session's generation and does nothing if the session moved on meanwhile.
 
+use super::chat::ChatServer;
 use super::state::{phone_for, Me, Session, SimState, Status};
+use super::webhooks::emit;
+use serde_json::json;
 use std::sync::Arc;
+use std::time::Instant;
+
+/// Moves the session to `status`, firing `session.status`, and resets what the new status
+/// starts afresh (the run of QR codes, the presence). Returns the new generation.
+pub fn set_status(state: &SimState, session: &mut Session, status: Status) -> u64 {
+    session.status = status;
+    session.generation += 1;
+    if status == Status::ScanQrCode {
+        session.qr_since = Some(Instant::now());
+        session.qr_fetched = false;
+    } else {
+        session.qr_since = None;
+    }
+    session.presence = if status == Status::Working {
+        "online"
+    } else {
+        "offline"
+    }
+    .into();
+    emit_status(state, session, status);
+    session.generation
+}
+
+fn emit_status(state: &SimState, session: &Session, status: Status) {
+    let payload = json!({"name": session.name, "status": status.as_str()});
+    emit(state, session, "session.status", payload);
+}
 
 /// STOPPED/FAILED -> STARTING -> SCAN_QR_CODE, or straight to WORKING when the session is
 /// still logged in from an earlier scan (WAHA keeps the auth across stop/start).
@@ -16,16 +46,16 @@ pub fn start(state: &Arc<SimState>, session: &mut Session) {
     ) {
         return;
     }
-    state.set_status(session, Status::Starting);
+    set_status(state, session, Status::Starting);
     if session.me.is_some() {
-        state.set_status(session, Status::Working);
+        set_status(state, session, Status::Working);
     } else {
         enter_scan(state, session);
     }
 }
 
 fn enter_scan(state: &Arc<SimState>, session: &mut Session) {
-    let generation = state.set_status(session, Status::ScanQrCode);
+    let generation = set_status(state, session, Status::ScanQrCode);
     let (state, name) = (state.clone(), session.name.clone());
     tokio::spawn(async move {
         let mut index = 0;
@@ -40,15 +70,11 @@ fn enter_scan(state: &Arc<SimState>, session: &mut Session) {
                 return;
             }
             if index >= state.options.max_qr_codes {
-                state.set_status(session, Status::Failed);
+                set_status(&state, session, Status::Failed);
                 return;
             }
             // A new code: the upstream says SCAN_QR_CODE again.
-            state.emit(
-                session,
-                "session.status",
-                serde_json::json!({"name": session.name, "status": "SCAN_QR_CODE"}),
-            );
+            emit_status(&state, session, Status::ScanQrCode);
         }
     });
 }
@@ -83,15 +109,15 @@ pub fn scan(state: &SimState, session: &mut Session) {
         .clone()
         .unwrap_or_else(|| phone_for(&session.name));
     session.me = Some(Me {
-        id: format!("{phone}@c.us"),
+        id: ChatServer::Contact.id(&phone),
         push_name: session.name.clone(),
     });
-    state.set_status(session, Status::Working);
+    set_status(state, session, Status::Working);
 }
 
 pub fn stop(state: &SimState, session: &mut Session) {
     if session.status != Status::Stopped {
-        state.set_status(session, Status::Stopped);
+        set_status(state, session, Status::Stopped);
     }
 }
 

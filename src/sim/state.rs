@@ -2,17 +2,18 @@
 //! channels, presence, webhooks), the request log, faults and the plan counters. All of it is
 //! lost on restart, as the upstream's pending retries are.
 
+use super::chat::ChatServer;
+use super::delivery::Outbox;
 use super::faults::Fault;
 use super::log::LogEntry;
-use super::webhooks::{Delivery, Registration};
-use super::SimOptions;
+use super::options::SimOptions;
+use super::registration::Registration;
 use serde::Serialize;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::sync::mpsc::UnboundedSender;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -70,8 +71,8 @@ pub struct Session {
     pub qr_since: Option<Instant>,
     pub qr_fetched: bool,
     pub webhooks: Vec<Registration>,
-    pub groups: BTreeMap<String, Value>,
-    pub channels: BTreeMap<String, Value>,
+    pub groups: BTreeMap<String, Group>,
+    pub channels: BTreeMap<String, Channel>,
     /// The session's own presence (`online`, `offline`).
     pub presence: String,
     /// Per chat: the last presence shown in it.
@@ -126,8 +127,46 @@ impl Session {
         self.me
             .as_ref()
             .map(|m| m.id.clone())
-            .unwrap_or_else(|| phone_for(&self.name) + "@c.us")
+            .unwrap_or_else(|| ChatServer::Contact.id(&phone_for(&self.name)))
     }
+}
+
+/// A group as the engine answers it (fields in its order).
+#[derive(Debug, Clone, Serialize)]
+pub struct Group {
+    pub id: String,
+    pub subject: String,
+    pub description: String,
+    pub owner: String,
+    /// Unix seconds.
+    pub creation: i64,
+    pub participants: Vec<Participant>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Participant {
+    pub id: String,
+    pub is_admin: bool,
+    pub is_super_admin: bool,
+}
+
+/// A channel as the engine answers it (ENGINE.md §6 `Channel`, fields in its order).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Channel {
+    pub id: String,
+    pub name: String,
+    pub description: String,
+    pub invite: String,
+    pub role: &'static str,
+    pub verified: bool,
+    pub subscribers_count: u64,
+    pub picture: Option<String>,
+    pub preview: Option<String>,
+    /// What was sent to it, for the preview; not part of the channel as answered.
+    #[serde(skip)]
+    pub messages: Vec<Value>,
 }
 
 /// A stable phone number per session name, for the account a scan "logs in".
@@ -138,21 +177,31 @@ pub fn phone_for(name: &str) -> String {
     )
 }
 
-/// One second's worth of admitted calls (the per-second plan limit).
+/// The calls admitted in one period of a plan limit (a second, a month); a new period starts
+/// from none.
 #[derive(Debug, Default)]
-pub struct RateWindow {
-    pub second: u64,
-    pub count: u32,
-}
-
-#[derive(Debug, Default)]
-pub struct MonthlyCounter {
-    pub month: String,
+pub struct PeriodCounter<P> {
+    period: P,
     pub used: u64,
 }
 
+impl<P: PartialEq> PeriodCounter<P> {
+    /// Admits one call of the `limit` for `period`; `false` once they are all spent.
+    pub fn spend(&mut self, period: P, limit: u64) -> bool {
+        if self.period != period {
+            self.period = period;
+            self.used = 0;
+        }
+        let admitted = self.used < limit;
+        if admitted {
+            self.used += 1;
+        }
+        admitted
+    }
+}
+
 /// How many calls `/_sim/log` keeps.
-pub const LOG_CAPACITY: usize = 10_000;
+const LOG_CAPACITY: usize = 10_000;
 
 pub struct SimState {
     pub options: SimOptions,
@@ -160,26 +209,25 @@ pub struct SimState {
     /// The newest `LOG_CAPACITY` calls (a benchmark must not grow it without bound).
     pub log: Mutex<VecDeque<LogEntry>>,
     pub faults: Mutex<Vec<Fault>>,
-    pub rate: Mutex<RateWindow>,
-    pub monthly: Mutex<MonthlyCounter>,
-    /// Bumped by `/_sim/reset`: pending retries of an older epoch are dropped.
-    pub epoch: AtomicU64,
+    /// By the second (Unix time).
+    pub rate: Mutex<PeriodCounter<u64>>,
+    /// By the month (`YYYY-MM`, UTC).
+    pub monthly: Mutex<PeriodCounter<String>>,
+    pub outbox: Arc<Outbox>,
     next_id: AtomicU64,
-    deliveries: Mutex<Option<UnboundedSender<Delivery>>>,
 }
 
 impl SimState {
-    pub fn new(options: SimOptions, deliveries: UnboundedSender<Delivery>) -> Self {
+    pub fn new(options: SimOptions, outbox: Arc<Outbox>) -> Self {
         Self {
             options,
             sessions: Mutex::new(BTreeMap::new()),
             log: Mutex::new(VecDeque::new()),
             faults: Mutex::new(Vec::new()),
-            rate: Mutex::new(RateWindow::default()),
-            monthly: Mutex::new(MonthlyCounter::default()),
-            epoch: AtomicU64::new(0),
+            rate: Mutex::default(),
+            monthly: Mutex::default(),
+            outbox,
             next_id: AtomicU64::new(1),
-            deliveries: Mutex::new(Some(deliveries)),
         }
     }
 
@@ -187,65 +235,31 @@ impl SimState {
         self.next_id.fetch_add(1, Ordering::Relaxed)
     }
 
-    pub fn epoch(&self) -> u64 {
-        self.epoch.load(Ordering::SeqCst)
-    }
-
     /// Forgets everything: sessions, log, faults, counters, pending retries.
     pub fn reset(&self) {
-        self.epoch.fetch_add(1, Ordering::SeqCst);
+        self.outbox.forget_pending();
         self.sessions.lock().unwrap().clear();
         self.log.lock().unwrap().clear();
         self.faults.lock().unwrap().clear();
-        *self.rate.lock().unwrap() = RateWindow::default();
-        *self.monthly.lock().unwrap() = MonthlyCounter::default();
+        *self.rate.lock().unwrap() = PeriodCounter::default();
+        *self.monthly.lock().unwrap() = PeriodCounter::default();
     }
 
-    /// Closes the delivery channel: the delivery thread ends and pending retries are lost.
-    pub fn close_deliveries(&self) {
-        self.deliveries.lock().unwrap().take();
+    /// Logs a call as received, dropping the oldest beyond `LOG_CAPACITY`.
+    pub fn log_call(&self, entry: LogEntry) {
+        let mut log = self.log.lock().unwrap();
+        if log.len() >= LOG_CAPACITY {
+            log.pop_front();
+        }
+        log.push_back(entry);
     }
 
-    pub fn submit(&self, delivery: Delivery) {
-        if let Some(tx) = self.deliveries.lock().unwrap().as_ref() {
-            let _ = tx.send(delivery);
+    /// Notes the status call `seq` was answered with.
+    pub fn log_status(&self, seq: u64, status: u16) {
+        let mut log = self.log.lock().unwrap();
+        if let Some(entry) = log.iter_mut().rev().find(|e| e.seq == seq) {
+            entry.status = Some(status);
         }
-    }
-
-    /// Fires `event` for `session`: one delivery per registration subscribed to it.
-    /// Called with the sessions lock held, so events leave in the order they happened.
-    pub fn emit(&self, session: &Session, event: &str, payload: Value) {
-        for registration in &session.webhooks {
-            if !registration.wants(event) {
-                continue;
-            }
-            let delivery = Delivery::new(self, registration, session, event, payload.clone());
-            self.submit(delivery);
-        }
-    }
-
-    /// Moves the session to `status`, firing `session.status`, and arms the timers the new
-    /// status needs (QR rotation). Returns the new generation.
-    pub fn set_status(&self, session: &mut Session, status: Status) -> u64 {
-        session.status = status;
-        session.generation += 1;
-        if status == Status::ScanQrCode {
-            session.qr_since = Some(Instant::now());
-            session.qr_fetched = false;
-        } else {
-            session.qr_since = None;
-        }
-        if status == Status::Working {
-            session.presence = "online".into();
-        } else {
-            session.presence = "offline".into();
-        }
-        self.emit(
-            session,
-            "session.status",
-            json!({"name": session.name, "status": status.as_str()}),
-        );
-        session.generation
     }
 
     /// Which QR code of the current run is showing, or `None` once the run is over.

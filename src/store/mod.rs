@@ -2,5 +2,8 @@
 //! domain types and `StoreError`; it knows nothing of HTTP.
 
 pub mod error;
+pub mod idempotency;
+pub mod sessions;
+pub mod webhooks;
 
 pub use error::{ResultExt, StoreError};

@@ -1,12 +1,64 @@
 //! The admin API: tokens, admins, tenants, keys at rest, throttling and the audit log.
 
-use crate::helpers::TEST_JWT_SECRET;
-use crate::tenancy_support::*;
+use crate::helpers::*;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use reqwest::Method;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
+
+/// Admin API calls made with one admin's token (one login, so one `admin.login` audited).
+pub struct Admin<'a> {
+    pub app: &'a TestApp,
+    pub token: String,
+}
+
+impl<'a> Admin<'a> {
+    /// The bootstrap admin, logged in.
+    pub async fn root(app: &'a TestApp) -> Self {
+        let token = admin_token(&app.client, &app.address).await;
+        Self { app, token }
+    }
+
+    /// `username` logged in with `password`.
+    pub async fn login(app: &'a TestApp, username: &str, password: &str) -> Self {
+        let res = login(&app.client, &app.address, username, password).await;
+        assert_eq!(res.status(), 200, "{username} logs in");
+        let body: Value = res.json().await.unwrap();
+        let token = body["access_token"].as_str().unwrap().to_owned();
+        Self { app, token }
+    }
+
+    /// The call's status and JSON body (`Null` when there is none).
+    pub async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let (client, base) = (&self.app.client, &self.app.address);
+        let res = admin_call(client, base, &self.token, method, path, body).await;
+        let status = res.status().as_u16();
+        let text = res.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        self.call(Method::GET, path, None).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        self.call(Method::POST, path, Some(body)).await
+    }
+
+    pub async fn delete(&self, path: &str) -> u16 {
+        self.call(Method::DELETE, path, None).await.0
+    }
+
+    /// Whether the token is refused now or within a second (every replica learns of a change
+    /// within one).
+    pub async fn refused_within_a_second(&self) -> bool {
+        eventually(Duration::from_secs(1), || async {
+            self.get("/admin/v1/tenants").await.0 == 401
+        })
+        .await
+    }
+}
 
 fn b64(v: &Value) -> String {
     URL_SAFE_NO_PAD.encode(serde_json::to_vec(v).unwrap())
@@ -21,7 +73,7 @@ fn hs(alg: jsonwebtoken::Algorithm, secret: &str, claims: &Value) -> String {
     .unwrap()
 }
 
-async fn assert_refused(app: &crate::helpers::TestApp, token: Option<&str>, what: &str) {
+async fn assert_refused(app: &TestApp, token: Option<&str>, what: &str) {
     let mut req = app.client.get(app.url("/admin/v1/tenants"));
     if let Some(token) = token {
         req = req.bearer_auth(token);
@@ -33,119 +85,89 @@ async fn assert_refused(app: &crate::helpers::TestApp, token: Option<&str>, what
     assert_eq!(body["error"], "Unauthorized", "{what}");
 }
 
-#[tokio::test]
-async fn admin_routes_refuse_every_bad_token() {
-    let app = app().await;
-    let good = admin_token(&app.client, &app.address).await;
-    // The good token works, so the refusals below are about the token alone.
-    let res = admin_call(
-        &app.client,
-        &app.address,
-        &good,
-        Method::GET,
-        "/admin/v1/tenants",
-        None,
-    )
-    .await;
-    assert_eq!(res.status(), 200);
-
-    let admin_id: uuid::Uuid = sqlx::query_scalar("SELECT id FROM admins WHERE username = $1")
-        .bind(ADMIN_USER)
-        .fetch_one(&app.pool)
-        .await
-        .unwrap();
+/// Tokens that look like the admin's but are not: each with what is wrong with it.
+fn forged_tokens(good: &str, admin_id: &str) -> Vec<(String, &'static str)> {
     let now = chrono::Utc::now().timestamp();
-    // Every claim a real token carries, so each refusal below is about its stated reason.
+    // Every claim a real token carries, so each refusal is about its stated reason.
     let claims = |iat: i64, exp: i64| {
         json!({"sub": admin_id, "iat": iat, "exp": exp, "jti": uuid::Uuid::new_v4(),
                "iss": "wa-gateway", "aud": "wa-gateway-admin", "ver": 0})
     };
     let valid = claims(now, now + 600);
-
-    assert_refused(&app, None, "no token").await;
-    assert_refused(&app, Some("not-a-jwt"), "garbage").await;
-    let expired = hs(
-        jsonwebtoken::Algorithm::HS256,
-        TEST_JWT_SECRET,
-        &claims(now - 7200, now - 3600),
-    );
-    assert_refused(&app, Some(&expired), "expired").await;
-    let foreign = hs(
-        jsonwebtoken::Algorithm::HS256,
-        "another-secret-another-secret-0000",
-        &valid,
-    );
-    assert_refused(&app, Some(&foreign), "signed with another secret").await;
-    let hs512 = hs(jsonwebtoken::Algorithm::HS512, TEST_JWT_SECRET, &valid);
-    assert_refused(&app, Some(&hs512), "another HMAC algorithm").await;
+    let hs256 = jsonwebtoken::Algorithm::HS256;
+    let other_secret = "another-secret-another-secret-0000";
     // Tampered: a valid token whose claims were swapped for others, signature kept.
     let parts: Vec<&str> = good.split('.').collect();
     let other_claims = b64(&claims(now, now + 999_999));
-    let tampered = format!("{}.{}.{}", parts[0], other_claims, parts[2]);
-    assert_refused(&app, Some(&tampered), "tampered").await;
-    let none = format!(
-        "{}.{}.",
-        b64(&json!({"alg": "none", "typ": "JWT"})),
-        b64(&valid)
-    );
-    assert_refused(&app, Some(&none), "alg none").await;
-    let rs256 = format!(
-        "{}.{}.{}",
-        b64(&json!({"alg": "RS256", "typ": "JWT"})),
-        b64(&valid),
-        URL_SAFE_NO_PAD.encode([7u8; 256])
-    );
-    assert_refused(&app, Some(&rs256), "RS256").await;
-
-    // A tenant key is not an admin token.
-    let tenant = create_tenant(&app.client, &app.address, &good, "acme").await;
-    let key = create_key(&app.client, &app.address, &good, &tenant, &["*"]).await;
-    assert_refused(&app, Some(key["key"].as_str().unwrap()), "tenant key").await;
+    let none = b64(&json!({"alg": "none", "typ": "JWT"}));
+    let rs256 = b64(&json!({"alg": "RS256", "typ": "JWT"}));
+    let rs256_signature = URL_SAFE_NO_PAD.encode([7u8; 256]);
+    vec![
+        ("not-a-jwt".to_owned(), "garbage"),
+        (
+            hs(hs256, TEST_JWT_SECRET, &claims(now - 7200, now - 3600)),
+            "expired",
+        ),
+        (
+            hs(hs256, other_secret, &valid),
+            "signed with another secret",
+        ),
+        (
+            hs(jsonwebtoken::Algorithm::HS512, TEST_JWT_SECRET, &valid),
+            "another HMAC algorithm",
+        ),
+        (
+            format!("{}.{other_claims}.{}", parts[0], parts[2]),
+            "tampered",
+        ),
+        (format!("{none}.{}.", b64(&valid)), "alg none"),
+        (
+            format!("{rs256}.{}.{rs256_signature}", b64(&valid)),
+            "RS256",
+        ),
+    ]
 }
 
 #[tokio::test]
-async fn admins_are_managed_and_a_deleted_admins_token_stops_working() {
+async fn admin_routes_refuse_every_bad_token() {
     let app = app().await;
-    let root = admin_token(&app.client, &app.address).await;
-    let (c, a) = (&app.client, app.address.as_str());
+    let root = Admin::root(&app).await;
+    // The good token works, so the refusals below are about the token alone.
+    assert_eq!(root.get("/admin/v1/tenants").await.0, 200);
+    let (_, admins) = root.get("/admin/v1/admins").await;
+    let admin_id = admins[0]["id"].as_str().unwrap();
 
-    let res = admin_call(
-        c,
-        a,
-        &root,
-        Method::POST,
-        "/admin/v1/admins",
-        Some(json!({"username": "alice", "password": "short"})),
-    )
-    .await;
-    assert_eq!(res.status(), 422);
-    let res = admin_call(
-        c,
-        a,
-        &root,
-        Method::POST,
-        "/admin/v1/admins",
-        Some(json!({"username": "alice", "password": "alice-long-password"})),
-    )
-    .await;
-    assert_eq!(res.status(), 201);
-    let alice: Value = res.json().await.unwrap();
-    let res = admin_call(
-        c,
-        a,
-        &root,
-        Method::POST,
-        "/admin/v1/admins",
-        Some(json!({"username": "alice", "password": "alice-long-password"})),
-    )
-    .await;
-    assert_eq!(res.status(), 409);
+    assert_refused(&app, None, "no token").await;
+    for (token, what) in forged_tokens(&root.token, admin_id) {
+        assert_refused(&app, Some(&token), what).await;
+    }
+    // A tenant key is not an admin token.
+    let tenant = create_tenant(&app.client, &app.address, &root.token, "acme").await;
+    let key = create_key(&app.client, &app.address, &root.token, &tenant, &["*"]).await;
+    assert_refused(&app, Some(key["key"].as_str().unwrap()), "tenant key").await;
+}
 
-    let list: Value = admin_call(c, a, &root, Method::GET, "/admin/v1/admins", None)
-        .await
-        .json()
-        .await
-        .unwrap();
+const ALICE: &str = "alice-long-password";
+
+/// Root creates alice; answers her as created.
+async fn with_alice(root: &Admin<'_>) -> Value {
+    let alice = json!({"username": "alice", "password": ALICE});
+    let (status, created) = root.post("/admin/v1/admins", alice).await;
+    assert_eq!(status, 201, "{created}");
+    created
+}
+
+#[tokio::test]
+async fn admins_are_created_once_with_a_long_password_and_listed() {
+    let app = app().await;
+    let root = Admin::root(&app).await;
+    let short = json!({"username": "alice", "password": "short"});
+    assert_eq!(root.post("/admin/v1/admins", short).await.0, 422);
+    with_alice(&root).await;
+    let again = json!({"username": "alice", "password": ALICE});
+    assert_eq!(root.post("/admin/v1/admins", again).await.0, 409);
+
+    let (_, list) = root.get("/admin/v1/admins").await;
     let names: Vec<&str> = list
         .as_array()
         .unwrap()
@@ -153,215 +175,140 @@ async fn admins_are_managed_and_a_deleted_admins_token_stops_working() {
         .map(|x| x["username"].as_str().unwrap())
         .collect();
     assert_eq!(names, vec!["alice", ADMIN_USER]);
+}
 
-    // Alice changes her own password: the old one stops working, the new one works.
-    let res = login(c, a, "alice", "alice-long-password").await;
-    let alice_token = res.json::<Value>().await.unwrap()["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let res = admin_call(
-        c,
-        a,
-        &alice_token,
-        Method::PUT,
-        "/admin/v1/admins/me/password",
-        Some(
-            json!({"current_password": "wrong-password-123", "new_password": "alice-new-password"}),
-        ),
-    )
-    .await;
-    assert_eq!(res.status(), 403);
-    let res = admin_call(c, a, &alice_token, Method::PUT, "/admin/v1/admins/me/password",
-        Some(json!({"current_password": "alice-long-password", "new_password": "alice-new-password"}))).await;
-    assert_eq!(res.status(), 204);
-    assert_eq!(
-        login(c, a, "alice", "alice-long-password").await.status(),
-        401
-    );
-    // The change ended the token it was made with: alice logs in again with the new one.
-    let refused = crate::helpers::eventually(Duration::from_secs(1), || async {
-        admin_call(c, a, &alice_token, Method::GET, "/admin/v1/tenants", None)
-            .await
-            .status()
-            == 401
-    })
-    .await;
+/// An admin changes her own password: the old one and the token the change was made with stop
+/// working, the new one works.
+#[tokio::test]
+async fn a_password_change_ends_the_old_password_and_its_token() {
+    let app = app().await;
+    with_alice(&Admin::root(&app).await).await;
+    let alice = Admin::login(&app, "alice", ALICE).await;
+    let change = |current: &str| {
+        let body = json!({"current_password": current, "new_password": "alice-new-password"});
+        alice.call(Method::PUT, "/admin/v1/admins/me/password", Some(body))
+    };
+    assert_eq!(change("wrong-password-123").await.0, 403);
+    assert_eq!(change(ALICE).await.0, 204);
+    let (c, a) = (&app.client, app.address.as_str());
+    assert_eq!(login(c, a, "alice", ALICE).await.status(), 401);
     assert!(
-        refused,
+        alice.refused_within_a_second().await,
         "a token from before the password change still works"
     );
-    let res = login(c, a, "alice", "alice-new-password").await;
-    assert_eq!(res.status(), 200);
-    let alice_token = res.json::<Value>().await.unwrap()["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    Admin::login(&app, "alice", "alice-new-password").await;
+}
 
-    // Root deletes alice: her still-unexpired token is refused from now on.
-    let res = admin_call(c, a, &alice_token, Method::GET, "/admin/v1/tenants", None).await;
-    assert_eq!(res.status(), 200);
-    let res = admin_call(
-        c,
-        a,
-        &root,
-        Method::DELETE,
-        &format!("/admin/v1/admins/{}", alice["id"].as_str().unwrap()),
-        None,
-    )
-    .await;
-    assert_eq!(res.status(), 204);
-    let refused = crate::helpers::eventually(Duration::from_secs(1), || async {
-        admin_call(c, a, &alice_token, Method::GET, "/admin/v1/tenants", None)
-            .await
-            .status()
-            == 401
-    })
-    .await;
-    assert!(refused, "a deleted admin's token still works");
-
-    // The last admin cannot be deleted.
-    let root_id: uuid::Uuid = sqlx::query_scalar("SELECT id FROM admins")
-        .fetch_one(&app.pool)
-        .await
-        .unwrap();
-    let res = admin_call(
-        c,
-        a,
-        &root,
-        Method::DELETE,
-        &format!("/admin/v1/admins/{root_id}"),
-        None,
-    )
-    .await;
-    assert_eq!(res.status(), 409);
+/// Root deletes alice: her still-unexpired token is refused from then on.
+#[tokio::test]
+async fn a_deleted_admins_token_stops_working() {
+    let app = app().await;
+    let root = Admin::root(&app).await;
+    let created = with_alice(&root).await;
+    let alice = Admin::login(&app, "alice", ALICE).await;
+    assert_eq!(alice.get("/admin/v1/tenants").await.0, 200);
+    let path = format!("/admin/v1/admins/{}", created["id"].as_str().unwrap());
+    assert_eq!(root.delete(&path).await, 204);
+    assert!(
+        alice.refused_within_a_second().await,
+        "a deleted admin's token still works"
+    );
 }
 
 #[tokio::test]
-async fn tenants_take_plans_quotas_and_unique_names() {
+async fn the_last_admin_cannot_be_deleted() {
     let app = app().await;
-    let token = admin_token(&app.client, &app.address).await;
-    let (c, a) = (&app.client, app.address.as_str());
+    let root = Admin::root(&app).await;
+    let (_, admins) = root.get("/admin/v1/admins").await;
+    assert_eq!(admins.as_array().unwrap().len(), 1, "{admins}");
+    let path = format!("/admin/v1/admins/{}", admins[0]["id"].as_str().unwrap());
+    assert_eq!(root.delete(&path).await, 409);
+}
 
-    let res = admin_call(
-        c,
-        a,
-        &token,
-        Method::POST,
-        "/admin/v1/tenants",
-        Some(json!({"name": "acme", "plan": "basic"})),
-    )
-    .await;
-    assert_eq!(res.status(), 201);
-    let acme: Value = res.json().await.unwrap();
+/// Creates a tenant that must be accepted; answers it.
+async fn tenant(root: &Admin<'_>, body: Value) -> Value {
+    let (status, tenant) = root.post("/admin/v1/tenants", body).await;
+    assert_eq!(status, 201, "{tenant}");
+    tenant
+}
+
+#[tokio::test]
+async fn a_tenant_takes_its_plans_quota_and_a_new_plans_on_change() {
+    let app = app().await;
+    let root = Admin::root(&app).await;
+    let acme = tenant(&root, json!({"name": "acme", "plan": "basic"})).await;
     assert_eq!(
         acme["quota"],
         json!({"monthly_requests": 100, "requests_per_second": 10, "max_sessions": 1})
     );
     assert_eq!(acme["status"], "active");
-    let res = admin_call(
-        c,
-        a,
-        &token,
-        Method::POST,
-        "/admin/v1/tenants",
-        Some(json!({"name": "acme", "plan": "pro"})),
-    )
-    .await;
-    assert_eq!(res.status(), 409);
-    assert_eq!(res.json::<Value>().await.unwrap()["statusCode"], 409);
-    let res = admin_call(
-        c,
-        a,
-        &token,
-        Method::POST,
-        "/admin/v1/tenants",
-        Some(json!({"name": "x", "plan": "custom"})),
-    )
-    .await;
-    assert_eq!(res.status(), 422);
-    let res = admin_call(
-        c,
-        a,
-        &token,
-        Method::POST,
-        "/admin/v1/tenants",
-        Some(json!({"name": "Bad Name", "plan": "pro"})),
-    )
-    .await;
-    assert_eq!(res.status(), 422);
-    let res = admin_call(c, a, &token, Method::POST, "/admin/v1/tenants",
-        Some(json!({"name": "big", "plan": "custom", "quota": {"monthly_requests": 5, "requests_per_second": null}}))).await;
-    assert_eq!(res.status(), 201);
-    let big: Value = res.json().await.unwrap();
-    assert_eq!(
-        big["quota"],
-        json!({"monthly_requests": 5, "requests_per_second": null, "max_sessions": null})
-    );
-
-    let id = acme["id"].as_str().unwrap();
-    let res = admin_call(
-        c,
-        a,
-        &token,
-        Method::PATCH,
-        &format!("/admin/v1/tenants/{id}"),
-        Some(json!({"plan": "mega"})),
-    )
-    .await;
-    assert_eq!(res.status(), 200);
-    let mega: Value = res.json().await.unwrap();
+    let path = format!("/admin/v1/tenants/{}", acme["id"].as_str().unwrap());
+    let mega = Some(json!({"plan": "mega"}));
+    let (status, mega) = root.call(Method::PATCH, &path, mega).await;
+    assert_eq!(status, 200);
     assert_eq!(
         mega["quota"],
         json!({"monthly_requests": 50000, "requests_per_second": 25, "max_sessions": null})
     );
-    let res = admin_call(
-        c,
-        a,
-        &token,
-        Method::PATCH,
-        &format!("/admin/v1/tenants/{id}"),
-        Some(json!({"name": "big"})),
+}
+
+#[tokio::test]
+async fn a_custom_tenant_takes_its_own_quota() {
+    let app = app().await;
+    let root = Admin::root(&app).await;
+    let quota = json!({"monthly_requests": 5, "requests_per_second": null});
+    let big = tenant(
+        &root,
+        json!({"name": "big", "plan": "custom", "quota": quota}),
     )
     .await;
-    assert_eq!(res.status(), 409);
+    assert_eq!(
+        big["quota"],
+        json!({"monthly_requests": 5, "requests_per_second": null, "max_sessions": null})
+    );
+}
 
-    let page: Value = admin_call(
-        c,
-        a,
-        &token,
-        Method::GET,
-        "/admin/v1/tenants?per_page=1&page=2",
-        None,
-    )
-    .await
-    .json()
-    .await
-    .unwrap();
+/// Names are unique, on creation and on change; a custom plan needs its quota; names are
+/// lowercase.
+#[tokio::test]
+async fn tenant_bodies_breaking_the_rules_are_refused() {
+    let app = app().await;
+    let root = Admin::root(&app).await;
+    let acme = tenant(&root, json!({"name": "acme", "plan": "basic"})).await;
+    tenant(&root, json!({"name": "big", "plan": "custom", "quota": {}})).await;
+    let (status, body) = root
+        .post("/admin/v1/tenants", json!({"name": "acme", "plan": "pro"}))
+        .await;
+    assert_eq!((status, &body["statusCode"]), (409, &json!(409)));
+    for body in [
+        json!({"name": "x", "plan": "custom"}),
+        json!({"name": "Bad Name", "plan": "pro"}),
+    ] {
+        assert_eq!(
+            root.post("/admin/v1/tenants", body.clone()).await.0,
+            422,
+            "{body}"
+        );
+    }
+    let path = format!("/admin/v1/tenants/{}", acme["id"].as_str().unwrap());
+    let rename = Some(json!({"name": "big"}));
+    assert_eq!(root.call(Method::PATCH, &path, rename).await.0, 409);
+}
+
+#[tokio::test]
+async fn tenants_are_paged_and_deleted() {
+    let app = app().await;
+    let root = Admin::root(&app).await;
+    let acme = tenant(&root, json!({"name": "acme", "plan": "basic"})).await;
+    tenant(&root, json!({"name": "big", "plan": "custom", "quota": {}})).await;
+    let (_, page) = root.get("/admin/v1/tenants?per_page=1&page=2").await;
     assert_eq!(page["total"], 2);
     assert_eq!(page["items"].as_array().unwrap().len(), 1);
     assert_eq!(page["items"][0]["name"], "big");
 
-    let res = admin_call(
-        c,
-        a,
-        &token,
-        Method::DELETE,
-        &format!("/admin/v1/tenants/{id}"),
-        None,
-    )
-    .await;
-    assert_eq!(res.status(), 200);
-    let res = admin_call(
-        c,
-        a,
-        &token,
-        Method::GET,
-        &format!("/admin/v1/tenants/{id}"),
-        None,
-    )
-    .await;
-    assert_eq!(res.status(), 404);
+    let path = format!("/admin/v1/tenants/{}", acme["id"].as_str().unwrap());
+    assert_eq!(root.delete(&path).await, 200);
+    assert_eq!(root.get(&path).await.0, 404);
 }
 
 #[tokio::test]
@@ -392,18 +339,8 @@ async fn the_keys_table_holds_no_plaintext() {
         .unwrap();
     assert!(hash.starts_with("$argon2id$"));
 
-    let list: Value = admin_call(
-        &app.client,
-        &app.address,
-        &token,
-        Method::GET,
-        &format!("/admin/v1/tenants/{tenant}/keys"),
-        None,
-    )
-    .await
-    .json()
-    .await
-    .unwrap();
+    let root = Admin { app: &app, token };
+    let (_, list) = root.get(&format!("/admin/v1/tenants/{tenant}/keys")).await;
     assert_eq!(list["items"].as_array().unwrap().len(), 1);
     assert!(!list.to_string().contains(secret));
     assert_eq!(list["items"][0]["scopes"], json!(["messages:send"]));
@@ -441,13 +378,8 @@ async fn failed_logins_are_counted_across_replicas() {
     let replica = crate::helpers::spawn_replica(&app).await;
     let bases = [app.address.as_str(), replica.address.as_str()];
     for attempt in 0..10 {
-        let res = login(
-            &app.client,
-            bases[attempt % 2],
-            ADMIN_USER,
-            "wrong-password-xyz",
-        )
-        .await;
+        let base = bases[attempt % 2];
+        let res = login(&app.client, base, ADMIN_USER, "wrong-password-xyz").await;
         assert_eq!(res.status(), 401, "attempt {attempt}");
     }
     for base in bases {
@@ -468,11 +400,11 @@ async fn failed_logins_are_counted_across_replicas() {
 #[tokio::test]
 async fn admin_actions_are_audited() {
     let app = app().await;
-    let token = admin_token(&app.client, &app.address).await;
+    let root = Admin::root(&app).await;
     let res = app
         .client
         .post(app.url("/admin/v1/tenants"))
-        .bearer_auth(&token)
+        .bearer_auth(&root.token)
         .header("X-Request-Id", "audit-req-1")
         .json(&json!({"name": "acme", "plan": "pro"}))
         .send()
@@ -481,33 +413,16 @@ async fn admin_actions_are_audited() {
     assert_eq!(res.status(), 201);
     let tenant: Value = res.json().await.unwrap();
     let tenant_id = tenant["id"].as_str().unwrap();
-    let key = create_key(&app.client, &app.address, &token, tenant_id, &["*"]).await;
-    let res = admin_call(
-        &app.client,
-        &app.address,
-        &token,
-        Method::DELETE,
-        &format!(
-            "/admin/v1/tenants/{tenant_id}/keys/{}",
-            key["id"].as_str().unwrap()
-        ),
-        None,
-    )
-    .await;
-    assert_eq!(res.status(), 204);
+    let key = create_key(&app.client, &app.address, &root.token, tenant_id, &["*"]).await;
+    let revoke = format!(
+        "/admin/v1/tenants/{tenant_id}/keys/{}",
+        key["id"].as_str().unwrap()
+    );
+    assert_eq!(root.delete(&revoke).await, 204);
 
-    let page: Value = admin_call(
-        &app.client,
-        &app.address,
-        &token,
-        Method::GET,
-        &format!("/admin/v1/audit?target_id={tenant_id}"),
-        None,
-    )
-    .await
-    .json()
-    .await
-    .unwrap();
+    let (_, page) = root
+        .get(&format!("/admin/v1/audit?target_id={tenant_id}"))
+        .await;
     assert_eq!(page["total"], 1);
     let entry = &page["items"][0];
     assert_eq!(entry["action"], "tenant.create");
@@ -516,18 +431,7 @@ async fn admin_actions_are_audited() {
     assert_eq!(entry["client_addr"], "127.0.0.1");
     assert!(entry["at"].is_string());
 
-    let page: Value = admin_call(
-        &app.client,
-        &app.address,
-        &token,
-        Method::GET,
-        "/admin/v1/audit?per_page=50",
-        None,
-    )
-    .await
-    .json()
-    .await
-    .unwrap();
+    let (_, page) = root.get("/admin/v1/audit?per_page=50").await;
     let actions: Vec<&str> = page["items"]
         .as_array()
         .unwrap()
@@ -559,12 +463,7 @@ async fn sandbox_mode_creates_an_admin_with_a_password_file_and_keeps_the_jwt_se
     assert_eq!(mode & 0o777, 0o600);
     let password = std::fs::read_to_string(&file).unwrap().trim().to_owned();
     assert!(password.len() >= 20);
-    assert_eq!(
-        login(&app.client, &app.address, "admin", &password)
-            .await
-            .status(),
-        200
-    );
+    Admin::login(&app, "admin", &password).await;
     let stored: String =
         sqlx::query_scalar("SELECT value FROM gateway_settings WHERE name = 'jwt_secret'")
             .fetch_one(&app.pool)

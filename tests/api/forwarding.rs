@@ -168,7 +168,6 @@ async fn every_row_reaches_the_upstream_exactly_with_the_session_renamed_and_onl
             .unwrap();
         let status = res.status().as_u16();
         let answer = res.bytes().await.unwrap();
-        let answer_text = String::from_utf8_lossy(&answer).into_owned();
 
         let upstream_name = if row.handling == Handling::CreateSession {
             app.upstream_name(&tenant, name).await
@@ -179,90 +178,135 @@ async fn every_row_reaches_the_upstream_exactly_with_the_session_renamed_and_onl
         assert_eq!(log.len(), 1, "{what}: one upstream call: {log:#?}");
         let call = &log[0];
 
-        // Method, path, query and body, with the session renamed.
         assert_eq!(call["method"], row.method.as_str(), "{what}");
-        let expected = build(row, &upstream_name);
-        assert_eq!(call["path"], expected.path, "{what}");
-        let expected_query = url::form_urlencoded::Serializer::new(String::new())
-            .extend_pairs(&expected.query)
-            .finish();
-        assert_eq!(
-            sorted_pairs(call["query"].as_str().unwrap()),
-            sorted_pairs(&expected_query),
-            "{what}"
-        );
-        match &expected.body {
-            Some(body) => {
-                let sent: Value = serde_json::from_str(call["body"].as_str().unwrap())
-                    .unwrap_or_else(|e| panic!("{what}: the upstream got no JSON: {e}"));
-                assert_eq!(&sent, body, "{what}");
-                let ct = call["headers"]["content-type"].as_str().unwrap_or_default();
-                assert!(ct.starts_with("application/json"), "{what}: {ct}");
-            }
-            None => assert_eq!(call["body"], "", "{what}"),
-        }
+        assert_forwarded_as_built(&what, call, &build(row, &upstream_name));
+        assert_only_the_organisations_credentials(&what, call, &request_id, &tenant.key);
+        let answered = Answered {
+            status,
+            body: &answer,
+            upstream_name: &upstream_name,
+            name,
+        };
+        assert_answered_renamed_back(&what, row, call, &answered, session);
+    }
+}
 
-        // The organisation's key and host; nothing of the tenant's credentials or hop headers.
-        let headers = call["headers"].as_object().unwrap();
-        assert_eq!(headers["x-rapidapi-key"], UPSTREAM_KEY, "{what}");
-        assert_eq!(
-            headers["x-rapidapi-host"],
-            wa_gateway::sim::DEFAULT_HOST,
-            "{what}"
-        );
-        assert_eq!(headers["x-request-id"], request_id.as_str(), "{what}");
-        for name in [
-            "authorization",
-            "x-api-key",
-            "keep-alive",
-            "x-hop-secret",
-            "proxy-authorization",
-            "te",
-            "cookie",
-        ] {
-            assert!(
-                !headers.contains_key(name),
-                "{what}: {name} reached the upstream"
-            );
+/// The call the upstream got is `expected`: method, path, query and body, session renamed.
+fn assert_forwarded_as_built(what: &str, call: &Value, expected: &Built) {
+    assert_eq!(call["path"], expected.path, "{what}");
+    let expected_query = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(&expected.query)
+        .finish();
+    assert_eq!(
+        sorted_pairs(call["query"].as_str().unwrap()),
+        sorted_pairs(&expected_query),
+        "{what}"
+    );
+    match &expected.body {
+        Some(body) => {
+            let sent: Value = serde_json::from_str(call["body"].as_str().unwrap())
+                .unwrap_or_else(|e| panic!("{what}: the upstream got no JSON: {e}"));
+            assert_eq!(&sent, body, "{what}");
+            let ct = call["headers"]["content-type"].as_str().unwrap_or_default();
+            assert!(ct.starts_with("application/json"), "{what}: {ct}");
         }
-        if let Some(connection) = headers.get("connection") {
-            assert!(
-                !connection.as_str().unwrap_or_default().contains("x-hop"),
-                "{what}: {connection}"
-            );
-        }
-        for (name, value) in headers {
-            assert!(
-                !value.as_str().unwrap_or_default().contains(&tenant.key),
-                "{what}: the tenant's key reached the upstream in {name}"
-            );
-        }
+        None => assert_eq!(call["body"], "", "{what}"),
+    }
+}
 
-        // The answer passes through with the session renamed back.
-        if let Some(upstream_status) = call["status"].as_u64() {
-            assert_eq!(u64::from(status), upstream_status, "{what}: {answer_text}");
-        }
+/// The organisation's key and host reach the upstream; nothing of the tenant's credentials
+/// or hop-by-hop headers does.
+fn assert_only_the_organisations_credentials(
+    what: &str,
+    call: &Value,
+    request_id: &str,
+    key: &str,
+) {
+    // The organisation's key and host; nothing of the tenant's credentials or hop headers.
+    let headers = call["headers"].as_object().unwrap();
+    assert_eq!(headers["x-rapidapi-key"], UPSTREAM_KEY, "{what}");
+    assert_eq!(
+        headers["x-rapidapi-host"],
+        wa_gateway::sim::DEFAULT_HOST,
+        "{what}"
+    );
+    assert_eq!(headers["x-request-id"], request_id, "{what}");
+    for name in [
+        "authorization",
+        "x-api-key",
+        "keep-alive",
+        "x-hop-secret",
+        "proxy-authorization",
+        "te",
+        "cookie",
+    ] {
         assert!(
-            !answer_text.contains(&upstream_name),
-            "{what}: the upstream name leaked: {answer_text}"
+            !headers.contains_key(name),
+            "{what}: {name} reached the upstream"
         );
-        assert!(!answer_text.contains(UPSTREAM_KEY), "{what}");
-        if row.tag == endpoints::Tag::Messages {
-            assert_eq!(status, row.success, "{what}: {answer_text}");
-        }
-        if matches!(
-            row.operation_id,
-            "getSession" | "createSession" | "startSession"
-        ) {
-            assert_eq!(status, row.success, "{what}: {answer_text}");
-            let info: Value = serde_json::from_slice(&answer).unwrap();
-            assert_eq!(info["name"], name, "{what}: {info}");
-        }
-        if row.handling == Handling::ListSessions {
-            let list: Value = serde_json::from_slice(&answer).unwrap();
-            assert_eq!(list.as_array().map(Vec::len), Some(1), "{what}: {list}");
-            assert_eq!(list[0]["name"], session);
-        }
+    }
+    if let Some(connection) = headers.get("connection") {
+        assert!(
+            !connection.as_str().unwrap_or_default().contains("x-hop"),
+            "{what}: {connection}"
+        );
+    }
+    for (name, value) in headers {
+        assert!(
+            !value.as_str().unwrap_or_default().contains(key),
+            "{what}: the tenant's key reached the upstream in {name}"
+        );
+    }
+}
+
+/// What the gateway answered a forwarded call.
+struct Answered<'a> {
+    status: u16,
+    body: &'a [u8],
+    upstream_name: &'a str,
+    /// The tenant's name for the session the call named.
+    name: &'a str,
+}
+
+/// The upstream's answer passes through with the session renamed back.
+fn assert_answered_renamed_back(
+    what: &str,
+    row: &Endpoint,
+    call: &Value,
+    answered: &Answered<'_>,
+    session: &str,
+) {
+    let Answered {
+        status,
+        body: answer,
+        upstream_name,
+        name,
+    } = *answered;
+    let answer_text = String::from_utf8_lossy(answer);
+    // The answer passes through with the session renamed back.
+    if let Some(upstream_status) = call["status"].as_u64() {
+        assert_eq!(u64::from(status), upstream_status, "{what}: {answer_text}");
+    }
+    assert!(
+        !answer_text.contains(upstream_name),
+        "{what}: the upstream name leaked: {answer_text}"
+    );
+    assert!(!answer_text.contains(UPSTREAM_KEY), "{what}");
+    if row.tag == endpoints::Tag::Messages {
+        assert_eq!(status, row.success, "{what}: {answer_text}");
+    }
+    if matches!(
+        row.operation_id,
+        "getSession" | "createSession" | "startSession"
+    ) {
+        assert_eq!(status, row.success, "{what}: {answer_text}");
+        let info: Value = serde_json::from_slice(answer).unwrap();
+        assert_eq!(info["name"], name, "{what}: {info}");
+    }
+    if row.handling == Handling::ListSessions {
+        let list: Value = serde_json::from_slice(answer).unwrap();
+        assert_eq!(list.as_array().map(Vec::len), Some(1), "{what}: {list}");
+        assert_eq!(list[0]["name"], session);
     }
 }
 
@@ -393,8 +437,17 @@ async fn a_key_limited_to_one_session_cannot_use_its_tenants_other_sessions() {
     assert_eq!(names(list), ["x", "y"]);
 }
 
-#[tokio::test]
-async fn tenants_list_only_their_own_sessions_and_admins_see_adopt_and_delete_every_one() {
+/// Two tenants with a session `default` each (A's WORKING), and a session `rogue` made behind
+/// the gateway's back, directly on the upstream.
+struct TwoTenants {
+    app: TestApp,
+    a: TestTenant,
+    b: TestTenant,
+    a_default: String,
+    b_default: String,
+}
+
+async fn two_tenants_and_a_rogue() -> TwoTenants {
     let app = spawn_app().await;
     let a = app.tenant().await;
     let b = app.tenant().await;
@@ -405,7 +458,6 @@ async fn tenants_list_only_their_own_sessions_and_admins_see_adopt_and_delete_ev
     assert_eq!(res.status(), 201, "two tenants can both have `default`");
     let b_default = app.upstream_name(&b, "default").await;
     assert_ne!(a_default, b_default);
-    // A session made behind the gateway's back, directly on the upstream.
     let res = app
         .client
         .post(format!("{}/v1/sessions", app.sim().url()))
@@ -416,20 +468,29 @@ async fn tenants_list_only_their_own_sessions_and_admins_see_adopt_and_delete_ev
         .await
         .unwrap();
     assert_eq!(res.status(), 201);
+    TwoTenants {
+        app,
+        a,
+        b,
+        a_default,
+        b_default,
+    }
+}
 
-    let list_of = |t: TestTenant| {
-        let app = &app;
-        async move {
-            let res = app.tenant_get(&t, "/v1/sessions").await;
-            assert_eq!(res.status(), 200);
-            res.json::<Value>().await.unwrap()
-        }
-    };
-    let a_list = list_of(a.clone()).await;
+async fn list_of(app: &TestApp, tenant: &TestTenant) -> Value {
+    let listed = app.get_as(tenant, "/v1/sessions").await;
+    assert_eq!(listed.status, 200);
+    listed.json
+}
+
+#[tokio::test]
+async fn tenants_list_only_their_own_sessions_with_the_live_status() {
+    let TwoTenants { app, a, b, .. } = two_tenants_and_a_rogue().await;
+    let a_list = list_of(&app, &a).await;
     assert_eq!(a_list.as_array().unwrap().len(), 1, "{a_list}");
     assert_eq!(a_list[0]["name"], "default");
     assert_eq!(a_list[0]["status"], "WORKING", "live status");
-    let b_list = list_of(b.clone()).await;
+    let b_list = list_of(&app, &b).await;
     assert_eq!(b_list.as_array().unwrap().len(), 1, "{b_list}");
     assert_eq!(b_list[0]["name"], "default");
     assert_ne!(b_list[0]["status"], "WORKING");
@@ -437,8 +498,17 @@ async fn tenants_list_only_their_own_sessions_and_admins_see_adopt_and_delete_ev
         let text = list.to_string();
         assert!(!text.contains("gw_") && !text.contains("rogue"), "{text}");
     }
+}
 
-    // Admins see every session, owned or not.
+#[tokio::test]
+async fn admins_see_every_session_owned_or_not() {
+    let TwoTenants {
+        app,
+        a,
+        b,
+        a_default,
+        b_default,
+    } = two_tenants_and_a_rogue().await;
     let (status, all) = app.admin(Method::GET, "/admin/v1/sessions", None).await;
     assert_eq!(status, 200);
     let all = all.as_array().unwrap().clone();
@@ -454,8 +524,12 @@ async fn tenants_list_only_their_own_sessions_and_admins_see_adopt_and_delete_ev
     assert_eq!(find(&a_default)["status"], "WORKING");
     assert_eq!(find(&b_default)["tenant_id"], b.id.as_str());
     assert_eq!(find("rogue")["tenant_id"], Value::Null);
+}
 
-    // Adoption: the rogue session becomes B's `phone2`, usable at once.
+#[tokio::test]
+async fn an_admin_gives_a_session_made_upstream_to_a_tenant_usable_at_once() {
+    let TwoTenants { app, a, b, .. } = two_tenants_and_a_rogue().await;
+    // Adoption: the rogue session becomes B's `phone2`.
     let (status, adopted) = app
         .admin(
             Method::POST,
@@ -464,11 +538,10 @@ async fn tenants_list_only_their_own_sessions_and_admins_see_adopt_and_delete_ev
         )
         .await;
     assert_eq!(status, 201, "{adopted}");
-    let res = app.tenant_get(&b, "/v1/sessions/phone2").await;
-    assert_eq!(res.status(), 200);
-    let info: Value = res.json().await.unwrap();
-    assert_eq!(info["name"], "phone2");
-    let names: Vec<Value> = list_of(b.clone())
+    let info = app.get_as(&b, "/v1/sessions/phone2").await;
+    assert_eq!(info.status, 200);
+    assert_eq!(info.json["name"], "phone2");
+    let names: Vec<Value> = list_of(&app, &b)
         .await
         .as_array()
         .unwrap()
@@ -477,12 +550,14 @@ async fn tenants_list_only_their_own_sessions_and_admins_see_adopt_and_delete_ev
         .collect();
     assert_eq!(names.len(), 2);
     assert!(names.contains(&json!("phone2")) && names.contains(&json!("default")));
-    assert_eq!(
-        app.tenant_get(&a, "/v1/sessions/phone2").await.status(),
-        404
-    );
+    assert_eq!(app.get_as(&a, "/v1/sessions/phone2").await.status, 404);
+}
 
-    // An admin deletes A's session: gone upstream and for A.
+#[tokio::test]
+async fn an_admin_deletes_a_tenants_session_upstream_and_for_the_tenant() {
+    let TwoTenants {
+        app, a, a_default, ..
+    } = two_tenants_and_a_rogue().await;
     let (status, _) = app
         .admin(
             Method::DELETE,
@@ -491,11 +566,8 @@ async fn tenants_list_only_their_own_sessions_and_admins_see_adopt_and_delete_ev
         )
         .await;
     assert_eq!(status, 204);
-    assert_eq!(
-        app.tenant_get(&a, "/v1/sessions/default").await.status(),
-        404
-    );
-    assert_eq!(list_of(a.clone()).await, json!([]));
+    assert_eq!(app.get_as(&a, "/v1/sessions/default").await.status, 404);
+    assert_eq!(list_of(&app, &a).await, json!([]));
     let (_, all) = app.admin(Method::GET, "/admin/v1/sessions", None).await;
     assert!(!all.to_string().contains(&a_default));
 }

@@ -4,23 +4,18 @@
 use crate::helpers::{
     self, base_vars, command, shared_tempdir, spawn_app, spawn_app_with, GatewayProcess, TestDb,
 };
-use crate::tenancy_support::{provision_with, Provisioned};
+use crate::helpers::{provision_with, Provisioned};
 use serde_json::Value;
 use std::time::{Duration, Instant};
 
 /// The error shape every failure must have, with the given status.
 async fn assert_error_shape(res: reqwest::Response, status: u16) -> Value {
     assert_eq!(res.status().as_u16(), status, "status");
-    let content_type = res
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
-    assert!(
-        content_type.starts_with("application/json"),
-        "content type {content_type}"
-    );
+    let content_type = res.headers().get("content-type").cloned();
+    let json = content_type
+        .as_ref()
+        .is_some_and(|c| c.as_bytes().starts_with(b"application/json"));
+    assert!(json, "content type {content_type:?}");
     let body: Value = res.json().await.expect("a JSON error body");
     assert_eq!(body["statusCode"], status, "{body}");
     assert!(body["error"].is_string(), "{body}");
@@ -56,13 +51,26 @@ fn a_bad_setting_stops_the_start_with_one_line_and_exit_code_2() {
     }
 }
 
+/// Every subcommand the CLI defines is listed, each on a line of its own.
 #[test]
 fn help_lists_the_commands() {
+    use clap::CommandFactory;
     let out = command(&Default::default()).arg("--help").output().unwrap();
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
-    for sub in ["serve", "migrate"] {
-        assert!(text.contains(sub), "--help mentions {sub}: {text}");
+    let cli = wa_gateway::cli::Cli::command();
+    let subcommands: Vec<&str> = cli.get_subcommands().map(|c| c.get_name()).collect();
+    for sub in ["serve", "migrate", "openapi", "sim", "admin"] {
+        assert!(
+            subcommands.contains(&sub),
+            "the CLI defines {sub}: {subcommands:?}"
+        );
+    }
+    for sub in subcommands {
+        let listed = text
+            .lines()
+            .any(|l| l.trim_start().starts_with(&format!("{sub} ")));
+        assert!(listed, "--help lists {sub}: {text}");
     }
 }
 
@@ -148,8 +156,8 @@ async fn the_request_id_is_taken_or_made_and_always_echoed() {
 #[tokio::test]
 async fn metrics_count_requests_by_route_and_status() {
     let app = spawn_app().await;
-    app.get("/healthz").await;
-    app.get("/no/such/path").await;
+    assert_eq!(app.get("/healthz").await.status(), 200);
+    assert_eq!(app.get("/no/such/path").await.status(), 404);
     let res = app.get("/metrics").await;
     assert_eq!(res.status(), 200);
     assert!(res.headers()["content-type"]
@@ -157,10 +165,14 @@ async fn metrics_count_requests_by_route_and_status() {
         .unwrap()
         .starts_with("text/plain"));
     let text = res.text().await.unwrap();
-    assert!(
-        text.contains(r#"wagw_http_requests_total{method="GET",route="/healthz",status="200"} 1"#),
-        "{text}"
-    );
+    for series in [
+        r#"wagw_http_requests_total{method="GET",route="/healthz",status="200"} 1"#,
+        // An unknown path is counted under one label, never under the path itself.
+        r#"wagw_http_requests_total{method="GET",route="unmatched",status="404"} 1"#,
+    ] {
+        assert!(text.contains(series), "{series} in {text}");
+    }
+    assert!(!text.contains("/no/such/path"), "{text}");
     assert!(
         text.contains("wagw_http_request_duration_seconds_bucket"),
         "{text}"
@@ -185,15 +197,27 @@ async fn readiness_follows_the_database() {
     assert_eq!(app.get("/readyz").await.status(), 200);
 
     cluster.stop().unwrap();
-    // One ping answers `/readyz` for a second (a flood of probes costs one ping a second).
-    tokio::time::sleep(wa_gateway::http::ops::READY_CACHE).await;
-    let started = Instant::now();
-    let res = app.get("/readyz").await;
-    assert!(
-        started.elapsed() < Duration::from_millis(1500),
-        "answered within a second (took {:?})",
-        started.elapsed()
-    );
+    // One ping answers `/readyz` for a second (a flood of probes costs one ping a second), so
+    // the 503 comes once that answer is out of date; every answer meanwhile comes at once.
+    let stopped = Instant::now();
+    let res = loop {
+        let started = Instant::now();
+        let res = app.get("/readyz").await;
+        let took = started.elapsed();
+        assert!(
+            took < Duration::from_millis(1500),
+            "answered within a second (took {took:?})"
+        );
+        if res.status() != 200 {
+            break res;
+        }
+        let patience = wa_gateway::http::ops::READY_CACHE * 5;
+        assert!(
+            stopped.elapsed() < patience,
+            "still ready {patience:?} after the stop"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await; // poll
+    };
     assert_error_shape(res, 503).await;
 
     cluster.start().unwrap();
@@ -260,6 +284,23 @@ async fn logs_are_structured_and_carry_the_request_id() {
     process.terminate().await;
 }
 
+/// Concurrent calls make the pool open connections while serving on every worker, so a later
+/// call may well be handed one that a worker opened which stops at SIGTERM.
+async fn open_connections_on_every_worker(
+    http: &reqwest::Client,
+    process: &GatewayProcess,
+    token: &str,
+) {
+    let burst = (0..24).map(|_| {
+        http.get(process.url("/admin/v1/tenants"))
+            .bearer_auth(token)
+            .send()
+    });
+    for answer in futures_util::future::join_all(burst).await {
+        assert_eq!(answer.unwrap().status(), 200);
+    }
+}
+
 /// SIGTERM while a call is in flight: the call still gets its answer, then the process exits
 /// cleanly and new connections are refused. (This caught database connections dying with the
 /// HTTP worker runtime that opened them: see `db::pool`.)
@@ -280,37 +321,16 @@ async fn sigterm_lets_a_request_in_flight_finish() {
     let Provisioned { token, key, .. } =
         provision_with(&http, &process.address, tenant, &["*"]).await;
     let key = key["key"].as_str().unwrap().to_owned();
-    // Concurrent calls make the pool open connections while serving on every worker, so the
-    // call in flight may well be handed one that a worker opened which stops at SIGTERM.
-    let burst = (0..24).map(|_| {
-        http.get(process.url("/admin/v1/tenants"))
-            .bearer_auth(&token)
-            .send()
-    });
-    for answer in futures_util::future::join_all(burst).await {
-        assert_eq!(answer.unwrap().status(), 200);
-    }
+    open_connections_on_every_worker(&http, &process, &token).await;
     // The upstream takes 1.5 s to answer the list.
-    let fault = http
-        .post(format!("{}/_sim/faults", sim.url()))
-        .json(&serde_json::json!({"path": "/v1/sessions", "method": "GET", "delayMs": 1500}))
-        .send()
-        .await
-        .unwrap();
-    assert!(fault.status().is_success());
+    let slow = serde_json::json!({"path": "/v1/sessions", "method": "GET", "delayMs": 1500});
+    let fault = http.post(format!("{}/_sim/faults", sim.url())).json(&slow);
+    assert!(fault.send().await.unwrap().status().is_success());
 
-    let in_flight = tokio::spawn({
-        let http = http.clone();
-        let url = process.url("/v1/sessions");
-        let key = key.clone();
-        async move {
-            http.get(url)
-                .header("x-api-key", key)
-                .send()
-                .await
-                .map(|r| r.status().as_u16())
-        }
-    });
+    let call = http
+        .get(process.url("/v1/sessions"))
+        .header("x-api-key", &key);
+    let in_flight = tokio::spawn(async move { call.send().await.map(|r| r.status().as_u16()) });
     // In flight: the upstream has received it (and holds it for 1.5 s).
     let arrived = helpers::eventually(Duration::from_secs(10), || async {
         let log = helpers::sim_log_at(&sim.url()).await;

@@ -162,3 +162,32 @@ async fn deleting_or_adopting_a_session_on_one_replica_takes_effect_on_the_other
         "the replica still uses the session the admin deleted"
     );
 }
+
+/// Once the upstream has a send, a broken exchange is its outcome: the Idempotency-Key keeps
+/// it (a retry replays the failure, nothing is sent twice) and its quota stays spent.
+#[tokio::test]
+async fn a_send_whose_exchange_breaks_after_receipt_keeps_its_key_and_its_quota() {
+    let app = spawn_app().await;
+    // Creating the session spends one call; one send is left.
+    let tenant = app
+        .tenant_with(
+            json!({"plan": "custom", "quota": {"monthly_requests": 2}}),
+            &["*"],
+        )
+        .await;
+    app.working_session(&tenant, "default").await;
+    app.clear_sim_log().await;
+    app.sim_fault(json!({"path": "/v1/sendText", "drop": true, "count": 1}))
+        .await;
+
+    let first = send_with_key(&app, &tenant, "broken-1", &text("hello")).await;
+    assert_eq!(first.0, 502, "{}", first.1);
+    let again = send_with_key(&app, &tenant, "broken-1", &text("hello")).await;
+    assert_eq!(again, first, "the recorded failure, not a second send");
+    assert_eq!(sends(&app).await, 1, "one upstream send");
+
+    // Not refunded: the month is used up.
+    let (status, body) = send_with_key(&app, &tenant, "broken-2", &text("more")).await;
+    assert_eq!(status, 429, "{body}");
+    assert_eq!(sends(&app).await, 1);
+}

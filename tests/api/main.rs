@@ -13,7 +13,7 @@ mod openapi;
 mod quota_limits;
 mod quotas;
 mod sim;
-mod tenancy_support;
+mod sim_control;
 mod tenant_auth;
 mod upstream_failures;
 mod validation;

@@ -1,8 +1,10 @@
 //! Per-second and session limits across replicas, the organisation's upstream budget shared
 //! fairly, the quota headers on every answer, and usage reports.
 
-use crate::helpers::{spawn_app, spawn_app_full, spawn_replica, TestApp, TestTenant};
-use crate::quotas::{answer, invalid_call, list_sessions, sim_count, Answer};
+use crate::helpers::{
+    answer, invalid_call, leased, list_sessions, spawn_app, spawn_app_full, spawn_replica, Answer,
+    TestApp, TestTenant,
+};
 use futures_util::future::join_all;
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -15,10 +17,7 @@ async fn two_replicas_with_rate(rate: usize, monthly: i64) -> (TestApp, TestApp,
     let app = spawn_app().await;
     let replica = spawn_replica(&app).await;
     let tenant = app
-        .tenant_with(
-            json!({"plan": "custom", "quota": {"requests_per_second": rate, "monthly_requests": monthly}}),
-            &["*"],
-        )
+        .tenant_of(json!({"requests_per_second": rate, "monthly_requests": monthly}))
         .await;
     for gw in [&app, &replica] {
         invalid_call(&gw.client, &gw.address, &tenant.key).await;
@@ -55,13 +54,13 @@ async fn a_burst_across_two_replicas_admits_no_more_than_rate_plus_burst() {
     for a in answers.iter().filter(|a| a.status != 200) {
         assert_eq!(a.status, 429, "{a:?}");
         assert!(
-            a.message.contains("rate limit of 5 requests per second"),
+            a.message().contains("rate limit of 5 requests per second"),
             "{a:?}"
         );
-        assert!(a.retry_after.is_some_and(|s| s >= 1), "{a:?}");
+        assert!(a.retry_after().is_some_and(|s| s >= 1), "{a:?}");
         assert_eq!(a.headers["ratelimit-policy"], "5;w=1");
     }
-    assert_eq!(sim_count(&app, "GET", "/v1/sessions").await, admitted);
+    assert_eq!(app.sim_count("GET", "/v1/sessions").await, admitted);
 
     // All-or-nothing: the refused calls took nothing of the monthly quota.
     let (_, report) = app
@@ -89,14 +88,7 @@ async fn a_burst_across_two_replicas_admits_no_more_than_rate_plus_burst() {
     let pool = app.pool.clone();
     app.stop().await;
     replica.stop().await;
-    let leased: i64 = sqlx::query_scalar(
-        "SELECT COALESCE(sum(leased), 0)::bigint FROM quota_months WHERE subject = $1",
-    )
-    .bind(&tenant.id)
-    .fetch_one(&pool)
-    .await
-    .unwrap();
-    assert_eq!(leased, admitted as i64);
+    assert_eq!(leased(&pool, &tenant).await, admitted as i64);
 }
 
 /// A rate high enough that replicas reserve cells in blocks: calls paced over two seconds on
@@ -112,6 +104,7 @@ async fn reserved_blocks_keep_every_second_within_rate_plus_burst_across_two_rep
     let calls = (0..600).map(|i| {
         let (client, base, key) = (app.client.clone(), bases[i % 2].clone(), tenant.key.clone());
         async move {
+            // reason: the waves are paced on purpose, 100 ms apart, to spread calls over seconds
             tokio::time::sleep(Duration::from_millis(100 * (i / 30) as u64)).await;
             let sent = started.elapsed().as_secs_f64();
             let answer = list_sessions(&client, &base, &key).await;
@@ -154,7 +147,7 @@ async fn reserved_blocks_keep_every_second_within_rate_plus_burst_across_two_rep
         "the rate is honoured: {} admitted in {elapsed:.2} s",
         admitted.len()
     );
-    assert_eq!(sim_count(&app, "GET", "/v1/sessions").await, admitted.len());
+    assert_eq!(app.sim_count("GET", "/v1/sessions").await, admitted.len());
     app.stop().await;
     replica.stop().await;
 }
@@ -163,31 +156,26 @@ async fn reserved_blocks_keep_every_second_within_rate_plus_burst_across_two_rep
 async fn max_sessions_holds_under_concurrent_creation_on_two_replicas() {
     let app = spawn_app().await;
     let replica = spawn_replica(&app).await;
-    let tenant = app
-        .tenant_with(
-            json!({"plan": "custom", "quota": {"max_sessions": 3}}),
-            &["*"],
-        )
-        .await;
+    let tenant = app.tenant_of(json!({"max_sessions": 3})).await;
     for gw in [&app, &replica] {
         invalid_call(&gw.client, &gw.address, &tenant.key).await;
     }
     app.clear_sim_log().await;
     let bases = [app.address.clone(), replica.address.clone()];
     let creations = (0..16).map(|i| {
-        let req = app
-            .client
-            .post(format!("{}/v1/sessions", bases[i % 2]))
-            .header("x-api-key", &tenant.key)
-            .json(&json!({"name": format!("s{i}")}));
-        async move { answer(req.send().await.unwrap()).await }
+        answer(
+            app.client
+                .post(format!("{}/v1/sessions", bases[i % 2]))
+                .header("x-api-key", &tenant.key)
+                .json(&json!({"name": format!("s{i}")})),
+        )
     });
     let answers = join_all(creations).await;
     assert_eq!(answers.iter().filter(|a| a.status == 201).count(), 3);
     for a in answers.iter().filter(|a| a.status != 201) {
         assert_eq!(a.status, 429, "{a:?}");
-        assert!(a.message.contains("session limit"), "{a:?}");
-        assert!(a.retry_after.is_some_and(|s| s >= 1));
+        assert!(a.message().contains("session limit"), "{a:?}");
+        assert!(a.retry_after().is_some_and(|s| s >= 1));
     }
     let owned: i64 = sqlx::query_scalar("SELECT count(*) FROM sessions WHERE tenant_id = $1::uuid")
         .bind(&tenant.id)
@@ -196,7 +184,7 @@ async fn max_sessions_holds_under_concurrent_creation_on_two_replicas() {
         .unwrap();
     assert_eq!(owned, 3);
     assert_eq!(
-        sim_count(&app, "POST", "/v1/sessions").await,
+        app.sim_count("POST", "/v1/sessions").await,
         3,
         "refused creations never reached the upstream"
     );
@@ -252,11 +240,11 @@ async fn tenants_flooding_the_upstream_budget_share_it_fairly_and_the_upstream_n
                 }
                 429 => {
                     assert!(
-                        a.message
+                        a.message()
                             .contains("upstream budget of 6 requests per second"),
                         "{a:?}"
                     );
-                    assert!(a.retry_after.is_some_and(|s| s >= 1), "{a:?}");
+                    assert!(a.retry_after().is_some_and(|s| s >= 1), "{a:?}");
                 }
                 other => panic!("unexpected {other}: {a:?}"),
             }
@@ -316,67 +304,73 @@ fn has_quota_headers(a: &Answer, monthly: i64, rate: i32) {
 }
 
 fn remaining(a: &Answer) -> i64 {
-    a.headers["x-ratelimit-requests-remaining"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap()
+    a.header("x-ratelimit-requests-remaining").parse().unwrap()
 }
 
-async fn usage(app: &TestApp, key: &str) -> (u16, Value) {
-    let res = app
-        .client
-        .get(app.url("/v1/usage"))
-        .header("x-api-key", key)
-        .send()
-        .await
-        .unwrap();
-    (
-        res.status().as_u16(),
-        res.json().await.unwrap_or(Value::Null),
-    )
+const SEND: &str = "/v1/sendText";
+
+fn hello() -> Value {
+    json!({"session": "default", "chatId": "123456789", "text": "hi"})
 }
 
-#[tokio::test]
-async fn every_answer_carries_the_quota_and_refusals_by_the_gateway_count_nothing() {
-    let app = spawn_app().await;
+/// A tenant of 10 calls a month (50 a second) that has spent 2: creating its WORKING session
+/// and one message; the call log holds only the message.
+async fn tenant_with_two_spent(app: &TestApp) -> TestTenant {
     let tenant = app
-        .tenant_with(
-            json!({"plan": "custom", "quota": {"monthly_requests": 10, "requests_per_second": 50}}),
-            &["*"],
-        )
+        .tenant_of(json!({"monthly_requests": 10, "requests_per_second": 50}))
         .await;
     app.working_session(&tenant, "default").await; // one call: createSession
     app.clear_sim_log().await;
-    let send = |body: Value| {
-        let req = app.call(&tenant, Method::POST, "/v1/sendText").json(&body);
-        async move { answer(req.send().await.unwrap()).await }
-    };
-
-    let ok = send(json!({"session": "default", "chatId": "123456789", "text": "hi"})).await;
+    let ok = app.post_as(&tenant, SEND, hello()).await;
     assert_eq!(ok.status, 201, "{ok:?}");
     has_quota_headers(&ok, 10, 50);
     assert_eq!(remaining(&ok), 8);
+    tenant
+}
 
-    // The gateway's own /v1 answers carry them too, and spend nothing.
+/// Spends the rest of the tenant's month (8 calls) and answers the first refusal.
+async fn spend_the_month(app: &TestApp, tenant: &TestTenant) -> Answer {
+    for _ in 0..8 {
+        let a = list_sessions(&app.client, &app.address, &tenant.key).await;
+        assert_eq!(a.status, 200);
+    }
+    list_sessions(&app.client, &app.address, &tenant.key).await
+}
+
+#[tokio::test]
+async fn the_gateways_own_v1_answers_carry_the_quota_and_spend_nothing() {
+    let app = spawn_app().await;
+    let tenant = tenant_with_two_spent(&app).await;
     for path in ["/v1/me", "/v1/usage"] {
-        let own = answer(app.call(&tenant, Method::GET, path).send().await.unwrap()).await;
+        let own = app.get_as(&tenant, path).await;
         assert_eq!(own.status, 200, "{path}: {own:?}");
         has_quota_headers(&own, 10, 50);
         assert_eq!(remaining(&own), 8, "{path}");
     }
+}
 
-    // Refused by the gateway itself: validation, ownership, media type. Headers, no spend.
+#[tokio::test]
+async fn calls_the_gateway_refuses_itself_carry_the_quota_and_spend_nothing() {
+    let app = spawn_app().await;
+    let tenant = tenant_with_two_spent(&app).await;
+    // Validation, ownership, media type.
     let refusals = [
-        send(json!({"session": "default", "chatId": "123456789"})).await,
-        send(json!({"session": "not-mine", "chatId": "123456789", "text": "hi"})).await,
+        app.post_as(
+            &tenant,
+            SEND,
+            json!({"session": "default", "chatId": "123456789"}),
+        )
+        .await,
+        app.post_as(
+            &tenant,
+            SEND,
+            json!({"session": "not-mine", "chatId": "123456789", "text": "hi"}),
+        )
+        .await,
         answer(
-            app.call(&tenant, Method::POST, "/v1/sendText")
+            app.call(&tenant, Method::POST, SEND)
                 .header("content-type", "text/plain")
-                .body("hi")
-                .send()
-                .await
-                .unwrap(),
+                .body("hi"),
         )
         .await,
     ];
@@ -395,51 +389,43 @@ async fn every_answer_carries_the_quota_and_refusals_by_the_gateway_count_nothin
             &["usage:read"],
         )
         .await;
-    let a = answer(
-        app.call(&narrow, Method::POST, "/v1/sendText")
-            .json(&json!({"session": "default", "chatId": "123456789", "text": "hi"}))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let a = app.post_as(&narrow, SEND, hello()).await;
     assert_eq!(a.status, 403);
     has_quota_headers(&a, 10, 50);
     // Unauthenticated: 401, and nothing to count against.
-    let a = answer(
-        app.client
-            .get(app.url("/v1/sessions"))
-            .header("x-api-key", "wagw_nope")
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let a = list_sessions(&app.client, &app.address, "wagw_nope").await;
     assert_eq!(a.status, 401);
-    assert_eq!(sim_count(&app, "POST", "/v1/sendText").await, 1);
+    assert_eq!(app.sim_count("POST", SEND).await, 1);
+}
 
-    // The rest of the month, then 429 with headers and Retry-After.
-    for _ in 0..8 {
-        let a = list_sessions(&app.client, &app.address, &tenant.key).await;
-        assert_eq!(a.status, 200);
-    }
-    let refused = list_sessions(&app.client, &app.address, &tenant.key).await;
+#[tokio::test]
+async fn past_the_month_a_call_is_429_with_the_quota_and_retry_after() {
+    let app = spawn_app().await;
+    let tenant = tenant_with_two_spent(&app).await;
+    let refused = spend_the_month(&app, &tenant).await;
     assert_eq!(refused.status, 429);
     has_quota_headers(&refused, 10, 50);
     assert_eq!(remaining(&refused), 0);
-    assert!(refused.retry_after.unwrap() >= 1);
+    assert!(refused.retry_after().unwrap() >= 1);
+}
 
-    // Usage, from the rollups: scope usage:read.
-    let (status, _) = usage(
-        &app,
-        &app.tenant_with(json!({"plan": "custom", "quota": {}}), &["sessions:read"])
-            .await
-            .key,
-    )
-    .await;
-    assert_eq!(status, 403);
-    let (status, report) = usage(&app, &tenant.key).await;
-    assert_eq!(status, 200, "{report}");
+#[tokio::test]
+async fn the_usage_report_needs_the_usage_read_scope() {
+    let app = spawn_app().await;
+    let other = app
+        .tenant_with(json!({"plan": "custom", "quota": {}}), &["sessions:read"])
+        .await;
+    assert_eq!(app.get_as(&other, "/v1/usage").await.status, 403);
+}
+
+#[tokio::test]
+async fn the_usage_report_counts_the_month_by_endpoint_day_and_refusal() {
+    let app = spawn_app().await;
+    let tenant = tenant_with_two_spent(&app).await;
+    spend_the_month(&app, &tenant).await;
+    let usage = app.get_as(&tenant, "/v1/usage").await;
+    let report = &usage.json;
+    assert_eq!(usage.status, 200, "{report}");
     assert_eq!(report["limit"], 10);
     assert_eq!(report["used"], 10);
     assert_eq!(report["remaining"], 0);
@@ -467,14 +453,25 @@ async fn every_answer_carries_the_quota_and_refusals_by_the_gateway_count_nothin
         report["refusals"],
         json!([{"reason": "monthly_quota", "refusals": 1}])
     );
+}
 
-    // The report reads the rollups: a row changed there shows in it.
-    sqlx::query("UPDATE usage_daily SET requests = requests + 5 WHERE tenant_id = $1::uuid AND endpoint = 'sendText'")
-        .bind(&tenant.id)
-        .execute(&app.pool)
-        .await
-        .unwrap();
-    let (status, admin_report) = app
+#[tokio::test]
+async fn the_admin_usage_report_reads_the_rollups_any_replica_sees() {
+    let app = spawn_app().await;
+    let tenant = tenant_with_two_spent(&app).await;
+    spend_the_month(&app, &tenant).await;
+    let (status, report) = app
+        .admin(
+            Method::GET,
+            &format!("/admin/v1/tenants/{}/usage", tenant.id),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["used"], 10);
+    // A gateway that served none of those calls reports them from the database alone.
+    let replica = spawn_replica(&app).await;
+    let (status, admin_report) = replica
         .admin(
             Method::GET,
             &format!("/admin/v1/tenants/{}/usage", tenant.id),
@@ -482,11 +479,30 @@ async fn every_answer_carries_the_quota_and_refusals_by_the_gateway_count_nothin
         )
         .await;
     assert_eq!(status, 200);
-    assert_eq!(admin_report["used"], 15);
+    assert_eq!(admin_report["used"], 10, "{admin_report}");
     assert_eq!(admin_report["limit"], 10);
 
     // The organisation's standing.
     let (status, upstream) = app.admin(Method::GET, "/admin/v1/upstream", None).await;
     assert_eq!(status, 200, "{upstream}");
     assert_eq!(upstream["upstream_429s"], 0);
+}
+
+/// The quota headers are stamped on every answer to an authenticated tenant, in one place:
+/// `/v1/usage` refusing a key without `usage:read` carries them too.
+#[tokio::test]
+async fn a_usage_refusal_for_a_missing_scope_carries_the_quota_headers() {
+    let app = spawn_app().await;
+    let tenant = app
+        .tenant_with(
+            json!({"plan": "custom", "quota": {"monthly_requests": 7, "requests_per_second": 3}}),
+            &["messages:send"],
+        )
+        .await;
+    let res = app.tenant_get(&tenant, "/v1/usage").await;
+    assert_eq!(res.status(), 403);
+    let headers = res.headers();
+    assert_eq!(headers["x-ratelimit-requests-limit"], "7");
+    assert_eq!(headers["x-ratelimit-requests-remaining"], "7");
+    assert_eq!(headers["ratelimit-policy"], "3;w=1");
 }

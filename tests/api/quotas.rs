@@ -2,107 +2,29 @@
 //! freed) by a replica killed with SIGKILL, month rollover on an injected clock, quota changes,
 //! top-ups and resets by an admin, and the database going away.
 
-use crate::helpers::{spawn_app, spawn_app_full, GatewayProcess, TestApp, TestTenant};
+use crate::helpers::{
+    answer, invalid_call, list_sessions, spawn_app, spawn_app_full, Answer, GatewayProcess,
+    PgRelay, TestApp, TestTenant,
+};
 use futures_util::future::join_all;
 use reqwest::Method;
-use serde_json::{json, Value};
+use serde_json::json;
 use std::sync::Arc;
 use std::time::Duration;
 use wa_gateway::services::quota::{Clock, OffsetClock};
 
-/// What one call answered: status, `Retry-After`, the error message (if any) and headers.
-#[derive(Debug)]
-pub struct Answer {
-    pub status: u16,
-    pub retry_after: Option<u64>,
-    pub message: String,
-    pub headers: reqwest::header::HeaderMap,
-}
-
-pub async fn answer(res: reqwest::Response) -> Answer {
-    let status = res.status().as_u16();
-    let headers = res.headers().clone();
-    let retry_after = headers.get("retry-after").map(|v| {
-        v.to_str()
-            .unwrap()
-            .parse()
-            .expect("Retry-After in whole seconds")
-    });
-    let body: Value = res.json().await.unwrap_or(Value::Null);
-    Answer {
-        status,
-        retry_after,
-        message: body["message"].as_str().unwrap_or_default().to_owned(),
-        headers,
-    }
-}
-
-/// `GET /v1/sessions` as `tenant` at `base` (any gateway): a call that is forwarded.
-pub async fn list_sessions(client: &reqwest::Client, base: &str, key: &str) -> Answer {
-    answer(
-        client
-            .get(format!("{base}/v1/sessions"))
-            .header("x-api-key", key)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await
-}
-
-/// A call the gateway refuses itself (malformed JSON): it authenticates the key (warming that
-/// replica's key cache) and must count nothing.
-pub async fn invalid_call(client: &reqwest::Client, base: &str, key: &str) -> Answer {
-    let a = answer(
-        client
-            .post(format!("{base}/v1/sendText"))
-            .header("x-api-key", key)
-            .header("content-type", "application/json")
-            .body("{")
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    assert_eq!(a.status, 400, "{a:?}");
-    a
-}
-
-/// How many calls the simulator received as `method path`.
-pub async fn sim_count(app: &TestApp, method: &str, path: &str) -> usize {
-    app.sim_log()
-        .await
-        .iter()
-        .filter(|e| e["method"] == method && e["path"] == path)
-        .count()
-}
-
-pub async fn monthly_tenant(app: &TestApp, monthly: i64) -> TestTenant {
-    app.tenant_with(
-        json!({"plan": "custom", "quota": {"monthly_requests": monthly}}),
-        &["*"],
-    )
-    .await
-}
-
-async fn leased(app: &TestApp, tenant: &TestTenant) -> i64 {
-    sqlx::query_scalar(
-        "SELECT COALESCE(sum(leased), 0)::bigint FROM quota_months WHERE subject = $1",
-    )
-    .bind(&tenant.id)
-    .fetch_one(&app.pool)
-    .await
-    .unwrap()
+async fn monthly_tenant(app: &TestApp, monthly: i64) -> TestTenant {
+    app.tenant_of(json!({"monthly_requests": monthly})).await
 }
 
 fn assert_monthly_refusal(a: &Answer, limit: i64) {
     assert_eq!(a.status, 429, "{a:?}");
     assert!(
-        a.message
+        a.message()
             .contains(&format!("monthly quota of {limit} requests")),
         "the message names the limit: {a:?}"
     );
-    assert!(a.retry_after.is_some_and(|s| s >= 1), "{a:?}");
+    assert!(a.retry_after().is_some_and(|s| s >= 1), "{a:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -129,8 +51,8 @@ async fn monthly_quota_is_exact_across_two_gateway_processes() {
     for a in refused {
         assert_monthly_refusal(a, 100);
     }
-    assert_eq!(sim_count(&app, "GET", "/v1/sessions").await, 100);
-    assert_eq!(leased(&app, &tenant).await, 100);
+    assert_eq!(app.sim_count("GET", "/v1/sessions").await, 100);
+    assert_eq!(app.leased(&tenant).await, 100);
     // Both processes served some of the admitted calls (the quota is shared, not split).
     for (i, _) in bases.iter().enumerate() {
         let served = answers
@@ -155,7 +77,7 @@ async fn a_replica_killed_holding_a_lease_loses_at_most_that_lease() {
         assert_eq!(a.status, 200, "{a:?}");
     }
     // The doomed replica reserved a block and spent 5 of it.
-    let lease = leased(&app, &tenant).await;
+    let lease = app.leased(&tenant).await;
     assert!(
         (5..=100).contains(&lease),
         "a block of the quota was leased: {lease}"
@@ -184,8 +106,20 @@ async fn a_replica_killed_holding_a_lease_loses_at_most_that_lease() {
         "the loss is what the dead replica held unspent"
     );
     assert!(lost <= lease, "the loss is at most its lease");
-    assert_eq!(sim_count(&app, "GET", "/v1/sessions").await as i64, total);
-    assert_eq!(leased(&app, &tenant).await, 100);
+    assert_eq!(app.sim_count("GET", "/v1/sessions").await as i64, total);
+    assert_eq!(app.leased(&tenant).await, 100);
+}
+
+/// An admin sets the tenant's monthly quota to `monthly`.
+async fn set_monthly(app: &TestApp, tenant: &TestTenant, monthly: i64) {
+    let (status, body) = app
+        .admin(
+            Method::PATCH,
+            &format!("/admin/v1/tenants/{}", tenant.id),
+            Some(json!({"quota": {"monthly_requests": monthly}})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
 }
 
 async fn audit_actions(app: &TestApp, tenant: &TestTenant) -> Vec<String> {
@@ -234,42 +168,29 @@ async fn quota_changes_top_ups_resets_and_the_month_rolling_over() {
     // Retry-After is the real boundary: the start of next month (UTC).
     let a = list_sessions(&app.client, &app.address, &tenant.key).await;
     let to_month_end = wa_gateway::services::quota::clock::seconds_to_month_end(clock.now());
-    let retry = a.retry_after.unwrap();
+    let retry = a.retry_after().unwrap();
     assert!(
         retry.abs_diff(to_month_end) <= 5,
         "Retry-After {retry} vs {to_month_end} s to the month's end"
     );
 
     // Raised mid-month: effective at once, on the very next call.
-    let (status, body) = app
-        .admin(
-            Method::PATCH,
-            &format!("/admin/v1/tenants/{}", tenant.id),
-            Some(json!({"quota": {"monthly_requests": 5}})),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
+    set_monthly(&app, &tenant, 5).await;
     assert_eq!(spend_until_refused(&app, &tenant, 5).await, 2);
 
     // Top-up: two more this month.
-    let (status, report) = app
-        .admin(
-            Method::POST,
-            &format!("{usage_path}/top-up"),
-            Some(json!({"requests": 2})),
-        )
-        .await;
+    let top_up = |requests: i64| {
+        let (app, path) = (&app, format!("{usage_path}/top-up"));
+        async move {
+            app.admin(Method::POST, &path, Some(json!({ "requests": requests })))
+                .await
+        }
+    };
+    let (status, report) = top_up(2).await;
     assert_eq!(status, 200, "{report}");
     assert_eq!(report["limit"], 7);
     assert_eq!(report["remaining"], 2);
-    let (status, _) = app
-        .admin(
-            Method::POST,
-            &format!("{usage_path}/top-up"),
-            Some(json!({"requests": 0})),
-        )
-        .await;
-    assert_eq!(status, 400);
+    assert_eq!(top_up(0).await.0, 400);
     assert_eq!(spend_until_refused(&app, &tenant, 5).await, 2);
 
     // Reset: the whole quota again for the rest of the month.
@@ -282,16 +203,10 @@ async fn quota_changes_top_ups_resets_and_the_month_rolling_over() {
     assert_eq!(spend_until_refused(&app, &tenant, 5).await, 5);
 
     let actions = audit_actions(&app, &tenant).await;
-    assert_eq!(
-        actions.iter().filter(|a| *a == "quota.top_up").count(),
-        1,
-        "{actions:?}"
-    );
-    assert_eq!(
-        actions.iter().filter(|a| *a == "quota.reset").count(),
-        1,
-        "{actions:?}"
-    );
+    for action in ["quota.top_up", "quota.reset"] {
+        let n = actions.iter().filter(|a| *a == action).count();
+        assert_eq!(n, 1, "{action}: {actions:?}");
+    }
 
     // The month rolls over (UTC): a fresh quota, the headers and the report follow.
     let old_month = wa_gateway::services::quota::clock::month_key(clock.now());
@@ -312,7 +227,7 @@ async fn quota_changes_top_ups_resets_and_the_month_rolling_over() {
     assert_eq!(report["limit"], 5, "the top-up belonged to last month");
     assert_eq!(spend_until_refused(&app, &tenant, 5).await, 4);
     assert_eq!(
-        sim_count(&app, "GET", "/v1/sessions").await,
+        app.sim_count("GET", "/v1/sessions").await,
         3 + 2 + 2 + 5 + 5
     );
 }
@@ -329,100 +244,13 @@ async fn lowering_the_quota_below_use_refuses_at_once() {
             200
         );
     }
-    let (status, body) = app
-        .admin(
-            Method::PATCH,
-            &format!("/admin/v1/tenants/{}", tenant.id),
-            Some(json!({"quota": {"monthly_requests": 4}})),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
+    set_monthly(&app, &tenant, 4).await;
     let a = list_sessions(&app.client, &app.address, &tenant.key).await;
     assert_monthly_refusal(&a, 4);
-    assert_eq!(sim_count(&app, "GET", "/v1/sessions").await, 4);
+    assert_eq!(app.sim_count("GET", "/v1/sessions").await, 4);
 }
 
 // ---- The database going away ------------------------------------------------------------------
-
-/// A TCP relay in front of the test database that can be cut: then every connection through
-/// it drops and new ones are refused, as when PostgreSQL becomes unreachable.
-pub struct PgRelay {
-    pub url: String,
-    tasks: Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>>,
-}
-
-impl PgRelay {
-    /// Must run inside the tokio runtime (it spawns its accept loop).
-    pub fn start(database_url: &str) -> Self {
-        use std::str::FromStr;
-        let options = sqlx::postgres::PgConnectOptions::from_str(database_url).unwrap();
-        let port = options.get_port();
-        let target = match options.get_socket() {
-            Some(dir) => Target::Unix(dir.join(format!(".s.PGSQL.{port}"))),
-            None => Target::Tcp(format!("{}:{port}", options.get_host())),
-        };
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let relay_port = listener.local_addr().unwrap().port();
-        let mut url = url::Url::parse(database_url).unwrap();
-        let query: Vec<(String, String)> = url
-            .query_pairs()
-            .filter(|(k, _)| k != "host")
-            .map(|(k, v)| (k.into_owned(), v.into_owned()))
-            .collect();
-        url.set_query(None);
-        if !query.is_empty() {
-            url.query_pairs_mut().extend_pairs(query);
-        }
-        url.set_host(Some("127.0.0.1")).unwrap();
-        url.set_port(Some(relay_port)).unwrap();
-
-        let tasks: Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>> = Arc::default();
-        let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-        let conns = tasks.clone();
-        let accept = tokio::spawn(async move {
-            loop {
-                let Ok((mut inbound, _)) = listener.accept().await else {
-                    continue;
-                };
-                let target = target.clone();
-                let conn = tokio::spawn(async move {
-                    match target {
-                        Target::Unix(path) => {
-                            if let Ok(mut out) = tokio::net::UnixStream::connect(path).await {
-                                let _ = tokio::io::copy_bidirectional(&mut inbound, &mut out).await;
-                            }
-                        }
-                        Target::Tcp(addr) => {
-                            if let Ok(mut out) = tokio::net::TcpStream::connect(addr).await {
-                                let _ = tokio::io::copy_bidirectional(&mut inbound, &mut out).await;
-                            }
-                        }
-                    }
-                });
-                conns.lock().unwrap().push(conn.abort_handle());
-            }
-        });
-        tasks.lock().unwrap().push(accept.abort_handle());
-        Self {
-            url: url.to_string(),
-            tasks,
-        }
-    }
-
-    /// PostgreSQL is unreachable from now on.
-    pub fn cut(&self) {
-        for task in self.tasks.lock().unwrap().drain(..) {
-            task.abort();
-        }
-    }
-}
-
-#[derive(Clone)]
-enum Target {
-    Unix(std::path::PathBuf),
-    Tcp(String),
-}
 
 #[tokio::test]
 async fn with_the_database_unreachable_only_leased_quota_is_spent_then_503() {
@@ -457,7 +285,7 @@ async fn with_the_database_unreachable_only_leased_quota_is_spent_then_503() {
     };
     let first = quotas.admit(&who, "listSessions").await.expect("admitted");
     quotas.commit(first);
-    let lease = leased(&app, &tenant).await;
+    let lease = app.leased(&tenant).await;
     assert!(lease > 1 && lease < 100, "a block was leased: {lease}");
 
     relay.cut();
@@ -474,7 +302,7 @@ async fn with_the_database_unreachable_only_leased_quota_is_spent_then_503() {
     };
     assert_eq!(spent, lease, "the whole lease is spent, then nothing more");
     assert_eq!(refusal.status().as_u16(), 503, "{refusal}");
-    assert_eq!(leased(&app, &tenant).await, lease);
+    assert_eq!(app.leased(&tenant).await, lease);
 }
 
 #[tokio::test]
@@ -490,11 +318,12 @@ async fn with_the_database_unreachable_calls_answer_503_and_nothing_is_forwarded
     let tenant = monthly_tenant(&app, 100).await;
     app.working_session(&tenant, "default").await;
     let send = || {
-        app.call(&tenant, Method::POST, "/v1/sendText")
-            .json(&json!({"session": "default", "chatId": "123456789", "text": "hi"}))
-            .send()
+        answer(
+            app.call(&tenant, Method::POST, "/v1/sendText")
+                .json(&json!({"session": "default", "chatId": "123456789", "text": "hi"})),
+        )
     };
-    assert_eq!(send().await.unwrap().status(), 201);
+    assert_eq!(send().await.status, 201);
     app.clear_sim_log().await;
 
     relay.cut();
@@ -502,7 +331,7 @@ async fn with_the_database_unreachable_calls_answer_503_and_nothing_is_forwarded
     // with the error shape, and from then on nothing reaches the upstream.
     let mut forwarded = 0;
     let refusal = loop {
-        let a = answer(send().await.unwrap()).await;
+        let a = send().await;
         if a.status != 201 {
             break a;
         }
@@ -510,9 +339,9 @@ async fn with_the_database_unreachable_calls_answer_503_and_nothing_is_forwarded
         assert!(forwarded < 100, "never refused");
     };
     assert_eq!(refusal.status, 503, "{refusal:?}");
-    assert!(!refusal.message.is_empty());
+    assert!(!refusal.message().is_empty());
     for _ in 0..3 {
-        assert_eq!(answer(send().await.unwrap()).await.status, 503);
+        assert_eq!(send().await.status, 503);
     }
-    assert_eq!(sim_count(&app, "POST", "/v1/sendText").await, forwarded);
+    assert_eq!(app.sim_count("POST", "/v1/sendText").await, forwarded);
 }

@@ -1,8 +1,8 @@
 //! Tenant keys on `/v1`: the three headers, one 401 for every bad key, scopes, suspension,
 //! rotation, guessing limits, and revocation reaching another gateway process within a second.
 
-use crate::helpers::{base_vars, eventually, GatewayProcess, TestDb};
-use crate::tenancy_support::*;
+use crate::admin::Admin;
+use crate::helpers::*;
 use reqwest::Method;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
@@ -10,15 +10,10 @@ use wa_gateway::domain::{api_key as tenant_key, Scope};
 use wa_gateway::http::routes::{endpoints, Handling};
 
 #[tokio::test]
-async fn a_key_works_in_all_three_headers_and_every_bad_key_gets_the_same_401() {
+async fn a_key_works_in_all_three_headers() {
     let app = app().await;
-    let Provisioned {
-        token,
-        tenant,
-        key: created,
-    } = provision(&app.client, &app.address, "acme", &["sessions:read"]).await;
-    let key = created["key"].as_str().unwrap();
-
+    let created = provision(&app.client, &app.address, "acme", &["sessions:read"]).await;
+    let key = created.key["key"].as_str().unwrap();
     for (header, value) in [
         ("Authorization", format!("Bearer {key}")),
         ("X-Api-Key", key.to_owned()),
@@ -40,29 +35,70 @@ async fn a_key_works_in_all_three_headers_and_every_bad_key_gets_the_same_401() 
         assert!(me["usage"]["used"].is_number());
         assert_eq!(me["quota"]["monthly_requests"], Value::Null);
     }
+}
 
+/// Waits (up to `patience`) until `key` is refused on `/v1/me`; answers when that was seen.
+async fn refused_at(app: &TestApp, key: &str, patience: Duration) -> chrono::DateTime<chrono::Utc> {
+    let refused = eventually(patience, || async {
+        me(&app.client, &app.address, key).await.status() == 401
+    })
+    .await;
+    assert!(refused, "still accepted after {patience:?}");
+    chrono::Utc::now()
+}
+
+/// A key of `tenant` that expires `lifetime` from now; answers it and its expiry.
+async fn expiring_key(
+    admin: &Admin<'_>,
+    tenant: &str,
+    lifetime: chrono::Duration,
+) -> (String, chrono::DateTime<chrono::Utc>) {
+    let expires_at = chrono::Utc::now() + lifetime;
+    let body =
+        json!({"name": "short-lived", "scopes": ["*"], "expires_at": expires_at.to_rfc3339()});
+    let (status, created) = admin
+        .post(&format!("/admin/v1/tenants/{tenant}/keys"), body)
+        .await;
+    assert_eq!(status, 201, "{created}");
+    (created["key"].as_str().unwrap().to_owned(), expires_at)
+}
+
+/// Missing, malformed, broken, unknown, wrong, expired and revoked keys all get the same 401.
+#[tokio::test]
+async fn every_bad_key_gets_the_same_401() {
+    let app = app().await;
+    let Provisioned {
+        token,
+        tenant,
+        key: created,
+    } = provision(&app.client, &app.address, "acme", &["sessions:read"]).await;
+    let admin = Admin { app: &app, token };
+    let key = created["key"].as_str().unwrap();
     let id = created["id"].as_str().unwrap();
-    let wrong_secret = tenant_key::assemble(id, "0123456789abcdefghijkl");
-    let unknown_id = tenant_key::assemble("ZZZZZZZZZZZZ", "0123456789abcdefghijkl");
     let mut broken_checksum = key.to_owned();
     broken_checksum.pop();
     broken_checksum.push(if key.ends_with('x') { 'y' } else { 'x' });
-    // An expired key.
-    let expiring = admin_call(&app.client, &app.address, &token, Method::POST, &format!("/admin/v1/tenants/{tenant}/keys"),
-        Some(json!({"name": "short-lived", "scopes": ["*"], "expires_at": (chrono::Utc::now() + chrono::Duration::seconds(1)).to_rfc3339()}))).await;
-    assert_eq!(expiring.status(), 201);
-    let expiring: Value = expiring.json().await.unwrap();
-    let expiring = expiring["key"].as_str().unwrap().to_owned();
+    let (expiring, expires_at) = expiring_key(&admin, &tenant, chrono::Duration::seconds(2)).await;
     assert_eq!(me(&app.client, &app.address, &expiring).await.status(), 200);
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let expired_at = refused_at(&app, &expiring, Duration::from_secs(10)).await;
+    assert!(expired_at >= expires_at, "refused before its expiry");
 
     let mut bodies = Vec::new();
     for (what, presented) in [
         ("missing", None),
         ("malformed", Some("hello".to_owned())),
         ("bad checksum", Some(broken_checksum)),
-        ("unknown id", Some(unknown_id)),
-        ("wrong secret", Some(wrong_secret)),
+        (
+            "unknown id",
+            Some(tenant_key::assemble(
+                "ZZZZZZZZZZZZ",
+                "0123456789abcdefghijkl",
+            )),
+        ),
+        (
+            "wrong secret",
+            Some(tenant_key::assemble(id, "0123456789abcdefghijkl")),
+        ),
         ("expired", Some(expiring)),
     ] {
         let mut req = app.client.get(app.url("/v1/me"));
@@ -73,34 +109,18 @@ async fn a_key_works_in_all_three_headers_and_every_bad_key_gets_the_same_401() 
         assert_eq!(res.status(), 401, "{what}");
         bodies.push(res.text().await.unwrap());
     }
-    // Revoked.
-    let res = admin_call(
-        &app.client,
-        &app.address,
-        &token,
-        Method::DELETE,
-        &format!("/admin/v1/tenants/{tenant}/keys/{id}"),
-        None,
-    )
-    .await;
-    assert_eq!(res.status(), 204);
-    let refused = eventually(Duration::from_secs(1), || async {
-        me(&app.client, &app.address, key).await.status() == 401
-    })
-    .await;
-    assert!(refused, "a revoked key still works");
-    bodies.push(
-        me(&app.client, &app.address, key)
-            .await
-            .text()
-            .await
-            .unwrap(),
-    );
-    assert!(bodies.iter().all(|b| b == &bodies[0]), "{bodies:?}");
     assert_eq!(
-        serde_json::from_str::<Value>(&bodies[0]).unwrap()["message"],
-        "invalid API key"
+        admin
+            .delete(&format!("/admin/v1/tenants/{tenant}/keys/{id}"))
+            .await,
+        204
     );
+    refused_at(&app, key, Duration::from_secs(1)).await;
+    let revoked = me(&app.client, &app.address, key).await;
+    bodies.push(revoked.text().await.unwrap());
+    assert!(bodies.iter().all(|b| b == &bodies[0]), "{bodies:?}");
+    let message = serde_json::from_str::<Value>(&bodies[0]).unwrap()["message"].clone();
+    assert_eq!(message, "invalid API key");
 }
 
 fn concrete(path: &str) -> String {
@@ -171,42 +191,30 @@ async fn a_suspended_tenant_gets_403_on_every_call_until_reactivated() {
     let app = app().await;
     let Provisioned { token, tenant, key } =
         provision(&app.client, &app.address, "acme", &["*"]).await;
+    let admin = Admin { app: &app, token };
     let key = key["key"].as_str().unwrap();
     assert_eq!(me(&app.client, &app.address, key).await.status(), 200);
 
     let path = format!("/admin/v1/tenants/{tenant}");
-    let patch = |status: &'static str| {
-        admin_call(
-            &app.client,
-            &app.address,
-            &token,
-            Method::PATCH,
-            &path,
-            Some(json!({ "status": status })),
-        )
+    let patch =
+        |status: &'static str| admin.call(Method::PATCH, &path, Some(json!({ "status": status })));
+    let app = &app;
+    let me_answers = |status: u16| {
+        eventually(Duration::from_secs(1), move || async move {
+            me(&app.client, &app.address, key).await.status() == status
+        })
     };
-    assert_eq!(patch("suspended").await.status(), 200);
-    let suspended = eventually(Duration::from_secs(1), || async {
-        me(&app.client, &app.address, key).await.status() == 403
-    })
-    .await;
-    assert!(suspended);
-    let res = app
+    assert_eq!(patch("suspended").await.0, 200);
+    assert!(me_answers(403).await, "/v1/me of a suspended tenant");
+    let sessions = app
         .client
         .get(app.url("/v1/sessions"))
-        .header("X-Api-Key", key)
-        .send()
-        .await
-        .unwrap();
+        .header("X-Api-Key", key);
+    let res = sessions.send().await.unwrap();
     assert_eq!(res.status(), 403);
     assert!(res.text().await.unwrap().contains("suspended"));
-    assert_eq!(patch("active").await.status(), 200);
-    assert!(
-        eventually(Duration::from_secs(1), || async {
-            me(&app.client, &app.address, key).await.status() == 200
-        })
-        .await
-    );
+    assert_eq!(patch("active").await.0, 200);
+    assert!(me_answers(200).await, "/v1/me once reactivated");
 }
 
 #[tokio::test]
@@ -217,47 +225,33 @@ async fn a_rotated_key_keeps_working_for_its_grace_period_only() {
         tenant,
         key: old,
     } = provision(&app.client, &app.address, "acme", &["messages:send"]).await;
+    let admin = Admin { app: &app, token };
     let old_key = old["key"].as_str().unwrap();
     assert_eq!(me(&app.client, &app.address, old_key).await.status(), 200);
 
-    let res = admin_call(
-        &app.client,
-        &app.address,
-        &token,
-        Method::POST,
-        &format!(
-            "/admin/v1/tenants/{tenant}/keys/{}/rotate",
-            old["id"].as_str().unwrap()
-        ),
-        Some(json!({"grace_seconds": 2})),
-    )
-    .await;
-    assert_eq!(res.status(), 201);
-    let rotated: Value = res.json().await.unwrap();
+    let rotate = format!(
+        "/admin/v1/tenants/{tenant}/keys/{}/rotate",
+        old["id"].as_str().unwrap()
+    );
+    let grace = chrono::Duration::seconds(2);
+    let rotated_at = chrono::Utc::now();
+    let (status, rotated) = admin.post(&rotate, json!({"grace_seconds": 2})).await;
+    assert_eq!(status, 201, "{rotated}");
     let new_key = rotated["key"].as_str().unwrap();
     assert_ne!(new_key, old_key);
     assert_eq!(rotated["scopes"], json!(["messages:send"]));
     assert_eq!(rotated["replaces"], old["id"]);
-    let started = Instant::now();
     assert_eq!(me(&app.client, &app.address, old_key).await.status(), 200);
     assert_eq!(me(&app.client, &app.address, new_key).await.status(), 200);
     // A second rotation of the old key is refused: rotate the replacement instead.
-    let res = admin_call(
-        &app.client,
-        &app.address,
-        &token,
-        Method::POST,
-        &format!(
-            "/admin/v1/tenants/{tenant}/keys/{}/rotate",
-            old["id"].as_str().unwrap()
-        ),
-        None,
-    )
-    .await;
-    assert_eq!(res.status(), 409);
+    assert_eq!(admin.call(Method::POST, &rotate, None).await.0, 409);
 
-    tokio::time::sleep(Duration::from_millis(2100).saturating_sub(started.elapsed())).await;
-    assert_eq!(me(&app.client, &app.address, old_key).await.status(), 401);
+    let refused = refused_at(&app, old_key, Duration::from_secs(3)).await;
+    assert!(
+        refused - rotated_at >= grace,
+        "refused {} after the rotation",
+        refused - rotated_at
+    );
     assert_eq!(me(&app.client, &app.address, new_key).await.status(), 200);
 }
 

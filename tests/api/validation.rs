@@ -18,7 +18,7 @@ async fn error_of(res: reqwest::Response) -> (u16, Value) {
 }
 
 #[tokio::test]
-async fn session_names_are_checked_at_creation_and_start_is_not_a_session() {
+async fn session_names_are_checked_at_creation_without_an_upstream_call() {
     let app = spawn_app().await;
     let tenant = app.tenant().await;
     app.clear_sim_log().await;
@@ -55,8 +55,14 @@ async fn session_names_are_checked_at_creation_and_start_is_not_a_session() {
             .await;
         assert_eq!(res.status(), 201, "{good}");
     }
-    // No body at all: the hosted API's default name, sent upstream as typed JSON.
+}
+
+#[tokio::test]
+async fn no_body_creates_the_default_session_sent_upstream_as_typed_json() {
+    let app = spawn_app().await;
+    let tenant = app.tenant().await;
     app.clear_sim_log().await;
+    // No body at all: the hosted API's default name.
     let res = app
         .call(&tenant, Method::POST, "/v1/sessions")
         .send()
@@ -75,7 +81,16 @@ async fn session_names_are_checked_at_creation_and_start_is_not_a_session() {
         .tenant_post(&tenant, "/v1/sessions", json!({"name": "default"}))
         .await;
     assert_eq!(again.status(), 409);
+}
 
+#[tokio::test]
+async fn start_stop_and_logout_are_fixed_routes_not_sessions() {
+    let app = spawn_app().await;
+    let tenant = app.tenant().await;
+    let res = app
+        .tenant_post(&tenant, "/v1/sessions", json!({"name": "a"}))
+        .await;
+    assert_eq!(res.status(), 201);
     // The fixed routes are not `/v1/sessions/{session}` (which would answer 405). The
     // deprecated stop and logout answer 201 with no body (ENGINE.md §2 rows 6 and 9); start
     // refuses a running session with 422, so it comes after the stop.
@@ -140,16 +155,19 @@ async fn max_sessions_is_429_naming_the_limit_and_a_deletion_frees_the_slot() {
     assert_eq!(res.status(), 201);
 }
 
-#[tokio::test]
-async fn bodies_the_upstream_would_reject_are_400_naming_the_field_without_an_upstream_call() {
-    let app = spawn_app().await;
-    let tenant = app.tenant().await;
-    app.working_session(&tenant, "default").await;
-    app.clear_sim_log().await;
-    let image = |file: Value| json!({"chatId": "1234567890", "file": file});
-    let location =
-        |lat: Value, lon: Value| json!({"chatId": "1234567890", "latitude": lat, "longitude": lon});
-    let cases: Vec<(&str, Value, &str)> = vec![
+fn image(file: Value) -> Value {
+    json!({"chatId": "1234567890", "file": file})
+}
+
+fn location(lat: Value, lon: Value) -> Value {
+    json!({"chatId": "1234567890", "latitude": lat, "longitude": lon})
+}
+
+/// A body the upstream would reject: the path, the body, the field the 400 names.
+type Rejected = (&'static str, Value, &'static str);
+
+fn rejected_texts() -> Vec<Rejected> {
+    vec![
         ("/v1/sendText", json!({"text": "hi"}), "chatId"),
         (
             "/v1/sendText",
@@ -172,6 +190,43 @@ async fn bodies_the_upstream_would_reject_are_400_naming_the_field_without_an_up
             json!({"chatId": "1234567890", "text": "  "}),
             "text",
         ),
+        (
+            "/v1/sendPoll",
+            json!({"chatId": "1234567890", "poll": {"name": "q", "options": []}}),
+            "poll.options",
+        ),
+        (
+            "/v1/sendPoll",
+            json!({"chatId": "1234567890", "poll": {"name": "q"}}),
+            "poll.options",
+        ),
+        ("/v1/reply", json!({"chatId": "1234567890"}), "text"),
+        (
+            "/v1/sendText",
+            json!({"chatId": "1234567890@g.us", "text": "hi", "mentions": ["everyone"]}),
+            "mentions[0]",
+        ),
+        (
+            "/v1/sendText",
+            json!({"chatId": "1234567890@g.us", "text": "hi", "mentions": "all"}),
+            "mentions",
+        ),
+        (
+            "/v1/sendText",
+            json!({"chatId": "status@c.us", "text": "hi"}),
+            "chatId",
+        ),
+        (
+            "/v1/sendImage",
+            image(json!({"data": "aGVs bG8=x", "mimetype": "image/png"})),
+            "file.data",
+        ),
+        ("/v1/sendText", json!(["not", "an", "object"]), "object"),
+    ]
+}
+
+fn rejected_media_and_locations() -> Vec<Rejected> {
+    vec![
         ("/v1/sendImage", json!({"chatId": "1234567890"}), "file"),
         (
             "/v1/sendImage",
@@ -223,40 +278,19 @@ async fn bodies_the_upstream_would_reject_are_400_naming_the_field_without_an_up
             json!({"chatId": "1234567890", "latitude": 1}),
             "longitude",
         ),
-        (
-            "/v1/sendPoll",
-            json!({"chatId": "1234567890", "poll": {"name": "q", "options": []}}),
-            "poll.options",
-        ),
-        (
-            "/v1/sendPoll",
-            json!({"chatId": "1234567890", "poll": {"name": "q"}}),
-            "poll.options",
-        ),
-        ("/v1/reply", json!({"chatId": "1234567890"}), "text"),
-        (
-            "/v1/sendText",
-            json!({"chatId": "1234567890@g.us", "text": "hi", "mentions": ["everyone"]}),
-            "mentions[0]",
-        ),
-        (
-            "/v1/sendText",
-            json!({"chatId": "1234567890@g.us", "text": "hi", "mentions": "all"}),
-            "mentions",
-        ),
-        (
-            "/v1/sendText",
-            json!({"chatId": "status@c.us", "text": "hi"}),
-            "chatId",
-        ),
-        (
-            "/v1/sendImage",
-            image(json!({"data": "aGVs bG8=x", "mimetype": "image/png"})),
-            "file.data",
-        ),
-        ("/v1/sendText", json!(["not", "an", "object"]), "object"),
-    ];
-    for (path, body, field) in cases {
+    ]
+}
+
+#[tokio::test]
+async fn bodies_the_upstream_would_reject_are_400_naming_the_field_without_an_upstream_call() {
+    let app = spawn_app().await;
+    let tenant = app.tenant().await;
+    app.working_session(&tenant, "default").await;
+    app.clear_sim_log().await;
+    for (path, body, field) in rejected_texts()
+        .into_iter()
+        .chain(rejected_media_and_locations())
+    {
         let res = app.tenant_post(&tenant, path, body.clone()).await;
         let (status, error) = error_of(res).await;
         assert_eq!(status, 400, "{path} {body}: {error}");
@@ -266,7 +300,25 @@ async fn bodies_the_upstream_would_reject_are_400_naming_the_field_without_an_up
             "{path} {body}: `{message}` names {field}"
         );
     }
+    assert_eq!(app.sim_log().await, Vec::<Value>::new(), "no upstream call");
 
+    // The same sends, valid, do reach it.
+    let res = app
+        .tenant_post(
+            &tenant,
+            "/v1/sendLocation",
+            location(json!(-90), json!(180)),
+        )
+        .await;
+    assert_eq!(res.status(), 201);
+}
+
+#[tokio::test]
+async fn malformed_json_a_wrong_media_type_or_a_missing_query_never_reach_the_upstream() {
+    let app = spawn_app().await;
+    let tenant = app.tenant().await;
+    app.working_session(&tenant, "default").await;
+    app.clear_sim_log().await;
     let malformed = app
         .call(&tenant, Method::POST, "/v1/sendText")
         .header("content-type", "application/json")
@@ -297,16 +349,6 @@ async fn bodies_the_upstream_would_reject_are_400_naming_the_field_without_an_up
     assert!(error["message"].as_str().unwrap().contains("phone"));
 
     assert_eq!(app.sim_log().await, Vec::<Value>::new(), "no upstream call");
-
-    // The same sends, valid, do reach it.
-    let res = app
-        .tenant_post(
-            &tenant,
-            "/v1/sendLocation",
-            location(json!(-90), json!(180)),
-        )
-        .await;
-    assert_eq!(res.status(), 201);
 }
 
 #[tokio::test]

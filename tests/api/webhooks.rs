@@ -2,272 +2,26 @@
 //! upstream does) reaches a receiver started by the test, once, signed, with the tenant's own
 //! session name; retries, isolation, replicas, a SIGKILL and the address check.
 //!
-//! Until the simulator and the real tenant extractor land, each test sets up what registration
-//! leaves behind (tenant, session, subscription, ingress row) in the database and signs events
-//! itself with the ingress key, exactly as the upstream would (UPSTREAM.md scheme).
+//! Everything is set up through the public API (helpers/relay.rs): the tenant by the admin API,
+//! its session through the gateway, subscriptions through the tenant's webhook routes; events
+//! are signed with the key the gateway registered with the upstream, exactly as the upstream
+//! signs them.
 
+use crate::helpers::eventually;
 use crate::helpers::{
-    base_vars, eventually, spawn_app, spawn_app_full, spawn_app_with, spawn_replica,
-    GatewayProcess, TestDb,
+    post_signed, registrations, spawn_app, spawn_app_with, spawn_replica, spawn_replica_with,
+    subscription, GatewayProcess, Hit, Receiver, RelayedSession, TestApp, TestTenant,
+    DEFAULT_POLICY, UPSTREAM_KEY,
 };
-use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
-use hmac::{Hmac, Mac};
+use reqwest::Method;
 use serde_json::{json, Value};
-use sha2::Sha512;
-use sqlx::PgPool;
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use uuid::Uuid;
+use wa_gateway::sim::webhook_signature;
 
-// ---- A receiver --------------------------------------------------------------------------------
-
-#[derive(Debug, Clone)]
-struct Hit {
-    at: Instant,
-    method: String,
-    headers: HashMap<String, String>,
-    body: Vec<u8>,
-}
-
-impl Hit {
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).expect("a JSON delivery")
-    }
-}
-
-#[derive(Default)]
-struct ReceiverState {
-    hits: Mutex<Vec<Hit>>,
-    /// Answer 503 to this many requests first.
-    fail_first: AtomicUsize,
-    /// The answer after that (200 unless set).
-    status: AtomicU16,
-}
-
-/// An HTTP server recording every request, on its own thread and actix runtime.
-struct Receiver {
-    /// `http://127.0.0.1:PORT`
-    base: String,
-    /// `{base}/hook`
-    url: String,
-    state: Arc<ReceiverState>,
-    handle: actix_web::dev::ServerHandle,
-}
-
-impl Receiver {
-    async fn start() -> Self {
-        let state = Arc::new(ReceiverState {
-            status: AtomicU16::new(200),
-            ..Default::default()
-        });
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let shared = state.clone();
-        std::thread::spawn(move || {
-            actix_web::rt::System::new().block_on(async move {
-                let data = web::Data::from(shared);
-                let server = HttpServer::new(move || {
-                    App::new()
-                        .app_data(data.clone())
-                        .default_service(web::to(record))
-                })
-                .workers(1)
-                .bind("127.0.0.1:0")
-                .unwrap();
-                let port = server.addrs()[0].port();
-                let server = server.run();
-                let _ = tx.send((port, server.handle()));
-                let _ = server.await;
-            })
-        });
-        let (port, handle) = rx.await.unwrap();
-        Self {
-            base: format!("http://127.0.0.1:{port}"),
-            url: format!("http://127.0.0.1:{port}/hook"),
-            state,
-            handle,
-        }
-    }
-
-    fn hits(&self) -> Vec<Hit> {
-        self.state.hits.lock().unwrap().clone()
-    }
-
-    async fn wait_for(&self, n: usize, patience: Duration) -> Vec<Hit> {
-        let state = self.state.clone();
-        eventually(patience, || {
-            let state = state.clone();
-            async move { state.hits.lock().unwrap().len() >= n }
-        })
-        .await;
-        self.hits()
-    }
-}
-
-impl Drop for Receiver {
-    fn drop(&mut self) {
-        drop(self.handle.stop(false));
-    }
-}
-
-async fn record(
-    req: HttpRequest,
-    body: web::Bytes,
-    state: web::Data<ReceiverState>,
-) -> HttpResponse {
-    let headers = req
-        .headers()
-        .iter()
-        .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned()))
-        .collect();
-    state.hits.lock().unwrap().push(Hit {
-        at: Instant::now(),
-        method: req.method().to_string(),
-        headers,
-        body: body.to_vec(),
-    });
-    let failing = state
-        .fail_first
-        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-        .is_ok();
-    if failing {
-        return HttpResponse::ServiceUnavailable().finish();
-    }
-    HttpResponse::build(
-        actix_web::http::StatusCode::from_u16(state.status.load(Ordering::SeqCst)).unwrap(),
-    )
-    .finish()
-}
-
-// ---- What registration leaves behind -----------------------------------------------------------
-
-/// A tenant's session with the gateway's ingress registered for it.
-pub(crate) struct Session {
-    tenant: Uuid,
-    name: String,
-    pub(crate) upstream: String,
-    pub(crate) token: String,
-    pub(crate) ingress_key: String,
-}
-
-pub(crate) async fn tenant_session(pool: &PgPool, tenant_name: &str, session: &str) -> Session {
-    let tenant = Uuid::new_v4();
-    sqlx::query("INSERT INTO tenants (id, name, plan) VALUES ($1, $2, 'custom')")
-        .bind(tenant)
-        .bind(tenant_name)
-        .execute(pool)
-        .await
-        .unwrap();
-    let upstream = format!("gw_{}", Uuid::new_v4().simple());
-    sqlx::query(
-        "INSERT INTO sessions (id, tenant_id, name, upstream_name) VALUES ($1, $2, $3, $4)",
-    )
-    .bind(Uuid::new_v4())
-    .bind(tenant)
-    .bind(session)
-    .bind(&upstream)
-    .execute(pool)
-    .await
-    .unwrap();
-    let (token, ingress_key) = (
-        Uuid::new_v4().simple().to_string(),
-        Uuid::new_v4().to_string(),
-    );
-    sqlx::query("INSERT INTO webhook_ingress (upstream_name, token, hmac_key) VALUES ($1, $2, $3)")
-        .bind(&upstream)
-        .bind(&token)
-        .bind(&ingress_key)
-        .execute(pool)
-        .await
-        .unwrap();
-    Session {
-        tenant,
-        name: session.to_owned(),
-        upstream,
-        token,
-        ingress_key,
-    }
-}
-
-/// A subscription as `POST /v1/sessions/{session}/webhooks` stores it, and the ingress marked
-/// as registered for what it needs (so the reconciler leaves it alone).
-async fn subscribe(
-    pool: &PgPool,
-    s: &Session,
-    url: &str,
-    events: &[&str],
-    hmac_key: Option<&str>,
-    (policy, delay, attempts): (&str, i32, i32),
-) -> Uuid {
-    let id = Uuid::new_v4();
-    let events: Vec<String> = events.iter().map(|e| (*e).to_owned()).collect();
-    sqlx::query(
-        "INSERT INTO webhook_subscriptions (id, tenant_id, session_name, url, events, hmac_key, \
-         retry_policy, retry_delay_seconds, retry_attempts, custom_headers) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, '[{\"name\": \"X-Token\", \"value\": \"abc\"}]')",
-    )
-    .bind(id)
-    .bind(s.tenant)
-    .bind(&s.name)
-    .bind(url)
-    .bind(&events)
-    .bind(hmac_key)
-    .bind(policy)
-    .bind(delay)
-    .bind(attempts)
-    .execute(pool)
-    .await
-    .unwrap();
-    sqlx::query(
-        "UPDATE webhook_ingress SET registered_at = now(), events = (SELECT array_agg(DISTINCT e ORDER BY e) \
-         FROM webhook_subscriptions w, unnest(w.events) e WHERE w.tenant_id = $2 AND w.session_name = $3) \
-         WHERE upstream_name = $1",
-    )
-    .bind(&s.upstream)
-    .bind(s.tenant)
-    .bind(&s.name)
-    .execute(pool)
-    .await
-    .unwrap();
-    id
-}
-
-const DEFAULT_POLICY: (&str, i32, i32) = ("exponential", 2, 5);
-
-fn event(s: &Session, id: &str, name: &str, payload: Value) -> Value {
-    json!({
-        "id": id, "timestamp": chrono::Utc::now().timestamp_millis(), "event": name, "session": s.upstream,
-        "metadata": {"user.id": "123"}, "me": {"id": "71111111111@c.us", "pushName": "~"},
-        "payload": payload, "engine": "WEBJS",
-        "environment": {"version": "2026.7.1", "tier": "PLUS"}
-    })
-}
-
-fn sign(key: &str, body: &[u8]) -> String {
-    let mut mac = Hmac::<Sha512>::new_from_slice(key.as_bytes()).unwrap();
-    mac.update(body);
-    hex::encode(mac.finalize().into_bytes())
-}
-
-/// Posts `event` to the gateway's ingress as the upstream does, signed with `key`.
-async fn post_signed(base: &str, token: &str, key: &str, event: &Value) -> reqwest::Response {
-    let body = serde_json::to_vec(event).unwrap();
-    reqwest::Client::new()
-        .post(format!("{base}/webhooks/ingress/{token}"))
-        .header("content-type", "application/json")
-        .header("x-webhook-hmac", sign(key, &body))
-        .header("x-webhook-hmac-algorithm", "sha512")
-        .body(body)
-        .send()
-        .await
-        .unwrap()
-}
-
-async fn deliver(base: &str, s: &Session, event: &Value) {
-    let r = post_signed(base, &s.token, &s.ingress_key, event).await;
-    assert_eq!(r.status(), 200, "{:?}", r.text().await);
-}
+const PATIENCE: Duration = Duration::from_secs(10);
 
 fn event_ids(hits: &[Hit]) -> Vec<String> {
     hits.iter()
@@ -275,87 +29,118 @@ fn event_ids(hits: &[Hit]) -> Vec<String> {
         .collect()
 }
 
-// ---- Tests ---------------------------------------------------------------------------------------
+/// A session of a new tenant subscribed to `events` at `receiver`, signed with `hmac_key`.
+async fn relayed(
+    app: &TestApp,
+    receiver: &Receiver,
+    events: &[&str],
+    hmac_key: Option<&str>,
+) -> RelayedSession {
+    RelayedSession::start(
+        app,
+        &[subscription(
+            &receiver.url,
+            events,
+            hmac_key,
+            DEFAULT_POLICY,
+        )],
+    )
+    .await
+}
+
+/// How many rows the delivery outbox holds in `status`.
+async fn deliveries_in(app: &TestApp, status: &str) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM webhook_deliveries WHERE status = $1")
+        .bind(status)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap()
+}
+
+/// A delivery of `s`'s: the tenant's session name, the upstream's metadata, nothing of the
+/// gateway's own, signed with `key` and headed as the upstream heads its deliveries.
+fn assert_relayed_like_the_upstream_sends(hit: &Hit, s: &RelayedSession, key: &str) {
+    let body = hit.json();
+    assert_eq!(body["session"], "default");
+    assert_eq!(body["metadata"]["user.id"], "123");
+    let raw = String::from_utf8(hit.body.clone()).unwrap();
+    assert!(
+        !raw.contains(&s.upstream),
+        "the upstream name leaked: {raw}"
+    );
+    assert!(!raw.contains(&s.ingress_key) && !raw.contains(&s.token));
+    // A receiver written for the upstream verifies ours unchanged.
+    assert_eq!(
+        hit.header("x-webhook-hmac"),
+        webhook_signature(key, &hit.body)
+    );
+    assert_eq!(hit.header("x-webhook-hmac-algorithm"), "sha512");
+    assert_eq!(hit.header("x-token"), "abc");
+    assert!(!hit.header("x-webhook-request-id").is_empty());
+    let ts: i64 = hit.header("x-webhook-timestamp").parse().unwrap();
+    assert!((ts - chrono::Utc::now().timestamp_millis()).abs() < 60_000);
+}
 
 #[tokio::test]
 async fn an_event_arrives_once_signed_and_with_the_tenants_session_name() {
     let app = spawn_app().await;
     let receiver = Receiver::start().await;
-    let s = tenant_session(&app.pool, "acme", "default").await;
-    subscribe(
-        &app.pool,
-        &s,
-        &receiver.url,
+    let s = relayed(
+        &app,
+        &receiver,
         &["message", "message.any"],
         Some("my-secret-key"),
-        DEFAULT_POLICY,
     )
     .await;
 
     let incoming = json!({"id": "false_1@c.us_AAA", "fromMe": false, "body": "hi"});
     let outgoing = json!({"id": "true_1@c.us_BBB", "fromMe": true, "body": "yo"});
-    let first = event(&s, "evt_1", "message", incoming.clone());
-    deliver(&app.address, &s, &first).await;
+    let first = s.event("evt_1", "message", incoming.clone());
+    s.deliver(&app.address, &first).await;
     // The same incoming message as `message.any`: the subscription has `message`, so not again.
-    deliver(
-        &app.address,
-        &s,
-        &event(&s, "evt_2", "message.any", incoming),
-    )
-    .await;
+    s.deliver(&app.address, &s.event("evt_2", "message.any", incoming))
+        .await;
     // An outgoing one only comes as `message.any`.
-    deliver(
-        &app.address,
-        &s,
-        &event(&s, "evt_3", "message.any", outgoing),
-    )
-    .await;
+    s.deliver(&app.address, &s.event("evt_3", "message.any", outgoing))
+        .await;
     // The upstream retrying an event we already acknowledged.
-    deliver(&app.address, &s, &first).await;
+    s.deliver(&app.address, &first).await;
 
-    let hits = receiver.wait_for(2, Duration::from_secs(10)).await;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    let hits_after = receiver.hits();
+    receiver.wait_for(2, PATIENCE).await;
+    app.outbox_drained().await;
+    let hits = receiver.hits();
     assert_eq!(
-        hits_after.len(),
+        hits.len(),
         2,
         "exactly two deliveries: {:?}",
-        event_ids(&hits_after)
+        event_ids(&hits)
     );
     let mut ids = event_ids(&hits);
     ids.sort();
     assert_eq!(ids, vec!["evt_1", "evt_3"]);
 
     for hit in &hits {
-        let body = hit.json();
-        assert_eq!(body["session"], "default");
-        assert_eq!(body["metadata"]["user.id"], "123");
-        let raw = String::from_utf8(hit.body.clone()).unwrap();
-        assert!(
-            !raw.contains(&s.upstream),
-            "the upstream name leaked: {raw}"
-        );
-        assert!(!raw.contains(&s.ingress_key) && !raw.contains(&s.token));
-        // A receiver written for the upstream verifies ours unchanged.
-        assert_eq!(
-            hit.headers["x-webhook-hmac"],
-            sign("my-secret-key", &hit.body)
-        );
-        assert_eq!(hit.headers["x-webhook-hmac-algorithm"], "sha512");
-        assert_eq!(hit.headers["x-token"], "abc");
-        assert!(!hit.headers["x-webhook-request-id"].is_empty());
-        let ts: i64 = hit.headers["x-webhook-timestamp"].parse().unwrap();
-        assert!((ts - chrono::Utc::now().timestamp_millis()).abs() < 60_000);
+        assert_relayed_like_the_upstream_sends(hit, &s, "my-secret-key");
     }
     assert_ne!(
-        hits[0].headers["x-webhook-request-id"],
-        hits[1].headers["x-webhook-request-id"]
+        hits[0].header("x-webhook-request-id"),
+        hits[1].header("x-webhook-request-id")
     );
-    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM webhook_events")
-        .fetch_one(&app.pool)
-        .await
-        .unwrap();
-    assert_eq!(stored, 3, "the repeated event was stored once");
+    assert_eq!(
+        app.rows("webhook_events").await,
+        3,
+        "the repeated event was stored once"
+    );
+    // The outbox gauge follows on the worker's next round.
+    eventually(PATIENCE, || async {
+        app.get("/metrics")
+            .await
+            .text()
+            .await
+            .unwrap()
+            .contains("wagw_webhook_outbox_depth 0")
+    })
+    .await;
     let metrics = app.get("/metrics").await.text().await.unwrap();
     assert!(
         metrics.contains(r#"wagw_webhook_deliveries_total{outcome="delivered"} 2"#),
@@ -369,17 +154,8 @@ async fn an_event_arrives_once_signed_and_with_the_tenants_session_name() {
 async fn ingress_refuses_anything_not_signed_with_the_sessions_key() {
     let app = spawn_app().await;
     let receiver = Receiver::start().await;
-    let s = tenant_session(&app.pool, "acme", "default").await;
-    subscribe(
-        &app.pool,
-        &s,
-        &receiver.url,
-        &["message"],
-        None,
-        DEFAULT_POLICY,
-    )
-    .await;
-    let e = event(&s, "evt_1", "message", json!({"fromMe": false}));
+    let s = relayed(&app, &receiver, &["message"], None).await;
+    let e = s.event("evt_1", "message", json!({"fromMe": false}));
 
     let wrong_key = post_signed(&app.address, &s.token, "not-the-key", &e).await;
     assert_eq!(wrong_key.status(), 401);
@@ -387,31 +163,24 @@ async fn ingress_refuses_anything_not_signed_with_the_sessions_key() {
     assert_eq!(body["statusCode"], 401);
     assert_eq!(body["error"], "Unauthorized");
 
-    let unsigned = reqwest::Client::new()
-        .post(format!("{}/webhooks/ingress/{}", app.address, s.token))
-        .json(&e)
-        .send()
-        .await
-        .unwrap();
+    let ingress = app.url(&format!("/webhooks/ingress/{}", s.token));
+    let unsigned = app.client.post(&ingress).json(&e).send().await.unwrap();
     assert_eq!(unsigned.status(), 401);
     let unknown_token = post_signed(&app.address, "nope", &s.ingress_key, &e).await;
     assert_eq!(unknown_token.status(), 401);
     // A valid signature over other bytes than those sent.
-    let tampered = reqwest::Client::new()
-        .post(format!("{}/webhooks/ingress/{}", app.address, s.token))
-        .header("x-webhook-hmac", sign(&s.ingress_key, b"{}"))
+    let tampered = app
+        .client
+        .post(&ingress)
+        .header("x-webhook-hmac", webhook_signature(&s.ingress_key, b"{}"))
         .json(&e)
         .send()
         .await
         .unwrap();
     assert_eq!(tampered.status(), 401);
 
-    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM webhook_events")
-        .fetch_one(&app.pool)
-        .await
-        .unwrap();
-    assert_eq!(stored, 0);
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(app.rows("webhook_events").await, 0);
+    app.outbox_drained().await;
     assert!(receiver.hits().is_empty());
 }
 
@@ -419,33 +188,31 @@ async fn ingress_refuses_anything_not_signed_with_the_sessions_key() {
 async fn a_tenant_never_receives_another_tenants_events() {
     let app = spawn_app().await;
     let (ra, rb) = (Receiver::start().await, Receiver::start().await);
-    let a = tenant_session(&app.pool, "alpha", "default").await;
-    let b = tenant_session(&app.pool, "beta", "default").await;
-    subscribe(&app.pool, &a, &ra.url, &["message"], None, DEFAULT_POLICY).await;
-    subscribe(&app.pool, &b, &rb.url, &["message"], None, DEFAULT_POLICY).await;
+    let a = relayed(&app, &ra, &["message"], None).await;
+    let b = relayed(&app, &rb, &["message"], None).await;
 
     for i in 0..3 {
-        deliver(
+        a.deliver(
             &app.address,
-            &a,
-            &event(&a, &format!("a_{i}"), "message", json!({})),
+            &a.event(&format!("a_{i}"), "message", json!({})),
         )
         .await;
     }
-    deliver(&app.address, &b, &event(&b, "b_0", "message", json!({}))).await;
+    b.deliver(&app.address, &b.event("b_0", "message", json!({})))
+        .await;
     // B's token with A's key: refused, nothing crosses over.
     let crossed = post_signed(
         &app.address,
         &b.token,
         &a.ingress_key,
-        &event(&b, "x", "message", json!({})),
+        &b.event("x", "message", json!({})),
     )
     .await;
     assert_eq!(crossed.status(), 401);
 
-    let got_a = ra.wait_for(3, Duration::from_secs(10)).await;
-    let got_b = rb.wait_for(1, Duration::from_secs(10)).await;
-    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let got_a = ra.wait_for(3, PATIENCE).await;
+    let got_b = rb.wait_for(1, PATIENCE).await;
+    app.outbox_drained().await;
     let mut ids_a = event_ids(&ra.hits());
     ids_a.sort();
     assert_eq!(ids_a, vec!["a_0", "a_1", "a_2"]);
@@ -460,18 +227,19 @@ async fn a_tenant_never_receives_another_tenants_events() {
 async fn a_receiver_failing_twice_gets_the_event_on_the_third_attempt_at_the_policys_spacing() {
     let app = spawn_app().await;
     let receiver = Receiver::start().await;
-    receiver.state.fail_first.store(2, Ordering::SeqCst);
-    let s = tenant_session(&app.pool, "acme", "default").await;
-    subscribe(
-        &app.pool,
-        &s,
-        &receiver.url,
-        &["message"],
-        Some("k"),
-        ("exponential", 1, 5),
+    receiver.fail_first(2);
+    let s = RelayedSession::start(
+        &app,
+        &[subscription(
+            &receiver.url,
+            &["message"],
+            Some("k"),
+            ("exponential", 1, 5),
+        )],
     )
     .await;
-    deliver(&app.address, &s, &event(&s, "evt_1", "message", json!({}))).await;
+    s.deliver(&app.address, &s.event("evt_1", "message", json!({})))
+        .await;
 
     let hits = receiver.wait_for(3, Duration::from_secs(15)).await;
     assert_eq!(hits.len(), 3);
@@ -491,7 +259,7 @@ async fn a_receiver_failing_twice_gets_the_event_on_the_third_attempt_at_the_pol
     assert!(hits.iter().all(|h| h.body == hits[0].body));
     let request_ids: HashSet<_> = hits
         .iter()
-        .map(|h| h.headers["x-webhook-request-id"].clone())
+        .map(|h| h.header("x-webhook-request-id").to_owned())
         .collect();
     assert_eq!(request_ids.len(), 3);
 
@@ -508,44 +276,30 @@ async fn a_receiver_failing_twice_gets_the_event_on_the_third_attempt_at_the_pol
         delivered,
         "the delivery is recorded as delivered on attempt 3"
     );
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    app.outbox_drained().await;
     assert_eq!(receiver.hits().len(), 3, "nothing after the success");
 }
 
 #[tokio::test]
 async fn a_4xx_stops_at_once_and_exhausted_deliveries_are_kept_as_failed() {
     let app = spawn_app().await;
-    let (gone, down) = (Receiver::start().await, Receiver::start().await);
-    gone.state.status.store(410, Ordering::SeqCst);
-    down.state.status.store(500, Ordering::SeqCst);
-    let s = tenant_session(&app.pool, "acme", "default").await;
-    subscribe(
-        &app.pool,
-        &s,
-        &gone.url,
-        &["message"],
-        None,
-        ("constant", 1, 5),
+    let (gone, down) = (
+        Receiver::answering(410).await,
+        Receiver::answering(500).await,
+    );
+    let s = RelayedSession::start(
+        &app,
+        &[
+            subscription(&gone.url, &["message"], None, ("constant", 1, 5)),
+            subscription(&down.url, &["message"], None, ("constant", 1, 2)),
+        ],
     )
     .await;
-    subscribe(
-        &app.pool,
-        &s,
-        &down.url,
-        &["message"],
-        None,
-        ("constant", 1, 2),
-    )
-    .await;
-    deliver(&app.address, &s, &event(&s, "evt_1", "message", json!({}))).await;
+    s.deliver(&app.address, &s.event("evt_1", "message", json!({})))
+        .await;
 
-    let settled = eventually(Duration::from_secs(10), || async {
-        let n: i64 =
-            sqlx::query_scalar("SELECT count(*) FROM webhook_deliveries WHERE status = 'failed'")
-                .fetch_one(&app.pool)
-                .await
-                .unwrap();
-        n == 2
+    let settled = eventually(PATIENCE, || async {
+        deliveries_in(&app, "failed").await == 2
     })
     .await;
     assert!(settled, "both deliveries end failed");
@@ -568,29 +322,16 @@ async fn two_replicas_deliver_each_event_exactly_once() {
     let a = spawn_app().await;
     let b = spawn_replica(&a).await;
     let receiver = Receiver::start().await;
-    let s = tenant_session(&a.pool, "acme", "default").await;
-    subscribe(
-        &a.pool,
-        &s,
-        &receiver.url,
-        &["message"],
-        None,
-        DEFAULT_POLICY,
-    )
-    .await;
+    let s = relayed(&a, &receiver, &["message"], None).await;
 
     const N: usize = 60;
     for i in 0..N {
         let base = if i % 2 == 0 { &a.address } else { &b.address };
-        deliver(
-            base,
-            &s,
-            &event(&s, &format!("evt_{i}"), "message", json!({})),
-        )
-        .await;
+        s.deliver(base, &s.event(&format!("evt_{i}"), "message", json!({})))
+            .await;
     }
     receiver.wait_for(N, Duration::from_secs(20)).await;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    a.outbox_drained().await;
     let ids = event_ids(&receiver.hits());
     let distinct: HashSet<_> = ids.iter().collect();
     assert_eq!(distinct.len(), N, "every event arrived");
@@ -599,19 +340,25 @@ async fn two_replicas_deliver_each_event_exactly_once() {
 
 #[tokio::test]
 async fn a_private_address_is_refused_at_delivery_when_not_allowed() {
-    let app = spawn_app_with(|vars| {
+    // Registered while private targets were allowed; a name that later resolves to a private
+    // address is caught the same way, on the resolved address.
+    let permissive = spawn_app().await;
+    let receiver = Receiver::start().await;
+    let url = receiver.url.replace("127.0.0.1", "localhost");
+    let s = RelayedSession::start(
+        &permissive,
+        &[subscription(&url, &["message"], None, DEFAULT_POLICY)],
+    )
+    .await;
+    let app = spawn_replica_with(&permissive, |vars| {
         vars.insert("WAGW_WEBHOOK_ALLOW_PRIVATE".into(), "false".into());
     })
     .await;
-    let receiver = Receiver::start().await;
-    let s = tenant_session(&app.pool, "acme", "default").await;
-    // Stored directly: registration would already refuse it; a name that later resolves to a
-    // private address is caught the same way, on the resolved address.
-    let url = receiver.url.replace("127.0.0.1", "localhost");
-    subscribe(&app.pool, &s, &url, &["message"], None, DEFAULT_POLICY).await;
-    deliver(&app.address, &s, &event(&s, "evt_1", "message", json!({}))).await;
+    permissive.stop().await;
+    s.deliver(&app.address, &s.event("evt_1", "message", json!({})))
+        .await;
 
-    let refused = eventually(Duration::from_secs(10), || async {
+    let refused = eventually(PATIENCE, || async {
         let row: Option<(String, Option<String>)> = sqlx::query_as(
             "SELECT status, last_error FROM webhook_deliveries",
         )
@@ -630,37 +377,37 @@ async fn a_private_address_is_refused_at_delivery_when_not_allowed() {
 
 #[tokio::test]
 async fn after_a_sigkill_with_deliveries_pending_every_event_arrives() {
-    let db = TestDb::create().await;
-    let vars = base_vars(&db, "http://127.0.0.1:9");
-    let gateway = GatewayProcess::start(&vars).await;
-    let pool = db.pool().await;
-    let receiver = Receiver::start().await;
-    receiver.state.status.store(503, Ordering::SeqCst);
-    let s = tenant_session(&pool, "acme", "default").await;
-    subscribe(
-        &pool,
-        &s,
-        &receiver.url,
-        &["message"],
-        None,
-        ("constant", 1, 20),
+    // Set up in-process, then stopped: from then on only the real binary delivers.
+    let app = spawn_app().await;
+    let receiver = Receiver::answering(503).await;
+    let s = RelayedSession::start(
+        &app,
+        &[subscription(
+            &receiver.url,
+            &["message"],
+            None,
+            ("constant", 1, 20),
+        )],
     )
     .await;
+    let (vars, pool) = (app.vars.clone(), app.pool.clone());
+    let _sim = app.sim.clone();
+    app.stop().await;
+    let gateway = GatewayProcess::start(&vars).await;
 
     const N: usize = 10;
     for i in 0..N {
-        deliver(
+        s.deliver(
             &gateway.address,
-            &s,
-            &event(&s, &format!("evt_{i}"), "message", json!({})),
+            &s.event(&format!("evt_{i}"), "message", json!({})),
         )
         .await;
     }
     // Every event has been tried (and refused) at least once: all are pending, mid-retry.
-    receiver.wait_for(N, Duration::from_secs(10)).await;
+    receiver.wait_for(N, PATIENCE).await;
     gateway.kill().await;
 
-    receiver.state.status.store(200, Ordering::SeqCst);
+    receiver.answer_with(200);
     let before = receiver.hits().len();
     let restarted = GatewayProcess::start(&vars).await;
     let all_arrived = eventually(Duration::from_secs(40), || async {
@@ -675,7 +422,7 @@ async fn after_a_sigkill_with_deliveries_pending_every_event_arrives() {
         restarted.logs()
     );
     // The receiver saw them; the rows record it a moment later.
-    let recorded = eventually(Duration::from_secs(10), || async {
+    let recorded = eventually(PATIENCE, || async {
         let n: i64 = sqlx::query_scalar(
             "SELECT count(*) FROM webhook_deliveries WHERE status = 'delivered'",
         )
@@ -688,63 +435,57 @@ async fn after_a_sigkill_with_deliveries_pending_every_event_arrives() {
     assert!(recorded, "every delivery is recorded as delivered");
 }
 
+/// The events the gateway has registered with the upstream for `upstream` (`None`: none).
+async fn ingress_events(app: &TestApp, upstream: &str) -> Option<Vec<String>> {
+    sqlx::query_scalar::<_, Option<Vec<String>>>(
+        "SELECT events FROM webhook_ingress WHERE upstream_name = $1",
+    )
+    .bind(upstream)
+    .fetch_optional(&app.pool)
+    .await
+    .unwrap()
+    .flatten()
+}
+
+/// The JSON body of a call in the simulator's log.
+fn body_of(call: &Value) -> Value {
+    serde_json::from_str(call["body"].as_str().unwrap()).unwrap()
+}
+
 #[tokio::test]
 async fn the_gateway_registers_its_own_ingress_and_keeps_it_in_step() {
-    // A stand-in upstream that accepts every registration and records it.
-    let upstream = Receiver::start().await;
-    upstream.state.status.store(201, Ordering::SeqCst);
-    let app = spawn_app_full(|opts| {
-        opts.sim = None;
-        opts.vars
-            .insert("WAGW_UPSTREAM_URL".into(), upstream.base.clone());
-    })
-    .await;
+    let app = spawn_app().await;
     let receiver = Receiver::start().await;
-    // A session created (again) under a name that already has subscriptions: no ingress yet.
-    let s = tenant_session(&app.pool, "acme", "default").await;
-    sqlx::query("DELETE FROM webhook_ingress")
-        .execute(&app.pool)
-        .await
-        .unwrap();
-    subscribe(
-        &app.pool,
-        &s,
-        &receiver.url,
-        &["message.ack", "message"],
-        None,
-        DEFAULT_POLICY,
-    )
-    .await;
-    subscribe(
-        &app.pool,
-        &s,
-        &format!("{}/other", receiver.base),
-        &["message", "session.status"],
-        None,
-        DEFAULT_POLICY,
-    )
-    .await;
+    let tenant = app.tenant().await;
+    let upstream = app.working_session(&tenant, "default").await;
+    let other = format!("{}/other", receiver.base);
+    for (url, events) in [
+        (&receiver.url, ["message.ack", "message"]),
+        (&other, ["message", "session.status"]),
+    ] {
+        app.subscribe(
+            &tenant,
+            "default",
+            subscription(url, &events, None, DEFAULT_POLICY),
+        )
+        .await;
+    }
 
-    let ingress_events = || async {
-        sqlx::query_scalar::<_, Option<Vec<String>>>("SELECT events FROM webhook_ingress")
-            .fetch_optional(&app.pool)
-            .await
-            .unwrap()
-            .flatten()
-    };
     let union = vec!["message", "message.ack", "session.status"];
     assert!(
-        eventually(Duration::from_secs(10), || async {
-            ingress_events().await == Some(union.iter().map(|e| e.to_string()).collect())
+        eventually(PATIENCE, || async {
+            ingress_events(&app, &upstream).await
+                == Some(union.iter().map(|e| e.to_string()).collect())
         })
         .await,
         "the ingress is registered for the union of the subscriptions' events"
     );
-    let calls = upstream.hits();
+    let log = app.sim_log().await;
+    let calls = registrations(&log, &upstream);
     let call = calls.last().unwrap();
-    assert_eq!(call.method, "POST");
-    assert_eq!(call.headers["x-rapidapi-key"], crate::helpers::UPSTREAM_KEY);
-    let body = call.json();
+    assert_eq!(call["method"], "POST");
+    assert_eq!(call["headers"]["x-rapidapi-key"], UPSTREAM_KEY);
+    let body = body_of(call);
     assert_eq!(body["events"], json!(union));
     let webhook_url = body["webhookUrl"].as_str().unwrap().to_owned();
     assert!(
@@ -752,7 +493,9 @@ async fn the_gateway_registers_its_own_ingress_and_keeps_it_in_step() {
         "{webhook_url}"
     );
     assert!(
-        calls.iter().all(|c| c.json()["webhookUrl"] == webhook_url),
+        calls
+            .iter()
+            .all(|c| body_of(c)["webhookUrl"] == webhook_url.as_str()),
         "one URL per session"
     );
     let token = webhook_url.rsplit('/').next().unwrap();
@@ -761,29 +504,143 @@ async fn the_gateway_registers_its_own_ingress_and_keeps_it_in_step() {
     let posts = calls.len();
 
     // The upstream now posts events there, signed with that key.
-    let e = event(&s, "evt_1", "message.ack", json!({"ack": 3}));
+    let e = json!({"id": "evt_1", "timestamp": chrono::Utc::now().timestamp_millis(),
+                   "event": "message.ack", "session": upstream, "payload": {"ack": 3}});
     let r = post_signed(&app.address, token, &key, &e).await;
     assert_eq!(r.status(), 200);
-    let hits = receiver.wait_for(1, Duration::from_secs(10)).await;
-    assert_eq!(hits[0].json()["event"], "message.ack");
-    assert_eq!(hits[0].json()["session"], "default");
+    let acked = eventually(PATIENCE, || async { !receiver.hits_at("/hook").is_empty() }).await;
+    assert!(acked, "the event reached the subscription");
+    let hit = &receiver.hits_at("/hook")[0];
+    assert_eq!(hit.json()["event"], "message.ack");
+    assert_eq!(hit.json()["session"], "default");
 
     // Every subscription removed: the registration is withdrawn.
-    sqlx::query("DELETE FROM webhook_subscriptions")
-        .execute(&app.pool)
-        .await
-        .unwrap();
+    for url in [&receiver.url, &other] {
+        let path = format!("/v1/sessions/default/webhooks?webhookUrl={url}");
+        let removed = crate::helpers::answer(app.call(&tenant, Method::DELETE, &path)).await;
+        assert_eq!(removed.status, 200, "{removed:?}");
+    }
     assert!(
-        eventually(Duration::from_secs(10), || async {
-            ingress_events().await.is_none()
+        eventually(PATIENCE, || async {
+            ingress_events(&app, &upstream).await.is_none()
         })
         .await,
         "the registration is withdrawn"
     );
-    let calls = upstream.hits();
-    assert_eq!(calls.len(), posts + 1);
-    assert_eq!(calls[posts].method, "DELETE");
-    assert_eq!(calls[posts].json()["webhookUrl"], webhook_url);
+    let log = app.sim_log().await;
+    let calls = registrations(&log, &upstream);
+    assert_eq!(
+        calls.len(),
+        posts + 2,
+        "narrowed to what is left, then withdrawn"
+    );
+    assert_eq!(calls[posts]["method"], "POST");
+    assert_eq!(calls[posts + 1]["method"], "DELETE");
+    assert_eq!(body_of(calls[posts + 1])["webhookUrl"], webhook_url);
+}
+
+#[tokio::test]
+async fn through_the_simulator_an_incoming_message_arrives_once_signed_with_the_tenants_name() {
+    let app = spawn_app().await;
+    let receiver = Receiver::start().await;
+    let s = relayed(
+        &app,
+        &receiver,
+        &["message", "message.any", "message.ack"],
+        Some("tenant-secret"),
+    )
+    .await;
+    // The gateway registered its ingress with the upstream for what the subscription needs.
+    let session = app.sim_session(&s.upstream).await;
+    assert_eq!(
+        session["webhooks"].as_array().map(Vec::len),
+        Some(1),
+        "the gateway's ingress is registered with the upstream: {session}"
+    );
+
+    let incoming = app.sim_incoming(&s.upstream, "hello").await;
+    let hits = receiver.wait_for(1, PATIENCE).await;
+    // `message` and `message.any` both fired; the subscription has both: once.
+    let both_in = eventually(PATIENCE, || async { app.rows("webhook_events").await == 2 }).await;
+    assert!(both_in, "the upstream posted both events");
+    app.outbox_drained().await;
+    assert_eq!(
+        receiver.hits().len(),
+        1,
+        "{:?}",
+        event_ids(&receiver.hits())
+    );
+    let hit = &hits[0];
+    let body = hit.json();
+    assert_eq!(body["event"], "message");
+    assert_eq!(body["session"], "default");
+    assert_eq!(body["payload"]["body"], "hello");
+    assert_eq!(body["payload"]["id"], incoming["id"]);
+    assert!(!String::from_utf8_lossy(&hit.body).contains(&s.upstream));
+    assert_eq!(
+        hit.header("x-webhook-hmac"),
+        webhook_signature("tenant-secret", &hit.body)
+    );
+    assert_eq!(hit.header("x-webhook-hmac-algorithm"), "sha512");
+
+    let acked = app
+        .sim_post(
+            &format!("/_sim/sessions/{}/ack", s.upstream),
+            json!({"messageId": incoming["id"], "ack": 3}),
+        )
+        .await;
+    assert!(acked.status().is_success());
+    let hits = receiver.wait_for(2, PATIENCE).await;
+    assert_eq!(hits[1].json()["event"], "message.ack");
+    assert_eq!(hits[1].json()["session"], "default");
+}
+
+/// Posts `n` signed events (`evt_0` ...) for `s` to the ingress at `base` from `concurrency`
+/// senders; answers when each was sent.
+async fn send_events(
+    base: &str,
+    s: Arc<RelayedSession>,
+    n: usize,
+    concurrency: usize,
+) -> HashMap<String, Instant> {
+    let sent_at: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+    let next = Arc::new(AtomicUsize::new(0));
+    let senders = (0..concurrency).map(|_| {
+        let (s, sent_at, next) = (s.clone(), sent_at.clone(), next.clone());
+        let url = format!("{base}/webhooks/ingress/{}", s.token);
+        tokio::spawn(async move {
+            let client = reqwest::Client::new();
+            loop {
+                let i = next.fetch_add(1, Ordering::SeqCst);
+                if i >= n {
+                    return;
+                }
+                let id = format!("evt_{i}");
+                let e = s.event(
+                    &id,
+                    "message",
+                    json!({"body": "benchmark", "fromMe": false}),
+                );
+                let body = serde_json::to_vec(&e).unwrap();
+                let signature = webhook_signature(&s.ingress_key, &body);
+                sent_at.lock().unwrap().insert(id, Instant::now());
+                let r = client
+                    .post(&url)
+                    .header("content-type", "application/json")
+                    .header("x-webhook-hmac", signature)
+                    .body(body)
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.status(), 200);
+            }
+        })
+    });
+    for sender in senders.collect::<Vec<_>>() {
+        sender.await.unwrap();
+    }
+    let sent_at = sent_at.lock().unwrap().clone();
+    sent_at
 }
 
 /// The relay's throughput and latency, end to end: events posted to the ingress (signed, as the
@@ -806,66 +663,15 @@ async fn relay_benchmark() {
     })
     .await;
     let receiver = Receiver::start().await;
-    let s = Arc::new(tenant_session(&app.pool, "acme", "default").await);
-    subscribe(
-        &app.pool,
-        &s,
-        &receiver.url,
-        &["message"],
-        Some("bench-key"),
-        DEFAULT_POLICY,
-    )
-    .await;
+    let s = Arc::new(relayed(&app, &receiver, &["message"], Some("bench-key")).await);
 
-    let sent_at: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
-    let next = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
-    let mut senders = Vec::new();
-    for _ in 0..concurrency {
-        let (s, sent_at, next, base) = (
-            s.clone(),
-            sent_at.clone(),
-            next.clone(),
-            app.address.clone(),
-        );
-        senders.push(tokio::spawn(async move {
-            let client = reqwest::Client::new();
-            loop {
-                let i = next.fetch_add(1, Ordering::SeqCst);
-                if i >= n {
-                    return;
-                }
-                let id = format!("evt_{i}");
-                let e = event(
-                    &s,
-                    &id,
-                    "message",
-                    json!({"body": "benchmark", "fromMe": false}),
-                );
-                let body = serde_json::to_vec(&e).unwrap();
-                let signature = sign(&s.ingress_key, &body);
-                sent_at.lock().unwrap().insert(id, Instant::now());
-                let r = client
-                    .post(format!("{base}/webhooks/ingress/{}", s.token))
-                    .header("content-type", "application/json")
-                    .header("x-webhook-hmac", signature)
-                    .body(body)
-                    .send()
-                    .await
-                    .unwrap();
-                assert_eq!(r.status(), 200);
-            }
-        }));
-    }
-    for sender in senders {
-        sender.await.unwrap();
-    }
+    let sent_at = send_events(&app.address, s, n, concurrency).await;
     let ingested = started.elapsed();
     let hits = receiver.wait_for(n, Duration::from_secs(300)).await;
     assert_eq!(hits.len(), n, "every event arrived");
     let last = hits.iter().map(|h| h.at).max().unwrap();
     let relayed = last - started;
-    let sent_at = sent_at.lock().unwrap();
     let mut latencies: Vec<Duration> = hits
         .iter()
         .map(|h| h.at - sent_at[h.json()["id"].as_str().unwrap()])
@@ -887,186 +693,98 @@ async fn relay_benchmark() {
     );
 }
 
-/// Waits until the simulator's session has `status`.
-async fn sim_status(sim: &str, session: &str, status: &str) -> bool {
-    eventually(Duration::from_secs(10), || async {
-        let s: Value = reqwest::get(format!("{sim}/_sim/sessions/{session}"))
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        s["status"] == status
-    })
-    .await
-}
+// ---- A tenant's own webhook routes ---------------------------------------------------------------
 
-#[tokio::test]
-async fn through_the_simulator_an_incoming_message_arrives_once_signed_with_the_tenants_name() {
-    let sim = wa_gateway::sim::Simulator::start(wa_gateway::sim::SimOptions::default())
-        .await
-        .unwrap();
-    let app = spawn_app_full(|opts| {
-        opts.sim = None;
-        opts.vars.insert("WAGW_UPSTREAM_URL".into(), sim.url());
-    })
-    .await;
-    let receiver = Receiver::start().await;
-    // The tenant's session, as session creation leaves it: our row, and the upstream's session.
-    let s = tenant_session(&app.pool, "acme", "default").await;
-    sqlx::query("DELETE FROM webhook_ingress")
-        .execute(&app.pool)
-        .await
-        .unwrap();
-    let created = reqwest::Client::new()
-        .post(format!("{}/v1/sessions", sim.url()))
-        .json(&json!({"name": s.upstream}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(created.status(), 201);
-    assert!(sim_status(&sim.url(), &s.upstream, "SCAN_QR_CODE").await);
-    let scanned = reqwest::Client::new()
-        .post(format!("{}/_sim/sessions/{}/scan", sim.url(), s.upstream))
-        .json(&json!({}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(scanned.status(), 200);
-    assert!(sim_status(&sim.url(), &s.upstream, "WORKING").await);
+const HOOKS: &str = "/v1/sessions/default/webhooks";
+const DELIVERIES: &str = "/v1/sessions/default/webhooks/deliveries";
 
-    subscribe(
-        &app.pool,
-        &s,
-        &receiver.url,
-        &["message", "message.any", "message.ack"],
-        Some("tenant-secret"),
-        DEFAULT_POLICY,
-    )
-    .await;
-    // The gateway registers its ingress with the upstream for what the subscription needs.
-    let registered = eventually(Duration::from_secs(10), || async {
-        let s: Value = reqwest::get(format!("{}/_sim/sessions/{}", sim.url(), s.upstream))
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        s["webhooks"].as_array().is_some_and(|w| w.len() == 1)
-    })
-    .await;
-    assert!(
-        registered,
-        "the gateway's ingress is registered with the upstream"
-    );
-
-    let incoming: Value = reqwest::Client::new()
-        .post(format!(
-            "{}/_sim/sessions/{}/incoming",
-            sim.url(),
-            s.upstream
-        ))
-        .json(&json!({"from": "1234567890", "text": "hello"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let hits = receiver.wait_for(1, Duration::from_secs(10)).await;
-    // `message` and `message.any` both fired; the subscription has both: once.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert_eq!(
-        receiver.hits().len(),
-        1,
-        "{:?}",
-        event_ids(&receiver.hits())
-    );
-    let hit = &hits[0];
-    let body = hit.json();
-    assert_eq!(body["event"], "message");
-    assert_eq!(body["session"], "default");
-    assert_eq!(body["payload"]["body"], "hello");
-    assert_eq!(body["payload"]["id"], incoming["id"]);
-    assert!(!String::from_utf8_lossy(&hit.body).contains(&s.upstream));
-    assert_eq!(
-        hit.headers["x-webhook-hmac"],
-        sign("tenant-secret", &hit.body)
-    );
-    assert_eq!(hit.headers["x-webhook-hmac-algorithm"], "sha512");
-
-    let acked = reqwest::Client::new()
-        .post(format!("{}/_sim/sessions/{}/ack", sim.url(), s.upstream))
-        .json(&json!({"messageId": incoming["id"], "ack": 3}))
-        .send()
-        .await
-        .unwrap();
-    assert!(acked.status().is_success());
-    let hits = receiver.wait_for(2, Duration::from_secs(10)).await;
-    assert_eq!(hits[1].json()["event"], "message.ack");
-    assert_eq!(hits[1].json()["session"], "default");
-    sim.stop().await;
-}
-
-#[tokio::test]
-async fn a_tenant_registers_lists_and_removes_webhooks_and_replays_deliveries() {
-    let app = spawn_app().await;
-    let receiver = Receiver::start().await;
+/// A tenant's WORKING session `default` with a signed webhook at `receiver` (constant retries,
+/// a secret custom header); answers the tenant, the upstream name and the 201's JSON.
+async fn tenant_with_webhook(app: &TestApp, receiver: &Receiver) -> (TestTenant, String, Value) {
     let tenant = app.tenant().await;
     let upstream = app.working_session(&tenant, "default").await;
-    let path = "/v1/sessions/default/webhooks";
-
-    // Validation: the seed's event names only, http(s) only.
-    let bad = app
-        .tenant_post(
+    let created = app
+        .subscribe(
             &tenant,
-            path,
-            json!({"webhookUrl": receiver.url, "events": ["message", "msg"]}),
-        )
-        .await;
-    assert_eq!(bad.status(), 400);
-    let body: Value = bad.json().await.unwrap();
-    assert!(
-        body["message"]
-            .as_str()
-            .unwrap()
-            .contains("message.revoked"),
-        "{body}"
-    );
-    let bad = app
-        .tenant_post(&tenant, path, json!({"webhookUrl": "ftp://example.com/x"}))
-        .await;
-    assert_eq!(bad.status(), 400);
-    // Another tenant's session, or none: 404.
-    let other = app.tenant().await;
-    let res = app
-        .tenant_post(&other, path, json!({"webhookUrl": receiver.url}))
-        .await;
-    assert_eq!(res.status(), 404);
-
-    let res = app
-        .tenant_post(
-            &tenant,
-            path,
+            "default",
             json!({"webhookUrl": receiver.url, "events": ["message", "message.any"],
                    "hmacKey": "tenant-key", "retries": {"policy": "constant", "delaySeconds": 1, "attempts": 3},
                    "customHeaders": [{"name": "X-Token", "value": "secret-token"}]}),
         )
         .await;
-    assert_eq!(res.status(), 201);
-    let created: Value = res.json().await.unwrap();
+    (tenant, upstream, created)
+}
+
+/// A message from a contact relayed to the tenant's webhook and recorded as delivered;
+/// answers what the receiver got and the delivery's id.
+async fn one_delivered(
+    app: &TestApp,
+    tenant: &TestTenant,
+    upstream: &str,
+    receiver: &Receiver,
+) -> (Hit, String) {
+    app.sim_incoming(upstream, "hi").await;
+    let hits = receiver.wait_for(1, PATIENCE).await;
+    let delivered = eventually(Duration::from_secs(5), || async {
+        let d = app.get_as(tenant, DELIVERIES).await.json;
+        d.as_array()
+            .is_some_and(|d| d.len() == 1 && d[0]["status"] == "delivered")
+    })
+    .await;
+    assert!(delivered);
+    let deliveries = app.get_as(tenant, DELIVERIES).await.json;
+    (
+        hits[0].clone(),
+        deliveries[0]["id"].as_str().unwrap().to_owned(),
+    )
+}
+
+#[tokio::test]
+async fn a_webhook_names_only_the_seeds_events_and_an_http_url() {
+    let app = spawn_app().await;
+    let tenant = app.tenant().await;
+    app.working_session(&tenant, "default").await;
+    let bad = app
+        .post_as(
+            &tenant,
+            HOOKS,
+            json!({"webhookUrl": "http://127.0.0.1:9/hook", "events": ["message", "msg"]}),
+        )
+        .await;
+    assert_eq!(bad.status, 400);
+    assert!(bad.message().contains("message.revoked"), "{bad:?}");
+    let bad = app
+        .post_as(&tenant, HOOKS, json!({"webhookUrl": "ftp://example.com/x"}))
+        .await;
+    assert_eq!(bad.status, 400);
+}
+
+#[tokio::test]
+async fn another_tenants_session_has_no_webhooks_for_me() {
+    let app = spawn_app().await;
+    let receiver = Receiver::start().await;
+    tenant_with_webhook(&app, &receiver).await;
+    // Another tenant's session, or none: 404.
+    let other = app.tenant().await;
+    let res = app
+        .post_as(&other, HOOKS, json!({"webhookUrl": receiver.url}))
+        .await;
+    assert_eq!(res.status, 404);
+    assert_eq!(app.get_as(&other, HOOKS).await.status, 404);
+}
+
+#[tokio::test]
+async fn a_registered_webhook_is_listed_without_its_secrets_and_registered_upstream_first() {
+    let app = spawn_app().await;
+    let receiver = Receiver::start().await;
+    let (tenant, upstream, created) = tenant_with_webhook(&app, &receiver).await;
     assert_eq!(created["webhookUrl"], receiver.url);
     assert!(
         !created.to_string().contains("tenant-key")
             && !created.to_string().contains("secret-token")
     );
     // When the 201 came, the upstream already had the gateway's registration.
-    let session: Value = reqwest::get(format!("{}/_sim/sessions/{upstream}", app.sim().url()))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let session = app.sim_session(&upstream).await;
     let registered = &session["webhooks"][0];
     assert!(
         registered["url"]
@@ -1079,112 +797,79 @@ async fn a_tenant_registers_lists_and_removes_webhooks_and_replays_deliveries() 
                 .contains("/webhooks/ingress/"),
         "{session}"
     );
-
-    let listed: Value = app.tenant_get(&tenant, path).await.json().await.unwrap();
+    let listed = app.get_as(&tenant, HOOKS).await.json;
     assert_eq!(listed.as_array().unwrap().len(), 1);
     assert_eq!(listed[0]["events"], json!(["message", "message.any"]));
     assert_eq!(listed[0]["signed"], true);
-    let listed_other = app.tenant_get(&other, path).await;
-    assert_eq!(listed_other.status(), 404);
+}
 
-    let res = app
-        .sim_post(
-            &format!("/_sim/sessions/{upstream}/incoming"),
-            json!({"from": "1234567890", "text": "hi"}),
-        )
-        .await;
-    assert!(res.status().is_success());
-    let hits = receiver.wait_for(1, Duration::from_secs(10)).await;
-    assert_eq!(hits[0].json()["session"], "default");
+#[tokio::test]
+async fn a_relayed_message_arrives_signed_and_is_listed_as_delivered() {
+    let app = spawn_app().await;
+    let receiver = Receiver::start().await;
+    let (tenant, upstream, _) = tenant_with_webhook(&app, &receiver).await;
+    let (hit, _) = one_delivered(&app, &tenant, &upstream, &receiver).await;
+    assert_eq!(hit.json()["session"], "default");
     assert_eq!(
-        hits[0].headers["x-webhook-hmac"],
-        sign("tenant-key", &hits[0].body)
+        hit.header("x-webhook-hmac"),
+        webhook_signature("tenant-key", &hit.body)
     );
-    assert_eq!(hits[0].headers["x-token"], "secret-token");
-
-    let delivered = eventually(Duration::from_secs(5), || async {
-        let d: Value = app
-            .tenant_get(&tenant, "/v1/sessions/default/webhooks/deliveries")
-            .await
-            .json()
-            .await
-            .unwrap();
-        d.as_array()
-            .is_some_and(|d| d.len() == 1 && d[0]["status"] == "delivered")
-    })
-    .await;
-    assert!(delivered);
-    let deliveries: Value = app
-        .tenant_get(&tenant, "/v1/sessions/default/webhooks/deliveries")
-        .await
-        .json()
-        .await
-        .unwrap();
+    assert_eq!(hit.header("x-token"), "secret-token");
+    let deliveries = app.get_as(&tenant, DELIVERIES).await.json;
     assert_eq!(deliveries[0]["attempts"], 1);
     assert_eq!(deliveries[0]["lastStatusCode"], 200);
     assert_eq!(deliveries[0]["event"], "message");
-    let id = deliveries[0]["id"].as_str().unwrap();
-    let res = app
-        .tenant_post(
-            &tenant,
-            &format!("/v1/sessions/default/webhooks/deliveries/{id}/redeliver"),
-            json!({}),
-        )
-        .await;
-    assert_eq!(res.status(), 202);
-    let hits = receiver.wait_for(2, Duration::from_secs(10)).await;
-    assert_eq!(hits[1].body, hits[0].body, "the same event again");
-    // Admins see every tenant's deliveries; tenants do not reach the admin listing.
+}
+
+#[tokio::test]
+async fn a_tenant_replays_its_own_delivery_and_no_one_elses() {
+    let app = spawn_app().await;
+    let receiver = Receiver::start().await;
+    let (tenant, upstream, _) = tenant_with_webhook(&app, &receiver).await;
+    let (first, id) = one_delivered(&app, &tenant, &upstream, &receiver).await;
+    let redeliver = format!("{DELIVERIES}/{id}/redeliver");
+    assert_eq!(
+        app.post_as(&tenant, &redeliver, json!({})).await.status,
+        202
+    );
+    let hits = receiver.wait_for(2, PATIENCE).await;
+    assert_eq!(hits[1].body, first.body, "the same event again");
+    let other = app.tenant().await;
+    assert_eq!(app.post_as(&other, &redeliver, json!({})).await.status, 404);
+}
+
+#[tokio::test]
+async fn admins_see_every_tenants_deliveries_and_tenants_do_not_reach_that_listing() {
+    let app = spawn_app().await;
+    let receiver = Receiver::start().await;
+    let (tenant, upstream, _) = tenant_with_webhook(&app, &receiver).await;
+    let (_, id) = one_delivered(&app, &tenant, &upstream, &receiver).await;
     let (status, all) = app
         .admin(
-            reqwest::Method::GET,
+            Method::GET,
             &format!("/admin/v1/webhooks/deliveries?tenant={}", tenant.id),
             None,
         )
         .await;
     assert_eq!(status, 200, "{all}");
-    assert_eq!(all[0]["id"], id);
+    assert_eq!(all[0]["id"], id.as_str());
     assert_eq!(all[0]["sessionName"], "default");
     assert_eq!(all[0]["tenantId"], tenant.id);
-    let res = app
-        .call(
-            &tenant,
-            reqwest::Method::GET,
-            "/admin/v1/webhooks/deliveries",
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 401);
-    let res = app
-        .tenant_post(
-            &other,
-            &format!("/v1/sessions/default/webhooks/deliveries/{id}/redeliver"),
-            json!({}),
-        )
-        .await;
-    assert_eq!(res.status(), 404);
+    let res = app.get_as(&tenant, "/admin/v1/webhooks/deliveries").await;
+    assert_eq!(res.status, 401);
+}
 
-    let res = app
-        .call(
-            &tenant,
-            reqwest::Method::DELETE,
-            &format!("{path}?webhookUrl={}", receiver.url),
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
-    let listed: Value = app.tenant_get(&tenant, path).await.json().await.unwrap();
-    assert_eq!(listed, json!([]));
-    let session: Value = reqwest::get(format!("{}/_sim/sessions/{upstream}", app.sim().url()))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+#[tokio::test]
+async fn removing_a_webhook_withdraws_the_upstream_registration() {
+    let app = spawn_app().await;
+    let receiver = Receiver::start().await;
+    let (tenant, upstream, _) = tenant_with_webhook(&app, &receiver).await;
+    let path = format!("{HOOKS}?webhookUrl={}", receiver.url);
+    let res = crate::helpers::answer(app.call(&tenant, Method::DELETE, &path)).await;
+    assert_eq!(res.status, 200);
+    assert_eq!(app.get_as(&tenant, HOOKS).await.json, json!([]));
     assert_eq!(
-        session["webhooks"],
+        app.sim_session(&upstream).await["webhooks"],
         json!([]),
         "the upstream registration is withdrawn"
     );

@@ -4,10 +4,12 @@
 use crate::domain::{SessionName, UpstreamSession};
 use crate::http::admin::audit::{self, Actor};
 use crate::http::error::ApiError;
-use crate::http::tenant::ProxyState;
+use crate::http::state::AppState;
 use crate::services::auth::AdminCaller;
-use crate::services::upstream::{UpstreamCall, UpstreamClient};
-use actix_web::http::{header::HeaderMap, Method, StatusCode};
+use crate::services::upstream::{
+    Gateway, OwnAnswer, UpstreamCall, UpstreamError, UpstreamErrorKind,
+};
+use actix_web::http::{Method, StatusCode};
 use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -63,10 +65,9 @@ pub struct AdoptSession {
 pub async fn list_sessions(
     _admin: AdminCaller,
     req: HttpRequest,
-    state: web::Data<ProxyState>,
-    client: web::Data<UpstreamClient>,
+    state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let upstream = upstream_statuses(&req, &client).await?;
+    let upstream = upstream_statuses(&req, &state).await?;
     let mut owned = state.sessions.list_all().await?;
     let mut views: Vec<AdminSessionView> = owned
         .drain(..)
@@ -112,13 +113,12 @@ pub async fn list_sessions(
 pub async fn adopt_session(
     admin: AdminCaller,
     req: HttpRequest,
-    state: web::Data<ProxyState>,
-    client: web::Data<UpstreamClient>,
+    state: web::Data<AppState>,
     body: web::Json<AdoptSession>,
 ) -> Result<HttpResponse, ApiError> {
     let upstream = UpstreamSession::parse(&body.upstream_name)?;
     let name = SessionName::parse_new(&body.name)?;
-    let statuses = upstream_statuses(&req, &client).await?;
+    let statuses = upstream_statuses(&req, &state).await?;
     let status = statuses.get(upstream.as_str()).cloned().ok_or_else(|| {
         ApiError::not_found(format!(
             "the upstream has no session `{}`",
@@ -129,12 +129,9 @@ pub async fn adopt_session(
         .sessions
         .adopt(body.tenant_id, &name, &upstream)
         .await?;
-    let tenant_name = sqlx::query_scalar("SELECT name FROM tenants WHERE id = $1")
-        .bind(body.tenant_id)
-        .fetch_optional(&state.pool)
-        .await?;
+    let tenant_name = crate::store::sessions::tenant_name(&state.db, body.tenant_id).await?;
     audit::record(
-        &state.pool,
+        &state.db,
         &Actor::of(&admin, &req),
         "session.adopt",
         "session",
@@ -167,32 +164,24 @@ pub async fn adopt_session(
 pub async fn delete_session(
     admin: AdminCaller,
     req: HttpRequest,
-    state: web::Data<ProxyState>,
-    client: web::Data<UpstreamClient>,
+    state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let not_found = || ApiError::not_found(format!("session `{path}` not found"));
     let upstream = UpstreamSession::parse(&path).map_err(|_| not_found())?;
-    let answer = call_upstream(
-        &req,
-        &client,
-        Method::DELETE,
-        &format!("/v1/sessions/{}", upstream.as_str()),
-    )
-    .await?;
-    let upstream_had_it = answer.0.is_success();
-    if !upstream_had_it && answer.0 != StatusCode::NOT_FOUND {
-        return Err(ApiError::new(
-            StatusCode::BAD_GATEWAY,
-            format!("the upstream refused the deletion ({})", answer.0),
-        ));
+    let path = format!("/v1/sessions/{}", upstream.as_str());
+    let call = UpstreamCall::own(Method::DELETE, path, "/v1/sessions/{session}", None);
+    let answer = call_upstream(&req, &state, "deleteSession", call).await?;
+    let upstream_had_it = answer.status.is_success();
+    if !upstream_had_it && answer.status != StatusCode::NOT_FOUND {
+        return Err(refused("delete the session", answer.status).into());
     }
     let owner = state.sessions.forget_upstream(upstream.as_str()).await?;
     if !upstream_had_it && owner.is_none() {
         return Err(not_found());
     }
     audit::record(
-        &state.pool,
+        &state.db,
         &Actor::of(&admin, &req),
         "session.delete",
         "session",
@@ -206,22 +195,15 @@ pub async fn delete_session(
 /// The upstream's sessions by name, with their status.
 async fn upstream_statuses(
     req: &HttpRequest,
-    client: &UpstreamClient,
+    state: &AppState,
 ) -> Result<HashMap<String, String>, ApiError> {
-    let (status, body) = call_upstream(req, client, Method::GET, "/v1/sessions").await?;
-    if !status.is_success() {
-        return Err(ApiError::new(
-            StatusCode::BAD_GATEWAY,
-            format!("the upstream refused to list its sessions ({status})"),
-        ));
+    let call = UpstreamCall::own(Method::GET, "/v1/sessions".into(), "/v1/sessions", None);
+    let answer = call_upstream(req, state, "listSessions", call).await?;
+    if !answer.status.is_success() {
+        return Err(refused("list its sessions", answer.status).into());
     }
-    let listed: Value = serde_json::from_slice(&body).map_err(|e| {
-        ApiError::new(
-            StatusCode::BAD_GATEWAY,
-            "the upstream answered malformed JSON",
-        )
-        .with_cause(e)
-    })?;
+    let listed: Value = serde_json::from_slice(&answer.body)
+        .map_err(|e| UpstreamError::after_sending(UpstreamErrorKind::MalformedJson(e)))?;
     Ok(listed
         .as_array()
         .into_iter()
@@ -238,29 +220,21 @@ async fn upstream_statuses(
         .collect())
 }
 
-/// One call of the gateway's own (no tenant's headers), answered with its status and body.
+fn refused(action: &'static str, status: StatusCode) -> UpstreamError {
+    UpstreamError::after_sending(UpstreamErrorKind::Refused { action, status })
+}
+
+/// One call of the gateway's own, through the gateway like every other.
 async fn call_upstream(
     req: &HttpRequest,
-    client: &UpstreamClient,
-    method: Method,
-    path: &str,
-) -> Result<(StatusCode, bytes::Bytes), ApiError> {
-    let no_headers = HeaderMap::new();
-    let request_id = req
+    state: &AppState,
+    operation: &'static str,
+    mut call: UpstreamCall,
+) -> Result<OwnAnswer, ApiError> {
+    call.request_id = req
         .extensions()
         .get::<crate::telemetry::RequestId>()
         .map(|r| r.0.clone());
-    let retryable = method == Method::GET;
-    let call = UpstreamCall {
-        method,
-        path_and_query: path.to_owned(),
-        body: None,
-        headers: &no_headers,
-        request_id: request_id.as_deref(),
-        route: "/admin/v1/sessions",
-        retryable,
-    };
-    let mut answer = client.send(&call).await?;
-    let body = answer.read_body().await?;
-    Ok((answer.status(), body))
+    let gateway = Gateway::new(&state.upstream, &state.quotas);
+    Ok(gateway.call_own(operation, &call).await?)
 }

@@ -12,9 +12,7 @@ use crate::http::admin::audit::{self, Actor};
 use crate::http::admin::{PageQuery, Paging};
 use crate::http::error::ApiError;
 use crate::services::auth::{AdminCaller, Auth, Change};
-use crate::services::upstream::UpstreamCall;
-use crate::services::upstream::UpstreamClient;
-use actix_web::http::header::HeaderMap;
+use crate::services::upstream::{Gateway, UpstreamCall};
 use actix_web::http::{Method, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
@@ -481,7 +479,7 @@ pub async fn delete_tenant(
     admin: AdminCaller,
     req: HttpRequest,
     pool: web::Data<Db>,
-    client: web::Data<UpstreamClient>,
+    state: web::Data<crate::http::state::AppState>,
     path: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     let id = path.into_inner();
@@ -528,7 +526,11 @@ pub async fn delete_tenant(
     .await?;
     tx.commit().await?;
 
-    let (deleted, pending) = delete_pending_upstream_sessions(pool.get_ref(), &client).await;
+    let (deleted, pending) = delete_pending_upstream_sessions(
+        pool.get_ref(),
+        Gateway::new(&state.upstream, &state.quotas),
+    )
+    .await;
     Ok(HttpResponse::Ok().json(TenantDeleted {
         id,
         upstream_sessions_deleted: deleted,
@@ -543,7 +545,7 @@ pub async fn delete_tenant(
 /// work on the same one at once.
 pub(crate) async fn delete_pending_upstream_sessions(
     pool: &Db,
-    client: &UpstreamClient,
+    gateway: Gateway<'_>,
 ) -> (u32, u32) {
     let names: Vec<String> = match sqlx::query_scalar(
         "UPDATE upstream_session_deletions SET next_attempt_at = now() + interval '60 seconds'
@@ -562,21 +564,13 @@ pub(crate) async fn delete_pending_upstream_sessions(
             return (0, 0);
         }
     };
-    let headers = HeaderMap::new();
     let (mut deleted, mut pending) = (0, 0);
     for name in names {
-        let call = UpstreamCall {
-            method: Method::DELETE,
-            path_and_query: format!("/v1/sessions/{name}"),
-            body: None,
-            headers: &headers,
-            request_id: None,
-            route: "/v1/sessions/{session}",
-            retryable: false,
-        };
-        let outcome = match client.send(&call).await {
-            Ok(a) if a.status().is_success() || a.status() == StatusCode::NOT_FOUND => Ok(()),
-            Ok(a) => Err(format!("the upstream answered {}", a.status())),
+        let path = format!("/v1/sessions/{name}");
+        let call = UpstreamCall::own(Method::DELETE, path, "/v1/sessions/{session}", None);
+        let outcome = match gateway.call_own("deleteSession", &call).await {
+            Ok(a) if a.status.is_success() || a.status == StatusCode::NOT_FOUND => Ok(()),
+            Ok(a) => Err(format!("the upstream answered {}", a.status)),
             Err(e) => Err(e.to_string()),
         };
         let written = match &outcome {

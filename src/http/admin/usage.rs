@@ -5,7 +5,7 @@ use crate::domain::Scope;
 use crate::http::admin::audit::{self, Actor};
 use crate::http::admin::tenants::{find_tenant, TenantView};
 use crate::http::error::ApiError;
-use crate::http::tenant::ProxyState;
+use crate::http::state::AppState;
 use crate::services::auth::{AdminCaller, TenantCaller};
 use crate::services::quota::TopUp;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -14,13 +14,13 @@ use uuid::Uuid;
 
 /// A tenant's usage this month, as every usage route answers it.
 async fn usage_answer(
-    state: &ProxyState,
+    state: &AppState,
     tenant: Uuid,
     monthly_requests: Option<i64>,
 ) -> Result<HttpResponse, ApiError> {
     let report = state
         .quotas
-        .usage_report(&state.pool, tenant, monthly_requests)
+        .usage_report(&state.db, tenant, monthly_requests)
         .await?;
     Ok(HttpResponse::Ok().json(report))
 }
@@ -33,7 +33,7 @@ async fn commit_audited(
     action: &str,
     tenant: &TenantView,
     details: serde_json::Value,
-    state: &ProxyState,
+    state: &AppState,
 ) -> Result<HttpResponse, ApiError> {
     let id = tenant.id.to_string();
     audit::record(&mut *tx, actor, action, "tenant", &id, details).await?;
@@ -56,13 +56,11 @@ async fn commit_audited(
 )]
 pub async fn tenant_usage(
     caller: TenantCaller,
-    state: web::Data<ProxyState>,
+    state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Scope::UsageRead)?;
     let tenant = &caller.tenant;
-    let mut response = usage_answer(&state, tenant.id, tenant.quota.monthly_requests).await?;
-    state.quotas.stamp(&mut response, tenant, None);
-    Ok(response)
+    usage_answer(&state, tenant.id, tenant.quota.monthly_requests).await
 }
 
 /// A tenant's usage this month.
@@ -79,10 +77,10 @@ pub async fn tenant_usage(
 )]
 pub async fn admin_tenant_usage(
     _admin: AdminCaller,
-    state: web::Data<ProxyState>,
+    state: web::Data<AppState>,
     path: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    let tenant = find_tenant(&state.pool, path.into_inner()).await?;
+    let tenant = find_tenant(&state.db, path.into_inner()).await?;
     usage_answer(&state, tenant.id, tenant.quota.monthly_requests).await
 }
 
@@ -103,12 +101,12 @@ pub async fn admin_tenant_usage(
 pub async fn top_up(
     admin: AdminCaller,
     req: HttpRequest,
-    state: web::Data<ProxyState>,
+    state: web::Data<AppState>,
     path: web::Path<Uuid>,
     body: web::Json<TopUp>,
 ) -> Result<HttpResponse, ApiError> {
-    let tenant = find_tenant(&state.pool, path.into_inner()).await?;
-    let mut tx = state.pool.begin().await?;
+    let tenant = find_tenant(&state.db, path.into_inner()).await?;
+    let mut tx = state.db.begin().await?;
     state
         .quotas
         .top_up(&mut tx, tenant.id, body.requests)
@@ -133,11 +131,11 @@ pub async fn top_up(
 pub async fn reset_month(
     admin: AdminCaller,
     req: HttpRequest,
-    state: web::Data<ProxyState>,
+    state: web::Data<AppState>,
     path: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    let tenant = find_tenant(&state.pool, path.into_inner()).await?;
-    let mut tx = state.pool.begin().await?;
+    let tenant = find_tenant(&state.db, path.into_inner()).await?;
+    let mut tx = state.db.begin().await?;
     state.quotas.reset_month(&mut tx, tenant.id).await?;
     let actor = Actor::of(&admin, &req);
     commit_audited(
@@ -164,7 +162,7 @@ pub async fn reset_month(
 )]
 pub async fn upstream_standing(
     _admin: AdminCaller,
-    state: web::Data<ProxyState>,
+    state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(state.quotas.upstream_report(&state.pool).await?))
+    Ok(HttpResponse::Ok().json(state.quotas.upstream_report(&state.db).await?))
 }

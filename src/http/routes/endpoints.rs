@@ -3,9 +3,9 @@
 //! against, and how it answers. Routing, scope and ownership checks, rewriting, validation
 //! and the OpenAPI paths are all driven by this table: adding an endpoint is one row.
 
+use crate::domain::webhooks as policy;
 use crate::domain::Scope;
 use crate::http::routes::schema::{self, Field, FieldType};
-use crate::services::webhooks::policy;
 use actix_web::http::Method;
 
 /// Where a request names its session.

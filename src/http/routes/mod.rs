@@ -49,8 +49,8 @@ fn serve(endpoint: &'static Endpoint) -> actix_web::Route {
     if endpoint.handling == Handling::WebhookRelay {
         return (local::relayed(endpoint))();
     }
-    web::route().to(move |req, payload, caller, state, client| {
-        crate::http::tenant::proxy::handle(endpoint, req, payload, caller, state, client)
+    web::route().to(move |req, payload, caller, state| {
+        crate::http::tenant::proxy::handle(endpoint, req, payload, caller, state)
     })
 }
 

@@ -1,7 +1,7 @@
 //! `GET /v1/me`: a tenant's own view of its key, limits and this month's usage.
 
 use crate::http::error::ApiError;
-use crate::http::tenant::ProxyState;
+use crate::http::state::AppState;
 use crate::services::auth::TenantCaller;
 use crate::services::quota::UsageReport;
 use actix_web::{web, HttpResponse};
@@ -52,14 +52,14 @@ pub struct MeResponse {
 )]
 pub async fn me(
     caller: TenantCaller,
-    state: web::Data<ProxyState>,
+    state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let tenant = &caller.tenant;
     let usage = state
         .quotas
-        .usage_report(&state.pool, tenant.id, tenant.quota.monthly_requests)
+        .usage_report(&state.db, tenant.id, tenant.quota.monthly_requests)
         .await?;
-    let mut response = HttpResponse::Ok().json(MeResponse {
+    Ok(HttpResponse::Ok().json(MeResponse {
         tenant: MeTenant {
             id: tenant.id,
             name: tenant.name.clone(),
@@ -78,8 +78,5 @@ pub async fn me(
             max_sessions: tenant.quota.max_sessions,
         },
         usage,
-    });
-    // Like every /v1 answer, it carries the tenant's quota headers.
-    state.quotas.stamp(&mut response, tenant, None);
-    Ok(response)
+    }))
 }

@@ -2,8 +2,10 @@
 //! may set only fields that change nothing outside its own session, and session answers never
 //! show the gateway's own registrations on the upstream.
 
+use crate::domain::webhooks::NewSubscription as NewWebhook;
+use crate::domain::webhooks::MAX_PER_SESSION;
 use crate::http::error::ApiError;
-use crate::http::tenant::webhooks::{self, NewWebhook, WebhookView, MAX_PER_SESSION};
+use crate::http::tenant::webhooks::{self, WebhookView};
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
 

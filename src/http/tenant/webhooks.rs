@@ -2,34 +2,33 @@
 //! (GET, our addition, scope `webhooks:read`), remove (DELETE), recent deliveries and
 //! redelivery. Every answer carries the tenant's quota headers, like forwarded calls.
 
-use crate::db::constraint_violated;
+use crate::db::Db;
 use crate::domain::events;
+use crate::domain::webhooks::{CustomHeader, DeliveryStatus, NewSubscription, RetryPolicy};
 use crate::domain::Scope;
 use crate::domain::{SessionName, UpstreamSession};
 use crate::http::body::{self, json as json_body};
 use crate::http::error::ApiError;
 use crate::http::routes::endpoints::ADD_WEBHOOK;
 use crate::http::routes::schema;
+use crate::http::state::AppState;
 use crate::http::tenant::rewrite::query_param;
-use crate::http::tenant::ProxyState;
 use crate::services::auth::{AdminCaller, TenantCaller};
-use crate::services::upstream::UpstreamClient;
-use crate::services::webhooks::outbox::{CustomHeader, NOTIFY_CHANNEL};
-use crate::services::webhooks::policy::RetryPolicy;
-use crate::services::webhooks::registration::{self, IngressTarget};
+use crate::services::webhooks::registration::{Registrar, SessionRef};
 use crate::services::webhooks::ssrf::{self, TargetRefused};
-use crate::services::webhooks::Relay;
+use crate::services::webhooks::subscriptions;
+use crate::store::webhooks::deliveries::{self, Delivery, Filter};
+use crate::store::webhooks::subscriptions::Subscription;
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use sqlx::{Postgres, Transaction};
+use std::collections::HashMap;
+use std::future::Future;
 use url::Url;
 use uuid::Uuid;
 
-/// Webhooks one session may have; each event is delivered once per webhook.
-pub const MAX_PER_SESSION: i64 = 20;
 const MAX_URL_LEN: usize = 2048;
 // Every delivery loads and sends a subscription's key and headers, so they are bounded.
 const MAX_HMAC_KEY_BYTES: usize = 256;
@@ -57,6 +56,9 @@ const RESERVED_HEADERS: &[&str] = &[
 ];
 /// Shown instead of a custom header's value: those are often credentials.
 const HIDDEN: &str = "********";
+/// Deliveries a listing shows unless `limit` says otherwise, and the most it may ask for.
+const DEFAULT_LIMIT: i64 = 50;
+const MAX_LIMIT: i64 = 200;
 
 /// The schemas the relay's annotations name (its routes are in `crate::http::routes::local`).
 #[derive(utoipa::OpenApi)]
@@ -77,128 +79,131 @@ pub struct WebhookView {
     pub created_at: DateTime<Utc>,
 }
 
-/// A subscription as [`SUBSCRIPTION_COLUMNS`] select it.
-#[derive(sqlx::FromRow)]
-struct SubscriptionRow {
-    id: Uuid,
-    url: String,
-    events: Vec<String>,
-    signed: bool,
-    retry_policy: String,
-    retry_delay_seconds: i32,
-    retry_attempts: i32,
-    custom_headers: sqlx::types::Json<Vec<CustomHeader>>,
-    created_at: DateTime<Utc>,
-}
-
-impl From<SubscriptionRow> for WebhookView {
-    fn from(r: SubscriptionRow) -> Self {
+impl From<Subscription> for WebhookView {
+    fn from(s: Subscription) -> Self {
         Self {
-            id: r.id,
-            webhook_url: r.url,
-            events: r.events,
-            signed: r.signed,
-            retries: RetryPolicy {
-                policy: crate::services::webhooks::policy::Backoff::parse(&r.retry_policy)
-                    .unwrap_or(crate::services::webhooks::policy::Backoff::Exponential),
-                delay_seconds: r.retry_delay_seconds,
-                attempts: r.retry_attempts,
-            },
-            custom_headers: r
+            id: s.id,
+            webhook_url: s.url,
+            events: s.events,
+            signed: s.signed,
+            retries: s.retries,
+            custom_headers: s
                 .custom_headers
-                .0
                 .into_iter()
                 .map(|h| CustomHeader {
                     name: h.name,
                     value: HIDDEN.to_owned(),
                 })
                 .collect(),
-            created_at: r.created_at,
+            created_at: s.created_at,
         }
     }
 }
 
-const SUBSCRIPTION_COLUMNS: &str = "id, url, events, hmac_key IS NOT NULL AS signed, \
-     retry_policy, retry_delay_seconds, retry_attempts, custom_headers, created_at";
-
-/// Adds the quota headers every `/v1` answer carries.
-fn answer(
-    result: Result<HttpResponse, ApiError>,
-    proxy: &ProxyState,
-    caller: &TenantCaller,
-) -> HttpResponse {
-    let mut response = result.unwrap_or_else(|e| actix_web::ResponseError::error_response(&e));
-    for (name, value) in proxy.quotas.headers(&caller.tenant, None).iter() {
-        response.headers_mut().insert(name.clone(), value.clone());
-    }
-    response
+/// A tenant's call on one of its sessions' webhooks (the session as the path names it).
+struct Call<'a> {
+    session: &'a str,
+    caller: &'a TenantCaller,
+    state: &'a AppState,
 }
 
-/// The session the path names, if the caller owns it and its key may use it; 404 otherwise,
-/// exactly as for a session that does not exist.
-async fn owned(
-    proxy: &ProxyState,
-    caller: &TenantCaller,
-    name: &str,
-) -> Result<(SessionName, UpstreamSession), ApiError> {
-    let not_found = || ApiError::not_found(format!("session \"{name}\" not found"));
-    let parsed = SessionName::parse(name).map_err(|_| not_found())?;
-    if !caller.may_use_session(name) {
-        return Err(not_found());
+/// The session a call may act on: the caller's key has the scope, and the tenant owns it.
+struct OnSession<'a> {
+    caller: &'a TenantCaller,
+    state: &'a AppState,
+    name: SessionName,
+    upstream: UpstreamSession,
+}
+
+impl<'a> Call<'a> {
+    fn new(session: &'a str, caller: &'a TenantCaller, state: &'a AppState) -> Self {
+        Self {
+            session,
+            caller,
+            state,
+        }
     }
-    let upstream = proxy
-        .sessions
-        .resolve(caller.tenant.id, &parsed)
-        .await?
-        .ok_or_else(not_found)?;
-    Ok((parsed, upstream))
+
+    /// `work` on the session, if the caller's key has `scope`, owns the session and may use
+    /// it (404 otherwise, exactly as for a session that does not exist). The quota headers
+    /// are stamped on the answer, errors included, by `http::quota_headers`.
+    async fn answer<Work, Fut>(self, scope: Scope, work: Work) -> Result<HttpResponse, ApiError>
+    where
+        Work: FnOnce(OnSession<'a>) -> Fut,
+        Fut: Future<Output = Result<HttpResponse, ApiError>>,
+    {
+        work(self.owned(scope).await?).await
+    }
+
+    async fn owned(&self, scope: Scope) -> Result<OnSession<'a>, ApiError> {
+        self.caller.require(scope)?;
+        let (name, upstream) = crate::http::tenant::proxy::owned_session(
+            &self.state.sessions,
+            self.caller,
+            self.session,
+        )
+        .await?;
+        Ok(OnSession {
+            caller: self.caller,
+            state: self.state,
+            name,
+            upstream,
+        })
+    }
+}
+
+impl OnSession<'_> {
+    fn target(&self) -> SessionRef<'_> {
+        SessionRef {
+            tenant: &self.caller.tenant,
+            name: self.name.as_str(),
+            upstream: &self.upstream,
+        }
+    }
+
+    fn registrar(&self) -> Registrar<'_> {
+        Registrar {
+            db: &self.state.db,
+            client: &self.state.upstream,
+            quotas: &self.state.quotas,
+            relay: &self.state.relay,
+        }
+    }
 }
 
 pub async fn list(
     session: web::Path<String>,
     caller: TenantCaller,
-    proxy: web::Data<ProxyState>,
-) -> HttpResponse {
-    let result = async {
-        caller.require(Scope::WebhooksRead)?;
-        let (name, _) = owned(&proxy, &caller, &session).await?;
-        let rows: Vec<SubscriptionRow> = sqlx::query_as(&format!(
-            "SELECT {SUBSCRIPTION_COLUMNS} FROM webhook_subscriptions \
-             WHERE tenant_id = $1 AND session_name = $2 ORDER BY created_at, id"
-        ))
-        .bind(caller.tenant.id)
-        .bind(name.as_str())
-        .fetch_all(&proxy.pool)
-        .await?;
-        let views: Vec<WebhookView> = rows.into_iter().map(Into::into).collect();
-        Ok(HttpResponse::Ok().json(views))
-    }
-    .await;
-    answer(result, &proxy, &caller)
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    Call::new(&session, &caller, &state)
+        .answer(Scope::WebhooksRead, list_webhooks)
+        .await
 }
 
-/// A registration request, checked.
-pub struct NewWebhook {
-    url: Url,
-    events: Vec<String>,
-    hmac_key: Option<String>,
-    retries: RetryPolicy,
-    custom_headers: Vec<CustomHeader>,
+async fn list_webhooks(on: OnSession<'_>) -> Result<HttpResponse, ApiError> {
+    let (db, tenant) = (&on.state.db, on.caller.tenant.id);
+    let mut by_session = views_by_session(db, tenant, Some(on.name.as_str())).await?;
+    let views = by_session.remove(on.name.as_str()).unwrap_or_default();
+    Ok(HttpResponse::Ok().json(views))
 }
 
 async fn parse_new(
     req: &HttpRequest,
     body: &[u8],
     allow_private: bool,
-) -> Result<NewWebhook, ApiError> {
+) -> Result<NewSubscription, ApiError> {
     let json = json_body(req, body)?.unwrap_or_else(|| Value::Object(Default::default()));
     parse_subscription(&json, allow_private).await
 }
 
 /// One subscription in the hosted API's shape (`webhookUrl`, `events`, `hmacKey`, `retries`,
-/// `customHeaders`), checked as `POST /v1/sessions/{session}/webhooks` checks it: bounds, and
-/// the target's address as it resolves now.
-pub async fn parse_subscription(json: &Value, allow_private: bool) -> Result<NewWebhook, ApiError> {
+/// `customHeaders`), checked as `POST /v1/sessions/{session}/webhooks` checks it: the route
+/// table's types, bounds, and the target's address as it resolves now.
+pub async fn parse_subscription(
+    json: &Value,
+    allow_private: bool,
+) -> Result<NewSubscription, ApiError> {
     schema::validate(json, ADD_WEBHOOK).map_err(|e| ApiError::bad_request(e.0))?;
     let url = parse_url(
         json["webhookUrl"].as_str().unwrap_or_default(),
@@ -209,10 +214,10 @@ pub async fn parse_subscription(json: &Value, allow_private: bool) -> Result<New
         .get("events")
         .and_then(|v| serde_json::from_value(v.clone()).ok());
     let events = events::parse_events(events.as_deref())?;
-    let hmac_key = parse_hmac_key(json.get("hmacKey"))?;
+    let hmac_key = parse_hmac_key(json.get("hmacKey").and_then(Value::as_str))?;
     let retries = RetryPolicy::from_request(json.get("retries"))?;
     let custom_headers = parse_custom_headers(json.get("customHeaders"))?;
-    Ok(NewWebhook {
+    Ok(NewSubscription {
         url,
         events,
         hmac_key,
@@ -223,28 +228,16 @@ pub async fn parse_subscription(json: &Value, allow_private: bool) -> Result<New
 
 /// The tenant's subscriptions per session name, in one query: all its sessions', or one's.
 pub async fn views_by_session(
-    pool: &crate::db::Db,
+    db: &Db,
     tenant: Uuid,
     session: Option<&str>,
-) -> Result<std::collections::HashMap<String, Vec<WebhookView>>, ApiError> {
-    #[derive(sqlx::FromRow)]
-    struct Named {
-        session_name: String,
-        #[sqlx(flatten)]
-        row: SubscriptionRow,
-    }
-    let rows: Vec<Named> = sqlx::query_as(&format!(
-        "SELECT session_name, {SUBSCRIPTION_COLUMNS} FROM webhook_subscriptions \
-         WHERE tenant_id = $1 AND ($2::text IS NULL OR session_name = $2) \
-         ORDER BY created_at, id"
-    ))
-    .bind(tenant)
-    .bind(session)
-    .fetch_all(pool)
-    .await?;
-    let mut by_session = std::collections::HashMap::<String, Vec<WebhookView>>::new();
-    for Named { session_name, row } in rows {
-        by_session.entry(session_name).or_default().push(row.into());
+) -> Result<HashMap<String, Vec<WebhookView>>, ApiError> {
+    let mut by_session = HashMap::<String, Vec<WebhookView>>::new();
+    for subscription in crate::store::webhooks::subscriptions::list(db, tenant, session).await? {
+        by_session
+            .entry(subscription.session_name.clone())
+            .or_default()
+            .push(subscription.into());
     }
     Ok(by_session)
 }
@@ -268,17 +261,15 @@ async fn parse_url(raw: &str, allow_private: bool) -> Result<Url, ApiError> {
     Ok(url)
 }
 
-fn parse_hmac_key(raw: Option<&Value>) -> Result<Option<String>, ApiError> {
+/// `hmacKey`, which the route table has already checked is a string when given.
+fn parse_hmac_key(raw: Option<&str>) -> Result<Option<String>, ApiError> {
     match raw {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(k)) if k.is_empty() => {
-            Err(ApiError::bad_request("hmacKey must not be empty"))
-        }
-        Some(Value::String(k)) if k.len() > MAX_HMAC_KEY_BYTES => Err(ApiError::bad_request(
-            format!("hmacKey must be at most {MAX_HMAC_KEY_BYTES} bytes"),
-        )),
-        Some(Value::String(k)) => Ok(Some(k.clone())),
-        Some(_) => Err(ApiError::bad_request("hmacKey must be a string")),
+        None => Ok(None),
+        Some("") => Err(ApiError::bad_request("hmacKey must not be empty")),
+        Some(k) if k.len() > MAX_HMAC_KEY_BYTES => Err(ApiError::bad_request(format!(
+            "hmacKey must be at most {MAX_HMAC_KEY_BYTES} bytes"
+        ))),
+        Some(k) => Ok(Some(k.to_owned())),
     }
 }
 
@@ -330,46 +321,6 @@ fn check_custom_header(h: &CustomHeader) -> Result<(), String> {
     Ok(())
 }
 
-async fn lock_session(
-    conn: &mut sqlx::PgConnection,
-    upstream: &UpstreamSession,
-) -> Result<(), ApiError> {
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('wagw.webhooks'), hashtext($1))")
-        .bind(upstream.as_str())
-        .execute(conn)
-        .await?;
-    Ok(())
-}
-
-/// Brings the upstream's registration for the session in step with its subscriptions as `tx`
-/// leaves them, then commits.
-async fn sync_and_commit(
-    mut tx: Transaction<'static, Postgres>,
-    proxy: &ProxyState,
-    client: &UpstreamClient,
-    relay: &Relay,
-    caller: &TenantCaller,
-    name: &SessionName,
-    upstream: &UpstreamSession,
-) -> Result<(), ApiError> {
-    let target = IngressTarget {
-        public_base: &relay.public_base,
-    };
-    registration::sync(
-        &proxy.pool,
-        &mut tx,
-        client,
-        &proxy.quotas,
-        &caller.tenant,
-        name.as_str(),
-        upstream,
-        &target,
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(())
-}
-
 /// Registers (or, for a URL the session already has, replaces) a webhook. When this answers
 /// 201 the upstream already sends the events it needs to the gateway.
 pub async fn add(
@@ -377,26 +328,23 @@ pub async fn add(
     session: web::Path<String>,
     payload: web::Payload,
     caller: TenantCaller,
-    proxy: web::Data<ProxyState>,
-    client: web::Data<UpstreamClient>,
-    relay: web::Data<Relay>,
-) -> HttpResponse {
-    let result = async {
-        caller.require(Scope::WebhooksWrite)?;
-        let (name, upstream) = owned(&proxy, &caller, &session).await?;
-        let body = body::read(&req, payload, body::limits::PLAIN).await?;
-        let new = parse_new(&req, &body, relay.allow_private).await?;
-        let target = SessionTarget {
-            caller: &caller,
-            name: &name,
-            upstream: &upstream,
-        };
-        let mut views =
-            subscribe(&proxy, &client, &relay, &target, std::slice::from_ref(&new)).await?;
-        Ok(HttpResponse::Created().json(views.remove(0)))
-    }
-    .await;
-    answer(result, &proxy, &caller)
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    Call::new(&session, &caller, &state)
+        .answer(Scope::WebhooksWrite, |on| add_webhook(on, &req, payload))
+        .await
+}
+
+async fn add_webhook(
+    on: OnSession<'_>,
+    req: &HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let body = body::read(req, payload, body::limits::PLAIN).await?;
+    let new = parse_new(req, &body, on.state.relay.allow_private).await?;
+    let new = std::slice::from_ref(&new);
+    let mut added = subscriptions::subscribe(&on.registrar(), &on.target(), new).await?;
+    Ok(HttpResponse::Created().json(WebhookView::from(added.remove(0))))
 }
 
 /// The tenant's session that subscriptions are added to.
@@ -406,78 +354,21 @@ pub struct SessionTarget<'a> {
     pub upstream: &'a UpstreamSession,
 }
 
-/// Inserts checked subscriptions for a session (one whose URL the session already has replaces
-/// it), at most [`MAX_PER_SESSION`] in all, and brings the upstream's registration in step:
-/// when this returns the upstream already sends the events they need to the gateway. Serves
-/// `POST /v1/sessions/{session}/webhooks` and `config.webhooks` of a created or started session.
+/// `config.webhooks` of a created or started session, subscribed as
+/// `POST /v1/sessions/{session}/webhooks` would: when this returns the upstream already sends
+/// the events they need to the gateway.
 pub async fn subscribe(
-    proxy: &ProxyState,
-    client: &UpstreamClient,
-    relay: &Relay,
+    registrar: &Registrar<'_>,
     target: &SessionTarget<'_>,
-    subscriptions: &[NewWebhook],
+    new: &[NewSubscription],
 ) -> Result<Vec<WebhookView>, ApiError> {
-    let mut tx = proxy.pool.begin().await?;
-    lock_session(&mut tx, target.upstream).await?;
-    let mut views = Vec::with_capacity(subscriptions.len());
-    for new in subscriptions {
-        let row = insert_subscription(&mut tx, target.caller.tenant.id, target.name, new).await?;
-        views.push(WebhookView::from(row));
-    }
-    let (caller, name, upstream) = (target.caller, target.name, target.upstream);
-    sync_and_commit(tx, proxy, client, relay, caller, name, upstream).await?;
-    Ok(views)
-}
-
-/// One subscription, under the session's lock held by `tx`.
-async fn insert_subscription(
-    tx: &mut Transaction<'static, Postgres>,
-    tenant: Uuid,
-    name: &SessionName,
-    new: &NewWebhook,
-) -> Result<SubscriptionRow, ApiError> {
-    let others: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM webhook_subscriptions WHERE tenant_id = $1 AND session_name = $2 AND url <> $3",
-    )
-    .bind(tenant)
-    .bind(name.as_str())
-    .bind(new.url.as_str())
-    .fetch_one(&mut **tx)
-    .await?;
-    if others >= MAX_PER_SESSION {
-        return Err(ApiError::conflict(format!(
-            "a session may have at most {MAX_PER_SESSION} webhooks; remove one first"
-        )));
-    }
-    sqlx::query_as(&format!(
-        "INSERT INTO webhook_subscriptions (id, tenant_id, session_name, url, events, hmac_key, \
-             retry_policy, retry_delay_seconds, retry_attempts, custom_headers) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
-         ON CONFLICT ON CONSTRAINT webhook_subscriptions_target_key DO UPDATE SET \
-             events = EXCLUDED.events, hmac_key = EXCLUDED.hmac_key, retry_policy = EXCLUDED.retry_policy, \
-             retry_delay_seconds = EXCLUDED.retry_delay_seconds, retry_attempts = EXCLUDED.retry_attempts, \
-             custom_headers = EXCLUDED.custom_headers, updated_at = now() \
-         RETURNING {SUBSCRIPTION_COLUMNS}"
-    ))
-    .bind(Uuid::now_v7())
-    .bind(tenant)
-    .bind(name.as_str())
-    .bind(new.url.as_str())
-    .bind(&new.events)
-    .bind(&new.hmac_key)
-    .bind(new.retries.policy.as_str())
-    .bind(new.retries.delay_seconds)
-    .bind(new.retries.attempts)
-    .bind(sqlx::types::Json(&new.custom_headers))
-    .fetch_one(&mut **tx)
-    .await
-    .map_err(|e| {
-        if constraint_violated(&e, "webhook_subscriptions_tenant_id_fkey") {
-            ApiError::unauthorized("invalid API key")
-        } else {
-            e.into()
-        }
-    })
+    let session = SessionRef {
+        tenant: &target.caller.tenant,
+        name: target.name.as_str(),
+        upstream: target.upstream,
+    };
+    let added = subscriptions::subscribe(registrar, &session, new).await?;
+    Ok(added.into_iter().map(Into::into).collect())
 }
 
 /// Removes the webhook named by `webhookUrl` (JSON body or query), or all of the session's.
@@ -486,48 +377,34 @@ pub async fn remove(
     session: web::Path<String>,
     payload: web::Payload,
     caller: TenantCaller,
-    proxy: web::Data<ProxyState>,
-    client: web::Data<UpstreamClient>,
-    relay: web::Data<Relay>,
-) -> HttpResponse {
-    let result = async {
-        caller.require(Scope::WebhooksWrite)?;
-        let (name, upstream) = owned(&proxy, &caller, &session).await?;
-        let body = body::read(&req, payload, body::limits::PLAIN).await?;
-        let from_body = match json_body(&req, &body)? {
-            Some(json) => match json.get("webhookUrl") {
-                None | Some(Value::Null) => None,
-                Some(Value::String(s)) => Some(s.clone()),
-                Some(_) => return Err(ApiError::bad_request("webhookUrl must be a string")),
-            },
-            None => None,
-        };
-        let raw = from_body.or_else(|| query_param(req.query_string(), "webhookUrl"));
-        // Stored URLs are normalised by parsing; the same is done to the one named here.
-        let url = raw.map(|r| Url::parse(&r).map(String::from).unwrap_or(r));
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    Call::new(&session, &caller, &state)
+        .answer(Scope::WebhooksWrite, |on| {
+            remove_webhooks(on, &req, payload)
+        })
+        .await
+}
 
-        let mut tx = proxy.pool.begin().await?;
-        lock_session(&mut tx, &upstream).await?;
-        let removed = sqlx::query(
-            "DELETE FROM webhook_subscriptions WHERE tenant_id = $1 AND session_name = $2 \
-             AND ($3::text IS NULL OR url = $3)",
-        )
-        .bind(caller.tenant.id)
-        .bind(name.as_str())
-        .bind(&url)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if let (Some(url), 0) = (&url, removed) {
-            return Err(ApiError::not_found(format!(
-                "no webhook {url} on session \"{name}\""
-            )));
-        }
-        sync_and_commit(tx, &proxy, &client, &relay, &caller, &name, &upstream).await?;
-        Ok(HttpResponse::Ok().json(serde_json::json!({ "removed": removed })))
-    }
-    .await;
-    answer(result, &proxy, &caller)
+async fn remove_webhooks(
+    on: OnSession<'_>,
+    req: &HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let body = body::read(req, payload, body::limits::PLAIN).await?;
+    let from_body = match json_body(req, &body)? {
+        Some(json) => match json.get("webhookUrl") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(_) => return Err(ApiError::bad_request("webhookUrl must be a string")),
+        },
+        None => None,
+    };
+    let raw = from_body.or_else(|| query_param(req.query_string(), "webhookUrl"));
+    // Stored URLs are normalised by parsing; the same is done to the one named here.
+    let url = raw.map(|r| Url::parse(&r).map(String::from).unwrap_or(r));
+    let removed = subscriptions::unsubscribe(&on.registrar(), &on.target(), url.as_deref()).await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "removed": removed })))
 }
 
 #[derive(Debug, Deserialize)]
@@ -537,7 +414,7 @@ pub struct DeliveriesQuery {
 }
 
 /// One delivery: an event on its way to one webhook.
-#[derive(Debug, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DeliveryView {
     pub id: Uuid,
@@ -560,24 +437,49 @@ pub struct DeliveryView {
     pub finished_at: Option<DateTime<Utc>>,
 }
 
-/// What a tenant is told of a failed attempt: whether its receiver answered, and with what
-/// status; never how a connection failed (refused, reset, timed out, TLS...), which would make
-/// the gateway a port scanner with its own egress address. Admins see the raw error.
-const TENANT_ERROR: &str = "CASE WHEN d.last_error IS NULL THEN NULL \
-       WHEN d.last_status IS NOT NULL THEN 'the receiver answered HTTP ' || d.last_status \
-       ELSE 'the receiver could not be reached' END";
-const RAW_ERROR: &str = "d.last_error";
+impl DeliveryView {
+    fn new(d: Delivery, last_error: Option<String>) -> Self {
+        Self {
+            id: d.id,
+            event_id: d.event_id,
+            event: d.event,
+            webhook_url: d.webhook_url,
+            status: d.status.as_str().to_owned(),
+            attempts: d.attempts,
+            last_status_code: d.last_status,
+            last_error,
+            next_attempt_at: (d.status == DeliveryStatus::Pending).then_some(d.next_attempt_at),
+            last_attempt_at: d.last_attempt_at,
+            created_at: d.created_at,
+            finished_at: d.finished_at,
+        }
+    }
 
-/// The query behind [`DeliveryView`]: `owner` columns first (admins), `error` as `last_error`.
-fn delivery_select(owner: &str, error: &str) -> String {
-    format!(
-        "SELECT {owner}d.id, e.event_id, e.event, w.url AS webhook_url, d.status, d.attempts, \
-           d.last_status AS last_status_code, {error} AS last_error, \
-           CASE WHEN d.status = 'pending' THEN d.next_attempt_at END AS next_attempt_at, \
-           d.last_attempt_at, d.created_at, d.finished_at \
-         FROM webhook_deliveries d JOIN webhook_events e ON e.id = d.event_pk \
-         JOIN webhook_subscriptions w ON w.id = d.subscription_id"
-    )
+    /// What a tenant is told of a failed attempt: whether its receiver answered, and with what
+    /// status; never how a connection failed (refused, reset, timed out, TLS...), which would
+    /// make the gateway a port scanner with its own egress address. Admins see the raw error.
+    fn for_tenant(d: Delivery) -> Self {
+        let shown = d.last_error.as_ref().map(|_| match d.last_status {
+            Some(status) => format!("the receiver answered HTTP {status}"),
+            None => "the receiver could not be reached".to_owned(),
+        });
+        Self::new(d, shown)
+    }
+}
+
+/// The listing's `status` and `limit`, checked.
+fn filter(status: Option<&str>, limit: Option<i64>) -> Result<Filter, ApiError> {
+    let status = status
+        .map(str::parse::<DeliveryStatus>)
+        .transpose()
+        .map_err(ApiError::from)?;
+    let limit = limit.unwrap_or(DEFAULT_LIMIT);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(ApiError::bad_request(format!(
+            "limit must be between 1 and {MAX_LIMIT}"
+        )));
+    }
+    Ok(Filter { status, limit })
 }
 
 /// Recent deliveries of the session's events, newest first (gateway addition).
@@ -602,37 +504,22 @@ pub async fn deliveries(
     session: web::Path<String>,
     query: web::Query<DeliveriesQuery>,
     caller: TenantCaller,
-    proxy: web::Data<ProxyState>,
-) -> HttpResponse {
-    let result = async {
-        caller.require(Scope::WebhooksRead)?;
-        let (name, _) = owned(&proxy, &caller, &session).await?;
-        if let Some(s) = &query.status {
-            if !matches!(s.as_str(), "pending" | "delivered" | "failed") {
-                return Err(ApiError::bad_request(
-                    "status must be pending, delivered or failed",
-                ));
-            }
-        }
-        let limit = query.limit.unwrap_or(50);
-        if !(1..=200).contains(&limit) {
-            return Err(ApiError::bad_request("limit must be between 1 and 200"));
-        }
-        let rows: Vec<DeliveryView> = sqlx::query_as(&format!(
-            "{} WHERE d.tenant_id = $1 AND d.session_name = $2 \
-             AND ($3::text IS NULL OR d.status = $3) ORDER BY d.created_at DESC, d.id LIMIT $4",
-            delivery_select("", TENANT_ERROR)
-        ))
-        .bind(caller.tenant.id)
-        .bind(name.as_str())
-        .bind(&query.status)
-        .bind(limit)
-        .fetch_all(&proxy.pool)
-        .await?;
-        Ok(HttpResponse::Ok().json(rows))
-    }
-    .await;
-    answer(result, &proxy, &caller)
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    Call::new(&session, &caller, &state)
+        .answer(Scope::WebhooksRead, |on| session_deliveries(on, &query))
+        .await
+}
+
+async fn session_deliveries(
+    on: OnSession<'_>,
+    query: &DeliveriesQuery,
+) -> Result<HttpResponse, ApiError> {
+    let filter = filter(query.status.as_deref(), query.limit)?;
+    let (db, tenant) = (&on.state.db, on.caller.tenant.id);
+    let rows = deliveries::for_session(db, tenant, on.name.as_str(), filter).await?;
+    let views: Vec<DeliveryView> = rows.into_iter().map(DeliveryView::for_tenant).collect();
+    Ok(HttpResponse::Ok().json(views))
 }
 
 /// Sends a delivered or failed delivery again, from a fresh set of attempts (gateway addition).
@@ -655,53 +542,18 @@ pub async fn deliveries(
 pub async fn redeliver(
     path: web::Path<(String, String)>,
     caller: TenantCaller,
-    proxy: web::Data<ProxyState>,
-) -> HttpResponse {
-    let result = async {
-        caller.require(Scope::WebhooksWrite)?;
-        let (session, id) = path.into_inner();
-        let (name, _) = owned(&proxy, &caller, &session).await?;
-        let not_found = || ApiError::not_found(format!("delivery {id} not found"));
-        let id = Uuid::parse_str(&id).map_err(|_| not_found())?;
-        let mut tx = proxy.pool.begin().await?;
-        let reset = sqlx::query(
-            "UPDATE webhook_deliveries SET status = 'pending', attempts = 0, next_attempt_at = now(), \
-                    finished_at = NULL \
-             WHERE id = $1 AND tenant_id = $2 AND session_name = $3 AND status <> 'pending'",
-        )
-        .bind(id)
-        .bind(caller.tenant.id)
-        .bind(name.as_str())
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if reset == 0 {
-            let pending: Option<bool> = sqlx::query_scalar(
-                "SELECT true FROM webhook_deliveries WHERE id = $1 AND tenant_id = $2 AND session_name = $3",
-            )
-            .bind(id)
-            .bind(caller.tenant.id)
-            .bind(name.as_str())
-            .fetch_optional(&mut *tx)
-            .await?;
-            return Err(match pending {
-                Some(_) => ApiError::conflict("the delivery is still pending; it will be attempted on its own"),
-                None => not_found(),
-            });
-        }
-        sqlx::query("SELECT pg_notify($1, '')")
-            .bind(NOTIFY_CHANNEL)
-            .execute(&mut *tx)
-            .await?;
-        let view: DeliveryView = sqlx::query_as(&format!("{} WHERE d.id = $1", delivery_select("", TENANT_ERROR)))
-            .bind(id)
-            .fetch_one(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(HttpResponse::Accepted().json(view))
-    }
-    .await;
-    answer(result, &proxy, &caller)
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let (session, id) = path.into_inner();
+    Call::new(&session, &caller, &state)
+        .answer(Scope::WebhooksWrite, |on| redeliver_one(on, &id))
+        .await
+}
+
+async fn redeliver_one(on: OnSession<'_>, id: &str) -> Result<HttpResponse, ApiError> {
+    let (db, tenant) = (&on.state.db, on.caller.tenant.id);
+    let delivery = subscriptions::redeliver(db, tenant, on.name.as_str(), id).await?;
+    Ok(HttpResponse::Accepted().json(DeliveryView::for_tenant(delivery)))
 }
 
 #[derive(Debug, Deserialize)]
@@ -712,13 +564,12 @@ pub struct AdminDeliveriesQuery {
 }
 
 /// A delivery with its owner, for admins.
-#[derive(Debug, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AdminDeliveryView {
     pub tenant_id: Uuid,
     pub session_name: String,
     #[serde(flatten)]
-    #[sqlx(flatten)]
     pub delivery: DeliveryView,
 }
 
@@ -741,30 +592,22 @@ pub struct AdminDeliveryView {
 pub async fn admin_deliveries(
     _admin: AdminCaller,
     query: web::Query<AdminDeliveriesQuery>,
-    proxy: web::Data<ProxyState>,
+    state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    if let Some(s) = &query.status {
-        if !matches!(s.as_str(), "pending" | "delivered" | "failed") {
-            return Err(ApiError::bad_request(
-                "status must be pending, delivered or failed",
-            ));
-        }
-    }
-    let limit = query.limit.unwrap_or(50);
-    if !(1..=200).contains(&limit) {
-        return Err(ApiError::bad_request("limit must be between 1 and 200"));
-    }
-    let select = delivery_select("d.tenant_id, d.session_name, ", RAW_ERROR);
-    let rows: Vec<AdminDeliveryView> = sqlx::query_as(&format!(
-        "{select} WHERE ($1::uuid IS NULL OR d.tenant_id = $1) \
-         AND ($2::text IS NULL OR d.status = $2) ORDER BY d.created_at DESC, d.id LIMIT $3"
-    ))
-    .bind(query.tenant)
-    .bind(&query.status)
-    .bind(limit)
-    .fetch_all(&proxy.pool)
-    .await?;
-    Ok(HttpResponse::Ok().json(rows))
+    let filter = filter(query.status.as_deref(), query.limit)?;
+    let rows = deliveries::all(&state.db, query.tenant, filter).await?;
+    let views: Vec<AdminDeliveryView> = rows
+        .into_iter()
+        .map(|mut d| AdminDeliveryView {
+            tenant_id: d.tenant_id,
+            session_name: std::mem::take(&mut d.session_name),
+            delivery: {
+                let raw = d.last_error.clone();
+                DeliveryView::new(d, raw)
+            },
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(views))
 }
 
 #[cfg(test)]
@@ -773,7 +616,7 @@ mod tests {
     use actix_web::http::StatusCode;
     use actix_web::test::TestRequest;
 
-    async fn parse(body: Value, allow_private: bool) -> Result<NewWebhook, ApiError> {
+    async fn parse(body: Value, allow_private: bool) -> Result<NewSubscription, ApiError> {
         let req = TestRequest::post()
             .insert_header(("content-type", "application/json"))
             .to_http_request();
@@ -869,22 +712,69 @@ mod tests {
 
     #[test]
     fn views_hide_header_values() {
-        let view = WebhookView::from(SubscriptionRow {
+        let view = WebhookView::from(Subscription {
             id: Uuid::nil(),
+            session_name: "default".to_owned(),
             url: "https://8.8.8.8/".to_owned(),
             events: vec!["message".to_owned()],
             signed: true,
-            retry_policy: "linear".to_owned(),
-            retry_delay_seconds: 3,
-            retry_attempts: 4,
-            custom_headers: sqlx::types::Json(vec![CustomHeader {
+            retries: RetryPolicy::default(),
+            custom_headers: vec![CustomHeader {
                 name: "Authorization".into(),
                 value: "Bearer secret".into(),
-            }]),
+            }],
             created_at: Utc::now(),
         });
         let json = serde_json::to_string(&view).unwrap();
         assert!(!json.contains("secret"), "{json}");
         assert!(json.contains(r#""signed":true"#));
+    }
+
+    fn delivery(last_status: Option<i32>, last_error: Option<&str>) -> Delivery {
+        Delivery {
+            id: Uuid::nil(),
+            tenant_id: Uuid::nil(),
+            session_name: "default".into(),
+            event_id: "evt_1".into(),
+            event: "message".into(),
+            webhook_url: "https://8.8.8.8/".into(),
+            status: DeliveryStatus::Failed,
+            attempts: 1,
+            last_status,
+            last_error: last_error.map(str::to_owned),
+            next_attempt_at: Utc::now(),
+            last_attempt_at: None,
+            created_at: Utc::now(),
+            finished_at: None,
+        }
+    }
+
+    #[test]
+    fn tenants_see_only_whether_the_receiver_answered() {
+        let refused = delivery(None, Some("connect to 10.0.0.7:80 refused"));
+        let shown = DeliveryView::for_tenant(refused).last_error;
+        assert_eq!(shown.as_deref(), Some("the receiver could not be reached"));
+        let answered = delivery(Some(503), Some("the receiver answered 503"));
+        let shown = DeliveryView::for_tenant(answered).last_error;
+        assert_eq!(shown.as_deref(), Some("the receiver answered HTTP 503"));
+        assert_eq!(
+            DeliveryView::for_tenant(delivery(None, None)).last_error,
+            None
+        );
+        let view = DeliveryView::for_tenant(delivery(None, None));
+        assert!(
+            view.next_attempt_at.is_none(),
+            "only pending deliveries are due"
+        );
+    }
+
+    #[test]
+    fn listings_take_a_known_status_and_a_bounded_limit() {
+        let f = filter(Some("failed"), None).unwrap();
+        assert_eq!((f.status, f.limit), (Some(DeliveryStatus::Failed), 50));
+        for (status, limit) in [(Some("done"), None), (None, Some(0)), (None, Some(201))] {
+            let e = filter(status, limit).err().unwrap();
+            assert_eq!(e.status(), StatusCode::BAD_REQUEST);
+        }
     }
 }

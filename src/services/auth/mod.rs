@@ -30,7 +30,7 @@ use crate::config::AdminConfig;
 use crate::db::Db;
 use crate::http::error::ApiError;
 use actix_web::http::header::HeaderName;
-use actix_web::{dev::Payload, web, FromRequest, HttpRequest};
+use actix_web::{dev::Payload, web, FromRequest, HttpMessage, HttpRequest};
 use chrono::{DateTime, Utc};
 use futures_util::future::LocalBoxFuture;
 use governor::clock::{Clock, DefaultClock};
@@ -140,6 +140,7 @@ impl FromRequest for TenantCaller {
         let auth = req.app_data::<web::Data<Auth>>().cloned();
         let key = presented_key(req);
         let client = client::client_addr(req).map(|a| a.to_string());
+        let req = req.clone();
         Box::pin(async move {
             let auth = auth.ok_or_else(|| ApiError::internal(anyhow::anyhow!("Auth not wired")))?;
             let key = key.ok_or_else(|| ApiError::unauthorized(INVALID_KEY))?;
@@ -150,6 +151,8 @@ impl FromRequest for TenantCaller {
             if caller.tenant.suspended {
                 return Err(ApiError::forbidden("this tenant is suspended"));
             }
+            // For `http::quota_headers`, which stamps every answer to an authenticated caller.
+            req.extensions_mut().insert(caller.clone());
             Ok(caller)
         })
     }

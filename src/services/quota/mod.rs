@@ -157,6 +157,23 @@ impl Quotas {
         &self.clock
     }
 
+    /// Admits one of the gateway's own calls (admin routes, clean-up): it belongs to no
+    /// tenant, so only the organisation's budget applies and no tenant's usage counts it.
+    pub async fn admit_own(&self, endpoint: &'static str) -> Result<Admission, ApiError> {
+        let gateway = Tenant {
+            id: usage::GATEWAY_OWN,
+            name: String::new(),
+            quota: crate::services::auth::Quota {
+                monthly_requests: None,
+                requests_per_second: None,
+                max_sessions: None,
+            },
+            plan: String::new(),
+            suspended: false,
+        };
+        self.admit(&gateway, endpoint).await
+    }
+
     /// Admits one call of `tenant` to `endpoint` against every limit, or refuses it with 429
     /// (naming the limit, `Retry-After` from the real boundary) or 503 (the database is down
     /// and no lease is left).
@@ -339,18 +356,6 @@ impl Quotas {
             );
         }
         headers
-    }
-
-    /// Puts the quota headers on a `/v1` answer.
-    pub fn stamp(
-        &self,
-        response: &mut actix_web::HttpResponse,
-        tenant: &Tenant,
-        rate_remaining: Option<u32>,
-    ) {
-        for (name, value) in self.headers(tenant, rate_remaining).iter() {
-            response.headers_mut().insert(name.clone(), value.clone());
-        }
     }
 
     /// Notes the upstream's own rate-limit figures from one of its answers.

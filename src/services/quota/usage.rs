@@ -14,6 +14,10 @@ struct Pending {
     refusals: HashMap<(Uuid, NaiveDate, &'static str), i64>,
 }
 
+/// The subject of the gateway's own upstream calls (`Quotas::admit_own`): no tenant, so no
+/// usage row.
+pub const GATEWAY_OWN: Uuid = Uuid::nil();
+
 pub struct UsageRecorder {
     pool: Db,
     pending: Mutex<Pending>,
@@ -32,6 +36,9 @@ impl UsageRecorder {
     }
 
     pub fn record_call(&self, tenant: Uuid, day: NaiveDate, endpoint: &'static str) {
+        if tenant == GATEWAY_OWN {
+            return;
+        }
         *self
             .pending
             .lock()
@@ -42,6 +49,9 @@ impl UsageRecorder {
     }
 
     pub fn record_refusal(&self, tenant: Uuid, day: NaiveDate, reason: &'static str) {
+        if tenant == GATEWAY_OWN {
+            return;
+        }
         *self
             .pending
             .lock()

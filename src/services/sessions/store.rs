@@ -1,9 +1,10 @@
-//! The one place the `sessions` table is written.
+//! Session ownership with its caches: every change goes through here (and `store::sessions`
+//! below it), so every replica's caches hear of it.
 
-use crate::db::constraint_violated;
+use super::SessionError;
 use crate::db::Db;
 use crate::domain::{SessionName, UpstreamSession};
-use crate::http::error::ApiError;
+use crate::store::sessions::{self as store, NotRecorded};
 use moka::future::Cache;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -16,20 +17,7 @@ const CACHE_TTL: Duration = Duration::from_secs(30);
 /// The channel replicas announce ownership changes on (payload `tenant_id:name`).
 pub const CHANNEL: &str = "wagw_sessions";
 
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct OwnedSession {
-    pub name: String,
-    pub upstream_name: String,
-}
-
-/// An owned session with its tenant, as admins see it.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct TenantSession {
-    pub tenant_id: Uuid,
-    pub tenant_name: String,
-    pub name: String,
-    pub upstream_name: String,
-}
+pub use store::{OwnedSession, TenantSession};
 
 #[derive(Clone)]
 pub struct SessionStore {
@@ -62,21 +50,14 @@ impl SessionStore {
         &self,
         tenant: Uuid,
         name: &SessionName,
-    ) -> Result<Option<UpstreamSession>, ApiError> {
+    ) -> Result<Option<UpstreamSession>, SessionError> {
         let key = (tenant, name.as_str().to_owned());
         if let Some(hit) = self.cache.get(&key).await {
             return Ok(Some(hit));
         }
         let generation = self.generation.load(Ordering::SeqCst);
-        let found: Option<String> = sqlx::query_scalar(
-            "SELECT upstream_name FROM sessions WHERE tenant_id = $1 AND name = $2",
-        )
-        .bind(tenant)
-        .bind(name.as_str())
-        .fetch_optional(&self.pool)
-        .await?;
         // Misses are not cached: a session created a moment later must be usable at once.
-        let found = found.map(UpstreamSession::from_db);
+        let found = store::upstream_name(&self.pool, tenant, name).await?;
         if let Some(upstream) = &found {
             self.cache.insert(key.clone(), upstream.clone()).await;
             if self.generation.load(Ordering::SeqCst) != generation {
@@ -88,87 +69,25 @@ impl SessionStore {
     }
 
     /// Records a new session for the tenant, within its `max_sessions` and the organisation's
-    /// plan (`org_max`), atomically: the tenant's row (and, with a plan limit, a global
-    /// advisory lock) is held so concurrent creations on any replica are counted one by one.
+    /// plan (`org_max`), counted atomically across replicas.
     pub async fn create(
         &self,
         tenant: Uuid,
         name: &SessionName,
         org_max: Option<u32>,
-    ) -> Result<UpstreamSession, ApiError> {
-        let mut tx = self.pool.begin().await?;
-        let max_sessions: Option<Option<i32>> =
-            sqlx::query_scalar("SELECT max_sessions FROM tenants WHERE id = $1 FOR UPDATE")
-                .bind(tenant)
-                .fetch_optional(&mut *tx)
-                .await?;
-        let Some(max_sessions) = max_sessions else {
-            return Err(ApiError::unauthorized("invalid API key"));
-        };
-        if let Some(max) = max_sessions {
-            let owned: i64 =
-                sqlx::query_scalar("SELECT count(*) FROM sessions WHERE tenant_id = $1")
-                    .bind(tenant)
-                    .fetch_one(&mut *tx)
-                    .await?;
-            if owned >= i64::from(max) {
-                return Err(ApiError::too_many_requests(
-                    format!("session limit reached: your quota allows {max} session(s); delete one first"),
-                    // Not time-bound: a slot frees when a session is deleted.
-                    60,
-                ));
-            }
-        }
-        if let Some(max) = org_max {
-            // Always after the tenant's row lock: one order, no deadlock.
-            sqlx::query("SELECT pg_advisory_xact_lock(hashtext('wagw.sessions'))")
-                .execute(&mut *tx)
-                .await?;
-            let all: i64 = sqlx::query_scalar("SELECT count(*) FROM sessions")
-                .fetch_one(&mut *tx)
-                .await?;
-            if all >= i64::from(max) {
-                return Err(ApiError::too_many_requests(
-                    format!("the organisation's upstream plan allows {max} session(s), all in use"),
-                    60,
-                ));
-            }
-        }
+    ) -> Result<UpstreamSession, SessionError> {
         let upstream = UpstreamSession::generate();
-        let inserted = sqlx::query(
-            "INSERT INTO sessions (id, tenant_id, name, upstream_name) VALUES ($1, $2, $3, $4)",
-        )
-        .bind(Uuid::now_v7())
-        .bind(tenant)
-        .bind(name.as_str())
-        .bind(upstream.as_str())
-        .execute(&mut *tx)
-        .await;
-        match inserted {
-            Ok(_) => {}
-            Err(e) if constraint_violated(&e, "sessions_tenant_name_key") => {
-                return Err(ApiError::conflict(format!(
-                    "session `{name}` already exists"
-                )));
-            }
-            Err(e) => return Err(e.into()),
+        match store::create(&self.pool, tenant, name, &upstream, org_max).await? {
+            Ok(()) => Ok(upstream),
+            Err(NotRecorded::NoTenant) => Err(SessionError::CallerGone),
+            Err(NotRecorded::TenantFull { max }) => Err(SessionError::TenantFull(max)),
+            Err(NotRecorded::OrganisationFull { max }) => Err(SessionError::OrganisationFull(max)),
         }
-        tx.commit().await?;
-        Ok(upstream)
     }
 
     /// Forgets the tenant's session (after the upstream deleted it, or its creation failed).
-    pub async fn forget(&self, tenant: Uuid, name: &SessionName) -> Result<(), ApiError> {
-        // Its relayed subscriptions go with it: a new session of the same name starts clean.
-        sqlx::query(
-            "WITH gone AS (DELETE FROM sessions WHERE tenant_id = $1 AND name = $2 RETURNING 1)
-             DELETE FROM webhook_subscriptions
-              WHERE tenant_id = $1 AND session_name = $2 AND EXISTS (SELECT 1 FROM gone)",
-        )
-        .bind(tenant)
-        .bind(name.as_str())
-        .execute(&self.pool)
-        .await?;
+    pub async fn forget(&self, tenant: Uuid, name: &SessionName) -> Result<(), SessionError> {
+        store::forget(&self.pool, tenant, name).await?;
         self.changed(tenant, name.as_str()).await;
         Ok(())
     }
@@ -243,54 +162,20 @@ impl SessionStore {
         tenant: Uuid,
         name: &SessionName,
         upstream: &UpstreamSession,
-    ) -> Result<(), ApiError> {
-        let inserted = sqlx::query(
-            "INSERT INTO sessions (id, tenant_id, name, upstream_name) VALUES ($1, $2, $3, $4)",
-        )
-        .bind(Uuid::now_v7())
-        .bind(tenant)
-        .bind(name.as_str())
-        .bind(upstream.as_str())
-        .execute(&self.pool)
-        .await;
-        match inserted {
-            Ok(_) => {
-                // Misses are not cached, but announce anyway: the name may have been cached
-                // for an upstream session deleted a moment ago.
-                self.changed(tenant, name.as_str()).await;
-                Ok(())
-            }
-            Err(e) if constraint_violated(&e, "sessions_tenant_name_key") => Err(
-                ApiError::conflict(format!("the tenant already has a session `{name}`")),
-            ),
-            Err(e) if constraint_violated(&e, "sessions_upstream_name_key") => {
-                Err(ApiError::conflict(format!(
-                    "upstream session `{}` is already owned",
-                    upstream.as_str()
-                )))
-            }
-            Err(e) if constraint_violated(&e, "sessions_tenant_id_fkey") => {
-                Err(ApiError::not_found("no such tenant"))
-            }
-            Err(e) => Err(e.into()),
-        }
+    ) -> Result<(), SessionError> {
+        store::adopt(&self.pool, tenant, name, upstream).await?;
+        // Misses are not cached, but announce anyway: the name may have been cached for an
+        // upstream session deleted a moment ago.
+        self.changed(tenant, name.as_str()).await;
+        Ok(())
     }
 
     /// Forgets whoever owned the upstream session; returns the owner and its name for it.
     pub async fn forget_upstream(
         &self,
         upstream: &str,
-    ) -> Result<Option<(Uuid, String)>, ApiError> {
-        let owner: Option<(Uuid, String)> = sqlx::query_as(
-            "WITH gone AS (DELETE FROM sessions WHERE upstream_name = $1 RETURNING tenant_id, name),
-                  subscriptions AS (
-                    DELETE FROM webhook_subscriptions w USING gone
-                     WHERE w.tenant_id = gone.tenant_id AND w.session_name = gone.name)
-             SELECT tenant_id, name FROM gone",
-        )
-        .bind(upstream)
-        .fetch_optional(&self.pool)
-        .await?;
+    ) -> Result<Option<(Uuid, String)>, SessionError> {
+        let owner = store::forget_upstream(&self.pool, upstream).await?;
         if let Some((tenant, name)) = &owner {
             self.changed(*tenant, name).await;
         }
@@ -298,29 +183,19 @@ impl SessionStore {
     }
 
     /// Every owned session, with its tenant.
-    pub async fn list_all(&self) -> Result<Vec<TenantSession>, ApiError> {
-        Ok(sqlx::query_as(
-            "SELECT s.tenant_id, t.name AS tenant_name, s.name, s.upstream_name
-               FROM sessions s JOIN tenants t ON t.id = s.tenant_id
-              ORDER BY t.name, s.name",
-        )
-        .fetch_all(&self.pool)
-        .await?)
+    pub async fn list_all(&self) -> Result<Vec<TenantSession>, SessionError> {
+        Ok(store::list_all(&self.pool).await?)
     }
 
     /// Every session the tenant owns (cached; concurrent misses share one read).
-    pub async fn list(&self, tenant: Uuid) -> Result<Arc<Vec<OwnedSession>>, ApiError> {
+    pub async fn list(&self, tenant: Uuid) -> Result<Arc<Vec<OwnedSession>>, SessionError> {
         let generation = self.generation.load(Ordering::SeqCst);
-        let read = async {
-            sqlx::query_as(
-                "SELECT name, upstream_name FROM sessions WHERE tenant_id = $1 ORDER BY name",
-            )
-            .bind(tenant)
-            .fetch_all(&self.pool)
+        let read = async { store::list(&self.pool, tenant).await.map(Arc::new) };
+        let list = self
+            .lists
+            .try_get_with(tenant, read)
             .await
-            .map(Arc::new)
-        };
-        let list = self.lists.try_get_with(tenant, read).await?;
+            .map_err(SessionError::Lookup)?;
         if self.generation.load(Ordering::SeqCst) != generation {
             // A change was announced while we read: serve this call, but do not keep it.
             self.lists.invalidate(&tenant).await;

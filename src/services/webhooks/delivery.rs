@@ -4,28 +4,28 @@
 //!
 //! awc is `!Send`, so the workers run on their own thread with its own actix (current-thread)
 //! runtime: one dispatcher claims rows and spawns one local task per attempt, up to
-//! `CONCURRENCY` at once. That thread also runs the retention purge and the registration
-//! reconciler. It has its own small pool: connections are tied to the runtime that opened
-//! them, and this runtime ends before the application's pool is closed.
+//! `CONCURRENCY` at once. That thread also runs the retention purge, the registration
+//! reconciler and the retries of upstream session deletions. It has its own small pool:
+//! connections are tied to the runtime that opened them, and this runtime ends before the
+//! application's pool is closed.
 
 use crate::config::{UpstreamConfig, WebhookConfig};
 use crate::db::Db;
-use crate::domain::UpstreamSession;
 use crate::metrics::Metrics;
 use crate::services::quota::Quotas;
 use crate::services::upstream::UpstreamClient;
-use crate::services::webhooks::outbox::{self, Claimed, Completion, NOTIFY_CHANNEL};
-use crate::services::webhooks::registration::{self, IngressTarget};
+use crate::services::webhooks::registration::{self, Registrar, SessionRef};
+use crate::services::webhooks::relay::Relay;
 use crate::services::webhooks::signing::{
     self, ALGORITHM, ALGORITHM_HEADER, HMAC_HEADER, REQUEST_ID_HEADER, TIMESTAMP_HEADER,
 };
 use crate::services::webhooks::ssrf::{self, TargetRefused, Why};
+use crate::store::webhooks::outbox::{self, Claimed, Completion, NOTIFY_CHANNEL};
 use actix_web::http::StatusCode;
 use actix_web::web;
 use awc::error::{ConnectError, SendRequestError};
 use secrecy::SecretString;
 use sqlx::postgres::PgListener;
-use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -64,9 +64,9 @@ pub struct WorkerSettings {
     pub upstream: UpstreamConfig,
     pub upstream_key: SecretString,
     pub quotas: Arc<Quotas>,
-    pub public_base: String,
-    /// Signalled by this replica's ingress when it stored deliveries.
-    pub wake: Arc<Notify>,
+    /// The ingress URL registrations name, and the wake-up this replica's ingress signals
+    /// when it stored deliveries.
+    pub relay: Arc<Relay>,
 }
 
 /// The running workers; `stop` ends them.
@@ -130,73 +130,28 @@ async fn run(settings: WorkerSettings, mut stop: watch::Receiver<bool>) {
         pool.clone(),
         upstream.clone(),
         settings.quotas.clone(),
-        settings.public_base.clone(),
+        settings.relay.clone(),
     ));
-    let deletions = actix_rt::spawn(retry_session_deletions(pool.clone(), upstream));
-    let mut listener = None;
+    let deletions = actix_rt::spawn(retry_session_deletions(
+        pool.clone(),
+        upstream,
+        settings.quotas.clone(),
+    ));
+    let mut listener = Listening::default();
     let mut last_purge: Option<Instant> = None;
 
     while !*stop.borrow() {
-        if listener.is_none() {
-            listener = listen(&pool).await;
-        }
+        listener.reconnect(&pool).await;
         if last_purge.is_none_or(|at| at.elapsed() >= PURGE_EVERY) {
             last_purge = Some(Instant::now());
-            let retention = &settings.webhooks;
-            match outbox::purge(
-                &pool,
-                retention.delivered_retention,
-                retention.failed_retention,
-            )
-            .await
-            {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(rows = n, "purged old webhook deliveries and events"),
-                Err(e) => tracing::warn!("purging webhook deliveries: {e}"),
-            }
+            purge(&pool, &settings.webhooks).await;
         }
-
-        let free = worker.slots.available_permits();
-        let mut claimed_any = false;
-        if free > 0 {
-            match outbox::claim(&pool, free as i64, LEASE).await {
-                Ok(rows) => {
-                    claimed_any = !rows.is_empty();
-                    let full = rows.len() == free;
-                    for row in rows {
-                        let permit = worker
-                            .slots
-                            .clone()
-                            .try_acquire_owned()
-                            .expect("claimed no more than the free slots");
-                        let worker = worker.clone();
-                        actix_rt::spawn(async move {
-                            worker.deliver(row).await;
-                            drop(permit);
-                            worker.wake.notify_one();
-                        });
-                    }
-                    if full {
-                        continue;
-                    }
-                }
-                Err(e) => tracing::warn!("claiming webhook deliveries: {e}"),
-            }
+        let dispatched = worker.dispatch().await;
+        if dispatched == Dispatched::Full {
+            continue;
         }
-
-        let mut wait = match outbox::standing(&pool).await {
-            Ok((depth, next, now)) => {
-                worker.metrics.webhook_outbox_depth.set(depth);
-                next.map_or(IDLE_POLL, |next| {
-                    (next - now)
-                        .to_std()
-                        .unwrap_or(Duration::ZERO)
-                        .min(IDLE_POLL)
-                })
-            }
-            Err(_) => IDLE_POLL,
-        };
-        if !claimed_any || worker.slots.available_permits() == 0 {
+        let mut wait = worker.idle_wait().await;
+        if dispatched == Dispatched::None || worker.slots.available_permits() == 0 {
             // Due rows we could not take (locked by another replica, or no free slot) must not
             // make this loop spin.
             wait = wait.max(Duration::from_millis(20));
@@ -205,10 +160,11 @@ async fn run(settings: WorkerSettings, mut stop: watch::Receiver<bool>) {
             _ = stop.changed() => {}
             _ = tokio::time::sleep(wait) => {}
             _ = worker.wake.notified() => {}
-            _ = settings.wake.notified() => {}
-            notified = recv(&mut listener) => {
-                if notified.is_err() {
-                    listener = None;
+            _ = settings.relay.wake.notified() => {}
+            notified = listener.recv() => {
+                if let Err(e) = notified {
+                    tracing::warn!("the webhook outbox's LISTEN connection failed: {e}");
+                    listener.lost();
                     tokio::time::sleep(Duration::from_millis(200)).await;
                 }
             }
@@ -225,17 +181,74 @@ async fn run(settings: WorkerSettings, mut stop: watch::Receiver<bool>) {
     deletions.abort();
 }
 
-async fn listen(pool: &Db) -> Option<PgListener> {
-    let mut listener = pool.listener().await.ok()?;
-    listener.listen(NOTIFY_CHANNEL).await.ok()?;
-    Some(listener)
+async fn purge(pool: &Db, retention: &WebhookConfig) {
+    match outbox::purge(
+        pool,
+        retention.delivered_retention,
+        retention.failed_retention,
+    )
+    .await
+    {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(rows = n, "purged old webhook deliveries and events"),
+        Err(e) => tracing::warn!("purging webhook deliveries: {e}"),
+    }
 }
 
-async fn recv(listener: &mut Option<PgListener>) -> Result<(), sqlx::Error> {
-    match listener {
-        Some(l) => l.recv().await.map(|_| ()),
-        None => std::future::pending().await,
+/// What one round of claiming came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Dispatched {
+    /// Nothing claimed (no free slot, nothing due, or the claim failed).
+    None,
+    Some,
+    /// As many as there were free slots: more may be due at once.
+    Full,
+}
+
+/// The outbox's LISTEN connection, opened again whenever it is lost. The dispatcher polls
+/// without it, so a failure costs latency only; it is logged once until it is back.
+#[derive(Default)]
+struct Listening {
+    listener: Option<PgListener>,
+    failing: bool,
+}
+
+impl Listening {
+    async fn reconnect(&mut self, pool: &Db) {
+        if self.listener.is_some() {
+            return;
+        }
+        match listen(pool).await {
+            Ok(listener) => {
+                if std::mem::take(&mut self.failing) {
+                    tracing::info!("listening on the webhook outbox again");
+                }
+                self.listener = Some(listener);
+            }
+            Err(e) if !self.failing => {
+                self.failing = true;
+                tracing::warn!("cannot LISTEN on the webhook outbox (polling meanwhile): {e}");
+            }
+            Err(_) => {}
+        }
     }
+
+    fn lost(&mut self) {
+        self.listener = None;
+    }
+
+    async fn recv(&mut self) -> Result<(), sqlx::Error> {
+        match &mut self.listener {
+            Some(l) => l.recv().await.map(|_| ()),
+            None => std::future::pending().await,
+        }
+    }
+}
+
+async fn listen(pool: &Db) -> Result<PgListener, sqlx::Error> {
+    let mut listener = pool.listener().await?;
+    listener.listen(NOTIFY_CHANNEL).await?;
+    Ok(listener)
 }
 
 fn delivery_client() -> awc::Client {
@@ -263,6 +276,60 @@ enum Attempt {
 }
 
 impl Worker {
+    /// Claims as many due deliveries as there are free slots and starts an attempt for each.
+    async fn dispatch(self: &Rc<Self>) -> Dispatched {
+        let free = self.slots.available_permits();
+        if free == 0 {
+            return Dispatched::None;
+        }
+        let rows = match outbox::claim(&self.pool, free as i64, LEASE).await {
+            Ok(rows) => rows,
+            Err(e) => {
+                tracing::warn!("claiming webhook deliveries: {e}");
+                return Dispatched::None;
+            }
+        };
+        let dispatched = match rows.len() {
+            0 => Dispatched::None,
+            n if n == free => Dispatched::Full,
+            _ => Dispatched::Some,
+        };
+        for row in rows {
+            let permit = self
+                .slots
+                .clone()
+                .try_acquire_owned()
+                .expect("claimed no more than the free slots");
+            let worker = self.clone();
+            actix_rt::spawn(async move {
+                worker.deliver(row).await;
+                drop(permit);
+                worker.wake.notify_one();
+            });
+        }
+        dispatched
+    }
+
+    /// How long to sleep unless woken: until the next row falls due, at most [`IDLE_POLL`].
+    /// Also keeps the outbox depth gauge current.
+    async fn idle_wait(&self) -> Duration {
+        match outbox::standing(&self.pool).await {
+            Ok(standing) => {
+                self.metrics.webhook_outbox_depth.set(standing.depth);
+                standing.next_due.map_or(IDLE_POLL, |next| {
+                    (next - standing.now)
+                        .to_std()
+                        .unwrap_or(Duration::ZERO)
+                        .min(IDLE_POLL)
+                })
+            }
+            Err(e) => {
+                tracing::warn!("reading the webhook outbox's depth: {e}");
+                IDLE_POLL
+            }
+        }
+    }
+
     async fn deliver(&self, claimed: Claimed) {
         let started = Instant::now();
         let attempt = self.attempt(&claimed).await;
@@ -380,15 +447,13 @@ fn judge(claimed: &Claimed, attempt: Attempt) -> Completion {
     }
 }
 
-/// Keeps every session's upstream registration in step with its subscriptions: sessions created
-/// again under a known name, and changes that failed half way. A session that keeps failing is
-/// tried less and less often (up to every 5 minutes), since each try may spend quota.
 /// Retries upstream session deletions that failed when their tenant was deleted.
-async fn retry_session_deletions(pool: Db, client: Rc<UpstreamClient>) {
+async fn retry_session_deletions(pool: Db, client: Rc<UpstreamClient>, quotas: Arc<Quotas>) {
     loop {
         tokio::time::sleep(DELETION_RETRY_EVERY).await;
+        let gateway = crate::services::upstream::Gateway::new(&client, &quotas);
         let (deleted, pending) =
-            crate::http::admin::tenants::delete_pending_upstream_sessions(&pool, &client).await;
+            crate::http::admin::tenants::delete_pending_upstream_sessions(&pool, gateway).await;
         if deleted > 0 {
             tracing::info!(
                 deleted,
@@ -399,11 +464,17 @@ async fn retry_session_deletions(pool: Db, client: Rc<UpstreamClient>) {
     }
 }
 
-async fn reconcile(pool: Db, client: Rc<UpstreamClient>, quotas: Arc<Quotas>, public_base: String) {
-    let waits: RefCell<HashMap<String, (Instant, Duration)>> = RefCell::new(HashMap::new());
-    let target = IngressTarget {
-        public_base: &public_base,
+/// Keeps every session's upstream registration in step with its subscriptions: sessions created
+/// again under a known name, and changes that failed half way. A session that keeps failing is
+/// tried less and less often (up to every 5 minutes), since each try may spend quota.
+async fn reconcile(pool: Db, client: Rc<UpstreamClient>, quotas: Arc<Quotas>, relay: Arc<Relay>) {
+    let registrar = Registrar {
+        db: &pool,
+        client: &client,
+        quotas: &quotas,
+        relay: &relay,
     };
+    let mut waits: HashMap<String, (Instant, Duration)> = HashMap::new();
     loop {
         tokio::time::sleep(RECONCILE_EVERY).await;
         let work = match registration::out_of_step(&pool).await {
@@ -413,45 +484,29 @@ async fn reconcile(pool: Db, client: Rc<UpstreamClient>, quotas: Arc<Quotas>, pu
                 continue;
             }
         };
-        for (tenant, session, upstream) in work {
+        for stale in work {
+            let key = stale.upstream.as_str().to_owned();
             if waits
-                .borrow()
-                .get(&upstream)
+                .get(&key)
                 .is_some_and(|(until, _)| Instant::now() < *until)
             {
                 continue;
             }
-            let upstream_session = UpstreamSession::from_db(upstream.clone());
-            let result = async {
-                let mut tx = pool.begin().await?;
-                registration::sync(
-                    &pool,
-                    &mut tx,
-                    &client,
-                    &quotas,
-                    &tenant,
-                    &session,
-                    &upstream_session,
-                    &target,
-                )
-                .await?;
-                tx.commit().await?;
-                Ok::<_, crate::http::error::ApiError>(())
-            }
-            .await;
-            let mut waits = waits.borrow_mut();
-            match result {
+            let session = SessionRef {
+                tenant: &stale.tenant,
+                name: &stale.name,
+                upstream: &stale.upstream,
+            };
+            match registrar.resync(&session).await {
                 Ok(()) => {
-                    waits.remove(&upstream);
+                    waits.remove(&key);
                 }
                 Err(e) => {
-                    let wait = waits
-                        .get(&upstream)
-                        .map_or(Duration::from_secs(5), |(_, w)| {
-                            (*w * 2).min(Duration::from_secs(300))
-                        });
-                    waits.insert(upstream, (Instant::now() + wait, wait));
-                    tracing::warn!(tenant = %tenant.id, session, "webhook registration not brought in step: {e:?}");
+                    let wait = waits.get(&key).map_or(Duration::from_secs(5), |(_, w)| {
+                        (*w * 2).min(Duration::from_secs(300))
+                    });
+                    waits.insert(key, (Instant::now() + wait, wait));
+                    tracing::warn!(tenant = %stale.tenant.id, session = stale.name, "webhook registration not brought in step: {e:?}");
                 }
             }
         }
@@ -461,7 +516,7 @@ async fn reconcile(pool: Db, client: Rc<UpstreamClient>, quotas: Arc<Quotas>, pu
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::services::webhooks::policy::{Backoff, RetryPolicy};
+    use crate::domain::webhooks::{Backoff, RetryPolicy};
 
     fn claimed(attempt: i32) -> Claimed {
         Claimed {

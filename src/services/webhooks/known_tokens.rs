@@ -9,6 +9,8 @@
 //! A token removed since the last read only costs the lookup that then finds no row.
 
 use crate::db::Db;
+use crate::store::webhooks::ingress;
+use crate::store::StoreError;
 use std::collections::HashSet;
 use std::sync::RwLock;
 use std::time::{Duration, Instant};
@@ -34,7 +36,7 @@ struct Known {
 impl KnownTokens {
     /// Whether `token` is (as far as this replica can tell cheaply) a session's ingress token.
     /// `false` is definite; `true` still needs the row.
-    pub async fn may_exist(&self, pool: &Db, token: &str) -> Result<bool, sqlx::Error> {
+    pub async fn may_exist(&self, db: &Db, token: &str) -> Result<bool, StoreError> {
         if token.is_empty()
             || token.len() > MAX_TOKEN_LEN
             || !token.bytes().all(|b| b.is_ascii_alphanumeric())
@@ -65,9 +67,7 @@ impl KnownTokens {
                 return Ok(known.tokens.contains(token));
             }
         }
-        let tokens: Vec<String> = sqlx::query_scalar("SELECT token FROM webhook_ingress")
-            .fetch_all(pool)
-            .await?;
+        let tokens = ingress::tokens(db).await?;
         let mut known = self
             .known
             .write()

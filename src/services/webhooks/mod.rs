@@ -5,40 +5,30 @@
 //!   token) with the upstream, once per upstream session, for the union of the events its
 //!   subscriptions need, and keeps that in step; a reconciler re-registers sessions created
 //!   again under a known name.
-//! - `ingress`: refuses unknown tokens from memory (`known_tokens`) before any body is read,
-//!   verifies the upstream's `X-Webhook-Hmac` (constant time), refuses events far from now
-//!   (replays), stores the event and one outbox row per matching subscription in one
-//!   transaction, then answers 2xx; an event id seen before is acknowledged and not stored
+//! - `subscriptions`: the tenants' webhooks and the redelivery of their deliveries.
+//! - ingress (`http::ingress`): refuses unknown tokens from memory (`known_tokens`) before any
+//!   body is read, verifies the upstream's `X-Webhook-Hmac` (constant time), refuses events
+//!   far from now (replays), stores the event and one outbox row per matching subscription in
+//!   one transaction, then answers 2xx; an event id seen before is acknowledged and not stored
 //!   twice.
-//! - `outbox` + `delivery`: workers on every replica claim due rows with `FOR UPDATE SKIP
-//!   LOCKED`, deliver them with awc (redirects off, the address check on the resolved
-//!   address), sign them with the tenant's `hmacKey`, and schedule retries in the row, so they
-//!   survive restarts.
+//! - `delivery` (over `store::webhooks::outbox`): workers on every replica claim due rows with
+//!   `FOR UPDATE SKIP LOCKED`, deliver them with awc (redirects off, the address check on the
+//!   resolved address), sign them with the tenant's `hmacKey`, and schedule retries in the
+//!   row, so they survive restarts.
 //!
 //! Delivery order is not guaranteed: each delivery is retried on its own schedule, so a failing
 //! event never holds back the ones behind it. Events carry `id` and `timestamp` for receivers
 //! that need to order or deduplicate them.
 
 pub mod delivery;
+pub mod error;
 pub mod known_tokens;
-pub mod outbox;
-pub mod policy;
 pub mod registration;
+pub mod relay;
 pub mod signing;
 pub mod ssrf;
+pub mod subscriptions;
 
 pub use delivery::DeliveryWorkers;
-
-/// Where the upstream posts events: this prefix and the session's token.
-pub const INGRESS_PREFIX: &str = "/webhooks/ingress/";
-
-/// What the relay's handlers share.
-pub struct Relay {
-    /// `WAGW_PUBLIC_URL` (or `http://{listen}` with the real port), without a trailing `/`.
-    pub public_base: String,
-    pub allow_private: bool,
-    /// Wakes this replica's delivery workers when ingress stored deliveries.
-    pub wake: std::sync::Arc<tokio::sync::Notify>,
-    /// The ingress tokens that exist, so unknown ones are refused without a database query.
-    pub tokens: known_tokens::KnownTokens,
-}
+pub use error::WebhookError;
+pub use relay::{Relay, INGRESS_PREFIX};

@@ -2,226 +2,222 @@
 //! token) and one signing key per upstream session, registered for the union of the events
 //! the session's subscriptions need, and kept in step with them.
 //!
-//! Every change for one upstream session runs under a transaction-scoped advisory lock, so
-//! concurrent registrations (on any replica) are applied one after the other and the row in
-//! `webhook_ingress` always says what the upstream has.
+//! Every change to a session's subscriptions is made under a transaction-scoped advisory lock
+//! ([`Registrar::begin`]), so concurrent changes (on any replica) are applied one after the
+//! other. The upstream is told once that transaction has committed, never while it is open:
+//! a registration can take as long as the upstream's timeout. What the upstream was sent is
+//! then recorded in `webhook_ingress`; a change committed meanwhile is sent in turn, and
+//! whatever is left out of step (a failed call, a replica gone) the reconciler finds.
 
+use crate::db::Db;
 use crate::domain::UpstreamSession;
-use crate::http::error::ApiError;
-use crate::services::auth::Tenant;
+use crate::services::auth::{Quota, Tenant};
 use crate::services::quota::Quotas;
-use crate::services::upstream::{UpstreamCall, UpstreamClient};
+use crate::services::upstream::{Gateway, Payer, UpstreamCall, UpstreamClient};
+use crate::services::webhooks::error::WebhookError;
+use crate::services::webhooks::relay::Relay;
 use crate::services::webhooks::signing::random_secret;
-use actix_web::http::header::{self, HeaderMap, HeaderValue};
+use crate::store::webhooks::ingress::{self, Registration};
+use crate::store::webhooks::subscriptions::needed_events;
+use crate::store::StoreError;
 use actix_web::http::{Method, StatusCode};
-use bytes::Bytes;
-use serde_json::json;
-use sqlx::PgConnection;
-use uuid::Uuid;
+use serde_json::{json, Value};
+use sqlx::{PgConnection, Postgres, Transaction};
+use std::sync::Arc;
 
 /// The route label the registration calls carry in metrics.
 const ROUTE: &str = "/v1/sessions/{session}/webhooks";
+/// How often one change sends again because more changes committed while it was sending;
+/// past that the reconciler (or the later changes' own calls) finish the work.
+const MAX_ROUNDS: usize = 3;
 
-/// What the upstream is asked to do for the gateway's own ingress.
-pub struct IngressTarget<'a> {
-    /// `WAGW_PUBLIC_URL` (or `http://{listen}`), without a trailing `/`.
-    pub public_base: &'a str,
+/// What bringing a session's registration in step takes.
+pub struct Registrar<'a> {
+    pub db: &'a Db,
+    pub client: &'a UpstreamClient,
+    pub quotas: &'a Arc<Quotas>,
+    pub relay: &'a Relay,
 }
 
-impl IngressTarget<'_> {
-    pub fn url(&self, token: &str) -> String {
-        format!(
-            "{}{}{token}",
-            self.public_base,
-            crate::services::webhooks::INGRESS_PREFIX
-        )
-    }
+/// A session whose registration is brought in step, with the tenant whose quotas pay for it.
+pub struct SessionRef<'a> {
+    pub tenant: &'a Tenant,
+    /// The tenant's name for it, which its subscriptions are kept under.
+    pub name: &'a str,
+    pub upstream: &'a UpstreamSession,
 }
 
-/// The events the session's subscriptions need, sorted, or `None` when it has none.
-async fn needed_events(
-    conn: &mut PgConnection,
-    tenant: Uuid,
-    session_name: &str,
-) -> Result<Option<Vec<String>>, sqlx::Error> {
-    sqlx::query_scalar(
-        "SELECT array_agg(DISTINCT e ORDER BY e) FROM webhook_subscriptions w, unnest(w.events) e \
-         WHERE w.tenant_id = $1 AND w.session_name = $2",
-    )
-    .bind(tenant)
-    .bind(session_name)
-    .fetch_one(conn)
-    .await
+/// A session the reconciler must bring in step.
+pub struct OutOfStep {
+    pub tenant: Tenant,
+    pub name: String,
+    pub upstream: UpstreamSession,
 }
 
-/// Brings the upstream's registration for `upstream` in step with the subscriptions, within
-/// the caller's transaction (which must commit for the change to count). A call that reaches
-/// the upstream is admitted against the tenant's quotas and the organisation's budget like any
-/// other; nothing to change means no call and nothing spent.
-#[allow(clippy::too_many_arguments)]
-pub async fn sync(
-    pool: &crate::db::Db,
-    conn: &mut PgConnection,
-    client: &UpstreamClient,
-    quotas: &Quotas,
-    tenant: &Tenant,
-    session_name: &str,
-    upstream: &UpstreamSession,
-    target: &IngressTarget<'_>,
-) -> Result<(), ApiError> {
-    // The ingress exists (committed) before the upstream hears of it, so an event the upstream
-    // sends at once is recognised even while this transaction is still open.
-    sqlx::query(
-        "INSERT INTO webhook_ingress (upstream_name, token, hmac_key) VALUES ($1, $2, $3) \
-         ON CONFLICT (upstream_name) DO NOTHING",
-    )
-    .bind(upstream.as_str())
-    .bind(random_secret())
-    .bind(random_secret())
-    .execute(pool)
-    .await?;
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('wagw.webhooks'), hashtext($1))")
-        .bind(upstream.as_str())
-        .execute(&mut *conn)
-        .await?;
-    let needed = needed_events(conn, tenant.id, session_name).await?;
-    let (token, hmac_key, registered): (String, String, Option<Vec<String>>) = sqlx::query_as(
-        "SELECT token, hmac_key, events FROM webhook_ingress WHERE upstream_name = $1",
-    )
-    .bind(upstream.as_str())
-    .fetch_one(&mut *conn)
-    .await?;
-    if needed == registered {
-        return Ok(());
+/// What the upstream must be told: the session's ingress, and the events its subscriptions
+/// need now (`None`: none, so the registration goes).
+struct Change {
+    registration: Registration,
+    needed: Option<Vec<String>>,
+}
+
+impl Registrar<'_> {
+    /// The transaction a change to the session's subscriptions is made in, holding the
+    /// session's lock. The session's ingress exists (committed) before the upstream hears of
+    /// it, so an event the upstream sends at once is recognised.
+    pub async fn begin(
+        &self,
+        session: &SessionRef<'_>,
+    ) -> Result<Transaction<'static, Postgres>, WebhookError> {
+        let upstream = session.upstream.as_str();
+        ingress::ensure(self.db, upstream, &random_secret(), &random_secret()).await?;
+        let mut tx = self.db.begin().await.map_err(StoreError::from)?;
+        ingress::lock_session(&mut tx, upstream).await?;
+        Ok(tx)
     }
 
-    let url = target.url(&token);
-    let path = format!("/v1/sessions/{}/webhooks", upstream.as_str());
-    let (method, operation, body) = match &needed {
-        Some(events) => (
-            Method::POST,
-            "addWebhook",
-            json!({
-                "webhookUrl": url,
-                "events": events,
-                "hmacKey": hmac_key,
-                // The upstream retries in memory only; our ingress is rarely down for long.
-                "retries": {"policy": "exponential", "delaySeconds": 2, "attempts": 5},
-            }),
-        ),
-        None => (
-            Method::DELETE,
-            "deleteWebhooks",
-            json!({ "webhookUrl": url }),
-        ),
-    };
-    let mut headers = HeaderMap::new();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    let call = UpstreamCall {
-        method: method.clone(),
-        path_and_query: path,
-        body: Some(Bytes::from(body.to_string())),
-        headers: &headers,
-        request_id: None,
-        route: ROUTE,
-        retryable: false,
-    };
-    let admission = quotas.admit(tenant, operation).await?;
-    let sent = client.send(&call).await;
-    match &sent {
-        Err(failure) if failure.never_sent() => quotas.cancel(admission).await,
-        _ => quotas.commit(admission),
+    /// Commits the change made in `tx` (from [`Self::begin`]), then brings the upstream's
+    /// registration in step with it. A call that reaches the upstream is admitted against the
+    /// tenant's quotas and the organisation's budget like any other; nothing to change means
+    /// no call and nothing spent.
+    pub async fn commit(
+        &self,
+        mut tx: Transaction<'static, Postgres>,
+        session: &SessionRef<'_>,
+    ) -> Result<(), WebhookError> {
+        let change = pending_change(&mut tx, session).await?;
+        tx.commit().await.map_err(StoreError::from)?;
+        match change {
+            Some(change) => self.bring_in_step(session, change).await,
+            None => Ok(()),
+        }
     }
-    let mut answer = sent.map_err(ApiError::from)?;
-    let status = answer.status();
-    quotas.observe_upstream(status.as_u16(), answer.headers());
-    // Removing a registration from a session the upstream no longer has is done already.
-    let done = status.is_success() || (method == Method::DELETE && status == StatusCode::NOT_FOUND);
-    if !done {
+
+    /// Brings a session found out of step in step (the reconciler's work).
+    pub async fn resync(&self, session: &SessionRef<'_>) -> Result<(), WebhookError> {
+        let tx = self.begin(session).await?;
+        self.commit(tx, session).await
+    }
+
+    async fn bring_in_step(
+        &self,
+        session: &SessionRef<'_>,
+        mut change: Change,
+    ) -> Result<(), WebhookError> {
+        let upstream = session.upstream.as_str();
+        for _ in 0..MAX_ROUNDS {
+            self.tell_upstream(session, &change).await?;
+            let mut tx = self.db.begin().await.map_err(StoreError::from)?;
+            ingress::lock_session(&mut tx, upstream).await?;
+            ingress::record_registered(&mut tx, upstream, change.needed.as_deref()).await?;
+            let needed_now = needed_events(&mut tx, session.tenant.id, session.name).await?;
+            tx.commit().await.map_err(StoreError::from)?;
+            tracing::info!(
+                session = session.name,
+                events = ?change.needed,
+                "webhook registration with the upstream brought in step"
+            );
+            if needed_now == change.needed {
+                return Ok(());
+            }
+            change.needed = needed_now;
+        }
+        Ok(())
+    }
+
+    /// One registration call: the session's ingress for the events needed, or its removal.
+    async fn tell_upstream(
+        &self,
+        session: &SessionRef<'_>,
+        change: &Change,
+    ) -> Result<(), WebhookError> {
+        let (method, operation, body) = self.request(change);
+        let path = format!("/v1/sessions/{}/webhooks", session.upstream.as_str());
+        let call = UpstreamCall::own(method.clone(), path, ROUTE, Some(&body));
+        let admitted = Gateway::new(self.client, self.quotas)
+            .admit(Payer::Tenant(session.tenant), operation)
+            .await
+            .map_err(|refusal| WebhookError::Admission(Box::new(refusal)))?;
+        let mut answer = admitted.send(&call).await?;
+        let status = answer.status();
+        // Removing a registration from a session the upstream no longer has is done already.
+        if status.is_success() || (method == Method::DELETE && status == StatusCode::NOT_FOUND) {
+            return Ok(());
+        }
         let message = answer
             .read_body()
             .await
             .ok()
-            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-            .and_then(|v| v.get("message").and_then(|m| m.as_str()).map(str::to_owned))
+            .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+            .and_then(|v| v.get("message").and_then(Value::as_str).map(str::to_owned))
             .unwrap_or_else(|| "the upstream refused the webhook registration".to_owned());
-        return Err(if status.is_client_error() {
-            ApiError::new(status, message)
+        let status = status.as_u16();
+        Err(if answer.status().is_client_error() {
+            WebhookError::Refused { status, message }
         } else {
-            ApiError::new(
-                StatusCode::BAD_GATEWAY,
-                "the upstream could not register the webhook; retry shortly",
-            )
-            .with_cause(anyhow::anyhow!("upstream answered {status}: {message}"))
-        });
+            WebhookError::UpstreamFailed { status, message }
+        })
     }
-    sqlx::query(
-        "UPDATE webhook_ingress SET events = $2, registered_at = CASE WHEN $2::text[] IS NULL THEN NULL ELSE now() END \
-         WHERE upstream_name = $1",
-    )
-    .bind(upstream.as_str())
-    .bind(&needed)
-    .execute(&mut *conn)
-    .await?;
-    tracing::info!(
-        session = session_name,
-        events = ?needed,
-        "webhook registration with the upstream brought in step"
-    );
-    Ok(())
+
+    fn request(&self, change: &Change) -> (Method, &'static str, Value) {
+        let url = self.relay.ingress_url(&change.registration.token);
+        match &change.needed {
+            Some(events) => (
+                Method::POST,
+                "addWebhook",
+                json!({
+                    "webhookUrl": url,
+                    "events": events,
+                    "hmacKey": change.registration.hmac_key,
+                    // The upstream retries in memory only; our ingress is rarely down for long.
+                    "retries": {"policy": "exponential", "delaySeconds": 2, "attempts": 5},
+                }),
+            ),
+            None => (
+                Method::DELETE,
+                "deleteWebhooks",
+                json!({ "webhookUrl": url }),
+            ),
+        }
+    }
+}
+
+/// What the upstream must be told, as the caller's transaction leaves the subscriptions;
+/// `None` when its registration already matches.
+async fn pending_change(
+    conn: &mut PgConnection,
+    session: &SessionRef<'_>,
+) -> Result<Option<Change>, WebhookError> {
+    let needed = needed_events(conn, session.tenant.id, session.name).await?;
+    let registration = ingress::registration(conn, session.upstream.as_str()).await?;
+    Ok((needed != registration.events).then_some(Change {
+        registration,
+        needed,
+    }))
 }
 
 /// Sessions whose upstream registration is not what their subscriptions need: a session
 /// created again under a known name (a new upstream session), or a change that failed half
-/// way. The reconciler brings each in step.
-type TenantSessionRow = (
-    Uuid,
-    String,
-    String,
-    Option<i64>,
-    Option<i32>,
-    Option<i32>,
-    String,
-    String,
-);
-
-pub async fn out_of_step(
-    pool: &crate::db::Db,
-) -> Result<Vec<(Tenant, String, String)>, sqlx::Error> {
-    let rows: Vec<TenantSessionRow> = sqlx::query_as(
-        "SELECT t.id, t.name, t.plan, t.monthly_requests, t.requests_per_second, t.max_sessions, s.name, s.upstream_name \
-         FROM sessions s JOIN tenants t ON t.id = s.tenant_id \
-         LEFT JOIN webhook_ingress i ON i.upstream_name = s.upstream_name \
-         WHERE t.status = 'active' AND (SELECT array_agg(DISTINCT e ORDER BY e) FROM webhook_subscriptions w, unnest(w.events) e \
-                WHERE w.tenant_id = s.tenant_id AND w.session_name = s.name) IS DISTINCT FROM i.events \
-         LIMIT 100",
-    )
-    .fetch_all(pool)
-    .await?;
+/// way.
+pub async fn out_of_step(db: &Db) -> Result<Vec<OutOfStep>, WebhookError> {
+    let rows = ingress::out_of_step(db).await?;
     Ok(rows
         .into_iter()
-        .map(
-            |(id, name, plan, monthly, rps, max_sessions, session, upstream)| {
-                (
-                    Tenant {
-                        id,
-                        name,
-                        plan,
-                        // Only active tenants are selected.
-                        suspended: false,
-                        quota: crate::services::auth::Quota {
-                            monthly_requests: monthly,
-                            requests_per_second: rps,
-                            max_sessions,
-                        },
-                    },
-                    session,
-                    upstream,
-                )
+        .map(|r| OutOfStep {
+            tenant: Tenant {
+                id: r.tenant_id,
+                name: r.tenant_name,
+                plan: r.plan,
+                // Only active tenants are selected.
+                suspended: false,
+                quota: Quota {
+                    monthly_requests: r.monthly_requests,
+                    requests_per_second: r.requests_per_second,
+                    max_sessions: r.max_sessions,
+                },
             },
-        )
+            name: r.session_name,
+            upstream: UpstreamSession::from_db(r.upstream_name),
+        })
         .collect())
 }

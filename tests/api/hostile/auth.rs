@@ -4,10 +4,9 @@
 //! address or posing as many behind a trusted proxy; forged tokens; oversized names; admin
 //! bodies with typos; quotas at the integer edge; a tenant flooding with a valid key.
 
+use crate::admin::Admin;
 use crate::helpers::*;
-use crate::tenancy_support::{
-    admin_call, admin_token, login, me, provision, provision_with, with_admin,
-};
+use crate::helpers::{admin_token, login, me, provision, provision_with, with_admin};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use futures_util::future::join_all;
@@ -179,8 +178,14 @@ async fn m2_forwarded_for_from_an_untrusted_peer_is_ignored() {
     assert_limit_refusal(res, 429).await;
 }
 
-/// The index and table scans PostgreSQL has counted on `tenant_keys` (stats of other
-/// backends arrive within about a second).
+/// Lets the statistics of the gateway's own connections reach PostgreSQL's `pg_stat_*` views:
+/// a backend flushes them at most once a second after its transactions.
+pub(super) async fn stats_flushed() {
+    // reason: nothing announces another backend's statistics flush; we can only outwait it.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+}
+
+/// The index and table scans PostgreSQL has counted on `tenant_keys` (see `stats_flushed`).
 async fn tenant_key_scans(pool: &sqlx::PgPool) -> i64 {
     sqlx::query_scalar(
         "SELECT (coalesce(seq_scan, 0) + coalesce(idx_scan, 0))::bigint
@@ -208,12 +213,12 @@ async fn m7_unknown_key_ids_cost_no_rows_and_no_repeated_lookups() {
 
     let forged = tenant_key::assemble("unknownKeyId", "abcdefghijklmnopqrstuv");
     assert_eq!(me(&app.client, &app.address, &forged).await.status(), 401);
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    stats_flushed().await;
     let before = tenant_key_scans(&app.pool).await;
     for _ in 0..100 {
         assert_eq!(me(&app.client, &app.address, &forged).await.status(), 401);
     }
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    stats_flushed().await;
     let after = tenant_key_scans(&app.pool).await;
     assert!(
         after - before < 5,
@@ -256,17 +261,11 @@ fn resign(token: &str, change: impl FnOnce(&mut Value)) -> String {
 }
 
 async fn admin_status(app: &TestApp, token: &str) -> u16 {
-    admin_call(
-        &app.client,
-        &app.address,
-        token,
-        Method::GET,
-        "/admin/v1/admins",
-        None,
-    )
-    .await
-    .status()
-    .as_u16()
+    let admin = Admin {
+        app,
+        token: token.to_owned(),
+    };
+    admin.get("/admin/v1/admins").await.0
 }
 
 /// L5: a token signed with the right secret but of another issuer or audience, or of none
@@ -296,16 +295,14 @@ async fn l5_a_password_change_ends_earlier_tokens() {
     let app = spawn_app_with(with_admin).await;
     let old = admin_token(&app.client, &app.address).await;
     let other_old = admin_token(&app.client, &app.address).await;
-    let res = admin_call(
-        &app.client,
-        &app.address,
-        &old,
-        Method::PUT,
-        "/admin/v1/admins/me/password",
-        Some(json!({"current_password": ADMIN_PASSWORD, "new_password": "a-brand-new-password"})),
-    )
-    .await;
-    assert_eq!(res.status(), 204);
+    let admin = Admin {
+        app: &app,
+        token: old.clone(),
+    };
+    let change =
+        json!({"current_password": ADMIN_PASSWORD, "new_password": "a-brand-new-password"});
+    let path = "/admin/v1/admins/me/password";
+    assert_eq!(admin.call(Method::PUT, path, Some(change)).await.0, 204);
     let ended = eventually(Duration::from_secs(1), || async {
         admin_status(&app, &old).await == 401 && admin_status(&app, &other_old).await == 401
     })
@@ -314,18 +311,8 @@ async fn l5_a_password_change_ends_earlier_tokens() {
         ended,
         "a token issued before the password change still works"
     );
-    let res = login(
-        &app.client,
-        &app.address,
-        ADMIN_USER,
-        "a-brand-new-password",
-    )
-    .await;
-    let fresh = res.json::<Value>().await.unwrap()["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    assert_eq!(admin_status(&app, &fresh).await, 200);
+    let fresh = Admin::login(&app, ADMIN_USER, "a-brand-new-password").await;
+    assert_eq!(admin_status(&app, &fresh.token).await, 200);
 }
 
 /// L6: a username over 64 bytes is refused with 401 before anything is written; one that
@@ -351,13 +338,9 @@ async fn l6_an_oversized_username_is_refused_without_a_failure_row() {
     assert_eq!(rows, 0);
 }
 
-/// Admin bodies with a field the API does not know answer 400 naming it, and change nothing.
-#[tokio::test]
-async fn admin_bodies_with_an_unknown_field_answer_400_naming_it() {
-    let app = spawn_app_with(with_admin).await;
-    let created = provision(&app.client, &app.address, "acme", &["*"]).await;
-    let (tenant, key_id) = (&created.tenant, created.key["id"].as_str().unwrap());
-    let cases = [
+/// Admin bodies each with one field the API does not know: method, path, body, the field.
+fn unknown_field_bodies(tenant: &str, key_id: &str) -> Vec<(Method, String, Value, &'static str)> {
+    vec![
         (
             Method::POST,
             "/admin/v1/tenants".to_owned(),
@@ -412,19 +395,23 @@ async fn admin_bodies_with_an_unknown_field_answer_400_naming_it() {
             json!({"requests": 5, "reason": "x"}),
             "reason",
         ),
-    ];
+    ]
+}
+
+/// Admin bodies with a field the API does not know answer 400 naming it, and change nothing.
+#[tokio::test]
+async fn admin_bodies_with_an_unknown_field_answer_400_naming_it() {
+    let app = spawn_app_with(with_admin).await;
+    let created = provision(&app.client, &app.address, "acme", &["*"]).await;
+    let (tenant, key_id) = (&created.tenant, created.key["id"].as_str().unwrap());
+    let admin = Admin {
+        app: &app,
+        token: created.token.clone(),
+    };
+    let cases = unknown_field_bodies(tenant, key_id);
     for (method, path, body, field) in cases {
-        let res = admin_call(
-            &app.client,
-            &app.address,
-            &created.token,
-            method.clone(),
-            &path,
-            Some(body),
-        )
-        .await;
-        assert_eq!(res.status(), 400, "{method} {path}");
-        let body: Value = res.json().await.unwrap();
+        let (status, body) = admin.call(method.clone(), &path, Some(body)).await;
+        assert_eq!(status, 400, "{method} {path}");
         assert_eq!(body["statusCode"], 400);
         let message = body["message"].as_str().unwrap();
         assert!(
@@ -432,14 +419,7 @@ async fn admin_bodies_with_an_unknown_field_answer_400_naming_it() {
             "{method} {path}: {message}"
         );
     }
-    let tenants: i64 = sqlx::query_scalar("SELECT count(*) FROM tenants")
-        .fetch_one(&app.pool)
-        .await
-        .unwrap();
-    let admins: i64 = sqlx::query_scalar("SELECT count(*) FROM admins")
-        .fetch_one(&app.pool)
-        .await
-        .unwrap();
+    let (tenants, admins) = (app.rows("tenants").await, app.rows("admins").await);
     assert_eq!(
         (tenants, admins),
         (1, 1),
@@ -459,7 +439,7 @@ async fn admin_bodies_with_an_unknown_field_answer_400_naming_it() {
 #[tokio::test]
 async fn l4_quota_values_and_top_up_sums_are_bounded() {
     let app = spawn_app_with(with_admin).await;
-    let token = admin_token(&app.client, &app.address).await;
+    let root = Admin::root(&app).await;
     for quota in [
         json!({"monthly_requests": 1_000_000_000_001_i64}),
         json!({"monthly_requests": i64::MAX}),
@@ -467,32 +447,15 @@ async fn l4_quota_values_and_top_up_sums_are_bounded() {
         json!({"max_sessions": i32::MAX}),
     ] {
         let body = json!({"name": "big", "plan": "custom", "quota": quota});
-        let res = admin_call(
-            &app.client,
-            &app.address,
-            &token,
-            Method::POST,
-            "/admin/v1/tenants",
-            Some(body),
-        )
-        .await;
-        assert_eq!(res.status(), 422, "{quota}");
+        assert_eq!(root.post("/admin/v1/tenants", body).await.0, 422, "{quota}");
     }
     let tenant = json!({"name": "edge", "plan": "custom", "quota": {"monthly_requests": 1_000_000_000_000_i64}});
     let created = provision_with(&app.client, &app.address, tenant, &["*"]).await;
     let path = format!("/admin/v1/tenants/{}/usage/top-up", created.tenant);
     let mut statuses = vec![];
     for _ in 0..11 {
-        let res = admin_call(
-            &app.client,
-            &app.address,
-            &token,
-            Method::POST,
-            &path,
-            Some(json!({"requests": 1_000_000_000})),
-        )
-        .await;
-        statuses.push(res.status().as_u16());
+        let top_up = json!({"requests": 1_000_000_000});
+        statuses.push(root.post(&path, top_up).await.0);
     }
     assert_eq!(statuses[..10], [200; 10], "{statuses:?}");
     assert_eq!(
@@ -500,13 +463,11 @@ async fn l4_quota_values_and_top_up_sums_are_bounded() {
         "the eleventh top-up passes the month's cap"
     );
     let key = created.key["key"].as_str().unwrap();
-    let res = app
+    let usage = app
         .client
         .get(app.url("/v1/usage"))
-        .header("x-api-key", key)
-        .send()
-        .await
-        .unwrap();
+        .header("x-api-key", key);
+    let res = usage.send().await.unwrap();
     assert_eq!(res.status(), 200);
     let usage: Value = res.json().await.unwrap();
     assert_eq!(usage["limit"], json!(1_010_000_000_000_i64), "{usage}");

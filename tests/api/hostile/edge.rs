@@ -177,6 +177,7 @@ async fn a_trickled_login_body_answers_408_at_the_deadline() {
     let (mut reader, mut writer) = stream.into_split();
     let trickle = tokio::spawn(async move {
         for _ in 0..60 {
+            // reason: the attack itself: a byte a second, each just inside any idle timeout.
             tokio::time::sleep(Duration::from_secs(1)).await;
             if writer.write_all(b" ").await.is_err() {
                 break;
@@ -337,7 +338,7 @@ async fn a_header_setting_with_a_newline_exits_2_naming_it() {
                 let _ = child.wait();
                 break None;
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            tokio::time::sleep(Duration::from_millis(50)).await; // poll
         };
         let out = child.wait_with_output().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
@@ -384,6 +385,7 @@ async fn two_thousand_idle_connections_are_all_served() {
         .unwrap();
     assert_eq!(res.status(), 200, "a normal request while 2,000 are open");
 
+    // reason: the behaviour is six seconds of idleness; no event marks time passing.
     tokio::time::sleep(Duration::from_secs(6)).await;
     let mut still_open = 0;
     for stream in open.iter_mut().step_by(40) {
@@ -448,8 +450,7 @@ async fn odd_methods_do_not_grow_memory() {
 async fn a_readyz_flood_costs_one_ping_a_second() {
     let app = spawn_app().await;
     let commits = || async {
-        // Statistics reach pg_stat_database within about a second of each transaction.
-        tokio::time::sleep(Duration::from_millis(1500)).await;
+        super::auth::stats_flushed().await;
         let mut conn = app.pool.acquire().await.unwrap();
         sqlx::query("SELECT pg_stat_clear_snapshot()")
             .execute(&mut *conn)

@@ -1,8 +1,8 @@
 //! Hostile callers: memory. A tenant's request may cost the real binary about 4 times its size,
 //! however its JSON is shaped (review H3), measured from `/proc/<pid>/status`.
 
+use crate::helpers::provision;
 use crate::helpers::*;
-use crate::tenancy_support::provision;
 use wa_gateway::sim::{SimOptions, Simulator};
 
 /// H3: a media send (the rows that may carry 16 MiB) padded with an array of 4 million numbers
@@ -22,7 +22,7 @@ async fn a_padded_media_body_costs_its_size_not_a_hundred_times_it() {
     let process = GatewayProcess::start(&vars).await;
     let http = http_client();
     let created = provision(&http, &process.address, "acme", &["*"]).await;
-    let key = created.key["key"].as_str().unwrap().to_owned();
+    let key = created.api_key().to_owned();
 
     let head = br#"{"chatId":"1234567890@c.us","file":{"mimetype":"image/png","url":"https://example.com/a.png"},"pad":"#;
     let mut padded = head.to_vec();

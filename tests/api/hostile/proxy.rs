@@ -1,8 +1,10 @@
 //! Hostile callers: a tenant attacking the organisation or another tenant through the `/v1`
 //! proxy (security review H2, H3, M3, M4, L2, L3, L8; conformance A8, A9, B1). See mod.rs.
 
+use crate::helpers::Receiver;
 use crate::helpers::*;
 use serde_json::{json, Value};
+use wa_gateway::sim::webhook_signature;
 
 async fn app_with_session() -> (TestApp, TestTenant, String) {
     let app = spawn_app().await;
@@ -41,6 +43,45 @@ async fn raw_request(app: &TestApp, method: &str, path: &str, key: &str) -> u16 
     stream.read_to_end(&mut answer).await.unwrap();
     let head = String::from_utf8_lossy(&answer);
     head.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// A call's status and body: its JSON, or its text when it is not JSON.
+async fn answered(res: reqwest::Response) -> (u16, Value) {
+    let status = res.status().as_u16();
+    let text = res.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+async fn post(app: &TestApp, tenant: &TestTenant, path: &str, body: Value) -> (u16, Value) {
+    answered(app.tenant_post(tenant, path, body).await).await
+}
+
+async fn get(app: &TestApp, tenant: &TestTenant, path: &str) -> (u16, Value) {
+    answered(app.tenant_get(tenant, path).await).await
+}
+
+/// The answer's `message`, which must contain `named`.
+fn assert_names(body: &Value, named: &str) {
+    let message = body["message"].as_str().unwrap_or_default();
+    assert!(message.contains(named), "`{named}` in {body}");
+}
+
+fn hi() -> Value {
+    json!({"chatId": "1234567890", "text": "hi"})
+}
+
+/// Creates `upstream` on the simulator with the organisation's key, and has the admin give it
+/// to `tenant` as `name`.
+async fn adopted(app: &TestApp, tenant: &TestTenant, upstream: Value, name: &str) {
+    let res = upstream_post(app, "/v1/sessions", upstream.clone()).await;
+    assert!(res.status().is_success(), "{}", res.text().await.unwrap());
+    let adopt = json!({"tenant_id": tenant.id, "upstream_name": upstream["name"], "name": name});
+    let path = "/admin/v1/sessions/adopt";
+    let (status, adopted) = app.admin(reqwest::Method::POST, path, Some(adopt)).await;
+    assert_eq!(status, 201, "{adopted}");
 }
 
 fn calls_to(log: &[Value], path_prefix: &str) -> usize {
@@ -165,22 +206,12 @@ async fn dot_segments_and_encoded_separators_in_path_params_are_400() {
 async fn config_proxy_on_create_is_400_naming_the_field() {
     let app = spawn_app().await;
     let tenant = app.tenant().await;
-    let res = app
-        .tenant_post(
-            &tenant,
-            "/v1/sessions",
-            json!({"name": "bot", "config": {"proxy": {"server": "10.0.0.5:3128"}}}),
-        )
-        .await;
-    assert_eq!(res.status(), 400);
-    let body: Value = res.json().await.unwrap();
-    assert!(
-        body["message"].as_str().unwrap().contains("config.proxy"),
-        "{body}"
-    );
+    let proxied = json!({"name": "bot", "config": {"proxy": {"server": "10.0.0.5:3128"}}});
+    let (status, body) = post(&app, &tenant, "/v1/sessions", proxied).await;
+    assert_eq!(status, 400);
+    assert_names(&body, "config.proxy");
     assert_eq!(calls_to(&app.sim_log().await, "/v1/"), 0);
-    let owned = app.rows("sessions").await;
-    assert_eq!(owned, 0);
+    assert_eq!(app.rows("sessions").await, 0);
 }
 
 /// M4 / issue 12: `config.webhooks` becomes the tenant's relayed subscriptions: the tenant's
@@ -190,65 +221,33 @@ async fn config_proxy_on_create_is_400_naming_the_field() {
 async fn config_webhooks_on_create_never_reach_the_upstream() {
     let app = spawn_app().await;
     let tenant = app.tenant().await;
-    let res = app
-        .tenant_post(
-            &tenant,
-            "/v1/sessions",
-            json!({"name": "bot", "config": {
-                "metadata": {"team": "a"},
-                "webhooks": [{"url": "http://10.0.0.5/hook", "events": ["message"],
-                              "hmac": {"key": "TENANT_HMAC_KEY"}}]
-            }}),
-        )
-        .await;
-    assert_eq!(res.status(), 201);
-    let created: Value = res.json().await.unwrap();
+    let hook = json!({"url": "http://10.0.0.5/hook", "events": ["message"],
+                      "hmac": {"key": "TENANT_HMAC_KEY"}});
+    let bot = json!({"name": "bot", "config": {"metadata": {"team": "a"}, "webhooks": [hook]}});
+    let (status, created) = post(&app, &tenant, "/v1/sessions", bot).await;
+    assert_eq!(status, 201, "{created}");
     let log = app.sim_log().await;
     let sent = serde_json::to_string(&log).unwrap();
     assert!(!sent.contains("10.0.0.5"), "{sent}");
     assert!(!sent.contains("TENANT_HMAC_KEY"), "{sent}");
     // Only the gateway's ingress is registered upstream.
     let upstream = app.upstream_name(&tenant, "bot").await;
-    let sim_session = app
-        .client
-        .get(format!("{}/_sim/sessions/{upstream}", app.sim().url()))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(!sim_session.contains("10.0.0.5"), "{sim_session}");
+    let sim_session = format!("{}/_sim/sessions/{upstream}", app.sim().url());
+    let sim_session = answered(app.client.get(sim_session).send().await.unwrap()).await;
+    assert!(
+        !sim_session.1.to_string().contains("10.0.0.5"),
+        "{sim_session:?}"
+    );
 
-    let listed: Value = app
-        .tenant_get(&tenant, "/v1/sessions/bot/webhooks")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let (_, listed) = get(&app, &tenant, "/v1/sessions/bot/webhooks").await;
     assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
     assert_eq!(listed[0]["webhookUrl"], "http://10.0.0.5/hook");
     assert_eq!(listed[0]["signed"], true);
 
-    let got: Value = app
-        .tenant_get(&tenant, "/v1/sessions/bot")
-        .await
-        .json()
-        .await
-        .unwrap();
-    let all: Value = app
-        .tenant_get(&tenant, "/v1/sessions")
-        .await
-        .json()
-        .await
-        .unwrap();
-    let from_list = all
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["name"] == "bot")
-        .cloned()
-        .unwrap();
+    let (_, got) = get(&app, &tenant, "/v1/sessions/bot").await;
+    let (_, all) = get(&app, &tenant, "/v1/sessions").await;
+    let mut sessions = all.as_array().unwrap().iter();
+    let from_list = sessions.find(|s| s["name"] == "bot").unwrap().clone();
     for answer in [&created, &got, &from_list] {
         let hooks = &answer["config"]["webhooks"];
         assert_eq!(hooks.as_array().map(Vec::len), Some(1), "{answer}");
@@ -264,14 +263,27 @@ async fn config_webhooks_on_create_never_reach_the_upstream() {
     }
 }
 
-/// Issue 12: a bad `config.webhooks` item is 400 naming it, and nothing is created anywhere.
-#[tokio::test]
-async fn an_invalid_config_webhook_item_is_400_naming_it_and_creates_nothing() {
+/// A gateway refusing webhooks to private addresses, and a tenant.
+async fn app_public_webhooks_only() -> (TestApp, TestTenant) {
     let app = spawn_app_with(|vars| {
         vars.insert("WAGW_WEBHOOK_ALLOW_PRIVATE".into(), "false".into());
     })
     .await;
     let tenant = app.tenant().await;
+    (app, tenant)
+}
+
+/// Asserts a 400 whose message begins by naming `named`.
+fn assert_refused_naming(status: u16, body: &Value, named: &str) {
+    assert_eq!(status, 400, "{body}");
+    let message = body["message"].as_str().unwrap();
+    assert!(message.starts_with(named), "`{named}` first in {message}");
+}
+
+/// Issue 12: a bad `config.webhooks` item is 400 naming it, and nothing is created anywhere.
+#[tokio::test]
+async fn an_invalid_config_webhook_item_is_400_naming_it_and_creates_nothing() {
+    let (app, tenant) = app_public_webhooks_only().await;
     let good = json!({"url": "https://8.8.8.8/hook", "events": ["message"]});
     let many: Vec<Value> = (0..21)
         .map(|i| json!({"url": format!("https://8.8.8.8/hook{i}")}))
@@ -297,47 +309,28 @@ async fn an_invalid_config_webhook_item_is_400_naming_it_and_creates_nothing() {
         ),
     ];
     for (i, (webhooks, named)) in cases.into_iter().enumerate() {
-        let res = app
-            .tenant_post(
-                &tenant,
-                "/v1/sessions",
-                json!({"name": format!("bad{i}"), "config": {"webhooks": webhooks}}),
-            )
-            .await;
-        let status = res.status();
-        let body: Value = res.json().await.unwrap();
-        assert_eq!(status, 400, "{body}");
-        let message = body["message"].as_str().unwrap();
-        assert!(message.starts_with(named), "{message}");
+        let bad = json!({"name": format!("bad{i}"), "config": {"webhooks": webhooks}});
+        let (status, body) = post(&app, &tenant, "/v1/sessions", bad).await;
+        assert_refused_naming(status, &body, named);
     }
     assert_eq!(calls_to(&app.sim_log().await, "/v1/"), 0);
-    let local = app.rows("sessions").await;
-    assert_eq!(local, 0);
-    let subscriptions = app.rows("webhook_subscriptions").await;
-    assert_eq!(subscriptions, 0);
+    assert_eq!(app.rows("sessions").await, 0);
+    assert_eq!(app.rows("webhook_subscriptions").await, 0);
+}
 
-    // Start of an existing session: a bad item changes nothing there either.
+/// Issue 12: starting an existing session with a bad `config.webhooks` item changes nothing.
+#[tokio::test]
+async fn an_invalid_config_webhook_item_on_start_is_400_and_changes_nothing() {
+    let (app, tenant) = app_public_webhooks_only().await;
     app.working_session(&tenant, "default").await;
     app.clear_sim_log().await;
-    let res = app
-        .tenant_post(
-            &tenant,
-            "/v1/sessions/start",
-            json!({"name": "default", "config": {"webhooks": [good, {"url": "http://127.0.0.1/x"}]}}),
-        )
-        .await;
-    assert_eq!(res.status(), 400);
-    let body: Value = res.json().await.unwrap();
-    assert!(
-        body["message"]
-            .as_str()
-            .unwrap()
-            .starts_with("config.webhooks[1].url"),
-        "{body}"
-    );
+    let good = json!({"url": "https://8.8.8.8/hook", "events": ["message"]});
+    let webhooks = json!([good, {"url": "http://127.0.0.1/x"}]);
+    let start = json!({"name": "default", "config": {"webhooks": webhooks}});
+    let (status, body) = post(&app, &tenant, "/v1/sessions/start", start).await;
+    assert_refused_naming(status, &body, "config.webhooks[1].url");
     assert_eq!(calls_to(&app.sim_log().await, "/v1/"), 0);
-    let subscriptions = app.rows("webhook_subscriptions").await;
-    assert_eq!(subscriptions, 0);
+    assert_eq!(app.rows("webhook_subscriptions").await, 0);
 }
 
 /// Issue 12: an event for a session whose webhook came in `config.webhooks` reaches the
@@ -346,44 +339,31 @@ async fn an_invalid_config_webhook_item_is_400_naming_it_and_creates_nothing() {
 async fn an_event_reaches_a_config_webhook_signed() {
     let app = spawn_app().await;
     let tenant = app.tenant().await;
-    let receiver = HookReceiver::start().await;
-    let res = app
-        .tenant_post(
-            &tenant,
-            "/v1/sessions",
-            json!({"name": "bot", "config": {"webhooks": [
-                {"url": receiver.url, "events": ["message"], "hmac": {"key": "tenant-secret"}}
-            ]}}),
-        )
-        .await;
-    assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
+    let receiver = Receiver::answering(200).await;
+    let hook =
+        json!({"url": receiver.url, "events": ["message"], "hmac": {"key": "tenant-secret"}});
+    let bot = json!({"name": "bot", "config": {"webhooks": [hook]}});
+    let (status, created) = post(&app, &tenant, "/v1/sessions", bot).await;
+    assert_eq!(status, 201, "{created}");
     let upstream = app.upstream_name(&tenant, "bot").await;
-    let res = app
-        .sim_post(&format!("/_sim/sessions/{upstream}/scan"), json!({}))
+    for (action, body) in [
+        ("scan", json!({})),
+        ("incoming", json!({"from": "1234567890", "text": "hello"})),
+    ] {
+        let res = app
+            .sim_post(&format!("/_sim/sessions/{upstream}/{action}"), body)
+            .await;
+        assert!(res.status().is_success(), "{action}: {}", res.status());
+    }
+    let hits = receiver
+        .wait_for(1, std::time::Duration::from_secs(15))
         .await;
-    assert!(res.status().is_success());
-    let res = app
-        .sim_post(
-            &format!("/_sim/sessions/{upstream}/incoming"),
-            json!({"from": "1234567890", "text": "hello"}),
-        )
-        .await;
-    assert!(res.status().is_success());
-    let hits = receiver.clone();
-    let arrived = eventually(std::time::Duration::from_secs(15), || {
-        let hits = hits.clone();
-        async move { !hits.hits.lock().unwrap().is_empty() }
-    })
-    .await;
-    assert!(arrived, "the event arrived");
-    let (headers, body) = receiver.hits.lock().unwrap()[0].clone();
-    let event: Value = serde_json::from_slice(&body).unwrap();
+    let event = hits[0].json();
     assert_eq!(event["event"], "message");
     assert_eq!(event["session"], "bot");
-    assert_eq!(
-        headers["x-webhook-hmac"],
-        hmac_sha512_hex("tenant-secret", &body)
-    );
+    let signature = webhook_signature("tenant-secret", &hits[0].body);
+    assert_eq!(hits[0].header("x-webhook-hmac"), signature);
+    receiver.stop().await;
 }
 
 /// ENGINE.md §2 row 6: stopping with `logout: true` deletes the session upstream, so the
@@ -393,29 +373,16 @@ async fn stop_with_logout_forgets_the_session() {
     let app = spawn_app().await;
     let tenant = app.tenant().await;
     app.working_session(&tenant, "bot").await;
-    let res = app
-        .tenant_post(
-            &tenant,
-            "/v1/sessions/stop",
-            json!({"name": "bot", "logout": true}),
-        )
-        .await;
-    assert!(res.status().is_success(), "{}", res.text().await.unwrap());
-    let res = app.tenant_get(&tenant, "/v1/sessions/bot").await;
-    assert_eq!(res.status(), 404);
-    let res = app
-        .tenant_post(&tenant, "/v1/sessions", json!({"name": "bot"}))
-        .await;
-    assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
+    let logout = json!({"name": "bot", "logout": true});
+    let (status, body) = post(&app, &tenant, "/v1/sessions/stop", logout).await;
+    assert!((200..300).contains(&status), "{status} {body}");
+    assert_eq!(get(&app, &tenant, "/v1/sessions/bot").await.0, 404);
+    let (status, body) = post(&app, &tenant, "/v1/sessions", json!({"name": "bot"})).await;
+    assert_eq!(status, 201, "{body}");
     // A plain stop keeps it.
-    let res = app
-        .tenant_post(&tenant, "/v1/sessions/stop", json!({"name": "bot"}))
-        .await;
-    assert!(res.status().is_success());
-    assert_eq!(
-        app.tenant_get(&tenant, "/v1/sessions/bot").await.status(),
-        200
-    );
+    let (status, body) = post(&app, &tenant, "/v1/sessions/stop", json!({"name": "bot"})).await;
+    assert!((200..300).contains(&status), "{status} {body}");
+    assert_eq!(get(&app, &tenant, "/v1/sessions/bot").await.0, 200);
 }
 
 /// A deleted session takes its relayed subscriptions with it: a new session of the same name
@@ -424,100 +391,18 @@ async fn stop_with_logout_forgets_the_session() {
 async fn a_recreated_session_does_not_inherit_the_old_ones_webhooks() {
     let app = spawn_app().await;
     let tenant = app.tenant().await;
-    let res = app
-        .tenant_post(
-            &tenant,
-            "/v1/sessions",
-            json!({"name": "bot", "config": {"webhooks": [{"url": "http://127.0.0.1:9/old"}]}}),
-        )
-        .await;
-    assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
-    let listed: Value = app
-        .tenant_get(&tenant, "/v1/sessions/bot/webhooks")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let old = json!({"name": "bot", "config": {"webhooks": [{"url": "http://127.0.0.1:9/old"}]}});
+    let (status, body) = post(&app, &tenant, "/v1/sessions", old).await;
+    assert_eq!(status, 201, "{body}");
+    let (_, listed) = get(&app, &tenant, "/v1/sessions/bot/webhooks").await;
     assert_eq!(listed.as_array().map(Vec::len), Some(1), "{listed}");
-    let res = app
-        .client
-        .delete(app.url("/v1/sessions/bot"))
-        .header("x-api-key", &tenant.key)
-        .send()
-        .await
-        .unwrap();
-    assert!(res.status().is_success(), "{}", res.text().await.unwrap());
-    let res = app
-        .tenant_post(&tenant, "/v1/sessions", json!({"name": "bot"}))
-        .await;
-    assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
-    let listed: Value = app
-        .tenant_get(&tenant, "/v1/sessions/bot/webhooks")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let delete = app.call(&tenant, reqwest::Method::DELETE, "/v1/sessions/bot");
+    let (status, body) = answered(delete.send().await.unwrap()).await;
+    assert!((200..300).contains(&status), "{status} {body}");
+    let (status, body) = post(&app, &tenant, "/v1/sessions", json!({"name": "bot"})).await;
+    assert_eq!(status, 201, "{body}");
+    let (_, listed) = get(&app, &tenant, "/v1/sessions/bot/webhooks").await;
     assert_eq!(listed, json!([]), "the old session's webhooks came back");
-}
-
-fn hmac_sha512_hex(key: &str, body: &[u8]) -> String {
-    use hmac::{Hmac, Mac};
-    let mut mac = Hmac::<sha2::Sha512>::new_from_slice(key.as_bytes()).unwrap();
-    mac.update(body);
-    hex::encode(mac.finalize().into_bytes())
-}
-
-type Hits =
-    std::sync::Arc<std::sync::Mutex<Vec<(std::collections::HashMap<String, String>, Vec<u8>)>>>;
-
-/// An HTTP server recording every request (headers and body), on its own thread.
-#[derive(Clone)]
-struct HookReceiver {
-    url: String,
-    hits: Hits,
-}
-
-impl HookReceiver {
-    async fn start() -> Self {
-        use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
-        let hits = Hits::default();
-        let shared = hits.clone();
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        std::thread::spawn(move || {
-            actix_web::rt::System::new().block_on(async move {
-                let server = HttpServer::new(move || {
-                    let hits = shared.clone();
-                    App::new().default_service(web::to(
-                        move |req: HttpRequest, body: web::Bytes| {
-                            let hits = hits.clone();
-                            async move {
-                                let headers = req
-                                    .headers()
-                                    .iter()
-                                    .map(|(k, v)| {
-                                        (k.to_string(), v.to_str().unwrap_or("").to_owned())
-                                    })
-                                    .collect();
-                                hits.lock().unwrap().push((headers, body.to_vec()));
-                                HttpResponse::Ok().finish()
-                            }
-                        },
-                    ))
-                })
-                .workers(1)
-                .bind("127.0.0.1:0")
-                .unwrap();
-                let port = server.addrs()[0].port();
-                let _ = tx.send(port);
-                let _ = server.run().await;
-            })
-        });
-        let port = rx.await.unwrap();
-        Self {
-            url: format!("http://127.0.0.1:{port}/hook"),
-            hits,
-        }
-    }
 }
 
 /// M4/A8: a session answer never shows the gateway's own registration (ingress URL, HMAC key).
@@ -526,25 +411,12 @@ async fn session_answers_hide_the_gateways_upstream_registrations() {
     let app = spawn_app().await;
     let tenant = app.tenant().await;
     // An upstream session whose config echoes webhooks the WAHA way.
-    let res = upstream_post(
-        &app,
-        "/v1/sessions",
-        json!({"name": "gw_adopted0000000000001", "config": {"webhooks": [{
-            "url": "http://gateway.internal/webhooks/ingress/SECRET_TOKEN_123",
-            "events": ["message"],
-            "hmac": {"key": "SECRET_HMAC_KEY"}
-        }]}}),
-    )
-    .await;
-    assert!(res.status().is_success(), "{}", res.text().await.unwrap());
-    let (status, adopted) = app
-        .admin(
-            reqwest::Method::POST,
-            "/admin/v1/sessions/adopt",
-            Some(json!({"tenant_id": tenant.id, "upstream_name": "gw_adopted0000000000001", "name": "bot"})),
-        )
-        .await;
-    assert_eq!(status, 201, "{adopted}");
+    let upstream = json!({"name": "gw_adopted0000000000001", "config": {"webhooks": [{
+        "url": "http://gateway.internal/webhooks/ingress/SECRET_TOKEN_123",
+        "events": ["message"],
+        "hmac": {"key": "SECRET_HMAC_KEY"}
+    }]}});
+    adopted(&app, &tenant, upstream, "bot").await;
     for path in ["/v1/sessions/bot", "/v1/sessions"] {
         let text = app.tenant_get(&tenant, path).await.text().await.unwrap();
         assert!(!text.contains("SECRET_TOKEN_123"), "{path}: {text}");
@@ -602,13 +474,7 @@ async fn an_upstream_401_is_502_for_the_tenant_and_counted() {
         json!({"path": "/v1/sendText", "status": 401, "message": "Invalid API key", "count": 1}),
     )
     .await;
-    let res = app
-        .tenant_post(
-            &tenant,
-            "/v1/sendText",
-            json!({"chatId": "1234567890", "text": "hi"}),
-        )
-        .await;
+    let res = app.tenant_post(&tenant, "/v1/sendText", hi()).await;
     assert_eq!(res.status(), 502);
     let body: Value = res.json().await.unwrap();
     assert_eq!(
@@ -633,13 +499,7 @@ async fn upstream_texts_about_the_plan_are_neutral() {
     let (app, tenant, _) = app_with_session().await;
     app.sim_fault(json!({"path": "/v1/sendText", "status": 429, "message": "You have exceeded the MONTHLY quota for Requests on your current plan, BASIC. Upgrade your plan at https://rapidapi.com/x", "count": 1}))
         .await;
-    let res = app
-        .tenant_post(
-            &tenant,
-            "/v1/sendText",
-            json!({"chatId": "1234567890", "text": "hi"}),
-        )
-        .await;
+    let res = app.tenant_post(&tenant, "/v1/sendText", hi()).await;
     let text = res.text().await.unwrap();
     assert!(!text.contains("BASIC"), "{text}");
     assert!(!text.contains("rapidapi"), "{text}");
@@ -657,13 +517,7 @@ async fn an_engine_error_object_becomes_the_error_shape_with_a_message() {
         }}),
     )
     .await;
-    let res = app
-        .tenant_post(
-            &tenant,
-            "/v1/sendText",
-            json!({"chatId": "1234567890", "text": "hi"}),
-        )
-        .await;
+    let res = app.tenant_post(&tenant, "/v1/sendText", hi()).await;
     assert_eq!(res.status(), 422);
     let body: Value = res.json().await.unwrap();
     assert_eq!(body.as_object().unwrap().len(), 3, "{body}");
@@ -701,25 +555,11 @@ async fn a_send_whose_answer_breaks_after_receipt_is_never_sent_twice() {
 async fn renaming_touches_only_session_fields() {
     let app = spawn_app().await;
     let tenant = app.tenant().await;
-    let res = upstream_post(&app, "/v1/sessions", json!({"name": "default"})).await;
-    assert!(res.status().is_success());
-    app.sim_post("/_sim/sessions/default/scan", json!({})).await;
-    let (status, adopted) = app
-        .admin(
-            reqwest::Method::POST,
-            "/admin/v1/sessions/adopt",
-            Some(json!({"tenant_id": tenant.id, "upstream_name": "default", "name": "sales"})),
-        )
-        .await;
-    assert_eq!(status, 201, "{adopted}");
-    let res = app
-        .tenant_post(
-            &tenant,
-            "/v1/sendText",
-            json!({"session": "sales", "chatId": "1234567890", "text": "default"}),
-        )
-        .await;
-    assert_eq!(res.status(), 201);
-    let body: Value = res.json().await.unwrap();
+    adopted(&app, &tenant, json!({"name": "default"}), "sales").await;
+    let scan = app.sim_post("/_sim/sessions/default/scan", json!({})).await;
+    assert!(scan.status().is_success(), "scan: {}", scan.status());
+    let text = json!({"session": "sales", "chatId": "1234567890", "text": "default"});
+    let (status, body) = post(&app, &tenant, "/v1/sendText", text).await;
+    assert_eq!(status, 201, "{body}");
     assert_eq!(body["body"], "default", "{body}");
 }

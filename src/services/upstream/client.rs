@@ -2,8 +2,8 @@
 //! connections, timeouts from configuration, redirects never followed, the organisation's key
 //! added here and nowhere else.
 
+use super::error::{UpstreamError, UpstreamErrorKind as Kind};
 use crate::config::UpstreamConfig;
-use crate::http::error::ApiError;
 use crate::metrics::Metrics;
 use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use actix_web::http::{Method, StatusCode};
@@ -38,55 +38,58 @@ pub const FORWARDED_ANSWER_HEADERS: &[HeaderName] = &[
 pub const RAPIDAPI_KEY: HeaderName = HeaderName::from_static("x-rapidapi-key");
 pub const RAPIDAPI_HOST: HeaderName = HeaderName::from_static("x-rapidapi-host");
 
-/// Where an upstream failure came from, which decides what the tenant sees.
-#[derive(Debug, thiserror::Error)]
-pub enum UpstreamFailure {
-    /// No connection could be made: the request was certainly not sent.
-    #[error("the upstream is unreachable: {0}")]
-    Unreachable(String),
-    /// The exchange broke after the request may have left.
-    #[error("the upstream connection failed: {0}")]
-    Broken(String),
-    #[error("the upstream did not answer in time")]
-    TimedOut,
-}
-
-impl UpstreamFailure {
-    /// Whether the request certainly never reached the upstream (so nothing was sent).
-    pub fn never_sent(&self) -> bool {
-        matches!(self, UpstreamFailure::Unreachable(_))
-    }
-}
-
-impl From<UpstreamFailure> for ApiError {
-    fn from(f: UpstreamFailure) -> Self {
-        match f {
-            UpstreamFailure::Unreachable(_) | UpstreamFailure::Broken(_) => ApiError::new(
-                StatusCode::BAD_GATEWAY,
-                "the upstream WhatsApp API is unreachable",
-            )
-            .with_cause(anyhow::anyhow!(f)),
-            UpstreamFailure::TimedOut => ApiError::new(
-                StatusCode::GATEWAY_TIMEOUT,
-                "the upstream WhatsApp API did not answer in time",
-            ),
-        }
-    }
-}
-
 /// One call to make.
-pub struct UpstreamCall<'a> {
+pub struct UpstreamCall {
     pub method: Method,
     /// `/v1/...` with the query string, already rewritten to upstream names.
     pub path_and_query: String,
     pub body: Option<Bytes>,
-    /// The tenant's request headers; only `FORWARDED_REQUEST_HEADERS` are taken.
-    pub headers: &'a HeaderMap,
-    pub request_id: Option<&'a str>,
-    /// The route template, for metrics.
+    /// Only `FORWARDED_REQUEST_HEADERS` are ever sent, whatever else this holds.
+    pub headers: HeaderMap,
+    pub request_id: Option<String>,
+    /// The upstream route template (`/v1/sessions/{session}`), for metrics.
     pub route: &'static str,
     /// Safe to repeat (GET): retried on connect errors, 502, 503 and 429.
     pub retryable: bool,
+}
+
+impl UpstreamCall {
+    /// A call of the gateway's own (admin routes, background work): no tenant's headers, a
+    /// JSON body when there is one, GETs retryable.
+    pub fn own(
+        method: Method,
+        path_and_query: String,
+        route: &'static str,
+        body: Option<&serde_json::Value>,
+    ) -> Self {
+        let mut headers = HeaderMap::new();
+        if body.is_some() {
+            headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+        }
+        Self {
+            retryable: method == Method::GET,
+            method,
+            path_and_query,
+            body: body.map(|b| Bytes::from(b.to_string())),
+            headers,
+            request_id: None,
+            route,
+        }
+    }
+
+    /// The tenant's headers the upstream may see, and nothing else of them.
+    pub fn forwarded_headers(tenant: &HeaderMap) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for name in FORWARDED_REQUEST_HEADERS {
+            if let Some(value) = tenant.get(name) {
+                headers.insert(name.clone(), value.clone());
+            }
+        }
+        headers
+    }
 }
 
 /// The answer, headers received; the body is still to be read (or streamed).
@@ -110,19 +113,21 @@ impl UpstreamAnswer {
             .is_some_and(|ct| ct.starts_with("application/json") || ct.contains("+json"))
     }
 
-    /// Reads the whole body (JSON answers, to rewrite them).
-    pub async fn read_body(&mut self) -> Result<Bytes, ApiError> {
+    /// Reads the whole body (JSON answers, to rewrite them). The request was sent: a failure
+    /// here is one of a call the upstream may have acted on.
+    pub async fn read_body(&mut self) -> Result<Bytes, UpstreamError> {
         self.response
             .body()
             .limit(MAX_JSON_ANSWER)
             .await
-            .map_err(|e| {
-                ApiError::new(
-                    StatusCode::BAD_GATEWAY,
-                    "the upstream's answer could not be read",
-                )
-                .with_cause(anyhow::anyhow!("{e}"))
-            })
+            .map_err(|e| UpstreamError::after_sending(Kind::Unreadable(e.to_string())))
+    }
+
+    /// Reads and parses a JSON body.
+    pub async fn read_json(&mut self) -> Result<serde_json::Value, UpstreamError> {
+        let raw = self.read_body().await?;
+        serde_json::from_slice(&raw)
+            .map_err(|e| UpstreamError::after_sending(Kind::MalformedJson(e)))
     }
 }
 
@@ -172,7 +177,7 @@ impl UpstreamClient {
     /// Sends the call; GETs are retried with exponential backoff and jitter on connect errors,
     /// 502, 503 and 429, within the configured attempts and time budget. Other calls are sent
     /// once: a send is never repeated blindly.
-    pub async fn send(&self, call: &UpstreamCall<'_>) -> Result<UpstreamAnswer, UpstreamFailure> {
+    pub async fn send(&self, call: &UpstreamCall) -> Result<UpstreamAnswer, UpstreamError> {
         if !call.retryable || self.get_attempts == 1 {
             return self.send_once(call).await;
         }
@@ -198,8 +203,13 @@ impl UpstreamClient {
             )
             // A timeout already spent the budget; anything else is worth another try in it.
             .when(|a| {
-                !matches!(a, Attempt::Failed(UpstreamFailure::TimedOut))
-                    && started.elapsed() < budget
+                !matches!(
+                    a,
+                    Attempt::Failed(UpstreamError {
+                        kind: Kind::TimedOut,
+                        ..
+                    })
+                ) && started.elapsed() < budget
             })
             .notify(|_, wait| {
                 tracing::debug!(route = call.route, ?wait, "retrying the upstream call")
@@ -213,20 +223,21 @@ impl UpstreamClient {
         }
     }
 
-    async fn send_once(&self, call: &UpstreamCall<'_>) -> Result<UpstreamAnswer, UpstreamFailure> {
+    async fn send_once(&self, call: &UpstreamCall) -> Result<UpstreamAnswer, UpstreamError> {
         let url = format!("{}{}", self.base, call.path_and_query);
         let mut request = self
             .http
             .request(call.method.clone(), &url)
             .insert_header((RAPIDAPI_KEY, self.key.clone()))
             .insert_header((RAPIDAPI_HOST, self.host.clone()));
+        // Filtered again here: whatever a caller put in `headers`, only these leave.
         for name in FORWARDED_REQUEST_HEADERS {
             if let Some(value) = call.headers.get(name) {
                 request = request.insert_header((name.clone(), value.clone()));
             }
         }
-        if let Some(id) = call.request_id {
-            request = request.insert_header(("x-request-id", id));
+        if let Some(id) = &call.request_id {
+            request = request.insert_header(("x-request-id", id.as_str()));
         }
         let started = Instant::now();
         let sent = match &call.body {
@@ -243,19 +254,26 @@ impl UpstreamClient {
             .observe_upstream(call.route, &outcome, started.elapsed());
         match sent {
             Ok(response) => Ok(UpstreamAnswer { response }),
-            Err(SendRequestError::Timeout) => Err(UpstreamFailure::TimedOut),
-            Err(SendRequestError::Connect(ConnectError::Timeout)) => {
-                Err(UpstreamFailure::Unreachable("connect timeout".into()))
+            Err(SendRequestError::Timeout) => Err(UpstreamError::after_sending(Kind::TimedOut)),
+            Err(SendRequestError::Connect(ConnectError::Timeout)) => Err(UpstreamError::unsent(
+                Kind::Unreachable("connect timeout".into()),
+            )),
+            // awc's name for a connection that closed after the request was written, before
+            // any answer: the upstream may well have acted on it.
+            Err(SendRequestError::Connect(ConnectError::Disconnected)) => Err(
+                UpstreamError::after_sending(Kind::Broken(ConnectError::Disconnected.to_string())),
+            ),
+            Err(SendRequestError::Connect(e)) => {
+                Err(UpstreamError::unsent(Kind::Unreachable(e.to_string())))
             }
-            Err(SendRequestError::Connect(e)) => Err(UpstreamFailure::Unreachable(e.to_string())),
-            Err(e) => Err(UpstreamFailure::Broken(e.to_string())),
+            Err(e) => Err(UpstreamError::after_sending(Kind::Broken(e.to_string()))),
         }
     }
 }
 
 enum Attempt {
     Transient(UpstreamAnswer),
-    Failed(UpstreamFailure),
+    Failed(UpstreamError),
 }
 
 fn is_transient(status: StatusCode) -> bool {

@@ -1,13 +1,18 @@
-//! A subscription's retry policy (`retries` in the seed) and the schedule it gives.
+//! A webhook subscription's parts: its retry policy (`retries` in the seed) and the schedule
+//! it gives, its custom headers, and the states a delivery goes through.
 
-use crate::http::error::ApiError;
+use crate::domain::Invalid;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
+use url::Url;
 
+/// Webhooks one session may have; each event is delivered once per webhook.
+pub const MAX_PER_SESSION: i64 = 20;
 /// Longest wait between two attempts, whatever the policy says, so a long exponential series
 /// cannot park a delivery for months.
 const MAX_DELAY: Duration = Duration::from_secs(24 * 3600);
+/// Bounds of `retries.delaySeconds` (from 0) and `retries.attempts` (from 1).
 pub const MAX_DELAY_SECONDS: i64 = 3600;
 pub const MAX_ATTEMPTS: i64 = 20;
 /// Exponential delays are spread by up to this fraction either way (the upstream's ~20%).
@@ -29,13 +34,20 @@ impl Backoff {
             Backoff::Exponential => "exponential",
         }
     }
+}
 
-    pub fn parse(raw: &str) -> Option<Self> {
+impl std::str::FromStr for Backoff {
+    type Err = Invalid;
+
+    fn from_str(raw: &str) -> Result<Self, Invalid> {
         match raw {
-            "constant" => Some(Backoff::Constant),
-            "linear" => Some(Backoff::Linear),
-            "exponential" => Some(Backoff::Exponential),
-            _ => None,
+            "constant" => Ok(Backoff::Constant),
+            "linear" => Ok(Backoff::Linear),
+            "exponential" => Ok(Backoff::Exponential),
+            _ => Err(Invalid::new(
+                "retries.policy",
+                "retries.policy must be constant, linear or exponential",
+            )),
         }
     }
 }
@@ -62,29 +74,29 @@ impl Default for RetryPolicy {
 impl RetryPolicy {
     /// From the request's `retries` object (already type-checked against the route table);
     /// missing fields take the defaults.
-    pub fn from_request(raw: Option<&serde_json::Value>) -> Result<Self, ApiError> {
+    pub fn from_request(raw: Option<&serde_json::Value>) -> Result<Self, Invalid> {
         let mut policy = Self::default();
         let Some(raw) = raw else {
             return Ok(policy);
         };
         if let Some(name) = raw.get("policy").and_then(|v| v.as_str()) {
-            policy.policy = Backoff::parse(name).ok_or_else(|| {
-                ApiError::bad_request("retries.policy must be constant, linear or exponential")
-            })?;
+            policy.policy = name.parse()?;
         }
         if let Some(delay) = raw.get("delaySeconds").and_then(|v| v.as_i64()) {
             if !(0..=MAX_DELAY_SECONDS).contains(&delay) {
-                return Err(ApiError::bad_request(format!(
-                    "retries.delaySeconds must be between 0 and {MAX_DELAY_SECONDS}"
-                )));
+                return Err(Invalid::new(
+                    "retries.delaySeconds",
+                    format!("retries.delaySeconds must be between 0 and {MAX_DELAY_SECONDS}"),
+                ));
             }
             policy.delay_seconds = delay as i32;
         }
         if let Some(attempts) = raw.get("attempts").and_then(|v| v.as_i64()) {
             if !(1..=MAX_ATTEMPTS).contains(&attempts) {
-                return Err(ApiError::bad_request(format!(
-                    "retries.attempts must be between 1 and {MAX_ATTEMPTS}"
-                )));
+                return Err(Invalid::new(
+                    "retries.attempts",
+                    format!("retries.attempts must be between 1 and {MAX_ATTEMPTS}"),
+                ));
             }
             policy.attempts = attempts as i32;
         }
@@ -107,6 +119,58 @@ impl RetryPolicy {
             }
         };
         Some(Duration::from_secs_f64(secs.min(MAX_DELAY.as_secs_f64())))
+    }
+}
+
+/// A header the tenant asked to be sent with every delivery (stored as JSON).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct CustomHeader {
+    pub name: String,
+    pub value: String,
+}
+
+/// A subscription as registered, checked: what the store keeps.
+#[derive(Debug, Clone)]
+pub struct NewSubscription {
+    pub url: Url,
+    pub events: Vec<String>,
+    pub hmac_key: Option<String>,
+    pub retries: RetryPolicy,
+    pub custom_headers: Vec<CustomHeader>,
+}
+
+/// Where a delivery is: still being attempted, or done one way or the other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeliveryStatus {
+    Pending,
+    Delivered,
+    Failed,
+}
+
+impl DeliveryStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryStatus::Pending => "pending",
+            DeliveryStatus::Delivered => "delivered",
+            DeliveryStatus::Failed => "failed",
+        }
+    }
+}
+
+impl std::str::FromStr for DeliveryStatus {
+    type Err = Invalid;
+
+    fn from_str(raw: &str) -> Result<Self, Invalid> {
+        match raw {
+            "pending" => Ok(DeliveryStatus::Pending),
+            "delivered" => Ok(DeliveryStatus::Delivered),
+            "failed" => Ok(DeliveryStatus::Failed),
+            _ => Err(Invalid::new(
+                "status",
+                "status must be pending, delivered or failed",
+            )),
+        }
     }
 }
 
@@ -167,5 +231,25 @@ mod tests {
         assert!(RetryPolicy::from_request(Some(&json!({"attempts": 0}))).is_err());
         assert!(RetryPolicy::from_request(Some(&json!({"delaySeconds": -1}))).is_err());
         assert!(RetryPolicy::from_request(Some(&json!({"policy": "fibonacci"}))).is_err());
+    }
+
+    #[test]
+    fn custom_headers_round_trip_as_stored() {
+        let h: Vec<CustomHeader> =
+            serde_json::from_str(r#"[{"name":"X-Token","value":"abc"}]"#).unwrap();
+        assert_eq!(h[0].name, "X-Token");
+        assert_eq!(h[0].value, "abc");
+    }
+
+    #[test]
+    fn statuses_read_back_as_written() {
+        for s in [
+            DeliveryStatus::Pending,
+            DeliveryStatus::Delivered,
+            DeliveryStatus::Failed,
+        ] {
+            assert_eq!(s.as_str().parse::<DeliveryStatus>(), Ok(s));
+        }
+        assert!("done".parse::<DeliveryStatus>().is_err());
     }
 }

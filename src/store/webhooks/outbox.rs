@@ -1,0 +1,288 @@
+//! The outbox: verified events (`webhook_events`, with their ids kept apart in
+//! `webhook_event_keys`) and one delivery per matching subscription (`webhook_deliveries`).
+//!
+//! A row is claimed by moving its `next_attempt_at` past the attempt's deadline (the lease) in
+//! the same statement that locks it with `FOR UPDATE SKIP LOCKED`: no two replicas take the
+//! same row, and a replica that dies mid-attempt leaves a row that simply falls due again.
+//! Completions are conditional on the attempt number they claimed, so a late answer can never
+//! overwrite a newer attempt.
+
+use crate::db::Db;
+use crate::domain::webhooks::{Backoff, CustomHeader, DeliveryStatus, RetryPolicy};
+use crate::store::StoreError;
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use sqlx::types::Json;
+use sqlx::PgExecutor;
+use std::future::Future;
+use std::time::Duration;
+use uuid::Uuid;
+
+/// Woken by redelivery so workers on every replica start at once.
+pub const NOTIFY_CHANNEL: &str = "wagw_webhook_outbox";
+/// Event ids are remembered at least this long, whatever the retention of bodies: far longer
+/// than the ingress accepts an event's `timestamp` (an hour), so a replay is always either too
+/// old or recognised.
+pub const MIN_EVENT_KEY_RETENTION: Duration = Duration::from_secs(2 * 86_400);
+/// Rows one purge statement deletes at most, so a large purge never holds long locks.
+const PURGE_BATCH: u64 = 1000;
+
+/// A verified event on its way in, as the tenant will receive it.
+pub struct NewEvent<'a> {
+    pub upstream_session: &'a str,
+    pub event_id: &'a str,
+    pub tenant_id: Uuid,
+    pub session_name: &'a str,
+    pub event: &'a str,
+    pub body: &'a [u8],
+    /// An incoming `message.any`: subscriptions that also take `message` get it from there.
+    pub incoming_duplicate: bool,
+}
+
+/// A claimed delivery with everything an attempt needs.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    pub id: Uuid,
+    /// This attempt's number (1 for the first).
+    pub attempt: i32,
+    pub body: Bytes,
+    pub url: String,
+    pub hmac_key: Option<String>,
+    pub custom_headers: Vec<CustomHeader>,
+    pub retries: RetryPolicy,
+}
+
+/// How an attempt ended, as far as the outbox is concerned.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Completion {
+    Delivered {
+        status: u16,
+    },
+    /// Try again after `after`.
+    Retry {
+        after: Duration,
+        status: Option<u16>,
+        error: String,
+    },
+    /// Given up: a 4xx, a refused address, or every attempt spent.
+    Failed {
+        status: Option<u16>,
+        error: String,
+    },
+}
+
+/// The outbox's depth (pending rows) and when the next one falls due, by the database's clock.
+#[derive(Debug, Clone, Copy)]
+pub struct Standing {
+    pub depth: i64,
+    pub next_due: Option<DateTime<Utc>>,
+    pub now: DateTime<Utc>,
+}
+
+/// Stores the event and its deliveries in one statement (so one round trip and one commit),
+/// answering how many deliveries it made; `None` when the event was already stored.
+pub async fn insert_event(db: &Db, event: &NewEvent<'_>) -> Result<Option<i64>, StoreError> {
+    // No NOTIFY: it serialises every committing transaction that sends one, capping ingress at
+    // one fsync at a time; this replica's workers are woken in-process and the others find the
+    // rows on their next poll. The event's key is recorded first and kept longer than its
+    // body, so a replay is recognised even after the body was purged.
+    let made = sqlx::query_scalar!(
+        r#"WITH key AS (
+             INSERT INTO webhook_event_keys (upstream_session, event_id) VALUES ($2, $3)
+             ON CONFLICT DO NOTHING RETURNING 1),
+           event AS (
+             INSERT INTO webhook_events (id, upstream_session, event_id, tenant_id, session_name, event, body)
+             SELECT $1, $2, $3, $4, $5, $6, $7 FROM key
+             ON CONFLICT ON CONSTRAINT webhook_events_dedupe_key DO NOTHING RETURNING id),
+           deliveries AS (
+             INSERT INTO webhook_deliveries (id, event_pk, subscription_id, tenant_id, session_name)
+             SELECT gen_random_uuid(), event.id, w.id, w.tenant_id, w.session_name
+             FROM event, webhook_subscriptions w
+             WHERE w.tenant_id = $4 AND w.session_name = $5 AND $6 = ANY(w.events)
+               AND NOT ($8 AND 'message' = ANY(w.events))
+             ON CONFLICT ON CONSTRAINT webhook_deliveries_once_key DO NOTHING RETURNING 1)
+           SELECT (SELECT count(*) FROM deliveries) AS "made!" FROM event"#,
+        Uuid::now_v7(),
+        event.upstream_session,
+        event.event_id,
+        event.tenant_id,
+        event.session_name,
+        event.event,
+        event.body,
+        event.incoming_duplicate,
+    )
+    .fetch_optional(db)
+    .await?;
+    Ok(made)
+}
+
+/// Takes up to `limit` due deliveries, leasing each for `lease`.
+pub async fn claim(db: &Db, limit: i64, lease: Duration) -> Result<Vec<Claimed>, StoreError> {
+    let rows = sqlx::query!(
+        r#"WITH claimed AS (
+             UPDATE webhook_deliveries d SET attempts = d.attempts + 1, last_attempt_at = now(),
+                    next_attempt_at = now() + make_interval(secs => $2)
+             WHERE d.id IN (SELECT id FROM webhook_deliveries
+                            WHERE status = 'pending' AND next_attempt_at <= now()
+                            ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED)
+             RETURNING d.id, d.attempts, d.event_pk, d.subscription_id)
+           SELECT c.id AS "id!", c.attempts AS "attempt!", e.body, w.url, w.hmac_key,
+                  w.custom_headers AS "custom_headers: Json<Vec<CustomHeader>>",
+                  w.retry_policy AS "retry_policy: Backoff", w.retry_delay_seconds,
+                  w.retry_attempts
+           FROM claimed c JOIN webhook_events e ON e.id = c.event_pk
+           JOIN webhook_subscriptions w ON w.id = c.subscription_id"#,
+        limit,
+        lease.as_secs_f64(),
+    )
+    .fetch_all(db)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| Claimed {
+            id: r.id,
+            attempt: r.attempt,
+            body: Bytes::from(r.body),
+            url: r.url,
+            hmac_key: r.hmac_key,
+            custom_headers: r.custom_headers.0,
+            retries: RetryPolicy {
+                policy: r.retry_policy,
+                delay_seconds: r.retry_delay_seconds,
+                attempts: r.retry_attempts,
+            },
+        })
+        .collect())
+}
+
+/// Records how the claimed attempt ended, unless a newer attempt has the row.
+pub async fn complete(
+    db: &Db,
+    claimed: &Claimed,
+    completion: &Completion,
+) -> Result<(), StoreError> {
+    let (status, next_in, last_status, error) = match completion {
+        Completion::Delivered { status } => (
+            DeliveryStatus::Delivered,
+            0.0,
+            Some(i32::from(*status)),
+            None,
+        ),
+        Completion::Retry {
+            after,
+            status,
+            error,
+        } => (
+            DeliveryStatus::Pending,
+            after.as_secs_f64(),
+            status.map(i32::from),
+            Some(error.as_str()),
+        ),
+        Completion::Failed { status, error } => (
+            DeliveryStatus::Failed,
+            0.0,
+            status.map(i32::from),
+            Some(error.as_str()),
+        ),
+    };
+    sqlx::query!(
+        "UPDATE webhook_deliveries SET status = $3, last_status = $4, last_error = $5, \
+                next_attempt_at = CASE WHEN $3 = 'pending' \
+                    THEN now() + make_interval(secs => $6) ELSE next_attempt_at END, \
+                finished_at = CASE WHEN $3 = 'pending' THEN NULL ELSE now() END \
+         WHERE id = $1 AND attempts = $2 AND status = 'pending'",
+        claimed.id,
+        claimed.attempt,
+        status.as_str(),
+        last_status,
+        error,
+        next_in,
+    )
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+pub async fn standing(db: &Db) -> Result<Standing, StoreError> {
+    let standing = sqlx::query_as!(
+        Standing,
+        r#"SELECT count(*) AS "depth!", min(next_attempt_at) AS next_due, now() AS "now!"
+           FROM webhook_deliveries WHERE status = 'pending'"#,
+    )
+    .fetch_one(db)
+    .await?;
+    Ok(standing)
+}
+
+/// Wakes the delivery workers of every replica when `db`'s transaction commits.
+pub async fn notify(db: impl PgExecutor<'_>) -> Result<(), StoreError> {
+    sqlx::query!("SELECT pg_notify($1, '')", NOTIFY_CHANNEL)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+/// Retention: delivered deliveries after `delivered`, failed ones after `failed`, then events
+/// no delivery refers to any more (and that are older than `delivered`, so late duplicates of
+/// them are still recognised), then event ids older than both `delivered` and
+/// [`MIN_EVENT_KEY_RETENTION`]. Answers the deliveries and events purged.
+pub async fn purge(db: &Db, delivered: Duration, failed: Duration) -> Result<u64, StoreError> {
+    let mut purged = 0;
+    for (status, keep) in [
+        (DeliveryStatus::Delivered, delivered),
+        (DeliveryStatus::Failed, failed),
+    ] {
+        purged += in_batches(|| async {
+            sqlx::query!(
+                "DELETE FROM webhook_deliveries WHERE id IN (SELECT id FROM webhook_deliveries \
+                 WHERE status = $1 AND finished_at < now() - make_interval(secs => $2) LIMIT 1000)",
+                status.as_str(),
+                keep.as_secs_f64(),
+            )
+            .execute(db)
+            .await
+        })
+        .await?;
+    }
+    purged += in_batches(|| async {
+        sqlx::query!(
+            "DELETE FROM webhook_events WHERE id IN (SELECT e.id FROM webhook_events e \
+             WHERE e.received_at < now() - make_interval(secs => $1) \
+               AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.event_pk = e.id) \
+             LIMIT 1000)",
+            delivered.as_secs_f64(),
+        )
+        .execute(db)
+        .await
+    })
+    .await?;
+    let keep_keys = delivered.max(MIN_EVENT_KEY_RETENTION);
+    in_batches(|| async {
+        sqlx::query!(
+            "DELETE FROM webhook_event_keys WHERE (upstream_session, event_id) IN ( \
+               SELECT upstream_session, event_id FROM webhook_event_keys \
+               WHERE received_at < now() - make_interval(secs => $1) LIMIT 1000)",
+            keep_keys.as_secs_f64(),
+        )
+        .execute(db)
+        .await
+    })
+    .await?;
+    Ok(purged)
+}
+
+/// Runs a bounded delete until it deletes less than a batch; the rows deleted in all.
+async fn in_batches<F, Fut>(mut batch: F) -> Result<u64, StoreError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<sqlx::postgres::PgQueryResult, sqlx::Error>>,
+{
+    let mut total = 0;
+    loop {
+        let n = batch().await?.rows_affected();
+        total += n;
+        if n < PURGE_BATCH {
+            return Ok(total);
+        }
+    }
+}

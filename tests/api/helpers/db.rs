@@ -1,0 +1,80 @@
+//! A fresh database per test on the shared PostgreSQL test server.
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{ConnectOptions, Connection, PgPool};
+use std::path::Path;
+use std::str::FromStr;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// The shared test server's superuser URL.
+fn server_url() -> &'static str {
+    static URL: OnceLock<String> = OnceLock::new();
+    URL.get_or_init(|| {
+        if let Ok(url) = std::env::var("WAGW_TEST_DATABASE_URL") {
+            return url;
+        }
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("test-pg");
+        let cluster = wa_gateway::db::EmbeddedPostgres::locate(&dir, None).expect(
+            "no WAGW_TEST_DATABASE_URL and no PostgreSQL server binaries: run scripts/test.sh",
+        );
+        cluster
+            .start()
+            .expect("starting the test PostgreSQL cluster");
+        cluster.url()
+    })
+}
+
+/// A fresh, empty database on the test server.
+pub struct TestDb {
+    pub name: String,
+    url: String,
+}
+
+impl TestDb {
+    pub async fn create() -> Self {
+        let admin = PgConnectOptions::from_str(server_url()).expect("test server URL");
+        let mut conn = connect_patiently(&admin).await;
+        let name = format!("t_{}", uuid::Uuid::new_v4().simple());
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut conn)
+            .await
+            .expect("creating the test database");
+        let _ = conn.close().await;
+        let url = database_url(server_url(), &name);
+        Self { name, url }
+    }
+
+    /// `DATABASE_URL` for this database.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    pub async fn pool(&self) -> PgPool {
+        PgPoolOptions::new()
+            .max_connections(4)
+            .connect(&self.url)
+            .await
+            .expect("connecting to the test database")
+    }
+}
+
+async fn connect_patiently(options: &PgConnectOptions) -> sqlx::PgConnection {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match options.connect().await {
+            Ok(conn) => return conn,
+            Err(e) if Instant::now() > deadline => {
+                panic!("the test PostgreSQL is unreachable: {e}")
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await, // poll
+        }
+    }
+}
+
+/// The server URL with its database path replaced (a socket `host=` query survives).
+pub fn database_url(server: &str, database: &str) -> String {
+    let mut url = url::Url::parse(server).expect("test server URL");
+    url.set_path(&format!("/{database}"));
+    url.to_string()
+}
