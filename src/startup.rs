@@ -5,7 +5,7 @@ use crate::db::Database;
 use crate::http::error::shape_plain_errors;
 use crate::http::state::AppState;
 use crate::http::tenant::ProxyState;
-use crate::http::{admin, body, edge, listener, openapi, ops, routes};
+use crate::http::{body, edge, listener, openapi, ops, routes};
 use crate::metrics::Metrics;
 use crate::services::auth;
 use crate::services::auth::Auth;
@@ -201,14 +201,7 @@ impl Application {
                 .app_data(auth.clone())
                 .app_data(relay.clone())
                 .app_data(readiness.clone())
-                // Routes are tried in order: the forwarded rows, the hot path, come first. The
-                // webhook routes precede them so /v1/sessions/{session}/webhooks/... resolve
-                // here; no forwarded pattern overlaps the routes after them.
-                .configure(crate::http::tenant::webhooks::routes)
                 .configure(routes::routes)
-                .configure(admin::routes)
-                .configure(admin::sessions::routes)
-                .configure(ops::routes)
                 .configure(openapi::routes)
                 .default_service(web::to(edge::unknown_route))
         })

@@ -63,14 +63,6 @@ pub struct Status {
     pub status: &'static str,
 }
 
-/// Registered as resources (not the `#[get]` macros) so that another method on a known path
-/// answers 405, not 404.
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/healthz").route(web::get().to(healthz)))
-        .service(web::resource("/readyz").route(web::get().to(readyz)))
-        .service(web::resource("/metrics").route(web::get().to(metrics)));
-}
-
 /// Liveness: the process is up and serving.
 #[utoipa::path(
     get,
@@ -91,7 +83,7 @@ pub async fn healthz() -> HttpResponse {
     operation_id = "readyz",
     responses(
         (status = 200, description = "Ready to serve", body = Status),
-        (status = 503, description = "The database is unreachable or not migrated", body = crate::http::error::ErrorBody)
+        (status = 503, description = "The database is unreachable or not migrated", body = ErrorBody)
     )
 )]
 pub async fn readyz(
@@ -116,7 +108,7 @@ pub async fn readyz(
     operation_id = "metrics",
     responses(
         (status = 200, description = "Prometheus text exposition", content_type = "text/plain", body = String),
-        (status = 401, description = "`WAGW_METRICS_TOKEN` is set and the request did not present it", body = crate::http::error::ErrorBody)
+        (status = 401, description = "`WAGW_METRICS_TOKEN` is set and the request did not present it", body = ErrorBody)
     )
 )]
 pub async fn metrics(

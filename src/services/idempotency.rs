@@ -16,6 +16,10 @@ use uuid::Uuid;
 pub use store::StoredAnswer;
 
 pub const HEADER: &str = "idempotency-key";
+/// A key's rule, as [`parse_key`] applies it: 1 to this many bytes of printable ASCII.
+pub const KEY_MAX_BYTES: usize = 255;
+/// The same rule as a pattern (`!` to `~` are the printable ASCII characters but space).
+pub const KEY_PATTERN: &str = "^[!-~]+$";
 /// How often a twin looks for the winner's answer (for at most the wait `claim` is given).
 const POLL_EVERY: Duration = Duration::from_millis(25);
 

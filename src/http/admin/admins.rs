@@ -78,8 +78,7 @@ fn login_delay(failures: u32) -> Duration {
         (status = 400, description = "Malformed body", body = ErrorBody),
         (status = 401, description = "Wrong username or password", body = ErrorBody),
         (status = 429, description = "Too many failed attempts for this username from this address", body = ErrorBody),
-    ),
-    security(())
+    )
 )]
 pub async fn login(
     req: HttpRequest,
@@ -173,9 +172,7 @@ async fn login_failed(auth: &Auth, pair: &str, addr: &str) -> ApiError {
     operation_id = "adminListAdmins",
     responses(
         (status = 200, description = "Every admin", body = [AdminView]),
-        (status = 401, description = "Missing or invalid admin token", body = ErrorBody),
-    ),
-    security(("admin_jwt" = []))
+    )
 )]
 pub async fn list_admins(
     _admin: AdminCaller,
@@ -194,11 +191,9 @@ pub async fn list_admins(
     responses(
         (status = 201, description = "The new admin", body = AdminView),
         (status = 400, description = "Malformed body", body = ErrorBody),
-        (status = 401, description = "Missing or invalid admin token", body = ErrorBody),
         (status = 409, description = "The username is taken", body = ErrorBody),
         (status = 422, description = "Invalid username or too short a password", body = ErrorBody),
-    ),
-    security(("admin_jwt" = []))
+    )
 )]
 pub async fn create_admin(
     admin: AdminCaller,
@@ -220,11 +215,9 @@ pub async fn create_admin(
     params(("admin_id" = Uuid, Path, description = "The admin's id")),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 401, description = "Missing or invalid admin token", body = ErrorBody),
         (status = 404, description = "No such admin", body = ErrorBody),
         (status = 409, description = "The last admin cannot be deleted", body = ErrorBody),
-    ),
-    security(("admin_jwt" = []))
+    )
 )]
 pub async fn delete_admin(
     admin: AdminCaller,
@@ -246,11 +239,9 @@ pub async fn delete_admin(
     responses(
         (status = 204, description = "Changed"),
         (status = 400, description = "Malformed body", body = ErrorBody),
-        (status = 401, description = "Missing or invalid admin token", body = ErrorBody),
         (status = 403, description = "The current password is wrong", body = ErrorBody),
         (status = 422, description = "The new password is too short", body = ErrorBody),
-    ),
-    security(("admin_jwt" = []))
+    )
 )]
 pub async fn change_own_password(
     admin: AdminCaller,

@@ -55,11 +55,9 @@ fn rotate_request(body: &[u8]) -> Result<RotateRequest, ApiError> {
     responses(
         (status = 201, description = "The new key, with its plaintext", body = KeyCreated),
         (status = 400, description = "Malformed body", body = ErrorBody),
-        (status = 401, description = "Missing or invalid admin token", body = ErrorBody),
         (status = 404, description = "No such tenant", body = ErrorBody),
         (status = 422, description = "Unknown scope, invalid session name or past expiry", body = ErrorBody),
-    ),
-    security(("admin_jwt" = []))
+    )
 )]
 pub async fn create_key(
     admin: AdminCaller,
@@ -83,10 +81,8 @@ pub async fn create_key(
     responses(
         (status = 200, description = "One page of keys", body = KeyPage),
         (status = 400, description = "Invalid query", body = ErrorBody),
-        (status = 401, description = "Missing or invalid admin token", body = ErrorBody),
         (status = 404, description = "No such tenant", body = ErrorBody),
-    ),
-    security(("admin_jwt" = []))
+    )
 )]
 pub async fn list_keys(
     _admin: AdminCaller,
@@ -120,10 +116,8 @@ pub async fn list_keys(
     ),
     responses(
         (status = 204, description = "Revoked"),
-        (status = 401, description = "Missing or invalid admin token", body = ErrorBody),
         (status = 404, description = "No such key for this tenant", body = ErrorBody),
-    ),
-    security(("admin_jwt" = []))
+    )
 )]
 pub async fn revoke_key(
     admin: AdminCaller,
@@ -150,12 +144,10 @@ pub async fn revoke_key(
     responses(
         (status = 201, description = "The replacement key, with its plaintext", body = KeyRotated),
         (status = 400, description = "Malformed body", body = ErrorBody),
-        (status = 401, description = "Missing or invalid admin token", body = ErrorBody),
         (status = 404, description = "No such key for this tenant", body = ErrorBody),
         (status = 409, description = "The key is already revoked", body = ErrorBody),
         (status = 422, description = "Grace period too long", body = ErrorBody),
-    ),
-    security(("admin_jwt" = []))
+    )
 )]
 pub async fn rotate_key(
     admin: AdminCaller,

@@ -16,21 +16,9 @@ use serde_json::Value;
 use std::collections::HashMap;
 use uuid::Uuid;
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/admin/v1/sessions").route(web::get().to(list_sessions)))
-        .service(web::resource("/admin/v1/sessions/adopt").route(web::post().to(adopt_session)))
-        .service(
-            web::resource("/admin/v1/sessions/{upstream_name}")
-                .route(web::delete().to(delete_session)),
-        );
-}
-
-/// The OpenAPI description of the admin session routes.
+/// The schemas the admin session routes' annotations name.
 #[derive(utoipa::OpenApi)]
-#[openapi(
-    paths(list_sessions, adopt_session, delete_session),
-    components(schemas(AdminSessionView, AdoptSession))
-)]
+#[openapi(components(schemas(AdminSessionView, AdoptSession)))]
 pub struct SessionsAdminApi;
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -70,11 +58,9 @@ pub struct AdoptSession {
     operation_id = "adminListSessions",
     responses(
         (status = 200, description = "Every session", body = [AdminSessionView]),
-        (status = 401, description = "Missing or invalid admin token", body = crate::http::error::ErrorBody),
-        (status = 502, description = "The upstream is unreachable", body = crate::http::error::ErrorBody),
-        (status = 504, description = "The upstream did not answer in time", body = crate::http::error::ErrorBody),
-    ),
-    security(("admin_jwt" = []))
+        (status = 502, description = "The upstream is unreachable", body = ErrorBody),
+        (status = 504, description = "The upstream did not answer in time", body = ErrorBody),
+    )
 )]
 pub async fn list_sessions(
     _admin: AdminCaller,
@@ -118,13 +104,11 @@ pub async fn list_sessions(
     request_body = AdoptSession,
     responses(
         (status = 201, description = "Adopted", body = AdminSessionView),
-        (status = 400, description = "A name is not a valid session name", body = crate::http::error::ErrorBody),
-        (status = 401, description = "Missing or invalid admin token", body = crate::http::error::ErrorBody),
-        (status = 404, description = "No such tenant, or no such upstream session", body = crate::http::error::ErrorBody),
-        (status = 409, description = "Already owned, or the tenant already uses that name", body = crate::http::error::ErrorBody),
-        (status = 502, description = "The upstream is unreachable", body = crate::http::error::ErrorBody),
-    ),
-    security(("admin_jwt" = []))
+        (status = 400, description = "A name is not a valid session name", body = ErrorBody),
+        (status = 404, description = "No such tenant, or no such upstream session", body = ErrorBody),
+        (status = 409, description = "Already owned, or the tenant already uses that name", body = ErrorBody),
+        (status = 502, description = "The upstream is unreachable", body = ErrorBody),
+    )
 )]
 pub async fn adopt_session(
     admin: AdminCaller,
@@ -167,11 +151,9 @@ pub async fn adopt_session(
     params(("upstream_name" = String, Path, description = "The session's name on the hosted API")),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 401, description = "Missing or invalid admin token", body = crate::http::error::ErrorBody),
-        (status = 404, description = "Neither the upstream nor any tenant has the session", body = crate::http::error::ErrorBody),
-        (status = 502, description = "The upstream is unreachable", body = crate::http::error::ErrorBody),
-    ),
-    security(("admin_jwt" = []))
+        (status = 404, description = "Neither the upstream nor any tenant has the session", body = ErrorBody),
+        (status = 502, description = "The upstream is unreachable", body = ErrorBody),
+    )
 )]
 pub async fn delete_session(
     admin: AdminCaller,

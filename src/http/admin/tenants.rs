@@ -35,11 +35,9 @@ pub struct TenantPage {
     responses(
         (status = 201, description = "The new tenant", body = TenantView),
         (status = 400, description = "Malformed body", body = ErrorBody),
-        (status = 401, description = "Missing or invalid admin token", body = ErrorBody),
         (status = 409, description = "The name is taken", body = ErrorBody),
         (status = 422, description = "Invalid name, plan or quota", body = ErrorBody),
-    ),
-    security(("admin_jwt" = []))
+    )
 )]
 pub async fn create_tenant(
     admin: AdminCaller,
@@ -62,9 +60,7 @@ pub async fn create_tenant(
     responses(
         (status = 200, description = "One page of tenants", body = TenantPage),
         (status = 400, description = "Invalid query", body = ErrorBody),
-        (status = 401, description = "Missing or invalid admin token", body = ErrorBody),
-    ),
-    security(("admin_jwt" = []))
+    )
 )]
 pub async fn list_tenants(
     _admin: AdminCaller,
@@ -92,10 +88,8 @@ pub async fn list_tenants(
     params(("tenant_id" = Uuid, Path, description = "The tenant's id")),
     responses(
         (status = 200, description = "The tenant", body = TenantView),
-        (status = 401, description = "Missing or invalid admin token", body = ErrorBody),
         (status = 404, description = "No such tenant", body = ErrorBody),
-    ),
-    security(("admin_jwt" = []))
+    )
 )]
 pub async fn get_tenant(
     _admin: AdminCaller,
@@ -116,12 +110,10 @@ pub async fn get_tenant(
     responses(
         (status = 200, description = "The updated tenant", body = TenantView),
         (status = 400, description = "Malformed body", body = ErrorBody),
-        (status = 401, description = "Missing or invalid admin token", body = ErrorBody),
         (status = 404, description = "No such tenant", body = ErrorBody),
         (status = 409, description = "The name is taken", body = ErrorBody),
         (status = 422, description = "Invalid name, plan or quota", body = ErrorBody),
-    ),
-    security(("admin_jwt" = []))
+    )
 )]
 pub async fn update_tenant(
     admin: AdminCaller,
@@ -145,10 +137,8 @@ pub async fn update_tenant(
     params(("tenant_id" = Uuid, Path, description = "The tenant's id")),
     responses(
         (status = 200, description = "Deleted", body = TenantDeleted),
-        (status = 401, description = "Missing or invalid admin token", body = ErrorBody),
         (status = 404, description = "No such tenant", body = ErrorBody),
-    ),
-    security(("admin_jwt" = []))
+    )
 )]
 pub async fn delete_tenant(
     admin: AdminCaller,

@@ -28,12 +28,10 @@ async fn usage_answer(state: &AppState, tenant: &Tenant) -> Result<HttpResponse,
     tag = "Usage",
     operation_id = "getUsage",
     responses(
-        (status = 200, description = "This month's usage", body = crate::services::quota::UsageReport),
-        (status = 401, description = "Missing or invalid API key", body = crate::http::error::ErrorBody),
-        (status = 403, description = "The key lacks `usage:read`, or the tenant is suspended", body = crate::http::error::ErrorBody),
-        (status = 503, description = "The database is unavailable", body = crate::http::error::ErrorBody),
-    ),
-    security(("bearer_key" = []), ("api_key" = []), ("rapidapi_key" = []))
+        (status = 200, description = "This month's usage", body = UsageReport),
+        (status = 403, description = "The key lacks `usage:read`, or the tenant is suspended", body = ErrorBody),
+        (status = 503, description = "The database is unavailable", body = ErrorBody),
+    )
 )]
 pub async fn tenant_usage(
     caller: TenantCaller,
@@ -52,11 +50,9 @@ pub async fn tenant_usage(
     operation_id = "adminGetTenantUsage",
     params(("tenant_id" = Uuid, Path, description = "The tenant's id")),
     responses(
-        (status = 200, description = "This month's usage", body = crate::services::quota::UsageReport),
-        (status = 401, description = "Missing or invalid admin token", body = crate::http::error::ErrorBody),
-        (status = 404, description = "No such tenant", body = crate::http::error::ErrorBody),
-    ),
-    security(("admin_jwt" = []))
+        (status = 200, description = "This month's usage", body = UsageReport),
+        (status = 404, description = "No such tenant", body = ErrorBody),
+    )
 )]
 pub async fn admin_tenant_usage(
     _admin: AdminCaller,
@@ -76,12 +72,10 @@ pub async fn admin_tenant_usage(
     params(("tenant_id" = Uuid, Path, description = "The tenant's id")),
     request_body = TopUp,
     responses(
-        (status = 200, description = "The usage after the top-up", body = crate::services::quota::UsageReport),
-        (status = 400, description = "requests is not a positive number", body = crate::http::error::ErrorBody),
-        (status = 401, description = "Missing or invalid admin token", body = crate::http::error::ErrorBody),
-        (status = 404, description = "No such tenant", body = crate::http::error::ErrorBody),
-    ),
-    security(("admin_jwt" = []))
+        (status = 200, description = "The usage after the top-up", body = UsageReport),
+        (status = 400, description = "requests is not a positive number", body = ErrorBody),
+        (status = 404, description = "No such tenant", body = ErrorBody),
+    )
 )]
 pub async fn top_up(
     admin: AdminCaller,
@@ -111,11 +105,9 @@ pub async fn top_up(
     operation_id = "adminResetTenantMonth",
     params(("tenant_id" = Uuid, Path, description = "The tenant's id")),
     responses(
-        (status = 200, description = "The usage after the reset", body = crate::services::quota::UsageReport),
-        (status = 401, description = "Missing or invalid admin token", body = crate::http::error::ErrorBody),
-        (status = 404, description = "No such tenant", body = crate::http::error::ErrorBody),
-    ),
-    security(("admin_jwt" = []))
+        (status = 200, description = "The usage after the reset", body = UsageReport),
+        (status = 404, description = "No such tenant", body = ErrorBody),
+    )
 )]
 pub async fn reset_month(
     admin: AdminCaller,
@@ -141,10 +133,8 @@ pub async fn reset_month(
     tag = "Admin",
     operation_id = "adminGetUpstream",
     responses(
-        (status = 200, description = "The organisation's upstream standing", body = crate::services::quota::UpstreamReport),
-        (status = 401, description = "Missing or invalid admin token", body = crate::http::error::ErrorBody),
-    ),
-    security(("admin_jwt" = []))
+        (status = 200, description = "The organisation's upstream standing", body = UpstreamReport),
+    )
 )]
 pub async fn upstream_standing(
     _admin: AdminCaller,

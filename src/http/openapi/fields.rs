@@ -1,8 +1,9 @@
 //! The route table's field descriptions (`upstream::schema`) as OpenAPI schemas. The same
 //! `Field` list that validates a body describes it here, so the two cannot disagree.
 
+use crate::domain::events::EVENT_NAMES;
 use crate::http::routes::schema::{
-    Field, Ty, CHAT_SUFFIXES, FILE_FIELDS, MENTION_ALL, STATUS_BROADCAST,
+    Field, FieldType, CHAT_SUFFIXES, FILE_FIELDS, MENTION_ALL, STATUS_BROADCAST,
 };
 use serde_json::Value;
 use utoipa::openapi::schema::{
@@ -11,7 +12,10 @@ use utoipa::openapi::schema::{
 };
 use utoipa::openapi::RefOr;
 
-/// Matches what `Ty::Text` accepts: a string with at least one non-blank character.
+/// `SessionName`'s rule as a pattern (checked against it in the tests below).
+const SESSION_NAME: &str = "^[A-Za-z0-9_-]{1,64}$";
+
+/// Matches what `FieldType::Text` accepts: a string with at least one non-blank character.
 const NOT_BLANK: &str = r"\S";
 
 /// An object schema with one property per field.
@@ -80,30 +84,40 @@ fn property(field: &Field) -> RefOr<Schema> {
 }
 
 /// The schema of one value of type `ty`, without description or example.
-pub fn of_type(ty: &Ty) -> Schema {
+pub fn of_type(ty: &FieldType) -> Schema {
     match ty {
-        Ty::String => string().into(),
-        Ty::Text => string().pattern(Some(NOT_BLANK)).into(),
-        Ty::Bool => ObjectBuilder::new().schema_type(SchemaType::Boolean).into(),
-        Ty::Integer => ObjectBuilder::new()
+        FieldType::String => string().into(),
+        FieldType::Text => string().pattern(Some(NOT_BLANK)).into(),
+        FieldType::Bool => ObjectBuilder::new().schema_type(SchemaType::Boolean).into(),
+        FieldType::Integer { min, max } => ObjectBuilder::new()
             .schema_type(SchemaType::Integer)
             .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
+            .minimum(min.map(|n| n as f64))
+            .maximum(max.map(|n| n as f64))
             .into(),
-        Ty::Number { min, max } => ObjectBuilder::new()
+        FieldType::Session => string().pattern(Some(SESSION_NAME)).into(),
+        FieldType::Events => array(
+            string()
+                .enum_values(Some(EVENT_NAMES.iter().copied()))
+                .into(),
+            1,
+        )
+        .into(),
+        FieldType::Number { min, max } => ObjectBuilder::new()
             .schema_type(SchemaType::Number)
             .format(Some(SchemaFormat::KnownFormat(KnownFormat::Double)))
             .minimum(Some(*min))
             .maximum(Some(*max))
             .into(),
-        Ty::ChatId => chat_id().into(),
-        Ty::Enum(options) => string().enum_values(Some(options.iter().copied())).into(),
+        FieldType::ChatId => chat_id().into(),
+        FieldType::Enum(options) => string().enum_values(Some(options.iter().copied())).into(),
         // No `enum`: a strict generated client must not fail on a value a newer engine adds.
-        Ty::OpenEnum(_) => string().into(),
-        Ty::File => file(),
-        Ty::Object(fields) => object(fields).into(),
-        Ty::Strings { min } => array(string().pattern(Some(NOT_BLANK)).into(), *min).into(),
-        Ty::ChatIds => array(chat_id().into(), 0).into(),
-        Ty::Mentions => array(
+        FieldType::OpenEnum(_) => string().into(),
+        FieldType::File => file(),
+        FieldType::Object(fields) => object(fields).into(),
+        FieldType::Strings { min } => array(string().pattern(Some(NOT_BLANK)).into(), *min).into(),
+        FieldType::ChatIds => array(chat_id().into(), 0).into(),
+        FieldType::Mentions => array(
             string()
                 .pattern(Some(format!(
                     "^({MENTION_ALL}|{})$",
@@ -113,7 +127,7 @@ pub fn of_type(ty: &Ty) -> Schema {
             0,
         )
         .into(),
-        Ty::Objects { fields, min } => array(object(fields).into(), *min).into(),
+        FieldType::Objects { fields, min } => array(object(fields).into(), *min).into(),
     }
 }
 
@@ -151,7 +165,7 @@ fn chat_id() -> ObjectBuilder {
     ))
 }
 
-/// `Ty::File`: exactly one of `url` (http or https) and base64 `data`, plus the file fields.
+/// `FieldType::File`: exactly one of `url` (http or https) and base64 `data`, plus the file fields.
 fn file() -> Schema {
     let mut file = object(FILE_FIELDS)
         .property(
@@ -227,6 +241,22 @@ pub fn with_doc(
 mod tests {
     use super::*;
     use crate::http::routes::schema::is_chat_id;
+
+    #[test]
+    fn the_session_name_pattern_agrees_with_session_name() {
+        let pattern = regex::Regex::new(SESSION_NAME).unwrap();
+        let long = "a".repeat(64);
+        let too_long = "a".repeat(65);
+        for name in [
+            "default", "bot-1", "A_b-9", &long, &too_long, "", "a b", "a.b", "a/b", "é", "a\n",
+        ] {
+            assert_eq!(
+                pattern.is_match(name),
+                crate::domain::SessionName::parse(name).is_ok(),
+                "{name:?}"
+            );
+        }
+    }
 
     #[test]
     fn the_chat_id_pattern_agrees_with_validation() {

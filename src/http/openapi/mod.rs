@@ -1,9 +1,10 @@
 //! The OpenAPI 3.0 document and Swagger UI.
 //!
-//! The document is built from the code: the `/v1` paths from the route table
-//! (`upstream_paths`), every other path from its handler's `#[utoipa::path]` (listed in
-//! [`HandlerPaths`]). Security, tags and the error answers are applied in one place afterwards,
-//! so a handler added to the list is documented the same way as the rest.
+//! The document is built from the two route tables: the forwarded rows
+//! (`crate::http::routes::endpoints`, one operation each, see `upstream_paths`) and the local
+//! routes (`crate::http::routes::local`, each documented by its handler's `#[utoipa::path]`).
+//! Security and the answers every guarded route can give follow each route's `Guard`; a
+//! route added to a table is documented like the rest, with nothing else to list.
 //!
 //! It is served at `GET /openapi.json`, printed by `wa-gateway openapi`, and checked in as
 //! `openapi/wa-gateway.json` (regenerate: `cargo run -- openapi > openapi/wa-gateway.json`, or
@@ -11,18 +12,17 @@
 
 mod fields;
 mod responses;
+pub mod security;
 mod upstream_paths;
 
 pub use responses::ErrorStatus;
 
-use crate::http::routes::endpoints;
+use crate::http::routes::endpoints::Tag;
+use crate::http::routes::local::{self, Guard, Route};
 use actix_web::http::header;
 use actix_web::{web, HttpResponse};
 use std::sync::{Arc, LazyLock};
 use utoipa::openapi::path::Operation;
-use utoipa::openapi::security::{
-    ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
-};
 use utoipa::openapi::tag::TagBuilder;
 use utoipa::openapi::{InfoBuilder, LicenseBuilder, OpenApi, Ref};
 use utoipa::OpenApi as _;
@@ -31,45 +31,43 @@ use utoipa::OpenApi as _;
 pub const DOCUMENT_PATH: &str = "/openapi.json";
 pub const DOCS_PATH: &str = "/docs";
 
-/// Security scheme names, as they appear in the document and in Swagger UI's Authorize dialog.
-pub const TENANT_BEARER: &str = "tenantBearer";
-pub const TENANT_API_KEY: &str = "tenantApiKey";
-pub const TENANT_RAPIDAPI_KEY: &str = "rapidApiKey";
-pub const ADMIN_JWT: &str = "adminJwt";
-/// The optional `WAGW_METRICS_TOKEN` guarding `/metrics`.
-pub const METRICS_TOKEN: &str = "metricsToken";
-
-/// Paths that need no credentials (`/metrics` needs one only when the operator set it).
-const OPEN_PATHS: &[&str] = &["/healthz", "/readyz", DOCUMENT_PATH];
-/// Admin paths reached without a token (the login that issues it).
-const OPEN_ADMIN_PATHS: &[&str] = &["/admin/v1/login"];
-
-/// Every handler documented by `#[utoipa::path]`. A new handler is one line here; a module
-/// with its own `#[derive(OpenApi)]` (tenancy, webhooks) is one `doc.merge(...)` line in `build`.
+/// The schemas the handlers' annotations name that no other list declares.
 #[derive(utoipa::OpenApi)]
-#[openapi(
-    paths(
-        crate::http::ops::healthz,
-        crate::http::ops::readyz,
-        crate::http::ops::metrics,
-        openapi_json,
-    ),
-    components(schemas(crate::http::error::ErrorBody, crate::http::ops::Status))
-)]
-pub struct HandlerPaths;
+#[openapi(components(schemas(crate::http::error::ErrorBody, crate::http::ops::Status)))]
+struct HandlerSchemas;
 
-const TAGS: &[(&str, &str)] = &[
-    ("Sessions", "WhatsApp sessions (one per account): create, start, authenticate by QR or pairing code, stop, delete. A tenant sees and uses only its own."),
-    ("Messages", "Send messages of every kind, mark them read, show typing. Sends honour `Idempotency-Key`."),
-    ("Groups", "Create and manage WhatsApp groups."),
-    ("Channels", "WhatsApp Channels (broadcast only)."),
-    ("Contacts", "Whether a phone number is on WhatsApp."),
-    ("Presence", "Online, offline, typing and recording status."),
-    ("Webhooks", "Event subscriptions, relayed by the gateway: signed with your hmacKey, retried by your policy, kept across restarts."),
+/// The tags of the local routes; the forwarded table's are its [`Tag`]s.
+const LOCAL_TAGS: &[(&str, &str)] = &[
     ("Usage", "The tenant's own quota and usage."),
-    ("Admin", "Tenants, keys, quotas, usage and admins (admin JWT from `POST /admin/v1/login`)."),
-    ("Operations", "Liveness, readiness, metrics and this document. No credentials."),
+    (
+        "Admin",
+        "Tenants, keys, quotas, usage and admins (admin JWT from `POST /admin/v1/login`).",
+    ),
+    (
+        "Operations",
+        "Liveness, readiness, metrics and this document. No credentials.",
+    ),
 ];
+
+fn tag_description(tag: Tag) -> &'static str {
+    match tag {
+        Tag::Sessions => "WhatsApp sessions (one per account): create, start, authenticate by QR or pairing code, stop, delete. A tenant sees and uses only its own.",
+        Tag::Messages => "Send messages of every kind, mark them read, show typing. Sends honour `Idempotency-Key`.",
+        Tag::Groups => "Create and manage WhatsApp groups.",
+        Tag::Channels => "WhatsApp Channels (broadcast only).",
+        Tag::Contacts => "Whether a phone number is on WhatsApp.",
+        Tag::Presence => "Online, offline, typing and recording status.",
+        Tag::Webhooks => "Event subscriptions, relayed by the gateway: signed with your hmacKey, retried by your policy, kept across restarts.",
+    }
+}
+
+/// Every tag of the document, in its order: the forwarded table's, then the local routes'.
+fn tags() -> impl Iterator<Item = (&'static str, &'static str)> {
+    Tag::ALL
+        .iter()
+        .map(|t| (t.as_str(), tag_description(*t)))
+        .chain(LOCAL_TAGS.iter().copied())
+}
 
 const DESCRIPTION: &str = "\
 A multi-tenant gateway in front of the hosted WhatsApp Messaging REST API. `/v1` is the hosted \
@@ -82,11 +80,8 @@ answers 405 in that shape. Every `/v1` answer carries the tenant's quota headers
 
 /// The document, built once, as JSON: what is served, printed and checked in.
 pub fn document() -> &'static serde_json::Value {
-    static DOCUMENT: LazyLock<serde_json::Value> = LazyLock::new(|| {
-        let mut json = serde_json::to_value(build()).expect("the document serializes");
-        qualified_refs_to_names(&mut json);
-        json
-    });
+    static DOCUMENT: LazyLock<serde_json::Value> =
+        LazyLock::new(|| serde_json::to_value(build()).expect("the document serializes"));
     &DOCUMENT
 }
 
@@ -101,8 +96,8 @@ pub fn document_json() -> &'static str {
 }
 
 fn build() -> OpenApi {
-    let mut doc = HandlerPaths::openapi();
-    doc.merge(upstream_paths::document());
+    let mut doc = upstream_paths::document();
+    doc.merge(HandlerSchemas::openapi());
     doc.merge(crate::http::admin::TenancyApi::openapi());
     doc.merge(crate::http::admin::sessions::SessionsAdminApi::openapi());
     doc.merge(crate::http::tenant::webhooks::WebhooksApi::openapi());
@@ -113,162 +108,68 @@ fn build() -> OpenApi {
         .license(Some(LicenseBuilder::new().name("MIT").build()))
         .build();
     doc.tags = Some(
-        TAGS.iter()
+        tags()
             .map(|(name, description)| {
                 TagBuilder::new()
-                    .name(*name)
-                    .description(Some(*description))
+                    .name(name)
+                    .description(Some(description))
                     .build()
             })
             .collect(),
     );
-
     let components = doc.components.get_or_insert_with(Default::default);
-    components.add_security_scheme(
-        TENANT_BEARER,
-        SecurityScheme::Http(
-            HttpBuilder::new()
-                .scheme(HttpAuthScheme::Bearer)
-                .bearer_format("wagw_<key id>_<secret>")
-                .description(Some("Tenant key as `Authorization: Bearer <key>`"))
-                .build(),
-        ),
-    );
-    components.add_security_scheme(
-        TENANT_API_KEY,
-        SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
-            "X-Api-Key",
-            "Tenant key in the `X-Api-Key` header",
-        ))),
-    );
-    components.add_security_scheme(
-        TENANT_RAPIDAPI_KEY,
-        SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
-            "x-rapidapi-key",
-            "Tenant key in the hosted API's own header, so existing clients only change the key",
-        ))),
-    );
-    components.add_security_scheme(
-        ADMIN_JWT,
-        SecurityScheme::Http(
-            HttpBuilder::new()
-                .scheme(HttpAuthScheme::Bearer)
-                .bearer_format("JWT")
-                .description(Some("Admin token from `POST /admin/v1/login`"))
-                .build(),
-        ),
-    );
-    components.add_security_scheme(
-        METRICS_TOKEN,
-        SecurityScheme::Http(
-            HttpBuilder::new()
-                .scheme(HttpAuthScheme::Bearer)
-                .description(Some(
-                    "`WAGW_METRICS_TOKEN` as `Authorization: Bearer <token>`, when the operator set one",
-                ))
-                .build(),
-        ),
-    );
+    security::add_schemes(components);
     for status in ErrorStatus::ALL {
         components
             .responses
             .insert(status.name().to_owned(), status.response().into());
     }
-
-    for (path, item) in doc.paths.paths.iter_mut() {
-        for operation in item.operations.values_mut() {
-            let has_params = path.contains('{');
-            if path.starts_with("/v1/") {
-                operation.security = Some(tenant_security());
-                // Rows of the route table already list every answer; handlers (`/v1/me`...) may not.
-                let from_table = endpoints::all()
-                    .iter()
-                    .any(|e| operation.operation_id.as_deref() == Some(e.operation_id));
-                if !from_table {
-                    complete_handler_errors(operation, has_params);
-                }
-            } else if path.starts_with("/admin/") && !OPEN_ADMIN_PATHS.contains(&path.as_str()) {
-                operation.security = Some(vec![SecurityRequirement::new(
-                    ADMIN_JWT,
-                    Vec::<String>::new(),
-                )]);
-                complete_handler_errors(operation, has_params);
-            } else if path.starts_with("/admin/") {
-                operation.security = Some(Vec::new());
-                complete_handler_errors(operation, has_params);
-            } else if path == "/metrics" {
-                // Open unless the operator set a token: either requirement satisfies it.
-                operation.security = Some(vec![
-                    SecurityRequirement::default(),
-                    SecurityRequirement::new(METRICS_TOKEN, Vec::<String>::new()),
-                ]);
-            } else if OPEN_PATHS.contains(&path.as_str()) {
-                operation.security = Some(Vec::new());
-            } else {
-                complete_handler_errors(operation, has_params);
-            }
-        }
+    let document_route = document_route();
+    for route in local::all().iter().chain([&document_route]) {
+        let Some((kind, operation)) = &route.operation else {
+            continue;
+        };
+        let mut operation = operation.clone();
+        operation.security = Some(security::requirements(route.guard));
+        complete_handler_errors(&mut operation, route.guard, route.path.contains('{'));
+        doc.paths
+            .paths
+            .entry(route.path.clone())
+            .or_default()
+            .operations
+            .insert(kind.clone(), operation);
     }
     doc
 }
 
-/// utoipa 4 names a schema by the path written in `body = crate::http::error::ErrorBody`
-/// (`crate.error.ErrorBody`), which no component has; every such reference is pointed at the
-/// component of the same type name, so handlers may write either form.
-fn qualified_refs_to_names(json: &mut serde_json::Value) {
-    fn walk(value: &mut serde_json::Value) {
-        match value {
-            serde_json::Value::Object(map) => {
-                if let Some(serde_json::Value::String(r)) = map.get_mut("$ref") {
-                    if let Some(name) = r.strip_prefix("#/components/schemas/") {
-                        if let Some((_, short)) = name.rsplit_once('.') {
-                            *r = format!("#/components/schemas/{short}");
-                        }
-                    }
-                }
-                map.values_mut().for_each(walk);
-            }
-            serde_json::Value::Array(items) => items.iter_mut().for_each(walk),
-            _ => {}
-        }
+/// A handler's annotation lists the answers particular to it; those every handler behind the
+/// guard can give are added here (as references to the shared error responses) unless it
+/// declares them. The probes answer only what they declare.
+fn complete_handler_errors(operation: &mut Operation, guard: Guard, has_params: bool) {
+    if matches!(guard, Guard::Open | Guard::MetricsToken | Guard::Ingress) {
+        return;
     }
-    walk(json);
-}
-
-/// Any one of the three ways to present a tenant key.
-fn tenant_security() -> Vec<SecurityRequirement> {
-    [TENANT_BEARER, TENANT_API_KEY, TENANT_RAPIDAPI_KEY]
-        .into_iter()
-        .map(|name| SecurityRequirement::new(name, Vec::<String>::new()))
-        .collect()
-}
-
-/// A handler's annotation may leave out answers every authenticated handler can give; they
-/// are added here (as references to the shared error responses) unless it declares them.
-fn complete_handler_errors(operation: &mut Operation, has_params: bool) {
-    let takes_json = operation.request_body.is_some();
-    let authenticated = operation.security.as_ref().is_some_and(|s| !s.is_empty());
     let mut wanted = Vec::new();
-    if takes_json {
+    if operation.request_body.is_some() {
         wanted.extend([
             ErrorStatus::BadRequest,
             ErrorStatus::PayloadTooLarge,
             ErrorStatus::UnsupportedMediaType,
         ]);
     }
-    if authenticated {
+    if security::answers_unauthorized(guard) {
         wanted.push(ErrorStatus::Unauthorized);
     }
     if has_params {
         wanted.push(ErrorStatus::NotFound);
     }
-    // Every handler that reads the database answers 503 when it is unavailable.
+    // Every handler behind a guard reads the database, and answers 503 when it is unavailable.
     wanted.push(ErrorStatus::ServiceUnavailable);
     for status in wanted {
         operation
             .responses
             .responses
-            .entry(status.code().to_owned())
+            .entry(status.code())
             .or_insert_with(|| Ref::from_response_name(status.name()).into());
     }
 }
@@ -287,6 +188,12 @@ pub async fn openapi_json() -> HttpResponse {
         .body(document_json())
 }
 
+/// The document's own route: a row like the others, kept here because the document lists it
+/// (the route table cannot name this module without a circle).
+fn document_route() -> Route {
+    Route::documented::<__path_openapi_json>(Guard::Open, || web::route().to(openapi_json))
+}
+
 /// `GET /openapi.json` and Swagger UI at `/docs/`. Registered as resources with one GET route
 /// each (not `SwaggerUi`'s guarded resources), so another method answers 405, not 404.
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -297,7 +204,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .filter(true)
             .persist_authorization(false),
     );
-    cfg.service(web::resource(DOCUMENT_PATH).route(web::get().to(openapi_json)))
+    let document = document_route();
+    cfg.service(web::resource(document.path).route((document.handler)().method(document.method)))
         .service(web::resource(DOCS_PATH).route(web::get().to(docs_redirect)))
         .service(
             web::resource(format!("{DOCS_PATH}/{{file:.*}}"))
@@ -334,6 +242,7 @@ async fn swagger_file(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::http::routes::endpoints;
     use serde_json::{json, Value};
 
     fn operations() -> impl Iterator<Item = (&'static String, &'static Value)> {
@@ -391,7 +300,7 @@ mod tests {
 
     #[test]
     fn every_operation_has_an_id_a_known_tag_and_a_summary() {
-        let tags: Vec<&str> = TAGS.iter().map(|(t, _)| *t).collect();
+        let tags: Vec<&str> = tags().map(|(t, _)| t).collect();
         let mut ids = std::collections::HashSet::new();
         for (path, op) in operations() {
             let id = op["operationId"].as_str().unwrap_or_default();
@@ -411,22 +320,40 @@ mod tests {
     }
 
     #[test]
-    fn security_follows_the_path() {
-        for (path, op) in operations() {
-            if path.starts_with("/v1/") {
-                assert_eq!(
-                    op["security"],
-                    json!([{"tenantBearer": []}, {"tenantApiKey": []}, {"rapidApiKey": []}]),
-                    "{path}"
-                );
-            } else if path.starts_with("/admin/") && !OPEN_ADMIN_PATHS.contains(&path.as_str()) {
-                assert_eq!(op["security"], json!([{"adminJwt": []}]), "{path}");
-            } else if path == "/metrics" {
-                assert_eq!(op["security"], json!([{}, {"metricsToken": []}]), "{path}");
-            } else {
-                assert_eq!(op["security"], json!([]), "{path}");
-            }
+    fn security_follows_the_guard() {
+        let paths = &document()["paths"];
+        let tenant = json!([{"tenantBearer": []}, {"tenantApiKey": []}, {"rapidApiKey": []}]);
+        for endpoint in endpoints::all() {
+            let method = endpoint.method.as_str().to_lowercase();
+            assert_eq!(
+                paths[endpoint.path][&method]["security"], tenant,
+                "{}",
+                endpoint.path
+            );
         }
+        for route in local::all() {
+            let Some(_) = route.operation else { continue };
+            let method = route.method.as_str().to_lowercase();
+            let security = &paths[&route.path][&method]["security"];
+            let expected = match route.guard {
+                Guard::Tenant(_) => tenant.clone(),
+                Guard::Admin => json!([{"adminJwt": []}]),
+                Guard::MetricsToken => json!([{}, {"metricsToken": []}]),
+                Guard::AdminLogin | Guard::Open | Guard::Ingress => json!([]),
+            };
+            assert_eq!(*security, expected, "{}", route.path);
+        }
+        assert_eq!(paths["/admin/v1/login"]["post"]["security"], json!([]));
+        assert_eq!(paths["/openapi.json"]["get"]["security"], json!([]));
+        // Every documented path is a row of one of the tables.
+        let documented = operations().count();
+        let rows = endpoints::all().len()
+            + local::all()
+                .iter()
+                .filter(|r| r.operation.is_some())
+                .count()
+            + 1;
+        assert_eq!(documented, rows);
     }
 
     #[test]

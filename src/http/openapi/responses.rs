@@ -1,7 +1,8 @@
 //! The error answers, once each, as reusable responses in the error shape (`ErrorBody`).
 //! Operations reference them by status, so generated clients get one typed error.
 
-use serde_json::json;
+use crate::http::error::ApiError;
+use actix_web::http::StatusCode;
 use utoipa::openapi::header::HeaderBuilder;
 use utoipa::openapi::schema::{ObjectBuilder, SchemaType};
 use utoipa::openapi::{ContentBuilder, Ref, Response, ResponseBuilder};
@@ -38,21 +39,26 @@ impl ErrorStatus {
         ErrorStatus::GatewayTimeout,
     ];
 
-    pub fn code(self) -> &'static str {
+    fn status(self) -> StatusCode {
         match self {
-            ErrorStatus::BadRequest => "400",
-            ErrorStatus::Unauthorized => "401",
-            ErrorStatus::Forbidden => "403",
-            ErrorStatus::NotFound => "404",
-            ErrorStatus::Conflict => "409",
-            ErrorStatus::PayloadTooLarge => "413",
-            ErrorStatus::UnsupportedMediaType => "415",
-            ErrorStatus::Unprocessable => "422",
-            ErrorStatus::TooManyRequests => "429",
-            ErrorStatus::BadGateway => "502",
-            ErrorStatus::ServiceUnavailable => "503",
-            ErrorStatus::GatewayTimeout => "504",
+            ErrorStatus::BadRequest => StatusCode::BAD_REQUEST,
+            ErrorStatus::Unauthorized => StatusCode::UNAUTHORIZED,
+            ErrorStatus::Forbidden => StatusCode::FORBIDDEN,
+            ErrorStatus::NotFound => StatusCode::NOT_FOUND,
+            ErrorStatus::Conflict => StatusCode::CONFLICT,
+            ErrorStatus::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorStatus::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ErrorStatus::Unprocessable => StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorStatus::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
+            ErrorStatus::BadGateway => StatusCode::BAD_GATEWAY,
+            ErrorStatus::ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorStatus::GatewayTimeout => StatusCode::GATEWAY_TIMEOUT,
         }
+    }
+
+    /// The status code as the document's `responses` keys it.
+    pub fn code(self) -> String {
+        self.status().as_u16().to_string()
     }
 
     /// The name of the reusable response (`#/components/responses/<name>`).
@@ -73,85 +79,70 @@ impl ErrorStatus {
         }
     }
 
-    pub fn from_code(code: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|s| s.code() == code)
-    }
-
     /// When the gateway answers it, and an example message.
-    fn meaning(self) -> (&'static str, &'static str, &'static str) {
+    fn meaning(self) -> (&'static str, &'static str) {
         match self {
             ErrorStatus::BadRequest => (
                 "The request is invalid: a missing or mistyped field (named in the message), a bad query parameter or header, malformed JSON",
-                "Bad Request",
                 "chatId is required",
             ),
             ErrorStatus::Unauthorized => (
                 "Missing, malformed, unknown, expired or revoked credentials",
-                "Unauthorized",
                 "invalid API key",
             ),
             ErrorStatus::Forbidden => (
                 "The credentials are valid but may not do this: a missing scope (named in the message), a suspended tenant, a session the key is not limited to",
-                "Forbidden",
-                "this key lacks the scope messages:send",
+                "this API key lacks the `messages:send` scope",
             ),
             ErrorStatus::NotFound => (
                 "The session or resource does not exist, or is not yours",
-                "Not Found",
                 "session \"default\" not found",
             ),
             ErrorStatus::Conflict => (
                 "The name is taken, or a request with the same Idempotency-Key is still in progress",
-                "Conflict",
-                "a session named \"default\" already exists",
+                "session `default` already exists",
             ),
             ErrorStatus::PayloadTooLarge => (
                 "The request body is larger than the limit",
-                "Payload Too Large",
                 "request body is larger than the limit",
             ),
             ErrorStatus::UnsupportedMediaType => (
                 "The body is not `application/json`",
-                "Unsupported Media Type",
                 "Content-Type must be application/json",
             ),
             ErrorStatus::Unprocessable => (
                 "The session is not in the status the call needs (`WORKING`; `SCAN_QR_CODE` for the QR or pairing code): the upstream waits up to 5 s, then answers the object `{error, session, status, expected}`, which reaches you in this shape with a message built from those fields. Also: the upstream cannot do this with its engine, a session name it refuses, or the Idempotency-Key was used with a different body",
-                "Unprocessable Entity",
                 "Session status is not as expected. Try again later or restart the session (session \"default\", status STARTING, expected WORKING)",
             ),
             ErrorStatus::TooManyRequests => (
                 "A limit was reached: the tenant's per-second rate or monthly quota, or the organisation's upstream budget; wait `Retry-After` seconds",
-                "Too Many Requests",
-                "monthly quota of 1000 requests reached",
+                "monthly quota of 1000 requests exhausted; it resets at the start of next month (UTC)",
             ),
             ErrorStatus::BadGateway => (
                 "The upstream WhatsApp API is unreachable or answered something unreadable",
-                "Bad Gateway",
                 "the upstream WhatsApp API is unreachable",
             ),
             ErrorStatus::ServiceUnavailable => (
                 "The gateway's database is unavailable; retry shortly",
-                "Service Unavailable",
                 "quota cannot be checked right now (the database is unreachable); retry shortly",
             ),
             ErrorStatus::GatewayTimeout => (
                 "The upstream WhatsApp API did not answer in time",
-                "Gateway Timeout",
                 "the upstream WhatsApp API did not answer in time",
             ),
         }
     }
 
     pub fn response(self) -> Response {
-        let (description, reason, message) = self.meaning();
-        let code: u16 = self.code().parse().expect("status codes are numbers");
+        let (description, message) = self.meaning();
+        // The error shape as `ApiError` builds it, so the example cannot drift from it.
+        let example = ApiError::new(self.status(), message).body();
         let mut response = ResponseBuilder::new().description(description).content(
             "application/json",
             ContentBuilder::new()
                 .schema(Ref::from_schema_name("ErrorBody"))
                 .example(Some(
-                    json!({"statusCode": code, "error": reason, "message": message}),
+                    serde_json::to_value(example).expect("the error shape serializes"),
                 ))
                 .build(),
         );

@@ -3,8 +3,11 @@
 
 use crate::http::openapi::fields;
 use crate::http::openapi::responses::ErrorStatus;
-use crate::http::routes::endpoints::{self, Answer, Endpoint, Handling, SessionIn, Tag};
-use crate::http::routes::schema::Field;
+use crate::http::openapi::security;
+use crate::http::routes::endpoints::{self, Answer, Endpoint, Handling, SessionIn};
+use crate::http::routes::local::Guard;
+use crate::http::routes::schema::{Body, FieldType};
+use crate::services::{idempotency, quota};
 use serde_json::Value;
 use utoipa::openapi::header::HeaderBuilder;
 use utoipa::openapi::path::{
@@ -16,24 +19,6 @@ use utoipa::openapi::{
     Components, ContentBuilder, OpenApi, PathsBuilder, Ref, Required, ResponseBuilder,
     ResponsesBuilder, Schema,
 };
-
-/// Names for request and answer schemas that several operations share; a schema used by one
-/// operation only is named after it (`SendTextRequest`).
-const SHARED_NAMES: &[(&str, &str)] = &[
-    ("logoutSession/request", "SessionNameRequest"),
-    ("sendImage/request", "SendMediaRequest"),
-    ("startTyping/request", "ChatRequest"),
-    ("addParticipants/request", "ParticipantsRequest"),
-    ("listSessions/answer", "Session"),
-    ("getPairingCode/answer", "PairingCode"),
-    ("sendText/answer", "Message"),
-    ("startTyping/answer", "Result"),
-    ("listWebhooks/answer", "Webhook"),
-    ("previewChannelMessages/answer", "ChannelMessage"),
-    ("listChannels/answer", "Channel"),
-    ("checkExists/answer", "CheckExistsResult"),
-    ("listPresence/answer", "ChatPresence"),
-];
 
 /// The `/v1` part of the document: paths, and the schemas they reference.
 pub fn document() -> OpenApi {
@@ -78,19 +63,15 @@ fn operation(endpoint: &Endpoint, schemas: &mut SchemaNames) -> utoipa::openapi:
         .tag(endpoint.tag.as_str())
         .operation_id(Some(endpoint.operation_id))
         .summary(Some(endpoint.summary))
+        .securities(Some(security::requirements(Guard::Tenant(Some(
+            endpoint.scope,
+        )))))
         .description(Some(description(endpoint)));
     for name in path_params(endpoint.path) {
         op = op.parameter(path_param(name));
     }
     for param in endpoint.query {
         let description = (!param.description.is_empty()).then_some(param.description);
-        let field = Field {
-            name: param.name,
-            ty: param.ty,
-            required: param.required,
-            description: param.description,
-            example: param.example,
-        };
         op = op.parameter(
             ParameterBuilder::new()
                 .name(param.name)
@@ -102,7 +83,7 @@ fn operation(endpoint: &Endpoint, schemas: &mut SchemaNames) -> utoipa::openapi:
                 })
                 .description(description)
                 .schema(Some(fields::of_type(&param.ty)))
-                .example(fields::example(&field)),
+                .example(fields::example(param)),
         );
     }
     if endpoint.idempotent {
@@ -111,25 +92,26 @@ fn operation(endpoint: &Endpoint, schemas: &mut SchemaNames) -> utoipa::openapi:
                 .name("Idempotency-Key")
                 .parameter_in(ParameterIn::Header)
                 .required(Required::False)
-                .description(Some(
-                    "Any 1 to 255 printable ASCII characters. A retry with the same key and the \
-                     same body within 24 hours answers the first answer again (with \
-                     `Idempotent-Replayed: true`) without sending twice; the same key with a \
-                     different body answers 422.",
-                ))
+                .description(Some(format!(
+                    "Any 1 to {} printable ASCII characters. A retry with the same key and \
+                         the same body within 24 hours answers the first answer again (with \
+                         `Idempotent-Replayed: true`) without sending twice; the same key with \
+                         a different body answers 422.",
+                    idempotency::KEY_MAX_BYTES
+                )))
                 .schema(Some(
                     ObjectBuilder::new()
                         .schema_type(SchemaType::String)
                         .min_length(Some(1))
-                        .max_length(Some(255))
-                        .pattern(Some("^[!-~]+$")),
+                        .max_length(Some(idempotency::KEY_MAX_BYTES))
+                        .pattern(Some(idempotency::KEY_PATTERN)),
                 )),
             // No example: Swagger UI would pre-fill it, and every "Try it out" would then
             // replay the first answer (or answer 422 for a new body).
         );
     }
     if let Some(body) = endpoint.body {
-        let name = schemas.name(endpoint, "request", fields::object(body).into());
+        let name = schemas.name(body, fields::object(body).into());
         let session_field = match endpoint.session {
             SessionIn::Body(field) => Some(field),
             _ => None,
@@ -199,7 +181,7 @@ fn description(endpoint: &Endpoint) -> String {
             ),
         Handling::Forward | Handling::DeleteSession => {}
     }
-    if let Some(status) = needs_session_status(endpoint) {
+    if let Some(status) = endpoint.requires_status.map(|s| s.as_str()) {
         text.push_str(&format!(
             " The session must be `{status}`: the upstream waits up to 5 s for it, then answers 422 with the session, its status and the status expected."
         ));
@@ -220,23 +202,22 @@ fn path_params(path: &str) -> impl Iterator<Item = &str> {
 }
 
 fn path_param(name: &str) -> ParameterBuilder {
-    let (description, example) = match name {
-        "session" => ("Session name", "default"),
-        "groupId" => ("Group id", "120363024802736123@g.us"),
-        "channelId" => ("Channel id", "120363024802736123@newsletter"),
+    let (description, example, ty) = match name {
+        "session" => ("Session name", "default", FieldType::Session),
+        "groupId" => ("Group id", "120363024802736123@g.us", FieldType::String),
+        "channelId" => (
+            "Channel id",
+            "120363024802736123@newsletter",
+            FieldType::String,
+        ),
         other => panic!("no description for path parameter `{other}`: add one here"),
     };
-    let mut schema = ObjectBuilder::new().schema_type(SchemaType::String);
-    if name == "session" {
-        // The gateway's rule for session names (`sessions::SessionName`).
-        schema = schema.pattern(Some("^[A-Za-z0-9_-]{1,64}$"));
-    }
     ParameterBuilder::new()
         .name(name)
         .parameter_in(ParameterIn::Path)
         .required(Required::True)
         .description(Some(description))
-        .schema(Some(schema))
+        .schema(Some(fields::of_type(&ty)))
         .example(Some(Value::String(example.into())))
 }
 
@@ -247,8 +228,8 @@ fn success(endpoint: &Endpoint, schemas: &mut SchemaNames) -> utoipa::openapi::R
     };
     let mut response = ResponseBuilder::new().description(description);
     match endpoint.answer {
-        Answer::Object(fields) => {
-            let name = schemas.name(endpoint, "answer", fields::answer_object(fields).into());
+        Answer::Object(body) => {
+            let name = schemas.name(body, fields::answer_object(body).into());
             response = response.content(
                 "application/json",
                 ContentBuilder::new()
@@ -256,8 +237,8 @@ fn success(endpoint: &Endpoint, schemas: &mut SchemaNames) -> utoipa::openapi::R
                     .build(),
             );
         }
-        Answer::List(fields) => {
-            let name = schemas.name(endpoint, "answer", fields::answer_object(fields).into());
+        Answer::List(body) => {
+            let name = schemas.name(body, fields::answer_object(body).into());
             response = response.content(
                 "application/json",
                 ContentBuilder::new()
@@ -303,7 +284,7 @@ fn success(endpoint: &Endpoint, schemas: &mut SchemaNames) -> utoipa::openapi::R
         }
         Answer::Empty => {}
     }
-    for (name, description, example) in QUOTA_HEADERS {
+    for (name, (description, example)) in quota::HEADERS.iter().zip(QUOTA_HEADERS) {
         response = response.header(
             *name,
             HeaderBuilder::new()
@@ -315,48 +296,17 @@ fn success(endpoint: &Endpoint, schemas: &mut SchemaNames) -> utoipa::openapi::R
     response.build()
 }
 
-/// The quota headers on every `/v1` answer of a tenant with those limits (`Quotas::headers`).
-const QUOTA_HEADERS: &[(&str, &str, &str)] = &[
+/// What each of `quota::HEADERS` says, with an example, in its order.
+const QUOTA_HEADERS: [(&str, &str); 5] = [
+    ("The tenant's monthly allowance", "1000"),
+    ("Calls left this month", "958"),
+    ("Seconds until the month resets (UTC)", "86400"),
+    ("The per-second limit (IETF draft)", "10;w=1"),
     (
-        "X-RateLimit-Requests-Limit",
-        "The tenant's monthly allowance",
-        "1000",
-    ),
-    (
-        "X-RateLimit-Requests-Remaining",
-        "Calls left this month",
-        "958",
-    ),
-    (
-        "X-RateLimit-Requests-Reset",
-        "Seconds until the month resets (UTC)",
-        "86400",
-    ),
-    (
-        "RateLimit-Policy",
-        "The per-second limit (IETF draft)",
-        "10;w=1",
-    ),
-    (
-        "RateLimit",
         "Standing in the current second (IETF draft)",
         "limit=10, remaining=9, reset=1",
     ),
 ];
-
-/// The session status the upstream requires for the call (it answers 422 otherwise, as WAHA
-/// does): `WORKING` for everything done through the account, `SCAN_QR_CODE` to authenticate.
-fn needs_session_status(endpoint: &Endpoint) -> Option<&'static str> {
-    match endpoint.tag {
-        Tag::Messages | Tag::Groups | Tag::Channels | Tag::Contacts | Tag::Presence => {
-            Some("WORKING")
-        }
-        Tag::Sessions if matches!(endpoint.operation_id, "getQrCode" | "getPairingCode") => {
-            Some("SCAN_QR_CODE")
-        }
-        Tag::Sessions | Tag::Webhooks => None,
-    }
-}
 
 /// Every error status the gateway can answer for this row, and why.
 pub fn error_statuses(endpoint: &Endpoint) -> Vec<ErrorStatus> {
@@ -389,7 +339,7 @@ pub fn error_statuses(endpoint: &Endpoint) -> Vec<ErrorStatus> {
     }
     // The session is not in the status the call needs; an Idempotency-Key reused with
     // another body.
-    if needs_session_status(endpoint).is_some() || endpoint.idempotent {
+    if endpoint.requires_status.is_some() || endpoint.idempotent {
         statuses.push(Unprocessable);
     }
     statuses.push(TooManyRequests);
@@ -434,45 +384,47 @@ fn qr_value() -> Schema {
         .into()
 }
 
-/// Gives each distinct request or answer schema one name, so identical bodies share a
-/// component and generated clients share a type.
+/// The schemas of the rows' bodies, by their `Body::schema_name`: one component per name, and
+/// one name per schema, so generated clients share a type wherever the gateway does.
 #[derive(Default)]
 struct SchemaNames {
     named: Vec<(String, Schema)>,
 }
 
 impl SchemaNames {
-    fn name(&mut self, endpoint: &Endpoint, role: &str, schema: Schema) -> String {
+    fn name(&mut self, body: &Body, schema: Schema) -> String {
         let json = serde_json::to_value(&schema).expect("schemas serialize");
-        if let Some((name, _)) = self
-            .named
-            .iter()
-            .find(|(_, s)| serde_json::to_value(s).ok().as_ref() == Some(&json))
-        {
+        let same = |s: &Schema| serde_json::to_value(s).ok().as_ref() == Some(&json);
+        if let Some((name, other)) = self.named.iter().find(|(n, _)| n == body.schema_name) {
+            assert!(same(other), "two different schemas are both named {name}");
             return name.clone();
         }
-        let key = format!("{}/{role}", endpoint.operation_id);
-        let name = SHARED_NAMES
-            .iter()
-            .find(|(k, _)| *k == key)
-            .map(|(_, name)| (*name).to_owned())
-            .unwrap_or_else(|| {
-                let mut op = endpoint.operation_id.to_owned();
-                op[..1].make_ascii_uppercase();
-                format!(
-                    "{op}{}",
-                    if role == "request" {
-                        "Request"
-                    } else {
-                        "Answer"
-                    }
-                )
-            });
-        assert!(
-            !self.named.iter().any(|(n, _)| *n == name),
-            "two different schemas are both named {name}"
-        );
-        self.named.push((name.clone(), schema));
-        name
+        if let Some((name, _)) = self.named.iter().find(|(_, s)| same(s)) {
+            panic!(
+                "{} and {name} are the same schema: give them one Body",
+                body.schema_name
+            );
+        }
+        self.named.push((body.schema_name.to_owned(), schema));
+        body.schema_name.to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::http::header::HeaderValue;
+
+    #[test]
+    fn the_idempotency_key_pattern_agrees_with_parse_key() {
+        let pattern = regex::Regex::new(idempotency::KEY_PATTERN).unwrap();
+        let longest = "k".repeat(idempotency::KEY_MAX_BYTES);
+        for key in ["abc-123", "!~", "a b", "tab\there", "", &longest] {
+            let parsed = HeaderValue::from_str(key)
+                .ok()
+                .is_some_and(|v| idempotency::parse_key(&v).is_ok());
+            let documented = pattern.is_match(key) && key.len() <= idempotency::KEY_MAX_BYTES;
+            assert_eq!(parsed, documented, "{key:?}");
+        }
     }
 }

@@ -1,7 +1,9 @@
-//! The hosted API's surface: its table of endpoints, the client that calls it, and the proxy
-//! that serves each row to tenants.
+//! The HTTP surface as data: the forwarded table ([`endpoints`], the hosted API's rows) and
+//! the local table ([`local`], what the gateway serves itself), registered here and
+//! documented from the same rows (`crate::http::openapi`).
 
 pub mod endpoints;
+pub mod local;
 pub mod path_params;
 pub mod schema;
 
@@ -9,33 +11,71 @@ pub use endpoints::{Endpoint, Handling};
 
 use actix_web::web;
 
-/// Registers every forwarded row of the table. Rows sharing a path become one resource, so a
-/// method the hosted API does not declare on a known path answers 405; fixed paths are
-/// registered before patterns (`/v1/sessions/start` before `/v1/sessions/{session}`).
+/// Registers every row of both tables. Rows sharing a path become one resource, so a method
+/// no row declares on a known path answers 405. Resources are registered most specific first
+/// (see [`specificity`]), so no table and no module has to come before another.
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    let mut paths: Vec<&'static str> = Vec::new();
-    for endpoint in endpoints::all() {
-        if !paths.contains(&endpoint.path) {
-            paths.push(endpoint.path);
-        }
-    }
-    paths.sort_by_key(|p| p.matches('{').count());
+    let mut paths: Vec<&str> = endpoints::all().iter().map(|e| e.path).collect();
+    paths.extend(local::all().iter().map(|r| r.path.as_str()));
+    paths.sort_by_key(|path| specificity(path));
+    paths.dedup();
     for path in paths {
-        let rows = endpoints::all()
+        let forwarded = endpoints::all()
             .iter()
-            .filter(|e| e.path == path && e.handling != Handling::WebhookRelay);
-        let mut resource = web::resource(path);
-        let mut served = false;
-        for endpoint in rows {
-            served = true;
-            resource = resource.route(web::method(endpoint.method.clone()).to(
-                move |req, payload, caller, state| {
-                    crate::http::tenant::proxy::handle(endpoint, req, payload, caller, state)
-                },
-            ));
-        }
-        if served {
-            cfg.service(resource);
-        }
+            .filter(|e| e.path == path)
+            .map(|e| serve(e).method(e.method.clone()));
+        let local = local::all()
+            .iter()
+            .filter(|r| r.path == path)
+            .map(|r| (r.handler)().method(r.method.clone()));
+        cfg.service(
+            forwarded
+                .chain(local)
+                .fold(web::resource(path), |resource, route| resource.route(route)),
+        );
+    }
+}
+
+/// How actix tries a path: per segment, a literal before a `{parameter}`, from the left, so
+/// `/v1/sessions/start` comes before `/v1/sessions/{session}` (which would take it). Paths that
+/// sort equal match disjoint requests; the sort is stable, and equal paths end up adjacent.
+fn specificity(path: &str) -> (Vec<bool>, &str) {
+    let segments = path.split('/').map(|s| s.starts_with('{')).collect();
+    (segments, path)
+}
+
+/// A forwarded row's handler: the proxy, or the gateway's own for the rows it serves itself.
+fn serve(endpoint: &'static Endpoint) -> actix_web::Route {
+    if endpoint.handling == Handling::WebhookRelay {
+        return (local::relayed(endpoint))();
+    }
+    web::route().to(move |req, payload, caller, state| {
+        crate::http::tenant::proxy::handle(endpoint, req, payload, caller, state)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn literal_segments_come_before_parameters() {
+        let mut paths = [
+            "/v1/sessions/{session}",
+            "/admin/v1/sessions/{upstream_name}",
+            "/v1/sessions/start",
+            "/admin/v1/sessions/adopt",
+        ];
+        paths.sort_by_key(|p| specificity(p));
+        assert!(
+            paths.iter().position(|p| *p == "/v1/sessions/start")
+                < paths.iter().position(|p| *p == "/v1/sessions/{session}")
+        );
+        assert!(
+            paths.iter().position(|p| *p == "/admin/v1/sessions/adopt")
+                < paths
+                    .iter()
+                    .position(|p| *p == "/admin/v1/sessions/{upstream_name}")
+        );
     }
 }

@@ -5,21 +5,31 @@
 //! OpenAPI schema of the same body, so the document cannot drift from what is enforced.
 //! Unknown fields are allowed and forwarded untouched: the upstream may know more than we do.
 
+use crate::domain::{events, SessionName};
+use crate::http::error::ApiError;
 use serde_json::Value;
 
 /// The type of one field, with the rule the upstream applies to it.
 #[derive(Debug, Clone, Copy)]
-pub enum Ty {
+pub enum FieldType {
     String,
     /// A string with at least one non-blank character.
     Text,
     Bool,
-    Integer,
+    /// An integer within the bounds given (inclusive).
+    Integer {
+        min: Option<i64>,
+        max: Option<i64>,
+    },
     /// A number within an inclusive range.
     Number {
         min: f64,
         max: f64,
     },
+    /// A session name, by `SessionName`'s rule.
+    Session,
+    /// Webhook event names, at least one, each one of `domain::events::EVENT_NAMES`.
+    Events,
     /// A WhatsApp chat id: `1234567890`, `...@c.us`, `...@g.us`, `...@newsletter`, ...
     ChatId,
     /// One of a fixed set of strings.
@@ -49,7 +59,7 @@ pub enum Ty {
 #[derive(Debug, Clone, Copy)]
 pub struct Field {
     pub name: &'static str,
-    pub ty: Ty,
+    pub ty: FieldType,
     pub required: bool,
     pub description: &'static str,
     /// A JSON literal shown as the example in the OpenAPI document.
@@ -59,7 +69,7 @@ pub struct Field {
 impl Field {
     pub const fn required(
         name: &'static str,
-        ty: Ty,
+        ty: FieldType,
         description: &'static str,
         example: &'static str,
     ) -> Self {
@@ -74,18 +84,56 @@ impl Field {
 
     pub const fn optional(
         name: &'static str,
-        ty: Ty,
+        ty: FieldType,
         description: &'static str,
         example: &'static str,
     ) -> Self {
+        let mut field = Self::required(name, ty, description, example);
+        field.required = false;
+        field
+    }
+}
+
+/// A JSON body, request or answer: its fields, and the name of its schema in the document.
+/// Rows that take or answer the same `Body` share the schema, so generated clients share a type.
+#[derive(Debug)]
+pub struct Body {
+    pub schema_name: &'static str,
+    pub fields: &'static [Field],
+}
+
+impl Body {
+    pub const fn new(schema_name: &'static str, fields: &'static [Field]) -> Self {
         Self {
-            name,
-            ty,
-            required: false,
-            description,
-            example,
+            schema_name,
+            fields,
         }
     }
+}
+
+impl std::ops::Deref for Body {
+    type Target = [Field];
+
+    fn deref(&self) -> &[Field] {
+        self.fields
+    }
+}
+
+impl<'a> IntoIterator for &'a Body {
+    type Item = &'a Field;
+    type IntoIter = std::slice::Iter<'a, Field>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.fields.iter()
+    }
+}
+
+impl FieldType {
+    /// Any integer.
+    pub const INTEGER: FieldType = FieldType::Integer {
+        min: None,
+        max: None,
+    };
 }
 
 /// The suffixes WhatsApp uses for the kinds of chat.
@@ -128,136 +176,169 @@ fn validate_object(
     Ok(())
 }
 
-fn check(value: &Value, ty: &Ty, path: &str) -> Result<(), Invalid> {
+fn check(value: &Value, ty: &FieldType, path: &str) -> Result<(), Invalid> {
     let fail = |rule: &str| Err(Invalid(format!("{path} {rule}")));
     match ty {
-        Ty::String => {
+        FieldType::String | FieldType::OpenEnum(_) => {
             if !value.is_string() {
                 return fail("must be a string");
             }
         }
-        Ty::Text => match value.as_str() {
+        FieldType::Text => match value.as_str() {
             Some(s) if !s.trim().is_empty() => {}
             Some(_) => return fail("must not be empty"),
             None => return fail("must be a string"),
         },
-        Ty::Bool => {
+        FieldType::Session => match value.as_str() {
+            Some(s) => SessionName::parse(s)
+                .map(drop)
+                .map_err(|e| Invalid(format!("{path}: {}", message_of(e))))?,
+            None => return fail("must be a string"),
+        },
+        FieldType::Bool => {
             if !value.is_boolean() {
                 return fail("must be true or false");
             }
         }
-        Ty::Integer => {
-            if !(value.is_i64() || value.is_u64()) {
-                return fail("must be an integer");
-            }
-        }
-        Ty::Number { min, max } => match value.as_f64() {
+        FieldType::Integer { min, max } => check_integer(value, *min, *max, path)?,
+        FieldType::Number { min, max } => match value.as_f64() {
             Some(n) if (*min..=*max).contains(&n) => {}
             Some(_) => return fail(&format!("must be between {min} and {max}")),
             None => return fail("must be a number"),
         },
-        Ty::ChatId => {
+        FieldType::ChatId => {
             match value.as_str() {
                 Some(s) if is_chat_id(s) => {}
                 Some(_) => return fail(
                     "must be a phone number with country code (1234567890) or a chat id such as \
-                     1234567890@c.us, 120363024802736123@g.us or 120363024802736123@newsletter",
+                 1234567890@c.us, 120363024802736123@g.us or 120363024802736123@newsletter",
                 ),
                 None => return fail("must be a string"),
             }
         }
-        Ty::Enum(options) => match value.as_str() {
+        FieldType::Enum(options) => match value.as_str() {
             Some(s) if options.contains(&s) => {}
             _ => return fail(&format!("must be one of: {}", options.join(", "))),
         },
-        Ty::OpenEnum(_) => {
-            if !value.is_string() {
-                return fail("must be a string");
-            }
-        }
-        Ty::File => {
-            let Value::Object(file) = value else {
-                return fail("must be an object with url or data, and mimetype");
-            };
-            let url = file.get("url").filter(|v| !v.is_null());
-            let data = file.get("data").filter(|v| !v.is_null());
-            match (url, data) {
-                (None, None) => {
-                    return Err(Invalid(format!("{path}.url or {path}.data is required")))
-                }
-                (Some(_), Some(_)) => {
-                    return Err(Invalid(format!("{path} takes url or data, not both")))
-                }
-                (Some(u), None) => check_url(u, &format!("{path}.url"))?,
-                (None, Some(d)) => check_base64(d, &format!("{path}.data"))?,
-            }
-            validate_object(file, FILE_FIELDS, &format!("{path}."))?;
-        }
-        Ty::Object(fields) => match value {
+        FieldType::File => check_file(value, path)?,
+        FieldType::Object(fields) => match value {
             Value::Object(map) => validate_object(map, fields, &format!("{path}."))?,
             _ => return fail("must be an object"),
         },
-        Ty::Strings { min } => {
-            let Some(items) = value.as_array() else {
-                return fail("must be an array of strings");
-            };
-            if items.len() < *min {
-                return fail(&format!(
-                    "must have at least {min} item{}",
-                    if *min == 1 { "" } else { "s" }
-                ));
-            }
-            for (i, item) in items.iter().enumerate() {
-                check(item, &Ty::Text, &format!("{path}[{i}]"))?;
+        FieldType::Strings { min } => {
+            for (item, at) in items(value, *min, "strings", path)? {
+                check(item, &FieldType::Text, &at)?;
             }
         }
-        Ty::ChatIds => {
-            let Some(items) = value.as_array() else {
-                return fail("must be an array of chat ids");
-            };
-            for (i, item) in items.iter().enumerate() {
-                check(item, &Ty::ChatId, &format!("{path}[{i}]"))?;
+        FieldType::Events => {
+            let names = items(value, 1, "strings", path)?
+                .map(|(item, at)| match item.as_str() {
+                    Some(s) if !s.trim().is_empty() => Ok(s.to_owned()),
+                    _ => check(item, &FieldType::Text, &at).map(|()| String::new()),
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            // The relay's own check, so the message lists the valid events as it does.
+            events::parse_events(Some(&names)).map_err(|e| Invalid(message_of(e)))?;
+        }
+        FieldType::ChatIds => {
+            for (item, at) in items(value, 0, "chat ids", path)? {
+                check(item, &FieldType::ChatId, &at)?;
             }
         }
-        Ty::Mentions => {
+        FieldType::Mentions => {
             let Some(items) = value.as_array() else {
                 return fail("must be an array of chat ids, or [\"all\"]");
             };
             for (i, item) in items.iter().enumerate() {
                 if item.as_str() != Some(MENTION_ALL) {
-                    check(item, &Ty::ChatId, &format!("{path}[{i}]"))?;
+                    check(item, &FieldType::ChatId, &format!("{path}[{i}]"))?;
                 }
             }
         }
-        Ty::Objects { fields, min } => {
-            let Some(items) = value.as_array() else {
-                return fail("must be an array of objects");
-            };
-            if items.len() < *min {
-                return fail(&format!(
-                    "must have at least {min} item{}",
-                    if *min == 1 { "" } else { "s" }
-                ));
-            }
-            for (i, item) in items.iter().enumerate() {
-                check(item, &Ty::Object(fields), &format!("{path}[{i}]"))?;
+        FieldType::Objects { fields, min } => {
+            for (item, at) in items(value, *min, "objects", path)? {
+                check(item, &FieldType::Object(fields), &at)?;
             }
         }
     }
     Ok(())
 }
 
+/// What a rule's owner says when it refuses a value, as it would say it to the caller.
+fn message_of(refusal: impl Into<ApiError>) -> String {
+    refusal.into().message().to_owned()
+}
+
+/// The items of an array of `what` with at least `min` of them, each with its path.
+fn items<'v>(
+    value: &'v Value,
+    min: usize,
+    what: &str,
+    path: &str,
+) -> Result<impl Iterator<Item = (&'v Value, String)> + use<'v>, Invalid> {
+    let Some(items) = value.as_array() else {
+        return Err(Invalid(format!("{path} must be an array of {what}")));
+    };
+    if items.len() < min {
+        let plural = if min == 1 { "" } else { "s" };
+        return Err(Invalid(format!(
+            "{path} must have at least {min} item{plural}"
+        )));
+    }
+    let path = path.to_owned();
+    Ok(items
+        .iter()
+        .enumerate()
+        .map(move |(i, item)| (item, format!("{path}[{i}]"))))
+}
+
+fn check_integer(
+    value: &Value,
+    min: Option<i64>,
+    max: Option<i64>,
+    path: &str,
+) -> Result<(), Invalid> {
+    if !(value.is_i64() || value.is_u64()) {
+        return Err(Invalid(format!("{path} must be an integer")));
+    }
+    let n = value.as_i64();
+    let below = min.is_some_and(|min| n.is_some_and(|n| n < min));
+    let above = max.is_some_and(|max| n.is_none_or(|n| n > max));
+    if below || above {
+        let (min, max) = (min.unwrap_or(i64::MIN), max.unwrap_or(i64::MAX));
+        return Err(Invalid(format!("{path} must be between {min} and {max}")));
+    }
+    Ok(())
+}
+
+fn check_file(value: &Value, path: &str) -> Result<(), Invalid> {
+    let Value::Object(file) = value else {
+        return Err(Invalid(format!(
+            "{path} must be an object with url or data, and mimetype"
+        )));
+    };
+    let url = file.get("url").filter(|v| !v.is_null());
+    let data = file.get("data").filter(|v| !v.is_null());
+    match (url, data) {
+        (None, None) => return Err(Invalid(format!("{path}.url or {path}.data is required"))),
+        (Some(_), Some(_)) => return Err(Invalid(format!("{path} takes url or data, not both"))),
+        (Some(u), None) => check_url(u, &format!("{path}.url"))?,
+        (None, Some(d)) => check_base64(d, &format!("{path}.data"))?,
+    }
+    validate_object(file, FILE_FIELDS, &format!("{path}."))
+}
+
 /// The parts of `file` other than its source.
 pub const FILE_FIELDS: &[Field] = &[
     Field::required(
         "mimetype",
-        Ty::Text,
+        FieldType::Text,
         "MIME type of the file",
         r#""image/jpeg""#,
     ),
     Field::optional(
         "filename",
-        Ty::String,
+        FieldType::String,
         "File name shown to the recipient",
         r#""photo.jpg""#,
     ),
@@ -335,26 +416,26 @@ mod tests {
     use serde_json::json;
 
     const POLL: &[Field] = &[
-        Field::required("chatId", Ty::ChatId, "", ""),
+        Field::required("chatId", FieldType::ChatId, "", ""),
         Field::required(
             "poll",
-            Ty::Object(&[
-                Field::required("name", Ty::Text, "", ""),
-                Field::required("options", Ty::Strings { min: 2 }, "", ""),
+            FieldType::Object(&[
+                Field::required("name", FieldType::Text, "", ""),
+                Field::required("options", FieldType::Strings { min: 2 }, "", ""),
             ]),
             "",
             "",
         ),
         Field::optional(
             "latitude",
-            Ty::Number {
+            FieldType::Number {
                 min: -90.0,
                 max: 90.0,
             },
             "",
             "",
         ),
-        Field::optional("file", Ty::File, "", ""),
+        Field::optional("file", FieldType::File, "", ""),
     ];
 
     fn err(body: Value) -> String {
@@ -431,7 +512,7 @@ mod tests {
 
     #[test]
     fn mentions_take_chat_ids_or_all() {
-        let fields = &[Field::optional("mentions", Ty::Mentions, "", "")];
+        let fields = &[Field::optional("mentions", FieldType::Mentions, "", "")];
         for ok in [json!(["all"]), json!(["1@c.us", "2@lid"]), json!([])] {
             assert!(validate(&json!({ "mentions": ok }), fields).is_ok(), "{ok}");
         }

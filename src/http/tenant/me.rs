@@ -46,10 +46,8 @@ pub struct MeResponse {
     operation_id = "getMe",
     responses(
         (status = 200, description = "Who you are and what you have used", body = MeResponse),
-        (status = 401, description = "Missing or invalid API key", body = ErrorBody),
         (status = 403, description = "The tenant is suspended", body = ErrorBody),
-    ),
-    security(("api_key" = []))
+    )
 )]
 pub async fn me(
     caller: TenantCaller,

@@ -60,13 +60,9 @@ const HIDDEN: &str = "********";
 const DEFAULT_LIMIT: i64 = 50;
 const MAX_LIMIT: i64 = 200;
 
-/// The OpenAPI description of the relay's own routes (the three webhook rows of the route table
-/// are documented from the table).
+/// The schemas the relay's annotations name (its routes are in `crate::http::routes::local`).
 #[derive(utoipa::OpenApi)]
-#[openapi(
-    paths(deliveries, redeliver, admin_deliveries),
-    components(schemas(DeliveryView, AdminDeliveryView))
-)]
+#[openapi(components(schemas(DeliveryView, AdminDeliveryView)))]
 pub struct WebhooksApi;
 
 /// A webhook as the tenant sees it: never its `hmacKey`, nor its headers' values.
@@ -499,9 +495,9 @@ fn filter(status: Option<&str>, limit: Option<i64>) -> Result<Filter, ApiError> 
     ),
     responses(
         (status = 200, description = "Recent deliveries, newest first", body = [DeliveryView]),
-        (status = 400, description = "A bad status or limit", body = crate::http::error::ErrorBody),
-        (status = 403, description = "The key lacks `webhooks:read`", body = crate::http::error::ErrorBody),
-        (status = 404, description = "No such session", body = crate::http::error::ErrorBody),
+        (status = 400, description = "A bad status or limit", body = ErrorBody),
+        (status = 403, description = "The key lacks `webhooks:read`", body = ErrorBody),
+        (status = 404, description = "No such session", body = ErrorBody),
     )
 )]
 pub async fn deliveries(
@@ -538,9 +534,9 @@ async fn session_deliveries(
     ),
     responses(
         (status = 202, description = "Queued for delivery again", body = DeliveryView),
-        (status = 403, description = "The key lacks `webhooks:write`", body = crate::http::error::ErrorBody),
-        (status = 404, description = "No such session or delivery", body = crate::http::error::ErrorBody),
-        (status = 409, description = "The delivery is still pending", body = crate::http::error::ErrorBody),
+        (status = 403, description = "The key lacks `webhooks:write`", body = ErrorBody),
+        (status = 404, description = "No such session or delivery", body = ErrorBody),
+        (status = 409, description = "The delivery is still pending", body = ErrorBody),
     )
 )]
 pub async fn redeliver(
@@ -590,7 +586,7 @@ pub struct AdminDeliveryView {
     ),
     responses(
         (status = 200, description = "Recent deliveries, newest first", body = [AdminDeliveryView]),
-        (status = 400, description = "A bad status or limit", body = crate::http::error::ErrorBody),
+        (status = 400, description = "A bad status or limit", body = ErrorBody),
     )
 )]
 pub async fn admin_deliveries(
@@ -612,34 +608,6 @@ pub async fn admin_deliveries(
         })
         .collect();
     Ok(HttpResponse::Ok().json(views))
-}
-
-/// The tenant routes (under `/v1/sessions/{session}/webhooks`, registered before the forwarded
-/// rows) and the upstream's ingress (no tenant credentials: the token and the HMAC are its
-/// authentication).
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/v1/sessions/{session}/webhooks")
-            .route(web::get().to(list))
-            .route(web::post().to(add))
-            .route(web::delete().to(remove)),
-    )
-    .service(
-        web::resource("/v1/sessions/{session}/webhooks/deliveries")
-            .route(web::get().to(deliveries)),
-    )
-    .service(
-        web::resource("/v1/sessions/{session}/webhooks/deliveries/{id}/redeliver")
-            .route(web::post().to(redeliver)),
-    )
-    .service(web::resource("/admin/v1/webhooks/deliveries").route(web::get().to(admin_deliveries)))
-    .service(
-        web::resource(format!(
-            "{}{{token}}",
-            crate::services::webhooks::INGRESS_PREFIX
-        ))
-        .route(web::post().to(crate::http::ingress::receive)),
-    );
 }
 
 #[cfg(test)]

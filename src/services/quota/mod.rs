@@ -82,6 +82,21 @@ pub struct Quotas {
     standing: UpstreamStanding,
 }
 
+/// The quota headers [`Quotas::headers`] puts on every `/v1` answer: the monthly quota as the
+/// hosted API's marketplace names it, and the per-second limit as the IETF RateLimit fields.
+pub const REQUESTS_LIMIT: &str = "x-ratelimit-requests-limit";
+pub const REQUESTS_REMAINING: &str = "x-ratelimit-requests-remaining";
+pub const REQUESTS_RESET: &str = "x-ratelimit-requests-reset";
+pub const RATE_POLICY: &str = "ratelimit-policy";
+pub const RATE: &str = "ratelimit";
+pub const HEADERS: [&str; 5] = [
+    REQUESTS_LIMIT,
+    REQUESTS_REMAINING,
+    REQUESTS_RESET,
+    RATE_POLICY,
+    RATE,
+];
+
 /// What the upstream's own `X-RateLimit-Requests-*` answers say of the organisation's plan.
 #[derive(Default)]
 struct UpstreamStanding {

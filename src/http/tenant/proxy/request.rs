@@ -6,7 +6,7 @@ use crate::config::Config;
 use crate::domain::UpstreamSession;
 use crate::http::error::ApiError;
 use crate::http::routes::endpoints::{Endpoint, SessionIn};
-use crate::http::routes::schema::{self, Ty};
+use crate::http::routes::schema::{self, FieldType};
 use crate::http::tenant::rewrite::query_param;
 use crate::http::tenant::session_config;
 use crate::services::upstream::UpstreamCall;
@@ -21,7 +21,7 @@ const DEFAULT_SESSION: &str = "default";
 /// The largest body a row takes: media rows `WAGW_MAX_BODY_BYTES`, the others 256 KiB (or
 /// `WAGW_MAX_BODY_BYTES` when an operator set it lower: it stays the ceiling of every row).
 pub fn body_limit(endpoint: &Endpoint, config: &Config) -> usize {
-    if has_media(endpoint.body.unwrap_or(&[])) {
+    if endpoint.body.is_some_and(|body| has_media(body)) {
         config.max_body_bytes
     } else {
         config.max_body_bytes.min(crate::http::body::limits::PLAIN)
@@ -31,9 +31,9 @@ pub fn body_limit(endpoint: &Endpoint, config: &Config) -> usize {
 /// Whether a row's body carries a file, anywhere in its fields (from the route table).
 fn has_media(fields: &[schema::Field]) -> bool {
     fields.iter().any(|f| match &f.ty {
-        Ty::File => true,
-        Ty::Object(inner) => has_media(inner),
-        Ty::Objects { fields, .. } => has_media(fields),
+        FieldType::File => true,
+        FieldType::Object(inner) => has_media(inner),
+        FieldType::Objects { fields, .. } => has_media(fields),
         _ => false,
     })
 }

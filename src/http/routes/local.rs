@@ -1,0 +1,227 @@
+//! The routes the gateway serves itself: the local `/v1` rows (deliveries, redelivery, `/v1/me`,
+//! `/v1/usage`), the admin API, the operations probes and the upstream's webhook ingress. With
+//! the forwarded table ([`super::endpoints`]) this is the whole HTTP surface: `super::routes`
+//! registers both, and the OpenAPI document is built from both.
+//!
+//! Where a route's method and path come from: its handler's `#[utoipa::path(...)]`, read back
+//! through the `utoipa::Path` struct the macro generates (`__path_<handler>`). The annotation
+//! must state them for the document in any case (utoipa 4 takes them as literals, and without
+//! actix's `#[get]` macros, which would answer 404 where 405 is wanted), so reading them back
+//! leaves exactly one place that says them; writing them here as well would be a second copy
+//! that nothing keeps in step. Two kinds of route have no annotation:
+//! - the webhook rows of the forwarded table (`Handling::WebhookRelay`): served by handlers
+//!   named here ([`relayed`]), while the row gives their method, path, scope and document;
+//! - the ingress, which is not part of the API a client calls and is not documented: its
+//!   path is the relay's own constant.
+//!
+//! The guard says who may call a route. The document's security and the answers every guarded
+//! route can give (401, 503...) come from it, not from path prefixes. The tenant handlers
+//! still check their scope themselves (`caller.require`, before anything else they do): a
+//! wrapper checking the guard's scope would run before the extractors and outside the
+//! handlers' quota headers, and so change which error some requests get. The guard's scope is
+//! what the document shows.
+
+use crate::domain::Scope;
+use crate::http::admin::{admins, audit, keys, sessions, tenants, usage};
+use crate::http::routes::endpoints::Endpoint;
+use crate::http::tenant::{me, webhooks};
+use actix_web::http::Method;
+use actix_web::web;
+use std::sync::LazyLock;
+use utoipa::openapi::path::{Operation, PathItemType};
+
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Guard {
+    /// A tenant key; with a scope, one that grants it.
+    Tenant(Option<Scope>),
+    /// An admin token from `POST /admin/v1/login`.
+    Admin,
+    /// Anyone: the admin login, which issues the admin token (and reads the database).
+    AdminLogin,
+    /// Anyone, and the answer never depends on credentials: the probes.
+    Open,
+    /// Open unless the operator set `WAGW_METRICS_TOKEN`.
+    MetricsToken,
+    /// The upstream delivering events: the URL's token and the HMAC authenticate it.
+    Ingress,
+}
+
+/// Builds the actix route of a handler (the method is added by the registration).
+pub type Handler = fn() -> actix_web::Route;
+
+pub struct Route {
+    pub method: Method,
+    pub path: String,
+    pub guard: Guard,
+    pub handler: Handler,
+    /// The operation as the handler's annotation documents it; `None` for an undocumented route.
+    pub operation: Option<(PathItemType, Operation)>,
+}
+
+impl Route {
+    /// A route documented by its handler's `#[utoipa::path]`, which gives its method and path.
+    pub fn documented<P: utoipa::Path>(guard: Guard, handler: Handler) -> Self {
+        let item = P::path_item(None);
+        let mut operations = item.operations.into_iter();
+        let (kind, operation) = operations
+            .next()
+            .expect("an annotated handler documents an operation");
+        assert!(operations.next().is_none(), "one operation per handler");
+        Self {
+            method: method_of(&kind),
+            path: P::path(),
+            guard,
+            handler,
+            operation: Some((kind, operation)),
+        }
+    }
+}
+
+/// A documented route: `route!(guard, module::handler, __path_handler)`, the last being the
+/// struct its annotation generates (checked at compile time: `macro_rules!` cannot build the
+/// name itself).
+macro_rules! route {
+    ($guard:expr, $module:ident :: $handler:ident, $doc:ident) => {{
+        const _: () = assert!(
+            same(stringify!($doc), concat!("__path_", stringify!($handler))),
+            "the annotation struct must be the handler's"
+        );
+        Route::documented::<$module::$doc>($guard, || web::route().to($module::$handler))
+    }};
+}
+
+const fn same(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+/// Every route of this table.
+pub fn all() -> &'static [Route] {
+    static TABLE: LazyLock<Vec<Route>> = LazyLock::new(|| {
+        use crate::http::ops;
+        use Guard::{Admin, AdminLogin, MetricsToken, Open, Tenant};
+        use Scope::{UsageRead, WebhooksRead, WebhooksWrite};
+        vec![
+            // The tenant's own rows under /v1
+            route!(Tenant(None), me::me, __path_me),
+            route!(
+                Tenant(Some(UsageRead)),
+                usage::tenant_usage,
+                __path_tenant_usage
+            ),
+            route!(
+                Tenant(Some(WebhooksRead)),
+                webhooks::deliveries,
+                __path_deliveries
+            ),
+            route!(
+                Tenant(Some(WebhooksWrite)),
+                webhooks::redeliver,
+                __path_redeliver
+            ),
+            // Admin
+            route!(AdminLogin, admins::login, __path_login),
+            route!(Admin, admins::list_admins, __path_list_admins),
+            route!(Admin, admins::create_admin, __path_create_admin),
+            route!(Admin, admins::delete_admin, __path_delete_admin),
+            route!(
+                Admin,
+                admins::change_own_password,
+                __path_change_own_password
+            ),
+            route!(Admin, tenants::create_tenant, __path_create_tenant),
+            route!(Admin, tenants::list_tenants, __path_list_tenants),
+            route!(Admin, tenants::get_tenant, __path_get_tenant),
+            route!(Admin, tenants::update_tenant, __path_update_tenant),
+            route!(Admin, tenants::delete_tenant, __path_delete_tenant),
+            route!(Admin, keys::create_key, __path_create_key),
+            route!(Admin, keys::list_keys, __path_list_keys),
+            route!(Admin, keys::revoke_key, __path_revoke_key),
+            route!(Admin, keys::rotate_key, __path_rotate_key),
+            route!(Admin, audit::list_audit, __path_list_audit),
+            route!(Admin, usage::admin_tenant_usage, __path_admin_tenant_usage),
+            route!(Admin, usage::top_up, __path_top_up),
+            route!(Admin, usage::reset_month, __path_reset_month),
+            route!(Admin, usage::upstream_standing, __path_upstream_standing),
+            route!(Admin, sessions::list_sessions, __path_list_sessions),
+            route!(Admin, sessions::adopt_session, __path_adopt_session),
+            route!(Admin, sessions::delete_session, __path_delete_session),
+            route!(Admin, webhooks::admin_deliveries, __path_admin_deliveries),
+            // Operations
+            route!(Open, ops::healthz, __path_healthz),
+            route!(Open, ops::readyz, __path_readyz),
+            route!(MetricsToken, ops::metrics, __path_metrics),
+            // The upstream's events
+            Route {
+                method: Method::POST,
+                path: format!("{}{{token}}", crate::services::webhooks::INGRESS_PREFIX),
+                guard: Guard::Ingress,
+                handler: || web::route().to(crate::http::ingress::receive),
+                operation: None,
+            },
+        ]
+    });
+    &TABLE
+}
+
+/// The handler of a forwarded-table row the gateway serves itself (`Handling::WebhookRelay`):
+/// the webhook relay keeps the subscriptions, the upstream never sees a tenant's URL.
+pub fn relayed(row: &Endpoint) -> Handler {
+    match row.operation_id {
+        "listWebhooks" => || web::route().to(webhooks::list),
+        "addWebhook" => || web::route().to(webhooks::add),
+        "deleteWebhooks" => || web::route().to(webhooks::remove),
+        other => panic!("the relayed row `{other}` has no handler in routes::local"),
+    }
+}
+
+fn method_of(kind: &PathItemType) -> Method {
+    match kind {
+        PathItemType::Get => Method::GET,
+        PathItemType::Post => Method::POST,
+        PathItemType::Put => Method::PUT,
+        PathItemType::Delete => Method::DELETE,
+        PathItemType::Options => Method::OPTIONS,
+        PathItemType::Head => Method::HEAD,
+        PathItemType::Patch => Method::PATCH,
+        PathItemType::Trace => Method::TRACE,
+        PathItemType::Connect => Method::CONNECT,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::routes::endpoints::{self, Handling};
+
+    #[test]
+    fn every_relayed_row_has_a_handler() {
+        for row in endpoints::all() {
+            if row.handling == Handling::WebhookRelay {
+                relayed(row);
+            }
+        }
+    }
+
+    #[test]
+    fn no_route_is_declared_twice() {
+        let mut seen = Vec::new();
+        let forwarded = endpoints::all().iter().map(|e| (e.method.clone(), e.path));
+        let local = all().iter().map(|r| (r.method.clone(), r.path.as_str()));
+        for key in forwarded.chain(local) {
+            assert!(!seen.contains(&key), "{key:?} is declared twice");
+            seen.push(key);
+        }
+    }
+}
