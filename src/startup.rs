@@ -2,8 +2,8 @@
 
 use crate::config::Config;
 use crate::db::Database;
-use crate::http::state::AppState;
 use crate::http::error::shape_plain_errors;
+use crate::http::state::AppState;
 use crate::http::tenant::ProxyState;
 use crate::http::{admin, body, edge, listener, openapi, ops, routes};
 use crate::metrics::Metrics;

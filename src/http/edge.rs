@@ -3,23 +3,12 @@
 
 use crate::http::body::{self, BodyDeadline};
 use crate::http::error::{json_error, path_error, query_error, ApiError};
+use crate::metrics::SERVED_METHODS;
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::{Method, StatusCode};
 use actix_web::middleware::Next;
 use actix_web::{web, HttpRequest};
-
-/// The methods the gateway serves. actix accepts any token as a method; each distinct one
-/// would otherwise reach routing, the logs and (before labels were fixed) the metrics.
-pub const SERVED_METHODS: [Method; 7] = [
-    Method::GET,
-    Method::HEAD,
-    Method::POST,
-    Method::PUT,
-    Method::PATCH,
-    Method::DELETE,
-    Method::OPTIONS,
-];
 
 /// Longest request target (path and query) served. The hosted API's longest paths are well
 /// under 1 KiB; actix itself admits a head of 128 KiB.

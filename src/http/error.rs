@@ -242,10 +242,26 @@ pub fn json_error(err: actix_web::error::JsonPayloadError, _req: &HttpRequest) -
         ),
         E::Deserialize(e) if e.is_data() => ApiError::bad_request(format!("invalid body: {e}")),
         E::Deserialize(e) => ApiError::bad_request(format!("malformed JSON: {e}")),
-        E::Payload(e) => crate::http::body::payload_error(e),
+        E::Payload(e) => payload_error(e),
         _ => ApiError::bad_request("could not read the request body"),
     };
     api.into()
+}
+
+/// A body that could not be read: too slow (408), too large (413), or broken (400).
+pub fn payload_error(err: &actix_web::error::PayloadError) -> ApiError {
+    use actix_web::error::PayloadError;
+    match err {
+        PayloadError::Io(e) if e.kind() == std::io::ErrorKind::TimedOut => ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "the request body did not arrive in time",
+        ),
+        PayloadError::Overflow => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "the request body is larger than this route's limit",
+        ),
+        _ => ApiError::bad_request("the request body could not be read"),
+    }
 }
 
 /// Most bytes of a client's path or method that a message or a log line repeats: enough to
