@@ -1,5 +1,6 @@
 //! The connection pool, migrations, and the embedded PostgreSQL used when no URL is given.
 
+mod change_feed;
 pub mod embedded;
 mod pool;
 
@@ -11,6 +12,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use std::str::FromStr;
 use std::time::Duration;
 
+pub use change_feed::{ChangeFeed, Signal};
 pub use embedded::EmbeddedPostgres;
 pub use pool::{Db, DbRuntime};
 

@@ -4,18 +4,14 @@ use crate::db::constraint_violated;
 use crate::db::Db;
 use crate::http::admin::audit::{self, Actor};
 use crate::http::error::ApiError;
-use crate::services::auth::throttle::{self, Reservation};
-use crate::services::auth::{password, AdminCaller, Auth, Change};
+use crate::http::extract::AdminCaller;
+use crate::services::auth::{password, Auth, Change};
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
-use std::time::Duration;
 use uuid::Uuid;
 
-const BAD_LOGIN: &str = "invalid username or password";
-/// No admin's name is longer (`check_username`): a longer one is refused before anything.
-const MAX_USERNAME_BYTES: usize = 64;
 pub const MIN_PASSWORD_CHARS: usize = 12;
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -123,14 +119,6 @@ pub async fn insert_admin(
     Ok(created)
 }
 
-/// How long a failed login waits before answering, growing with recent failures.
-fn login_delay(failures: u32) -> Duration {
-    if failures < 3 {
-        return Duration::ZERO;
-    }
-    Duration::from_millis(250 << (failures - 3).min(3)).min(Duration::from_secs(2))
-}
-
 /// Exchange an admin's username and password for an access token
 #[utoipa::path(
     post,
@@ -153,72 +141,17 @@ pub async fn login(
     body: web::Json<LoginRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
-    if body.username.len() > MAX_USERNAME_BYTES {
-        return Err(ApiError::unauthorized(BAD_LOGIN));
-    }
-    let user_key = body.username.to_lowercase();
     let addr = audit::client_addr(&req).unwrap_or_default();
-    let pair = throttle::pair(&user_key, &addr);
-    if let Reservation::Refused { retry_after } = auth.login_by_user.reserve(&pair).await? {
-        return Err(ApiError::too_many_requests(
-            "too many failed login attempts; retry later",
-            retry_after,
-        ));
-    }
-    // An address failing for many names is slowed, never refused: behind a proxy it may
-    // be everyone's.
-    let by_addr = auth.login_by_addr.failures(&addr).await?;
-    if by_addr >= auth.login_by_addr.limit {
-        tokio::time::sleep(login_delay(by_addr)).await;
-    }
-    let checked = {
-        let _turn = auth.in_flight.turn(&format!("login {user_key}")).await;
-        check_login(pool.get_ref(), &auth, &body).await
-    };
-    let (id, token_version) = match checked {
-        Ok(Some(admin)) => admin,
-        Ok(None) => return Err(login_failed(&auth, &pair, &addr).await),
-        Err(e) => {
-            auth.login_by_user.release(&pair).await?;
-            return Err(e);
-        }
-    };
-    auth.login_by_user.reset(&pair).await?;
-    let token = auth.jwt.issue(id, token_version)?;
-    issued(&req, pool.get_ref(), &auth, id, &body.username, token).await
-}
-
-/// The admin's id and token version when the password is right (an unknown name costs the
-/// same argon2id).
-async fn check_login(
-    pool: &Db,
-    auth: &Auth,
-    body: &LoginRequest,
-) -> Result<Option<(Uuid, i32)>, ApiError> {
-    let row: Option<(Uuid, i32, String)> =
-        sqlx::query_as("SELECT id, token_version, password_hash FROM admins WHERE username = $1")
-            .bind(&body.username)
-            .fetch_optional(pool)
-            .await?;
-    let (admin, hash) = row.map(|(id, version, hash)| ((id, version), hash)).unzip();
-    let ok = auth
-        .verify_secret(body.password.expose_secret().to_owned(), hash)
-        .await?;
-    Ok(admin.filter(|_| ok))
-}
-
-/// Counts the failure for the address (the pair's was reserved), waits, answers 401.
-async fn login_failed(auth: &Auth, pair: &str, addr: &str) -> ApiError {
-    let failures = match auth.login_by_addr.record_failure(addr).await {
-        Ok(by_addr) => match auth.login_by_user.failures(pair).await {
-            Ok(by_pair) => by_pair.max(by_addr),
-            Err(e) => return e.into(),
-        },
-        Err(e) => return e.into(),
-    };
-    tracing::warn!(client = %addr, failures, "admin login failed");
-    tokio::time::sleep(login_delay(failures)).await;
-    ApiError::unauthorized(BAD_LOGIN)
+    let grant = auth.login(&body.username, &body.password, &addr).await?;
+    issued(
+        &req,
+        pool.get_ref(),
+        &auth,
+        grant.admin_id,
+        &body.username,
+        grant.token,
+    )
+    .await
 }
 
 /// Audits the login and answers the token.

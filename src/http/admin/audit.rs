@@ -3,7 +3,7 @@
 use crate::db::Db;
 use crate::http::admin::{PageQuery, Paging};
 use crate::http::error::ApiError;
-use crate::services::auth::AdminCaller;
+use crate::http::extract::AdminCaller;
 use crate::telemetry::RequestId;
 use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
@@ -39,10 +39,10 @@ impl Actor {
     }
 }
 
-/// The client's address as the failure limits count it (`crate::services::auth::client`): the peer,
+/// The client's address as the failure limits count it (`crate::http::extract::client_addr`): the peer,
 /// or the forwarded-for hop a trusted proxy reports.
 pub fn client_addr(req: &HttpRequest) -> Option<String> {
-    crate::services::auth::client::client_addr(req).map(|a| a.to_string())
+    crate::http::extract::client_addr(req).map(|a| a.to_string())
 }
 
 pub async fn record<'e, E: sqlx::PgExecutor<'e>>(

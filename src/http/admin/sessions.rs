@@ -4,8 +4,8 @@
 use crate::domain::{SessionName, UpstreamSession};
 use crate::http::admin::audit::{self, Actor};
 use crate::http::error::ApiError;
+use crate::http::extract::AdminCaller;
 use crate::http::tenant::ProxyState;
-use crate::services::auth::AdminCaller;
 use crate::services::upstream::{UpstreamCall, UpstreamClient};
 use actix_web::http::{header::HeaderMap, Method, StatusCode};
 use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};

@@ -1,8 +1,9 @@
 //! `GET /v1/me`: a tenant's own view of its key, limits and this month's usage.
 
 use crate::http::error::ApiError;
+use crate::http::extract::TenantCaller;
+use crate::http::quota_headers::QuotaHeaders;
 use crate::http::tenant::ProxyState;
-use crate::services::auth::TenantCaller;
 use crate::services::quota::UsageReport;
 use actix_web::{web, HttpResponse};
 use chrono::{DateTime, Utc};

@@ -5,13 +5,14 @@
 use crate::db::Db;
 use crate::domain::{SessionName, UpstreamSession};
 use crate::http::error::{ApiError, ErrorBody};
+use crate::http::extract::TenantCaller;
+use crate::http::quota_headers::QuotaHeaders;
 use crate::http::routes::endpoints::{Endpoint, Handling, SessionIn};
 use crate::http::routes::path_params;
 use crate::http::routes::schema::{self, Ty};
 use crate::http::tenant::rewrite::{query_param, rename_in_text, rename_session_fields};
 use crate::http::tenant::session_config;
 use crate::http::tenant::webhooks::{self, NewWebhook, SessionTarget};
-use crate::services::auth::TenantCaller;
 use crate::services::idempotency::{self, Claim};
 use crate::services::quota::{Admission, Quotas};
 use crate::services::sessions::SessionStore;
@@ -254,7 +255,7 @@ async fn serve(
             if let Some(key) = &idempotency_key {
                 idempotency::release(&state.pool, tenant, key).await;
             }
-            return Err(refusal);
+            return Err(refusal.into());
         }
     };
     *rate_remaining = admission.rate_remaining;

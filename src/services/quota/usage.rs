@@ -53,11 +53,7 @@ impl UsageRecorder {
 
     /// Writes what was counted since the last flush; on failure it is kept for the next one.
     pub async fn flush(&self) {
-        self.flush_on(&self.pool).await;
-    }
-
-    /// `flush` over `pool` (at shutdown: one opened on the runtime that is still running).
-    pub async fn flush_on(&self, pool: &Db) {
+        let pool = &self.pool;
         let _one_at_a_time = self.flushing.lock().await;
         let Pending { calls, refusals } =
             std::mem::take(&mut *self.pending.lock().expect("usage poisoned"));

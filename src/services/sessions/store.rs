@@ -2,10 +2,10 @@
 
 use crate::db::constraint_violated;
 use crate::db::Db;
+use crate::db::{ChangeFeed, Signal};
 use crate::domain::{SessionName, UpstreamSession};
 use crate::http::error::ApiError;
-use moka::future::Cache;
-use std::sync::atomic::{AtomicU64, Ordering};
+use crate::services::cache::InvalidatingCache;
 use std::sync::Arc;
 use std::time::Duration;
 use uuid::Uuid;
@@ -34,26 +34,17 @@ pub struct TenantSession {
 #[derive(Clone)]
 pub struct SessionStore {
     pool: Db,
-    cache: Cache<(Uuid, String), UpstreamSession>,
+    cache: InvalidatingCache<(Uuid, String), UpstreamSession>,
     /// Each tenant's sessions, for the list every `GET /v1/sessions` filters the upstream by.
-    lists: Cache<Uuid, Arc<Vec<OwnedSession>>>,
-    /// Bumped on every announcement, so a look-up that raced a change is not cached.
-    generation: Arc<AtomicU64>,
+    lists: InvalidatingCache<Uuid, Arc<Vec<OwnedSession>>>,
 }
 
 impl SessionStore {
     pub fn new(pool: Db) -> Self {
         Self {
             pool,
-            cache: Cache::builder()
-                .max_capacity(100_000)
-                .time_to_live(CACHE_TTL)
-                .build(),
-            lists: Cache::builder()
-                .max_capacity(10_000)
-                .time_to_live(CACHE_TTL)
-                .build(),
-            generation: Arc::new(AtomicU64::new(0)),
+            cache: InvalidatingCache::with_ttl(100_000, CACHE_TTL),
+            lists: InvalidatingCache::with_ttl(10_000, CACHE_TTL),
         }
     }
 
@@ -67,7 +58,7 @@ impl SessionStore {
         if let Some(hit) = self.cache.get(&key).await {
             return Ok(Some(hit));
         }
-        let generation = self.generation.load(Ordering::SeqCst);
+        let since = self.cache.generation();
         let found: Option<String> = sqlx::query_scalar(
             "SELECT upstream_name FROM sessions WHERE tenant_id = $1 AND name = $2",
         )
@@ -78,11 +69,9 @@ impl SessionStore {
         // Misses are not cached: a session created a moment later must be usable at once.
         let found = found.map(UpstreamSession::from_db);
         if let Some(upstream) = &found {
-            self.cache.insert(key.clone(), upstream.clone()).await;
-            if self.generation.load(Ordering::SeqCst) != generation {
-                // A change was announced while we read: serve this call, but do not keep it.
-                self.cache.invalidate(&key).await;
-            }
+            self.cache
+                .insert_read_at(key, upstream.clone(), since)
+                .await;
         }
         Ok(found)
     }
@@ -175,7 +164,6 @@ impl SessionStore {
 
     /// Drops the tenant's cached session here.
     pub async fn invalidate(&self, tenant: Uuid, name: &str) {
-        self.generation.fetch_add(1, Ordering::SeqCst);
         self.cache.invalidate(&(tenant, name.to_owned())).await;
         self.lists.invalidate(&tenant).await;
     }
@@ -194,46 +182,29 @@ impl SessionStore {
         }
     }
 
-    /// Listens for announcements from every replica (this one included) until aborted.
-    pub fn spawn_listener(&self) -> tokio::task::JoinHandle<()> {
+    /// Follows every replica's announcements (this one's included) on `feed`.
+    pub fn follow(&self, feed: &ChangeFeed) {
         let store = self.clone();
-        tokio::spawn(async move {
-            loop {
-                if let Err(e) = store.listen().await {
-                    tracing::warn!("session change listener failed, reconnecting: {e:#}");
+        feed.on(CHANNEL, move |signal| {
+            let store = store.clone();
+            async move {
+                match signal {
+                    Signal::Notified(payload) => match payload
+                        .split_once(':')
+                        .and_then(|(t, n)| Some((t.parse::<Uuid>().ok()?, n)))
+                    {
+                        Some((tenant, name)) => store.invalidate(tenant, name).await,
+                        None => tracing::warn!("ignoring an unknown session change notification"),
+                    },
+                    Signal::Missed => store.forget_everything(),
                 }
-                // Anything may have changed while we were not listening.
-                store.forget_everything();
-                tokio::time::sleep(Duration::from_millis(500)).await;
             }
-        })
+        });
     }
 
     fn forget_everything(&self) {
-        self.generation.fetch_add(1, Ordering::SeqCst);
         self.cache.invalidate_all();
         self.lists.invalidate_all();
-    }
-
-    async fn listen(&self) -> anyhow::Result<()> {
-        let mut listener = self.pool.listener().await?;
-        listener.listen(CHANNEL).await?;
-        self.forget_everything();
-        loop {
-            match listener.try_recv().await? {
-                Some(note) => match note
-                    .payload()
-                    .split_once(':')
-                    .and_then(|(t, n)| Some((t.parse::<Uuid>().ok()?, n)))
-                {
-                    Some((tenant, name)) => self.invalidate(tenant, name).await,
-                    None => tracing::warn!("ignoring an unknown session change notification"),
-                },
-                // The connection dropped (it reconnects on the next call): announcements may
-                // have been missed meanwhile.
-                None => self.forget_everything(),
-            }
-        }
     }
 
     /// Records an upstream session that already exists as the tenant's, under the tenant's
@@ -310,7 +281,6 @@ impl SessionStore {
 
     /// Every session the tenant owns (cached; concurrent misses share one read).
     pub async fn list(&self, tenant: Uuid) -> Result<Arc<Vec<OwnedSession>>, ApiError> {
-        let generation = self.generation.load(Ordering::SeqCst);
         let read = async {
             sqlx::query_as(
                 "SELECT name, upstream_name FROM sessions WHERE tenant_id = $1 ORDER BY name",
@@ -320,11 +290,7 @@ impl SessionStore {
             .await
             .map(Arc::new)
         };
-        let list = self.lists.try_get_with(tenant, read).await?;
-        if self.generation.load(Ordering::SeqCst) != generation {
-            // A change was announced while we read: serve this call, but do not keep it.
-            self.lists.invalidate(&tenant).await;
-        }
-        Ok(list)
+        // A list read across an announced change serves this call and is not kept.
+        Ok(self.lists.get_or_load(&tenant, read).await?)
     }
 }
