@@ -133,10 +133,11 @@ async fn connect_with_patience(
 
 /// Whether the database answers and every embedded migration has been applied.
 pub async fn is_ready(pool: &Db) -> anyhow::Result<()> {
-    let applied: i64 = sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations WHERE success")
-        .fetch_one(pool)
-        .await
-        .context("querying the migrations table")?;
+    let applied =
+        sqlx::query_scalar!(r#"SELECT count(*) AS "applied!" FROM _sqlx_migrations WHERE success"#)
+            .fetch_one(pool)
+            .await
+            .context("querying the migrations table")?;
     let expected = MIGRATOR.iter().count() as i64;
     anyhow::ensure!(
         applied >= expected,

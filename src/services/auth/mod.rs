@@ -293,10 +293,8 @@ impl Change {
     where
         E: sqlx::PgExecutor<'e>,
     {
-        sqlx::query("SELECT pg_notify($1, $2)")
-            .bind(CHANNEL)
-            .bind(self.payload())
-            .execute(executor)
+        sqlx::query!("SELECT pg_notify($1, $2)::text", CHANNEL, self.payload())
+            .fetch_one(executor)
             .await
             .map(|_| ())
     }

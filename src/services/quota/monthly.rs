@@ -263,42 +263,42 @@ async fn reserve(
     // (an overflow would make every call of the subject answer 503).
     let limit = limit.clamp(0, ALLOWANCE_TERM_CEILING);
     let reserve = || {
-        sqlx::query_as::<_, (i64, i64, i64)>(
-            "WITH current AS (
-                 SELECT leased, $3 + LEAST(bonus, $5) AS allowance
+        sqlx::query!(
+            r#"WITH current AS (
+                 SELECT leased, $3::bigint + LEAST(bonus, $5::bigint) AS allowance
                    FROM quota_months WHERE subject = $1 AND month = $2 FOR UPDATE
              ), block AS (
                  SELECT CASE WHEN leased < allowance
-                             THEN LEAST($4, GREATEST((allowance - leased) / 4, 1))
+                             THEN LEAST($4::bigint, GREATEST((allowance - leased) / 4, 1))
                              ELSE 0 END AS n,
                         allowance
                  FROM current
              )
              UPDATE quota_months q SET leased = q.leased + block.n
              FROM block WHERE q.subject = $1 AND q.month = $2
-             RETURNING block.n, q.leased, block.allowance",
+             RETURNING block.n AS "granted!", q.leased, block.allowance AS "allowance!""#,
+            subject,
+            month,
+            limit,
+            max_block,
+            ALLOWANCE_TERM_CEILING
         )
-        .bind(subject)
-        .bind(month)
-        .bind(limit)
-        .bind(max_block)
-        .bind(ALLOWANCE_TERM_CEILING)
         .fetch_optional(pool)
     };
     let row = match reserve().await? {
         Some(row) => row,
         None => {
-            sqlx::query(
+            sqlx::query!(
                 "INSERT INTO quota_months (subject, month) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                subject,
+                month
             )
-            .bind(subject)
-            .bind(month)
             .execute(pool)
             .await?;
             reserve().await?.ok_or(sqlx::Error::RowNotFound)?
         }
     };
-    let (granted, leased, allowance) = row;
+    let (granted, leased, allowance) = (row.granted, row.leased, row.allowance);
     lease.leased.store(leased, Ordering::Release);
     lease.allowance.store(allowance, Ordering::Release);
     lease.last_block.store(granted, Ordering::Release);
@@ -311,12 +311,12 @@ async fn hand_back(pool: &Db, subject: &str, month: &str, lease: &Lease) {
     if unspent <= 0 {
         return;
     }
-    let returned = sqlx::query(
+    let returned = sqlx::query!(
         "UPDATE quota_months SET leased = leased - $3 WHERE subject = $1 AND month = $2",
+        subject,
+        month,
+        unspent
     )
-    .bind(subject)
-    .bind(month)
-    .bind(unspent)
     .execute(pool)
     .await;
     if let Err(e) = returned {

@@ -59,14 +59,14 @@ impl UsageRecorder {
             std::mem::take(&mut *self.pending.lock().expect("usage poisoned"));
         let mut failed = Pending::default();
         for ((tenant, day, endpoint), n) in calls {
-            let written = sqlx::query(
+            let written = sqlx::query!(
                 "INSERT INTO usage_daily (tenant_id, day, endpoint, requests) VALUES ($1, $2, $3, $4)
                  ON CONFLICT (tenant_id, day, endpoint) DO UPDATE SET requests = usage_daily.requests + EXCLUDED.requests",
+                tenant,
+                day,
+                endpoint,
+                n
             )
-            .bind(tenant)
-            .bind(day)
-            .bind(endpoint)
-            .bind(n)
             .execute(pool)
             .await;
             match written {
@@ -79,14 +79,14 @@ impl UsageRecorder {
             }
         }
         for ((tenant, day, reason), n) in refusals {
-            let written = sqlx::query(
+            let written = sqlx::query!(
                 "INSERT INTO refusals_daily (tenant_id, day, reason, refusals) VALUES ($1, $2, $3, $4)
                  ON CONFLICT (tenant_id, day, reason) DO UPDATE SET refusals = refusals_daily.refusals + EXCLUDED.refusals",
+                tenant,
+                day,
+                reason,
+                n
             )
-            .bind(tenant)
-            .bind(day)
-            .bind(reason)
-            .bind(n)
             .execute(pool)
             .await;
             match written {
