@@ -127,7 +127,14 @@ impl Application {
             }
         };
         // Started last: nothing after it can fail and leave the thread running.
-        let webhook_workers = DeliveryWorkers::start(delivery_settings(&state))?;
+        let webhook_workers = match DeliveryWorkers::start(delivery_settings(&state)) {
+            Ok(workers) => workers,
+            Err(e) => {
+                server.handle().stop(false).await;
+                jobs.stop(JOBS_STOP_BOUND).await;
+                return Err(e);
+            }
+        };
         Ok(Parts {
             port,
             server,

@@ -64,3 +64,40 @@ impl QuotaHeaders for Quotas {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::services::quota::{MonthlyFigures, RateFigures};
+
+    #[test]
+    fn both_limits_give_all_five_headers() {
+        let headers = headers_for(&QuotaStanding {
+            monthly: Some(MonthlyFigures {
+                allowance: 1000,
+                remaining: 990,
+                reset_seconds: 86_400,
+            }),
+            rate: Some(RateFigures {
+                per_second: 10,
+                remaining: 7,
+            }),
+        });
+        let get = |name: &str| headers.get(name).unwrap().to_str().unwrap().to_owned();
+        assert_eq!(get(MONTHLY_LIMIT), "1000");
+        assert_eq!(get(MONTHLY_REMAINING), "990");
+        assert_eq!(get(MONTHLY_RESET), "86400");
+        assert_eq!(get(RATE_POLICY), "10;w=1");
+        assert_eq!(get(RATE), "limit=10, remaining=7, reset=1");
+        assert_eq!(headers.len(), HEADERS.len());
+    }
+
+    #[test]
+    fn no_limits_give_no_headers() {
+        let none = QuotaStanding {
+            monthly: None,
+            rate: None,
+        };
+        assert!(headers_for(&none).is_empty());
+    }
+}

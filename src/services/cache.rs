@@ -123,3 +123,51 @@ where
         self.entries.invalidate_all();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cache() -> InvalidatingCache<u32, &'static str> {
+        InvalidatingCache::with_ttl(100, Duration::from_secs(60))
+    }
+
+    #[tokio::test]
+    async fn a_value_read_across_an_invalidation_serves_but_is_not_kept() {
+        let cache = cache();
+        let since = cache.generation();
+        cache.invalidate(&7).await;
+        cache.insert_read_at(7, "stale", since).await;
+        assert_eq!(cache.get(&7).await, None);
+
+        let since = cache.generation();
+        cache.insert_read_at(7, "fresh", since).await;
+        assert_eq!(cache.get(&7).await, Some("fresh"));
+    }
+
+    #[tokio::test]
+    async fn a_load_raced_by_an_invalidation_is_returned_and_dropped() {
+        let cache = cache();
+        let loaded = cache
+            .get_or_load(&1, async {
+                cache.invalidate_all();
+                Ok::<_, ()>("raced")
+            })
+            .await;
+        assert_eq!(loaded, Ok("raced"));
+        assert_eq!(cache.get(&1).await, None);
+        let loaded = cache.get_or_load(&1, async { Ok::<_, ()>("kept") }).await;
+        assert_eq!(loaded, Ok("kept"));
+        assert_eq!(cache.get(&1).await, Some("kept"));
+    }
+
+    #[tokio::test]
+    async fn invalidate_if_drops_only_what_it_picks() {
+        let cache = cache();
+        cache.insert(1, "a").await;
+        cache.insert(2, "b").await;
+        cache.invalidate_if(|_, v| *v == "a").await;
+        assert_eq!(cache.get(&1).await, None);
+        assert_eq!(cache.get(&2).await, Some("b"));
+    }
+}

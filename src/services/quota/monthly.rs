@@ -328,3 +328,30 @@ async fn hand_back(pool: &Db, subject: &str, month: &str, lease: &Lease) {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_new_month_takes_out_the_leases_of_earlier_months() {
+        let mut leases = Leases::default();
+        assert!(leases.begin("2026-11").is_empty());
+        for subject in ["a", "b"] {
+            leases
+                .by_subject
+                .insert((subject.into(), "2026-11".into()), Arc::default());
+        }
+        assert!(
+            leases.begin("2026-11").is_empty(),
+            "same month: nothing goes"
+        );
+        let past = leases.begin("2026-12");
+        assert_eq!(past.len(), 2);
+        assert!(leases.by_subject.is_empty());
+        assert!(
+            leases.begin("2026-11").is_empty(),
+            "an earlier month never evicts"
+        );
+    }
+}
