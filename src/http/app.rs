@@ -54,12 +54,10 @@ fn routes(cfg: &mut web::ServiceConfig) {
 /// `web::Data<AppState>` instead (then its entry goes).
 struct LegacyData {
     db: web::Data<crate::db::Db>,
-    metrics: web::Data<crate::metrics::Metrics>,
     config: web::Data<crate::config::Config>,
     proxy: web::Data<crate::http::tenant::ProxyState>,
     auth: web::Data<crate::services::auth::Auth>,
     relay: web::Data<crate::services::webhooks::Relay>,
-    readiness: web::Data<ops::Readiness>,
     upstream: web::Data<crate::services::upstream::UpstreamClient>,
 }
 
@@ -67,24 +65,20 @@ impl LegacyData {
     fn of(state: &SharedState) -> Self {
         Self {
             db: web::Data::new(state.db.clone()),
-            metrics: web::Data::from(state.metrics.clone()),
             config: web::Data::from(state.config.clone()),
             proxy: web::Data::from(state.proxy.clone()),
             auth: web::Data::from(state.auth.clone()),
             relay: web::Data::from(state.relay.clone()),
-            readiness: web::Data::from(state.readiness.clone()),
             upstream: web::Data::new(state.upstream_client()),
         }
     }
 
     fn register(self, cfg: &mut web::ServiceConfig) {
         cfg.app_data(self.db)
-            .app_data(self.metrics)
             .app_data(self.config)
             .app_data(self.proxy)
             .app_data(self.auth)
             .app_data(self.relay)
-            .app_data(self.readiness)
             .app_data(self.upstream);
     }
 }

@@ -57,15 +57,10 @@ pub struct AdminCaller {
     pub username: String,
 }
 
-/// The authentication service, from the app state (or, until every app is built from
-/// `AppState` alone, the `Auth` registered on its own).
+/// The authentication service, from the app state.
 pub fn auth(req: &HttpRequest) -> Option<Arc<Auth>> {
     req.app_data::<web::Data<AppState>>()
         .map(|state| state.auth.clone())
-        .or_else(|| {
-            req.app_data::<web::Data<Auth>>()
-                .map(|a| a.clone().into_inner())
-        })
 }
 
 pub fn bearer(req: &HttpRequest) -> Option<&str> {

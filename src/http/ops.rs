@@ -4,7 +4,7 @@
 use crate::config::Config;
 use crate::db::Db;
 use crate::http::error::ApiError;
-use crate::metrics::Metrics;
+use crate::http::state::AppState;
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use secrecy::ExposeSecret;
@@ -94,11 +94,8 @@ pub async fn healthz() -> HttpResponse {
         (status = 503, description = "The database is unreachable or not migrated", body = crate::http::error::ErrorBody)
     )
 )]
-pub async fn readyz(
-    pool: web::Data<Db>,
-    readiness: web::Data<Readiness>,
-) -> Result<HttpResponse, ApiError> {
-    match readiness.probe(&pool).await {
+pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    match state.readiness.probe(&state.db).await {
         Probe::Ready => Ok(HttpResponse::Ok().json(Status { status: "ready" })),
         Probe::NotReady(e) => Err(ApiError::service_unavailable("the database is not ready")
             .with_cause(anyhow::anyhow!("{e:#}"))),
@@ -121,16 +118,15 @@ pub async fn readyz(
 )]
 pub async fn metrics(
     req: HttpRequest,
-    config: web::Data<Config>,
-    metrics: web::Data<Metrics>,
-    pool: web::Data<Db>,
+    state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    if !presents_metrics_token(&req, &config) {
+    let metrics = &state.metrics;
+    if !presents_metrics_token(&req, &state.config) {
         return Err(ApiError::unauthorized(
             "/metrics needs the metrics token: Authorization: Bearer <WAGW_METRICS_TOKEN>",
         ));
     }
-    let (size, idle) = pool.usage();
+    let (size, idle) = state.db.usage();
     let idle = idle as i64;
     metrics
         .pool_connections
