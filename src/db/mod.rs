@@ -3,6 +3,7 @@
 mod change_feed;
 pub mod embedded;
 mod pool;
+mod readiness;
 
 use crate::config::Config;
 use anyhow::Context;
@@ -15,6 +16,7 @@ use std::time::Duration;
 pub use change_feed::{ChangeFeed, Signal};
 pub use embedded::EmbeddedPostgres;
 pub use pool::{Db, DbRuntime};
+pub use readiness::{Probe, Readiness, READY_CACHE};
 
 /// Every migration in `migrations/`, embedded in the binary.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");

@@ -5,8 +5,7 @@
 //! threads. Handlers take `web::Data<AppState>` and nothing else from the app data.
 
 use crate::config::Config;
-use crate::db::{ChangeFeed, Db};
-use crate::http::ops::Readiness;
+use crate::db::{ChangeFeed, Db, Readiness};
 use crate::http::tenant::ProxyState;
 use crate::metrics::Metrics;
 use crate::services::auth::Auth;
