@@ -3,6 +3,7 @@
 //! A bad value stops the start with one line naming the variable, what was wrong and an
 //! example of a good value (`main` exits with code 2).
 
+use actix_web::http::header::HeaderValue;
 use secrecy::SecretString;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -80,10 +81,13 @@ pub struct HttpConfig {
 pub struct UpstreamConfig {
     /// The hosted API's origin, without `/v1`; `/v1/...` paths are appended unchanged.
     pub url: Url,
-    /// The organisation's subscription key. `None`: sandbox mode, the simulator is the upstream.
+    /// The organisation's subscription key, checked to be a header value. `None`: sandbox
+    /// mode, the simulator is the upstream.
     pub key: Option<SecretString>,
     /// Sent as `x-rapidapi-host`.
     pub host: String,
+    /// `host`, checked to be a header value.
+    pub host_header: HeaderValue,
     pub connect_timeout: Duration,
     pub request_timeout: Duration,
     /// Attempts for idempotent (GET) calls on connect errors, 502, 503 and 429.
@@ -141,108 +145,17 @@ impl Config {
     /// Reads settings through `lookup`, so tests can pass a map instead of the environment.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let env = Env(&lookup);
-        let upstream_url: Url = env.parse_or(
-            "WAGW_UPSTREAM_URL",
-            DEFAULT_UPSTREAM_URL.parse().expect("default upstream URL"),
-            "https://whatsapp-messaging-bot.p.rapidapi.com",
-        )?;
-        let upstream_url = check_origin("WAGW_UPSTREAM_URL", upstream_url)?;
-        let default_host = upstream_url.host_str().unwrap_or_default().to_owned();
-        let upstream_host = env.string("WAGW_UPSTREAM_HOST").unwrap_or(default_host);
-        header_value("WAGW_UPSTREAM_HOST", &upstream_host, "api.example.com")?;
-
+        let upstream = upstream_config(&env)?;
         let public_url = env
             .optional::<Url>("WAGW_PUBLIC_URL", "https://gateway.example.com")?
             .map(|u| check_origin("WAGW_PUBLIC_URL", u))
             .transpose()?;
-
-        let database_url = env.string("DATABASE_URL");
-        if let Some(url) = &database_url {
-            if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
-                return Err(ConfigError {
-                    var: "DATABASE_URL",
-                    problem: "must be a postgres:// or postgresql:// URL".into(),
-                    example: "postgres://wagw:secret@localhost:5432/wagw",
-                });
-            }
-        }
-
-        let log_format = match env.string("WAGW_LOG_FORMAT").as_deref() {
-            None | Some("pretty") => LogFormat::Pretty,
-            Some("json") => LogFormat::Json,
-            Some(other) => {
-                return Err(ConfigError {
-                    var: "WAGW_LOG_FORMAT",
-                    problem: format!("`{other}` is not one of pretty, json"),
-                    example: "json",
-                })
-            }
-        };
-
-        let workers = env.optional::<usize>("WAGW_WORKERS", "4")?;
-        if workers == Some(0) {
-            return Err(ConfigError {
-                var: "WAGW_WORKERS",
-                problem: "must be at least 1".into(),
-                example: "4",
-            });
-        }
-
-        let admin_user = env.string("WAGW_ADMIN_USER");
-        let admin_password = env.string("WAGW_ADMIN_PASSWORD");
-        if admin_user.is_some() != admin_password.is_some() {
-            let var = if admin_user.is_some() {
-                "WAGW_ADMIN_PASSWORD"
-            } else {
-                "WAGW_ADMIN_USER"
-            };
-            return Err(ConfigError {
-                var,
-                problem: "WAGW_ADMIN_USER and WAGW_ADMIN_PASSWORD must be set together".into(),
-                example: if admin_user.is_some() {
-                    "a-long-passphrase"
-                } else {
-                    "admin"
-                },
-            });
-        }
-        if let Some(pw) = &admin_password {
-            if pw.chars().count() < 12 {
-                return Err(ConfigError {
-                    var: "WAGW_ADMIN_PASSWORD",
-                    problem: "must be at least 12 characters".into(),
-                    example: "correct-horse-battery-staple",
-                });
-            }
-        }
-        let jwt_secret = env.string("WAGW_JWT_SECRET");
-        if let Some(secret) = &jwt_secret {
-            if secret.len() < 32 {
-                return Err(ConfigError {
-                    var: "WAGW_JWT_SECRET",
-                    problem: "must be at least 32 bytes".into(),
-                    example: "$(openssl rand -hex 32)",
-                });
-            }
-        }
-        let upstream_key = env.string("WAGW_UPSTREAM_KEY");
-        if let Some(key) = &upstream_key {
-            header_value(
-                "WAGW_UPSTREAM_KEY",
-                key,
-                "the key exactly as the provider shows it",
-            )?;
-        }
-        if upstream_key.is_some() && jwt_secret.is_none() {
-            return Err(ConfigError {
-                var: "WAGW_JWT_SECRET",
-                problem: "is required outside sandbox mode (WAGW_UPSTREAM_KEY is set)".into(),
-                example: "$(openssl rand -hex 32)",
-            });
-        }
-
+        let database_url = database_url(&env)?;
+        let log_format = log_format(&env)?;
+        let workers = workers(&env)?;
+        let admin = admin_config(&env, upstream.key.is_some())?;
         Ok(Self {
-            database_url: database_url.map(SecretString::from),
+            database_url,
             listen: env.parse_or(
                 "WAGW_LISTEN",
                 "127.0.0.1:8080".parse().unwrap(),
@@ -253,58 +166,16 @@ impl Config {
                 .map(PathBuf::from)
                 .unwrap_or_else(|| PathBuf::from("./.wa-gateway")),
             postgres_bin: env.string("WAGW_POSTGRES_BIN").map(PathBuf::from),
-            upstream: UpstreamConfig {
-                url: upstream_url,
-                key: upstream_key.map(SecretString::from),
-                host: upstream_host,
-                connect_timeout: env.seconds("WAGW_UPSTREAM_CONNECT_TIMEOUT_SECS", 30)?,
-                request_timeout: env.seconds("WAGW_UPSTREAM_TIMEOUT_SECS", 30)?,
-                get_attempts: env.parse_or("WAGW_UPSTREAM_GET_ATTEMPTS", 3, "3")?,
-                get_retry_budget: env.seconds("WAGW_UPSTREAM_GET_RETRY_SECS", 5)?,
-                check_exists_ttl: env.seconds("WAGW_CHECK_EXISTS_TTL_SECS", 24 * 3600)?,
-            },
+            upstream,
             public_url,
             log_format,
             max_body_bytes: env.parse_or("WAGW_MAX_BODY_BYTES", 16 * 1024 * 1024, "16777216")?,
             shutdown_timeout: env.seconds("WAGW_SHUTDOWN_TIMEOUT_SECS", 30)?,
             workers,
             db_max_connections: env.parse_or("WAGW_DB_MAX_CONNECTIONS", 20, "20")?,
-            admin: AdminConfig {
-                bootstrap_user: admin_user,
-                bootstrap_password: admin_password.map(SecretString::from),
-                jwt_secret: jwt_secret.map(SecretString::from),
-                jwt_ttl: env.seconds("WAGW_JWT_TTL_SECS", 3600)?,
-                jwt_issuer: env
-                    .string("WAGW_JWT_ISSUER")
-                    .map(|s| s.trim().to_owned())
-                    .unwrap_or_else(|| "wa-gateway".to_owned()),
-                trusted_proxies: trusted_proxies(env.string("WAGW_TRUSTED_PROXIES"))?,
-                auth_queue: env.parse_or("WAGW_AUTH_QUEUE", 64, "64")?,
-                key_rps_min: positive(
-                    env.parse_or("WAGW_KEY_RPS_MIN", 50, "50")?,
-                    "WAGW_KEY_RPS_MIN",
-                )?,
-                key_rps_default: positive(
-                    env.parse_or("WAGW_KEY_RPS_DEFAULT", 1000, "1000")?,
-                    "WAGW_KEY_RPS_DEFAULT",
-                )?,
-            },
-            webhooks: WebhookConfig {
-                allow_private: env.parse_or("WAGW_WEBHOOK_ALLOW_PRIVATE", false, "true")?,
-                delivered_retention: env
-                    .seconds("WAGW_WEBHOOK_DELIVERED_RETENTION_SECS", 7 * 86400)?,
-                failed_retention: env.seconds("WAGW_WEBHOOK_FAILED_RETENTION_SECS", 30 * 86400)?,
-            },
-            quota: QuotaConfig {
-                upstream_rps: env.optional("WAGW_UPSTREAM_RPS", "10")?,
-                upstream_monthly: env.optional("WAGW_UPSTREAM_MONTHLY", "50000")?,
-                upstream_max_sessions: env.optional("WAGW_UPSTREAM_MAX_SESSIONS", "10")?,
-                upstream_queue_wait: Duration::from_millis(env.parse_or(
-                    "WAGW_UPSTREAM_QUEUE_WAIT_MS",
-                    2000,
-                    "2000",
-                )?),
-            },
+            admin,
+            webhooks: webhook_config(&env)?,
+            quota: quota_config(&env)?,
             http: http_config(&env)?,
             metrics_token: metrics_token(&env)?,
         })
@@ -360,9 +231,13 @@ fn is_loopback(url: &Url) -> bool {
 
 /// A value sent as an HTTP header must be one: a newline or another control character would
 /// otherwise fail every worker at start. The value is never echoed (it may be a secret).
-fn header_value(var: &'static str, value: &str, example: &'static str) -> Result<(), ConfigError> {
-    match actix_web::http::header::HeaderValue::from_str(value) {
-        Ok(_) => Ok(()),
+fn header_value(
+    var: &'static str,
+    value: &str,
+    example: &'static str,
+) -> Result<HeaderValue, ConfigError> {
+    match HeaderValue::from_str(value) {
+        Ok(header) => Ok(header),
         Err(_) => Err(ConfigError {
             var,
             problem: "holds a character an HTTP header cannot carry (a newline or another \
@@ -371,6 +246,169 @@ fn header_value(var: &'static str, value: &str, example: &'static str) -> Result
             example,
         }),
     }
+}
+
+/// The hosted API: where it is, how we present ourselves to it, and how patient we are.
+/// The key and the host are sent as headers, so they are checked as header values here.
+fn upstream_config(env: &Env) -> Result<UpstreamConfig, ConfigError> {
+    let url: Url = env.parse_or(
+        "WAGW_UPSTREAM_URL",
+        DEFAULT_UPSTREAM_URL.parse().expect("default upstream URL"),
+        "https://whatsapp-messaging-bot.p.rapidapi.com",
+    )?;
+    let url = check_origin("WAGW_UPSTREAM_URL", url)?;
+    let default_host = url.host_str().unwrap_or_default().to_owned();
+    let host = env.string("WAGW_UPSTREAM_HOST").unwrap_or(default_host);
+    let host_header = header_value("WAGW_UPSTREAM_HOST", &host, "api.example.com")?;
+    // Not trimmed: a key pasted with a newline is refused, never silently altered.
+    let key = env.string("WAGW_UPSTREAM_KEY");
+    if let Some(key) = &key {
+        header_value(
+            "WAGW_UPSTREAM_KEY",
+            key,
+            "the key exactly as the provider shows it",
+        )?;
+    }
+    Ok(UpstreamConfig {
+        url,
+        key: key.map(SecretString::from),
+        host,
+        host_header,
+        connect_timeout: env.seconds("WAGW_UPSTREAM_CONNECT_TIMEOUT_SECS", 30)?,
+        request_timeout: env.seconds("WAGW_UPSTREAM_TIMEOUT_SECS", 30)?,
+        get_attempts: env.parse_or("WAGW_UPSTREAM_GET_ATTEMPTS", 3, "3")?,
+        get_retry_budget: env.seconds("WAGW_UPSTREAM_GET_RETRY_SECS", 5)?,
+        check_exists_ttl: env.seconds("WAGW_CHECK_EXISTS_TTL_SECS", 24 * 3600)?,
+    })
+}
+
+fn database_url(env: &Env) -> Result<Option<SecretString>, ConfigError> {
+    let database_url = env.string("DATABASE_URL");
+    if let Some(url) = &database_url {
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return Err(ConfigError {
+                var: "DATABASE_URL",
+                problem: "must be a postgres:// or postgresql:// URL".into(),
+                example: "postgres://wagw:secret@localhost:5432/wagw",
+            });
+        }
+    }
+    Ok(database_url.map(SecretString::from))
+}
+
+fn log_format(env: &Env) -> Result<LogFormat, ConfigError> {
+    match env.string("WAGW_LOG_FORMAT").as_deref() {
+        None | Some("pretty") => Ok(LogFormat::Pretty),
+        Some("json") => Ok(LogFormat::Json),
+        Some(other) => Err(ConfigError {
+            var: "WAGW_LOG_FORMAT",
+            problem: format!("`{other}` is not one of pretty, json"),
+            example: "json",
+        }),
+    }
+}
+
+fn workers(env: &Env) -> Result<Option<usize>, ConfigError> {
+    let workers = env.optional::<usize>("WAGW_WORKERS", "4")?;
+    if workers == Some(0) {
+        return Err(ConfigError {
+            var: "WAGW_WORKERS",
+            problem: "must be at least 1".into(),
+            example: "4",
+        });
+    }
+    Ok(workers)
+}
+
+/// The admin API: the first admin, token signing, and how credentials are checked. A
+/// deployment with a real upstream (`with_upstream_key`) must sign with its own secret.
+fn admin_config(env: &Env, with_upstream_key: bool) -> Result<AdminConfig, ConfigError> {
+    let (bootstrap_user, bootstrap_password) = bootstrap_admin(env)?;
+    let jwt_secret = env.string("WAGW_JWT_SECRET");
+    if jwt_secret.as_ref().is_some_and(|secret| secret.len() < 32) {
+        return Err(ConfigError {
+            var: "WAGW_JWT_SECRET",
+            problem: "must be at least 32 bytes".into(),
+            example: "$(openssl rand -hex 32)",
+        });
+    }
+    if with_upstream_key && jwt_secret.is_none() {
+        return Err(ConfigError {
+            var: "WAGW_JWT_SECRET",
+            problem: "is required outside sandbox mode (WAGW_UPSTREAM_KEY is set)".into(),
+            example: "$(openssl rand -hex 32)",
+        });
+    }
+    Ok(AdminConfig {
+        bootstrap_user,
+        bootstrap_password,
+        jwt_secret: jwt_secret.map(SecretString::from),
+        jwt_ttl: env.seconds("WAGW_JWT_TTL_SECS", 3600)?,
+        jwt_issuer: env
+            .string("WAGW_JWT_ISSUER")
+            .map(|s| s.trim().to_owned())
+            .unwrap_or_else(|| "wa-gateway".to_owned()),
+        trusted_proxies: trusted_proxies(env.string("WAGW_TRUSTED_PROXIES"))?,
+        auth_queue: env.parse_or("WAGW_AUTH_QUEUE", 64, "64")?,
+        key_rps_min: positive(
+            env.parse_or("WAGW_KEY_RPS_MIN", 50, "50")?,
+            "WAGW_KEY_RPS_MIN",
+        )?,
+        key_rps_default: positive(
+            env.parse_or("WAGW_KEY_RPS_DEFAULT", 1000, "1000")?,
+            "WAGW_KEY_RPS_DEFAULT",
+        )?,
+    })
+}
+
+/// `WAGW_ADMIN_USER` and `WAGW_ADMIN_PASSWORD`, both or neither.
+fn bootstrap_admin(env: &Env) -> Result<(Option<String>, Option<SecretString>), ConfigError> {
+    let admin_user = env.string("WAGW_ADMIN_USER");
+    let admin_password = env.string("WAGW_ADMIN_PASSWORD");
+    if admin_user.is_some() != admin_password.is_some() {
+        let (var, example) = if admin_user.is_some() {
+            ("WAGW_ADMIN_PASSWORD", "a-long-passphrase")
+        } else {
+            ("WAGW_ADMIN_USER", "admin")
+        };
+        return Err(ConfigError {
+            var,
+            problem: "WAGW_ADMIN_USER and WAGW_ADMIN_PASSWORD must be set together".into(),
+            example,
+        });
+    }
+    if admin_password
+        .as_ref()
+        .is_some_and(|pw| pw.chars().count() < 12)
+    {
+        return Err(ConfigError {
+            var: "WAGW_ADMIN_PASSWORD",
+            problem: "must be at least 12 characters".into(),
+            example: "correct-horse-battery-staple",
+        });
+    }
+    Ok((admin_user, admin_password.map(SecretString::from)))
+}
+
+fn webhook_config(env: &Env) -> Result<WebhookConfig, ConfigError> {
+    Ok(WebhookConfig {
+        allow_private: env.parse_or("WAGW_WEBHOOK_ALLOW_PRIVATE", false, "true")?,
+        delivered_retention: env.seconds("WAGW_WEBHOOK_DELIVERED_RETENTION_SECS", 7 * 86400)?,
+        failed_retention: env.seconds("WAGW_WEBHOOK_FAILED_RETENTION_SECS", 30 * 86400)?,
+    })
+}
+
+fn quota_config(env: &Env) -> Result<QuotaConfig, ConfigError> {
+    Ok(QuotaConfig {
+        upstream_rps: env.optional("WAGW_UPSTREAM_RPS", "10")?,
+        upstream_monthly: env.optional("WAGW_UPSTREAM_MONTHLY", "50000")?,
+        upstream_max_sessions: env.optional("WAGW_UPSTREAM_MAX_SESSIONS", "10")?,
+        upstream_queue_wait: Duration::from_millis(env.parse_or(
+            "WAGW_UPSTREAM_QUEUE_WAIT_MS",
+            2000,
+            "2000",
+        )?),
+    })
 }
 
 fn http_config(env: &Env) -> Result<HttpConfig, ConfigError> {

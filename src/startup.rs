@@ -2,24 +2,21 @@
 
 use crate::config::Config;
 use crate::db::Database;
-use crate::http::error::shape_plain_errors;
-use crate::http::state::AppState;
-use crate::http::tenant::ProxyState;
-use crate::http::{body, edge, listener, openapi, ops, routes};
-use crate::metrics::Metrics;
+use crate::http::listener;
+use crate::http::state::{AppState, SharedState};
 use crate::services::auth;
-use crate::services::auth::Auth;
+use crate::services::jobs::Jobs;
 use crate::services::quota::{Clock, Quotas, SystemClock};
-use crate::services::sessions::SessionStore;
-use crate::services::upstream::UpstreamClient;
-use crate::services::webhooks::{self, DeliveryWorkers, Relay};
+use crate::services::webhooks::{self, DeliveryWorkers};
 use crate::sim::{RunningSim, SimOptions, Simulator};
-use crate::telemetry;
 use actix_web::dev::{Server, ServerHandle};
-use actix_web::middleware::{from_fn, ErrorHandlers};
-use actix_web::{web, App, HttpServer};
+use actix_web::HttpServer;
+use std::net::TcpListener;
 use std::sync::Arc;
-use tokio::task::JoinHandle;
+use std::time::Duration;
+
+/// How long the background jobs get to finish their round at shutdown.
+const JOBS_STOP_BOUND: Duration = Duration::from_secs(5);
 
 /// What tests may replace; `main` uses the defaults.
 pub struct Overrides {
@@ -41,7 +38,7 @@ pub struct Application {
     server: Server,
     database: Database,
     quotas: Arc<Quotas>,
-    background: Vec<JoinHandle<()>>,
+    jobs: Jobs,
     webhook_workers: DeliveryWorkers,
     /// Sandbox mode: the in-process simulator serving as the upstream.
     sandbox: Option<RunningSim>,
@@ -52,7 +49,7 @@ struct Parts {
     port: u16,
     server: Server,
     quotas: Arc<Quotas>,
-    background: Vec<JoinHandle<()>>,
+    jobs: Jobs,
     webhook_workers: DeliveryWorkers,
 }
 
@@ -92,7 +89,7 @@ impl Application {
                 server: parts.server,
                 database,
                 quotas: parts.quotas,
-                background: parts.background,
+                jobs: parts.jobs,
                 webhook_workers: parts.webhook_workers,
                 sandbox,
             }),
@@ -116,110 +113,33 @@ impl Application {
         let listener = listener::bind_listener(config.listen, config.http.backlog)
             .map_err(|e| anyhow::anyhow!("binding WAGW_LISTEN={}: {e}", config.listen))?;
         let port = listener.local_addr()?.port();
-
-        // Shared state is built once, outside the worker factory, and cloned into each worker.
         let pool = database.pool.clone();
-        let metrics = web::Data::new(Metrics::new());
-        let quotas = Arc::new(Quotas::new(pool.clone(), &config.quota, overrides.clock).await?);
-        let sessions = SessionStore::new(pool.clone());
-        let proxy = Arc::new(ProxyState::new(
-            config.upstream.check_exists_ttl,
-            config.upstream.request_timeout,
-        ));
-        let upstream_key = config
-            .upstream
-            .key
-            .clone()
-            .or(sandbox_key)
-            .unwrap_or_else(|| secrecy::SecretString::from("sandbox"));
         auth::bootstrap::ensure_first_admin(&pool, &config).await?;
-        let auth = Arc::new(Auth::new(pool.clone(), &config.admin).await?);
-        let background = vec![
-            quotas.spawn_flusher(),
-            auth.spawn_listener(),
-            auth.spawn_failure_purge(),
-            sessions.spawn_listener(),
-        ];
-        let auth = web::Data::from(auth);
         let public_base = webhook_public_base(&config, port);
-        let wake = Arc::new(tokio::sync::Notify::new());
-        let relay = web::Data::new(Relay {
-            public_base,
-            allow_private: config.webhooks.allow_private,
-            wake,
-            tokens: Default::default(),
-        });
-        let worker_settings = webhooks::delivery::WorkerSettings {
-            db: pool.clone(),
-            metrics: metrics.clone(),
-            webhooks: config.webhooks.clone(),
-            upstream: config.upstream.clone(),
-            upstream_key: upstream_key.clone(),
-            quotas: quotas.clone(),
-            relay: relay.clone().into_inner(),
+        let state =
+            AppState::build(config, pool, overrides.clock, public_base, sandbox_key).await?;
+        let jobs = Jobs::start(&state.db, &state.quotas, &state.auth, &state.feed);
+        let server = match serve(listener, state.clone()) {
+            Ok(server) => server,
+            Err(e) => {
+                jobs.stop(JOBS_STOP_BOUND).await;
+                return Err(e);
+            }
         };
-
-        let config = Arc::new(config);
-        let shared_config = web::Data::from(config.clone());
-        let pool_data = web::Data::new(pool);
-        let readiness = web::Data::new(ops::Readiness::new());
-        let (shutdown_timeout, http) = (config.shutdown_timeout, config.http.clone());
-        let workers = listener::worker_count(&config);
-        listener::log_connection_limits(&http, workers);
-        let shared = Shared {
-            config: config.clone(),
-            db: pool_data.get_ref().clone(),
-            auth: auth.clone().into_inner(),
-            quotas: quotas.clone(),
-            sessions,
-            proxy,
-            relay: relay.clone().into_inner(),
-            metrics: metrics.clone().into_inner(),
-            readiness: readiness.clone().into_inner(),
-        };
-        let server = HttpServer::new(move || {
-            // awc clients are per worker: they cannot cross threads.
-            let client = UpstreamClient::new(&config.upstream, &upstream_key, metrics.clone());
-            let state = web::Data::new(shared.for_worker(UpstreamClient::new(
-                &config.upstream,
-                &upstream_key,
-                metrics.clone(),
-            )));
-            // The last `wrap` runs first: the edge refuses before anything else looks.
-            App::new()
-                .wrap(from_fn(crate::http::quota_headers::stamp))
-                .wrap(ErrorHandlers::new().default_handler(shape_plain_errors))
-                .wrap(from_fn(body::deadline))
-                .wrap(from_fn(telemetry::request_context))
-                .wrap(from_fn(edge::refuse_at_the_edge))
-                .configure(|cfg| edge::request_limits(cfg, config.http.body_timeout))
-                .app_data(state)
-                .app_data(pool_data.clone())
-                .app_data(metrics.clone())
-                .app_data(shared_config.clone())
-                .app_data(web::Data::new(client))
-                .app_data(auth.clone())
-                .app_data(relay.clone())
-                .app_data(readiness.clone())
-                .configure(routes::routes)
-                .configure(openapi::routes)
-                .default_service(web::to(edge::unknown_route))
-        })
-        // See `log_connection_limits`; actix counts connections per worker.
-        .workers(workers)
-        .max_connections(http.max_connections.div_ceil(workers))
-        .keep_alive(listener::keep_alive(&http))
-        .client_request_timeout(http.request_head_timeout)
-        .client_disconnect_timeout(http.disconnect_timeout)
-        .listen(listener)?
-        .shutdown_timeout(shutdown_timeout.as_secs());
         // Started last: nothing after it can fail and leave the thread running.
-        let webhook_workers = DeliveryWorkers::start(worker_settings)?;
+        let webhook_workers = match DeliveryWorkers::start(delivery_settings(&state)) {
+            Ok(workers) => workers,
+            Err(e) => {
+                server.handle().stop(false).await;
+                jobs.stop(JOBS_STOP_BOUND).await;
+                return Err(e);
+            }
+        };
         Ok(Parts {
             port,
-            server: server.run(),
-            quotas,
-            background,
+            server,
+            quotas: state.quotas.clone(),
+            jobs,
             webhook_workers,
         })
     }
@@ -239,9 +159,7 @@ impl Application {
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let served = self.server.await;
         tracing::info!("HTTP server stopped; releasing resources");
-        for task in &self.background {
-            task.abort();
-        }
+        self.jobs.stop(JOBS_STOP_BOUND).await;
         self.webhook_workers.stop().await;
         self.quotas.shutdown().await;
         self.database.shutdown().await;
@@ -288,33 +206,34 @@ async fn start_sandbox(config: &mut Config) -> anyhow::Result<RunningSim> {
     Ok(sim)
 }
 
-/// The services every worker's `AppState` shares.
-#[derive(Clone)]
-struct Shared {
-    config: Arc<Config>,
-    db: crate::db::Db,
-    auth: Arc<Auth>,
-    quotas: Arc<Quotas>,
-    sessions: SessionStore,
-    proxy: Arc<ProxyState>,
-    relay: Arc<Relay>,
-    metrics: Arc<Metrics>,
-    readiness: Arc<ops::Readiness>,
+/// The server over `listener`, each worker serving `http::app`.
+fn serve(listener: TcpListener, state: SharedState) -> anyhow::Result<Server> {
+    let config = state.config.clone();
+    let http = config.http.clone();
+    let workers = listener::worker_count(&config);
+    listener::log_connection_limits(&http, workers);
+    let server = HttpServer::new(move || crate::http::app(&state))
+        // See `log_connection_limits`; actix counts connections per worker.
+        .workers(workers)
+        .max_connections(http.max_connections.div_ceil(workers))
+        .keep_alive(listener::keep_alive(&http))
+        .client_request_timeout(http.request_head_timeout)
+        .client_disconnect_timeout(http.disconnect_timeout)
+        .listen(listener)?
+        .shutdown_timeout(config.shutdown_timeout.as_secs());
+    Ok(server.run())
 }
 
-impl Shared {
-    fn for_worker(&self, upstream: UpstreamClient) -> AppState {
-        AppState {
-            config: self.config.clone(),
-            db: self.db.clone(),
-            auth: self.auth.clone(),
-            quotas: self.quotas.clone(),
-            sessions: self.sessions.clone(),
-            proxy: self.proxy.clone(),
-            relay: self.relay.clone(),
-            metrics: self.metrics.clone(),
-            readiness: self.readiness.clone(),
-            upstream,
-        }
+/// What the webhook delivery thread needs, from the shared services.
+fn delivery_settings(state: &SharedState) -> webhooks::delivery::WorkerSettings {
+    let config = &state.config;
+    webhooks::delivery::WorkerSettings {
+        db: state.db.clone(),
+        metrics: actix_web::web::Data::from(state.metrics.clone()),
+        webhooks: config.webhooks.clone(),
+        upstream: config.upstream.clone(),
+        upstream_key: state.upstream_key.clone(),
+        quotas: state.quotas.clone(),
+        relay: state.relay.clone(),
     }
 }

@@ -1,15 +1,8 @@
-//! Logging and the request context: every request gets an id (taken from `X-Request-Id` or
-//! made), echoed on the response and carried by every log line of that request.
+//! Logging, and the request id every log line of a request carries (the middleware that
+//! assigns it is `http::edge::request_context`).
 
 use crate::config::LogFormat;
-use crate::metrics::Metrics;
-use actix_web::body::MessageBody;
-use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::header::{HeaderName, HeaderValue};
-use actix_web::middleware::Next;
-use actix_web::{web, HttpMessage};
-use std::time::Instant;
-use tracing::Instrument;
+use actix_web::http::header::HeaderName;
 use tracing_subscriber::EnvFilter;
 
 pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
@@ -43,50 +36,4 @@ pub fn init(format: LogFormat) {
             .try_init(),
         LogFormat::Pretty => builder.try_init(),
     };
-}
-
-/// Accepts a client's id only if it is short and printable, so it cannot forge log lines.
-fn acceptable_request_id(value: &HeaderValue) -> Option<String> {
-    let s = value.to_str().ok()?;
-    let ok = !s.is_empty() && s.len() <= 128 && s.bytes().all(|b| b.is_ascii_graphic());
-    ok.then(|| s.to_owned())
-}
-
-/// Middleware: request id, a span around the request, metrics and one access-log line.
-pub async fn request_context(
-    req: ServiceRequest,
-    next: Next<impl MessageBody>,
-) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let id = req
-        .headers()
-        .get(&REQUEST_ID_HEADER)
-        .and_then(acceptable_request_id)
-        .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
-    req.extensions_mut().insert(RequestId(id.clone()));
-    let metrics = req.app_data::<web::Data<Metrics>>().cloned();
-    let span = tracing::info_span!(
-        "request",
-        request_id = %id,
-        method = %crate::http::error::truncated(req.method().as_str()),
-        path = %crate::http::error::truncated(req.path()),
-    );
-    let started = Instant::now();
-    let mut res = next.call(req).instrument(span.clone()).await?;
-
-    let elapsed = started.elapsed();
-    let status = res.status().as_u16();
-    let route = res
-        .request()
-        .match_pattern()
-        .unwrap_or_else(|| "unmatched".to_owned());
-    if let Some(metrics) = metrics {
-        metrics.observe_request(res.request().method(), &route, status, elapsed);
-    }
-    span.in_scope(|| {
-        tracing::info!(status, route = %route, elapsed_ms = elapsed.as_secs_f64() * 1e3, "served");
-    });
-    if let Ok(value) = HeaderValue::from_str(&id) {
-        res.headers_mut().insert(REQUEST_ID_HEADER, value);
-    }
-    Ok(res)
 }

@@ -1,7 +1,9 @@
 //! The connection pool, migrations, and the embedded PostgreSQL used when no URL is given.
 
+mod change_feed;
 pub mod embedded;
 mod pool;
+mod readiness;
 
 use crate::config::Config;
 use anyhow::Context;
@@ -11,8 +13,10 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use std::str::FromStr;
 use std::time::Duration;
 
+pub use change_feed::{ChangeFeed, Signal};
 pub use embedded::EmbeddedPostgres;
 pub use pool::{Db, DbRuntime};
+pub use readiness::{Probe, Readiness, READY_CACHE};
 
 /// Every migration in `migrations/`, embedded in the binary.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -131,10 +135,11 @@ async fn connect_with_patience(
 
 /// Whether the database answers and every embedded migration has been applied.
 pub async fn is_ready(pool: &Db) -> anyhow::Result<()> {
-    let applied: i64 = sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations WHERE success")
-        .fetch_one(pool)
-        .await
-        .context("querying the migrations table")?;
+    let applied =
+        sqlx::query_scalar!(r#"SELECT count(*) AS "applied!" FROM _sqlx_migrations WHERE success"#)
+            .fetch_one(pool)
+            .await
+            .context("querying the migrations table")?;
     let expected = MIGRATOR.iter().count() as i64;
     anyhow::ensure!(
         applied >= expected,

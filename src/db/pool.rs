@@ -60,7 +60,7 @@ impl Drop for DbRuntime {
 }
 
 /// A cloneable handle to the pool. `&Db` is a sqlx `Executor`, so queries read as usual:
-/// `sqlx::query(..).execute(&db)`.
+/// `sqlx::query!(..).execute(&db)`.
 #[derive(Clone)]
 pub struct Db {
     pool: PgPool,

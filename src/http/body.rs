@@ -5,7 +5,7 @@
 //! Handlers take `web::Payload` and call [`read`] after the caller is authenticated, so a
 //! stranger's body is never buffered.
 
-use crate::http::error::ApiError;
+use crate::http::error::{payload_error, ApiError};
 use actix_web::body::MessageBody;
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::error::PayloadError;
@@ -68,22 +68,6 @@ fn too_large(limit: usize) -> ApiError {
         StatusCode::PAYLOAD_TOO_LARGE,
         format!("the request body is larger than this route's limit of {limit} bytes"),
     )
-}
-
-/// What a failure to read the body means for the caller (also used by the JSON extractor's
-/// error handler, so every route answers the same).
-pub fn payload_error(err: &PayloadError) -> ApiError {
-    match err {
-        PayloadError::Io(e) if e.kind() == std::io::ErrorKind::TimedOut => ApiError::new(
-            StatusCode::REQUEST_TIMEOUT,
-            "the request body did not arrive in time",
-        ),
-        PayloadError::Overflow => ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "the request body is larger than this route's limit",
-        ),
-        _ => ApiError::bad_request("the request body could not be read"),
-    }
 }
 
 // ---- the body deadline --------------------------------------------------------------------

@@ -2,24 +2,18 @@
 //! limits and error shapes, and the answer for a path nothing serves.
 
 use crate::http::body::{self, BodyDeadline};
-use crate::http::error::{json_error, path_error, query_error, ApiError};
+use crate::http::error::{json_error, path_error, query_error, truncated, ApiError};
+use crate::http::state::AppState;
+use crate::metrics::SERVED_METHODS;
+use crate::telemetry::{RequestId, REQUEST_ID_HEADER};
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::HeaderValue;
 use actix_web::http::{Method, StatusCode};
 use actix_web::middleware::Next;
-use actix_web::{web, HttpRequest};
-
-/// The methods the gateway serves. actix accepts any token as a method; each distinct one
-/// would otherwise reach routing, the logs and (before labels were fixed) the metrics.
-pub const SERVED_METHODS: [Method; 7] = [
-    Method::GET,
-    Method::HEAD,
-    Method::POST,
-    Method::PUT,
-    Method::PATCH,
-    Method::DELETE,
-    Method::OPTIONS,
-];
+use actix_web::{web, HttpMessage, HttpRequest};
+use std::time::Instant;
+use tracing::Instrument;
 
 /// Longest request target (path and query) served. The hosted API's longest paths are well
 /// under 1 KiB; actix itself admits a head of 128 KiB.
@@ -103,4 +97,54 @@ pub async fn unknown_route(req: HttpRequest) -> Result<actix_web::HttpResponse, 
         req.method(),
         crate::http::error::truncated(req.path())
     )))
+}
+
+// ---- the request's context ---------------------------------------------------------------
+
+/// Accepts a client's id only if it is short and printable, so it cannot forge log lines.
+fn acceptable_request_id(value: &HeaderValue) -> Option<String> {
+    let s = value.to_str().ok()?;
+    let ok = !s.is_empty() && s.len() <= 128 && s.bytes().all(|b| b.is_ascii_graphic());
+    ok.then(|| s.to_owned())
+}
+
+/// Middleware: request id, a span around the request, metrics and one access-log line.
+pub async fn request_context(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let id = req
+        .headers()
+        .get(&REQUEST_ID_HEADER)
+        .and_then(acceptable_request_id)
+        .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+    req.extensions_mut().insert(RequestId(id.clone()));
+    let metrics = req
+        .app_data::<web::Data<AppState>>()
+        .map(|state| state.metrics.clone());
+    let span = tracing::info_span!(
+        "request",
+        request_id = %id,
+        method = %truncated(req.method().as_str()),
+        path = %truncated(req.path()),
+    );
+    let started = Instant::now();
+    let mut res = next.call(req).instrument(span.clone()).await?;
+
+    let elapsed = started.elapsed();
+    let status = res.status().as_u16();
+    let route = res
+        .request()
+        .match_pattern()
+        .unwrap_or_else(|| "unmatched".to_owned());
+    if let Some(metrics) = metrics {
+        metrics.observe_request(res.request().method(), &route, status, elapsed);
+    }
+    span.in_scope(|| {
+        tracing::info!(status, route = %route, elapsed_ms = elapsed.as_secs_f64() * 1e3, "served");
+    });
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        res.headers_mut().insert(REQUEST_ID_HEADER, value);
+    }
+    Ok(res)
 }

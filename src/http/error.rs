@@ -292,6 +292,74 @@ impl From<crate::services::tenancy::TenancyError> for ApiError {
     }
 }
 
+/// The one place quota refusals become answers: 429 naming the limit with `Retry-After` at
+/// its real boundary, 503 when the limits cannot be checked.
+impl From<crate::services::quota::QuotaError> for ApiError {
+    fn from(err: crate::services::quota::QuotaError) -> Self {
+        use crate::services::quota::QuotaError as E;
+        match err {
+            E::Refused(refusal) => {
+                Self::too_many_requests(refusal_message(refusal.limit), refusal.retry_after)
+            }
+            E::Unavailable(cause) => Self::service_unavailable(
+                "quota cannot be checked right now (the database is unreachable); retry shortly",
+            )
+            .with_cause(cause),
+            E::Invalid(invalid) => invalid.into(),
+            E::Store(store) => store.into(),
+        }
+    }
+}
+
+fn refusal_message(limit: crate::services::quota::Limit) -> String {
+    use crate::services::quota::Limit;
+    match limit {
+        Limit::TenantMonthly { requests } => format!(
+            "monthly quota of {requests} requests exhausted; it resets at the start of next month (UTC)"
+        ),
+        Limit::TenantRate { per_second } => {
+            format!("rate limit of {per_second} requests per second exceeded")
+        }
+        Limit::UpstreamMonthly { .. } => {
+            "the organisation's monthly upstream budget is exhausted".to_owned()
+        }
+        Limit::UpstreamRate { per_second } => format!(
+            "the organisation's upstream budget of {per_second} requests per second is fully used; retry shortly"
+        ),
+    }
+}
+
+/// The one place authentication failures become answers. Every key refusal is the same 401.
+impl From<crate::services::auth::AuthError> for ApiError {
+    fn from(err: crate::services::auth::AuthError) -> Self {
+        use crate::services::auth::{AuthError as E, Throttle};
+        match err {
+            E::InvalidKey => Self::unauthorized(crate::services::auth::INVALID_KEY),
+            E::BadLogin | E::InvalidAdminToken => Self::unauthorized(err.to_string()),
+            E::Suspended => Self::forbidden(err.to_string()),
+            E::Throttled {
+                throttle,
+                retry_after,
+            } => Self::too_many_requests(
+                match throttle {
+                    Throttle::KeyFailures => {
+                        "too many failed attempts with this API key; retry later"
+                    }
+                    Throttle::KeyRate => "too many requests with this API key; slow down",
+                    Throttle::LoginFailures => "too many failed login attempts; retry later",
+                },
+                retry_after,
+            ),
+            E::Busy => {
+                Self::service_unavailable("too many credential checks are waiting; retry shortly")
+                    .with_retry_after(1)
+            }
+            E::Store(store) => store.into(),
+            E::Internal(cause) => Self::internal(cause),
+        }
+    }
+}
+
 impl From<anyhow::Error> for ApiError {
     fn from(err: anyhow::Error) -> Self {
         Self::internal(err)
@@ -357,10 +425,26 @@ pub fn json_error(err: actix_web::error::JsonPayloadError, _req: &HttpRequest) -
         ),
         E::Deserialize(e) if e.is_data() => ApiError::bad_request(format!("invalid body: {e}")),
         E::Deserialize(e) => ApiError::bad_request(format!("malformed JSON: {e}")),
-        E::Payload(e) => crate::http::body::payload_error(e),
+        E::Payload(e) => payload_error(e),
         _ => ApiError::bad_request("could not read the request body"),
     };
     api.into()
+}
+
+/// A body that could not be read: too slow (408), too large (413), or broken (400).
+pub fn payload_error(err: &actix_web::error::PayloadError) -> ApiError {
+    use actix_web::error::PayloadError;
+    match err {
+        PayloadError::Io(e) if e.kind() == std::io::ErrorKind::TimedOut => ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "the request body did not arrive in time",
+        ),
+        PayloadError::Overflow => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "the request body is larger than this route's limit",
+        ),
+        _ => ApiError::bad_request("the request body could not be read"),
+    }
 }
 
 /// Most bytes of a client's path or method that a message or a log line repeats: enough to

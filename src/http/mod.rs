@@ -2,9 +2,11 @@
 //! It turns requests into service calls and every error into the one error shape.
 
 pub mod admin;
+mod app;
 pub mod body;
 pub mod edge;
 pub mod error;
+pub mod extract;
 pub mod ingress;
 pub mod listener;
 pub mod openapi;
@@ -13,3 +15,5 @@ pub mod quota_headers;
 pub mod routes;
 pub mod state;
 pub mod tenant;
+
+pub use app::app;

@@ -2,60 +2,16 @@
 //! `/metrics` when `WAGW_METRICS_TOKEN` is set.
 
 use crate::config::Config;
-use crate::db::Db;
+use crate::db::Probe;
+/// How long one readiness probe answers `/readyz` for.
+pub use crate::db::READY_CACHE;
 use crate::http::error::ApiError;
-use crate::metrics::Metrics;
+use crate::http::state::AppState;
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use secrecy::ExposeSecret;
 use serde::Serialize;
-use std::time::Duration;
 use subtle::ConstantTimeEq;
-
-/// Readiness must answer within a second even while the database hangs.
-const READY_DEADLINE: Duration = Duration::from_millis(900);
-/// How long one database ping answers `/readyz` for: a flood of probes costs at most one ping
-/// a second per replica.
-pub const READY_CACHE: Duration = Duration::from_secs(1);
-
-/// What the last database ping found, kept for [`READY_CACHE`]; concurrent probes at expiry
-/// wait for one ping instead of each sending their own.
-pub struct Readiness(moka::future::Cache<(), Probe>);
-
-#[derive(Clone)]
-enum Probe {
-    Ready,
-    NotReady(std::sync::Arc<anyhow::Error>),
-    TimedOut,
-}
-
-impl Readiness {
-    pub fn new() -> Self {
-        Self(
-            moka::future::Cache::builder()
-                .max_capacity(1)
-                .time_to_live(READY_CACHE)
-                .build(),
-        )
-    }
-
-    async fn probe(&self, pool: &Db) -> Probe {
-        let ping = async {
-            match tokio::time::timeout(READY_DEADLINE, crate::db::is_ready(pool)).await {
-                Ok(Ok(())) => Probe::Ready,
-                Ok(Err(e)) => Probe::NotReady(std::sync::Arc::new(e)),
-                Err(_) => Probe::TimedOut,
-            }
-        };
-        self.0.get_with((), ping).await
-    }
-}
-
-impl Default for Readiness {
-    fn default() -> Self {
-        Self::new()
-    }
-}
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct Status {
@@ -86,11 +42,8 @@ pub async fn healthz() -> HttpResponse {
         (status = 503, description = "The database is unreachable or not migrated", body = ErrorBody)
     )
 )]
-pub async fn readyz(
-    pool: web::Data<Db>,
-    readiness: web::Data<Readiness>,
-) -> Result<HttpResponse, ApiError> {
-    match readiness.probe(&pool).await {
+pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    match state.readiness.probe(&state.db).await {
         Probe::Ready => Ok(HttpResponse::Ok().json(Status { status: "ready" })),
         Probe::NotReady(e) => Err(ApiError::service_unavailable("the database is not ready")
             .with_cause(anyhow::anyhow!("{e:#}"))),
@@ -113,16 +66,15 @@ pub async fn readyz(
 )]
 pub async fn metrics(
     req: HttpRequest,
-    config: web::Data<Config>,
-    metrics: web::Data<Metrics>,
-    pool: web::Data<Db>,
+    state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    if !presents_metrics_token(&req, &config) {
+    let metrics = &state.metrics;
+    if !presents_metrics_token(&req, &state.config) {
         return Err(ApiError::unauthorized(
             "/metrics needs the metrics token: Authorization: Bearer <WAGW_METRICS_TOKEN>",
         ));
     }
-    let (size, idle) = pool.usage();
+    let (size, idle) = state.db.usage();
     let idle = idle as i64;
     metrics
         .pool_connections

@@ -5,15 +5,15 @@
 //! threads. Handlers take `web::Data<AppState>` and nothing else from the app data.
 
 use crate::config::Config;
-use crate::db::Db;
-use crate::http::ops::Readiness;
+use crate::db::{ChangeFeed, Db, Readiness};
 use crate::http::tenant::ProxyState;
 use crate::metrics::Metrics;
 use crate::services::auth::Auth;
-use crate::services::quota::Quotas;
+use crate::services::quota::{Clock, Quotas};
 use crate::services::sessions::SessionStore;
 use crate::services::upstream::UpstreamClient;
 use crate::services::webhooks::Relay;
+use secrecy::SecretString;
 use std::sync::Arc;
 
 pub struct AppState {
@@ -28,4 +28,97 @@ pub struct AppState {
     pub readiness: Arc<Readiness>,
     /// This worker's client for the hosted API.
     pub upstream: UpstreamClient,
+}
+
+/// What every worker's `AppState` shares: built once per replica, before the server.
+#[derive(Clone)]
+pub struct SharedState {
+    pub config: Arc<Config>,
+    pub db: Db,
+    pub auth: Arc<Auth>,
+    pub quotas: Arc<Quotas>,
+    pub sessions: SessionStore,
+    pub proxy: Arc<ProxyState>,
+    pub relay: Arc<Relay>,
+    pub metrics: Arc<Metrics>,
+    pub readiness: Arc<Readiness>,
+    /// The replica's one LISTEN connection; the caches follow it.
+    pub feed: Arc<ChangeFeed>,
+    /// The key the upstream clients present (the sandbox's when no key is configured).
+    pub upstream_key: SecretString,
+}
+
+impl AppState {
+    /// Builds every shared service over `db`; `public_base` is where the upstream posts
+    /// events, `sandbox_key` the simulator's key when it is the upstream.
+    pub async fn build(
+        config: Config,
+        db: Db,
+        clock: Arc<dyn Clock>,
+        public_base: String,
+        sandbox_key: Option<SecretString>,
+    ) -> anyhow::Result<SharedState> {
+        let quotas = Arc::new(Quotas::new(db.clone(), &config.quota, clock).await?);
+        let sessions = SessionStore::new(db.clone());
+        let proxy = Arc::new(ProxyState::new(
+            config.upstream.check_exists_ttl,
+            config.upstream.request_timeout,
+        ));
+        let auth = Arc::new(Auth::new(db.clone(), &config.admin).await?);
+        let feed = ChangeFeed::new(db.clone());
+        auth.follow(&feed);
+        sessions.follow(&feed);
+        let relay = Arc::new(Relay {
+            public_base,
+            allow_private: config.webhooks.allow_private,
+            wake: Arc::new(tokio::sync::Notify::new()),
+            tokens: Default::default(),
+        });
+        let upstream_key = config
+            .upstream
+            .key
+            .clone()
+            .or(sandbox_key)
+            .unwrap_or_else(|| SecretString::from("sandbox"));
+        Ok(SharedState {
+            config: Arc::new(config),
+            db,
+            auth,
+            quotas,
+            sessions,
+            proxy,
+            relay,
+            metrics: Arc::new(Metrics::new()),
+            readiness: Arc::new(Readiness::new()),
+            feed,
+            upstream_key,
+        })
+    }
+}
+
+impl SharedState {
+    /// A worker's state: the shared services and a client of its own.
+    pub fn for_worker(&self) -> AppState {
+        AppState {
+            config: self.config.clone(),
+            db: self.db.clone(),
+            auth: self.auth.clone(),
+            quotas: self.quotas.clone(),
+            sessions: self.sessions.clone(),
+            proxy: self.proxy.clone(),
+            relay: self.relay.clone(),
+            metrics: self.metrics.clone(),
+            readiness: self.readiness.clone(),
+            upstream: self.upstream_client(),
+        }
+    }
+
+    /// A client for the hosted API, for the thread that calls this.
+    pub fn upstream_client(&self) -> UpstreamClient {
+        UpstreamClient::new(
+            &self.config.upstream,
+            &self.upstream_key,
+            actix_web::web::Data::from(self.metrics.clone()),
+        )
+    }
 }

@@ -2,7 +2,9 @@
 //! client, idempotency and the webhook relay.
 
 pub mod auth;
+pub mod cache;
 pub mod idempotency;
+pub mod jobs;
 pub mod quota;
 pub mod sessions;
 pub mod tenancy;

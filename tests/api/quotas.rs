@@ -302,7 +302,8 @@ async fn with_the_database_unreachable_only_leased_quota_is_spent_then_503() {
         }
     };
     assert_eq!(spent, lease, "the whole lease is spent, then nothing more");
-    assert_eq!(refusal.status().as_u16(), 503, "{refusal}");
+    let answer = wa_gateway::http::error::ApiError::from(refusal);
+    assert_eq!(answer.status().as_u16(), 503, "{answer}");
     assert_eq!(app.leased(&tenant).await, lease);
 }
 

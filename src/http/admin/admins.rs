@@ -2,21 +2,17 @@
 //! password (`services::tenancy::admins` and `store::admins` do the work).
 
 use crate::http::error::ApiError;
+use crate::http::extract::AdminCaller;
 use crate::http::state::AppState;
-use crate::services::auth::throttle::{self, Reservation};
-use crate::services::auth::{AdminCaller, Auth};
-use crate::services::tenancy::admins::{self, MAX_USERNAME_BYTES};
+use crate::services::tenancy::admins;
 use crate::store::audit::{self, Actor, Audit};
 use actix_web::{web, HttpRequest, HttpResponse};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
-use std::time::Duration;
 use uuid::Uuid;
 
 pub use crate::services::tenancy::admins::MIN_PASSWORD_CHARS;
 pub use crate::store::admins::AdminView;
-
-const BAD_LOGIN: &str = "invalid username or password";
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -58,14 +54,6 @@ pub struct PasswordChange {
     pub new_password: SecretString,
 }
 
-/// How long a failed login waits before answering, growing with recent failures.
-fn login_delay(failures: u32) -> Duration {
-    if failures < 3 {
-        return Duration::ZERO;
-    }
-    Duration::from_millis(250 << (failures - 3).min(3)).min(Duration::from_secs(2))
-}
-
 /// Exchange an admin's username and password for an access token
 #[utoipa::path(
     post,
@@ -86,82 +74,27 @@ pub async fn login(
     body: web::Json<LoginRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
-    // No admin's name is longer: refused before anything.
-    if body.username.len() > MAX_USERNAME_BYTES {
-        return Err(ApiError::unauthorized(BAD_LOGIN));
-    }
-    let auth = &state.auth;
-    let user_key = body.username.to_lowercase();
     let addr = crate::http::admin::audit::client_addr(&req).unwrap_or_default();
-    let pair = throttle::pair(&user_key, &addr);
-    if let Reservation::Refused { retry_after } = auth.login_by_user.reserve(&pair).await? {
-        return Err(ApiError::too_many_requests(
-            "too many failed login attempts; retry later",
-            retry_after,
-        ));
-    }
-    // An address failing for many names is slowed, never refused: behind a proxy it may
-    // be everyone's.
-    let by_addr = auth.login_by_addr.failures(&addr).await?;
-    if by_addr >= auth.login_by_addr.limit {
-        tokio::time::sleep(login_delay(by_addr)).await;
-    }
-    let checked = {
-        let _turn = auth.in_flight.turn(&format!("login {user_key}")).await;
-        check_login(&state, &body).await
-    };
-    let (id, token_version) = match checked {
-        Ok(Some(admin)) => admin,
-        Ok(None) => return Err(login_failed(auth, &pair, &addr).await),
-        Err(e) => {
-            auth.login_by_user.release(&pair).await?;
-            return Err(e);
-        }
-    };
-    auth.login_by_user.reset(&pair).await?;
-    let token = auth.jwt.issue(id, token_version)?;
+    let grant = state
+        .auth
+        .login(&body.username, &body.password, &addr)
+        .await?;
     let admin = AdminCaller {
-        id,
+        id: grant.admin_id,
         username: body.username,
     };
-    let audit = Audit::new("admin.login", "admin", id, serde_json::json!({}));
+    let audit = Audit::new(
+        "admin.login",
+        "admin",
+        grant.admin_id,
+        serde_json::json!({}),
+    );
     audit::record(&state.db, &Actor::of(&admin, &req), &audit).await?;
     Ok(HttpResponse::Ok().json(TokenResponse {
-        access_token: token,
+        access_token: grant.token,
         token_type: "Bearer".to_owned(),
-        expires_in: auth.jwt.ttl.as_secs(),
+        expires_in: grant.expires_in.as_secs(),
     }))
-}
-
-/// The admin's id and token version when the password is right (an unknown name costs the
-/// same argon2id).
-async fn check_login(
-    state: &AppState,
-    body: &LoginRequest,
-) -> Result<Option<(Uuid, i32)>, ApiError> {
-    let found = crate::store::admins::credentials(&state.db, &body.username).await?;
-    let (admin, hash) = found
-        .map(|c| ((c.id, c.token_version), c.password_hash))
-        .unzip();
-    let ok = state
-        .auth
-        .verify_secret(body.password.expose_secret().to_owned(), hash)
-        .await?;
-    Ok(admin.filter(|_| ok))
-}
-
-/// Counts the failure for the address (the pair's was reserved), waits, answers 401.
-async fn login_failed(auth: &Auth, pair: &str, addr: &str) -> ApiError {
-    let failures = match auth.login_by_addr.record_failure(addr).await {
-        Ok(by_addr) => match auth.login_by_user.failures(pair).await {
-            Ok(by_pair) => by_pair.max(by_addr),
-            Err(e) => return e.into(),
-        },
-        Err(e) => return e.into(),
-    };
-    tracing::warn!(client = %addr, failures, "admin login failed");
-    tokio::time::sleep(login_delay(failures)).await;
-    ApiError::unauthorized(BAD_LOGIN)
 }
 
 /// List admins

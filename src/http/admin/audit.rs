@@ -3,8 +3,8 @@
 
 use crate::http::admin::{PageQuery, Paging};
 use crate::http::error::ApiError;
+use crate::http::extract::AdminCaller;
 use crate::http::state::AppState;
-use crate::services::auth::AdminCaller;
 use crate::store::audit::Actor;
 use crate::telemetry::RequestId;
 use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
@@ -24,10 +24,10 @@ impl Actor {
     }
 }
 
-/// The client's address as the failure limits count it (`crate::services::auth::client`): the peer,
+/// The client's address as the failure limits count it (`crate::http::extract::client_addr`): the peer,
 /// or the forwarded-for hop a trusted proxy reports.
 pub fn client_addr(req: &HttpRequest) -> Option<String> {
-    crate::services::auth::client::client_addr(req).map(|a| a.to_string())
+    crate::http::extract::client_addr(req).map(|a| a.to_string())
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]

@@ -3,8 +3,8 @@
 
 use crate::http::admin::{PageQuery, Paging};
 use crate::http::error::ApiError;
+use crate::http::extract::AdminCaller;
 use crate::http::state::AppState;
-use crate::services::auth::AdminCaller;
 use crate::services::tenancy::{keys, tenants};
 use crate::store::audit::Actor;
 use actix_web::{web, HttpRequest, HttpResponse};

@@ -3,8 +3,8 @@
 
 use crate::domain::{SessionName, UpstreamSession};
 use crate::http::error::ApiError;
+use crate::http::extract::AdminCaller;
 use crate::http::state::AppState;
-use crate::services::auth::AdminCaller;
 use crate::services::upstream::{
     Gateway, OwnAnswer, UpstreamCall, UpstreamError, UpstreamErrorKind,
 };

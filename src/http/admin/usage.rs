@@ -3,8 +3,8 @@
 
 use crate::domain::{Scope, Tenant};
 use crate::http::error::ApiError;
+use crate::http::extract::{AdminCaller, TenantCaller};
 use crate::http::state::AppState;
-use crate::services::auth::{AdminCaller, TenantCaller};
 use crate::services::quota::TopUp;
 use crate::services::tenancy::tenants;
 use crate::store::audit::{Actor, Audit, AuditedTx};

@@ -4,10 +4,11 @@
 use crate::http::openapi::fields;
 use crate::http::openapi::responses::ErrorStatus;
 use crate::http::openapi::security;
+use crate::http::quota_headers as quota;
 use crate::http::routes::endpoints::{self, Answer, Endpoint, Handling, SessionIn};
 use crate::http::routes::local::Guard;
 use crate::http::routes::schema::{Body, FieldType};
-use crate::services::{idempotency, quota};
+use crate::services::idempotency;
 use serde_json::Value;
 use utoipa::openapi::header::HeaderBuilder;
 use utoipa::openapi::path::{

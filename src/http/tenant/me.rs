@@ -2,8 +2,8 @@
 
 use crate::domain::{Plan, Quota};
 use crate::http::error::ApiError;
+use crate::http::extract::TenantCaller;
 use crate::http::state::AppState;
-use crate::services::auth::TenantCaller;
 use crate::services::quota::UsageReport;
 use actix_web::{web, HttpResponse};
 use chrono::{DateTime, Utc};

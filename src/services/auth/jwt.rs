@@ -65,14 +65,15 @@ impl JwtKeys {
             return Ok(Self::new(secret.expose_secret().as_bytes(), ttl, issuer));
         }
         let fresh = hex::encode(rand::random::<[u8; 32]>());
-        sqlx::query(
-            "INSERT INTO gateway_settings (name, value) VALUES ('jwt_secret', $1) ON CONFLICT (name) DO NOTHING",
+        sqlx::query!(
+            "INSERT INTO gateway_settings (name, value) VALUES ('jwt_secret', $1)
+             ON CONFLICT (name) DO NOTHING",
+            fresh
         )
-        .bind(&fresh)
         .execute(pool)
         .await?;
-        let secret: String =
-            sqlx::query_scalar("SELECT value FROM gateway_settings WHERE name = 'jwt_secret'")
+        let secret =
+            sqlx::query_scalar!("SELECT value FROM gateway_settings WHERE name = 'jwt_secret'")
                 .fetch_one(pool)
                 .await?;
         Ok(Self::new(secret.as_bytes(), ttl, issuer))

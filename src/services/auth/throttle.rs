@@ -75,12 +75,12 @@ impl FailureLimiter {
 
     /// Gives back a reserved attempt that was never checked (the check could not run).
     pub async fn release(&self, subject: &str) -> Result<(), sqlx::Error> {
-        sqlx::query(
+        sqlx::query!(
             "UPDATE auth_failures SET failures = failures - 1
               WHERE kind = $1 AND subject = $2 AND failures > 0",
+            self.kind,
+            subject
         )
-        .bind(self.kind)
-        .bind(subject)
         .execute(&self.pool)
         .await
         .map(|_| ())
@@ -88,12 +88,12 @@ impl FailureLimiter {
 
     /// The failures counted for `subject` in its current window.
     pub async fn failures(&self, subject: &str) -> Result<u32, sqlx::Error> {
-        let failures: Option<i32> = sqlx::query_scalar(
+        let failures = sqlx::query_scalar!(
             "SELECT failures FROM auth_failures
               WHERE kind = $1 AND subject = $2 AND window_ends > now()",
+            self.kind,
+            subject
         )
-        .bind(self.kind)
-        .bind(subject)
         .fetch_optional(&self.pool)
         .await?;
         Ok(failures.unwrap_or(0).max(0) as u32)
@@ -101,14 +101,14 @@ impl FailureLimiter {
 
     /// Whole seconds until `subject` may try again, when it has used up its failures.
     pub async fn refusal(&self, subject: &str) -> Result<Option<u64>, sqlx::Error> {
-        let wait: Option<f64> = sqlx::query_scalar(
-            "SELECT EXTRACT(EPOCH FROM (window_ends - now()))::double precision
-               FROM auth_failures
-              WHERE kind = $1 AND subject = $2 AND failures >= $3 AND window_ends > now()",
+        let wait = sqlx::query_scalar!(
+            r#"SELECT EXTRACT(EPOCH FROM (window_ends - now()))::double precision AS "wait!"
+                 FROM auth_failures
+                WHERE kind = $1 AND subject = $2 AND failures >= $3 AND window_ends > now()"#,
+            self.kind,
+            subject,
+            self.limit as i32
         )
-        .bind(self.kind)
-        .bind(subject)
-        .bind(self.limit as i32)
         .fetch_optional(&self.pool)
         .await?;
         Ok(wait.map(|secs| (secs.ceil() as u64).max(1)))
@@ -124,32 +124,34 @@ impl FailureLimiter {
     /// The one counting statement: one more attempt in the subject's window (a new window when
     /// the last has ended), unless `limit` attempts are already counted in it. `None`: refused.
     async fn count(&self, subject: &str, limit: u32) -> Result<Option<i32>, sqlx::Error> {
-        sqlx::query_scalar(
+        sqlx::query_scalar!(
             "INSERT INTO auth_failures AS f (kind, subject, failures, window_ends)
                   VALUES ($1, $2, 1, now() + make_interval(secs => $3))
              ON CONFLICT (kind, subject) DO UPDATE
                 SET failures = CASE WHEN f.window_ends > now() THEN f.failures + 1 ELSE 1 END,
                     window_ends = CASE WHEN f.window_ends > now() THEN f.window_ends
                                        ELSE now() + make_interval(secs => $3) END
-              WHERE f.window_ends <= now() OR f.failures < $4
+              WHERE f.window_ends <= now() OR f.failures < $4::bigint
              RETURNING failures",
+            self.kind,
+            subject,
+            self.window.as_secs_f64(),
+            i64::from(limit)
         )
-        .bind(self.kind)
-        .bind(subject)
-        .bind(self.window.as_secs_f64())
-        .bind(i64::from(limit))
         .fetch_optional(&self.pool)
         .await
     }
 
     pub async fn reset(&self, subject: &str) -> Result<(), sqlx::Error> {
         self.refused.invalidate(subject);
-        sqlx::query("DELETE FROM auth_failures WHERE kind = $1 AND subject = $2")
-            .bind(self.kind)
-            .bind(subject)
-            .execute(&self.pool)
-            .await
-            .map(|_| ())
+        sqlx::query!(
+            "DELETE FROM auth_failures WHERE kind = $1 AND subject = $2",
+            self.kind,
+            subject
+        )
+        .execute(&self.pool)
+        .await
+        .map(|_| ())
     }
 }
 
@@ -187,7 +189,7 @@ pub fn pair(credential: &str, client: &str) -> String {
 
 /// Deletes the rows whose window has ended (of every kind).
 pub async fn purge_expired(pool: &Db) -> Result<u64, sqlx::Error> {
-    sqlx::query("DELETE FROM auth_failures WHERE window_ends <= now()")
+    sqlx::query!("DELETE FROM auth_failures WHERE window_ends <= now()")
         .execute(pool)
         .await
         .map(|r| r.rows_affected())

@@ -7,35 +7,34 @@
 //! took. Calls the gateway refuses itself count nothing.
 
 pub mod clock;
+mod limit;
 mod monthly;
 mod rate;
 mod report;
+mod standing;
 mod upstream_gate;
 mod usage;
 
 pub use clock::{Clock, OffsetClock, SystemClock};
+pub use limit::{Limit, QuotaError, Refusal};
 pub use monthly::MonthlyStanding;
 pub use report::{DayUsage, EndpointUsage, RefusalCount, TopUp, UsageReport};
+pub use standing::UpstreamReport;
 
 use crate::config::QuotaConfig;
 use crate::db::Db;
 use crate::domain::Tenant;
-use crate::http::error::ApiError;
-use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
+use chrono::{DateTime, Utc};
 use monthly::{MonthlyQuotas, MonthlyRefusal};
 use rate::{RateDecision, RateLimits};
-use serde::Serialize;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use standing::UpstreamStanding;
 use std::sync::Arc;
-use std::time::Duration;
 use upstream_gate::{GateRefusal, UpstreamGate};
 use usage::UsageRecorder;
 use uuid::Uuid;
 
 /// The organisation's plan in `quota_months`.
 const UPSTREAM_SUBJECT: &str = "upstream";
-/// The flusher ticks every second; it purges expired idempotency records once an hour.
-const IDEMPOTENCY_PURGE_EVERY_TICKS: u64 = 3600;
 /// Largest block of monthly quota a replica reserves at once.
 const MAX_LEASE: i64 = 100;
 
@@ -45,9 +44,8 @@ pub struct Admission {
     tenant: Uuid,
     endpoint: &'static str,
     month: String,
-    took_month: bool,
-    took_rate: Option<u32>,
-    took_upstream_month: bool,
+    /// The counted limits taken so far, in order (the upstream slot is held in `slot`).
+    taken: Vec<Limit>,
     /// The upstream budget's slot, held until the call is settled.
     slot: Option<i32>,
     /// Where the slot goes back when the admission is dropped unsettled.
@@ -70,6 +68,26 @@ impl Drop for Admission {
     }
 }
 
+/// What a tenant's quota headers report (see `http::quota_headers`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QuotaStanding {
+    pub monthly: Option<MonthlyFigures>,
+    pub rate: Option<RateFigures>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MonthlyFigures {
+    pub allowance: i64,
+    pub remaining: i64,
+    pub reset_seconds: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateFigures {
+    pub per_second: i32,
+    pub remaining: i64,
+}
+
 pub struct Quotas {
     pool: Db,
     monthly: MonthlyQuotas,
@@ -80,52 +98,6 @@ pub struct Quotas {
     usage: UsageRecorder,
     clock: Arc<dyn Clock>,
     standing: UpstreamStanding,
-}
-
-/// The quota headers [`Quotas::headers`] puts on every `/v1` answer: the monthly quota as the
-/// hosted API's marketplace names it, and the per-second limit as the IETF RateLimit fields.
-pub const REQUESTS_LIMIT: &str = "x-ratelimit-requests-limit";
-pub const REQUESTS_REMAINING: &str = "x-ratelimit-requests-remaining";
-pub const REQUESTS_RESET: &str = "x-ratelimit-requests-reset";
-pub const RATE_POLICY: &str = "ratelimit-policy";
-pub const RATE: &str = "ratelimit";
-pub const HEADERS: [&str; 5] = [
-    REQUESTS_LIMIT,
-    REQUESTS_REMAINING,
-    REQUESTS_RESET,
-    RATE_POLICY,
-    RATE,
-];
-
-/// What the upstream's own `X-RateLimit-Requests-*` answers say of the organisation's plan.
-#[derive(Default)]
-struct UpstreamStanding {
-    limit: AtomicI64,
-    remaining: AtomicI64,
-    reset_secs: AtomicI64,
-    seen_at_ms: AtomicI64,
-    throttled: AtomicU64,
-    credentials_refused: AtomicU64,
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct UpstreamReport {
-    /// The plan's per-second budget (`WAGW_UPSTREAM_RPS`); null: unlimited.
-    pub rps: Option<u32>,
-    /// The plan's monthly budget (`WAGW_UPSTREAM_MONTHLY`); null: unlimited.
-    pub monthly: Option<i64>,
-    pub max_sessions: Option<u32>,
-    /// Calls forwarded this month, as counted by the gateway (all replicas).
-    pub used_this_month: i64,
-    /// The upstream's own latest figures, when it sent any.
-    pub upstream_limit: Option<i64>,
-    pub upstream_remaining: Option<i64>,
-    pub upstream_reset_seconds: Option<i64>,
-    /// 429 answers received from the upstream by this replica since it started.
-    pub upstream_429s: u64,
-    /// 401/403 answers (the organisation's credentials refused) received by this replica since
-    /// it started; each reached the tenant as 502.
-    pub upstream_credential_refusals: u64,
 }
 
 impl Quotas {
@@ -157,9 +129,30 @@ impl Quotas {
         &self.clock
     }
 
+    /// The limits a call of `tenant` is admitted against, in the order they are taken.
+    fn limits(&self, tenant: &Tenant) -> Vec<Limit> {
+        let quota = &tenant.quota;
+        let tenant_monthly = quota
+            .monthly_requests
+            .map(|requests| Limit::TenantMonthly { requests });
+        let tenant_rate = quota.requests_per_second.map(|rate| Limit::TenantRate {
+            per_second: rate.max(1) as u32,
+        });
+        let upstream_monthly = self
+            .upstream_monthly
+            .map(|requests| Limit::UpstreamMonthly { requests });
+        let upstream_rate = self.gate.as_ref().map(|gate| Limit::UpstreamRate {
+            per_second: gate.slots(),
+        });
+        [tenant_monthly, tenant_rate, upstream_monthly, upstream_rate]
+            .into_iter()
+            .flatten()
+            .collect()
+    }
+
     /// Admits one of the gateway's own calls (admin routes, clean-up): it belongs to no
     /// tenant, so only the organisation's budget applies and no tenant's usage counts it.
-    pub async fn admit_own(&self, endpoint: &'static str) -> Result<Admission, ApiError> {
+    pub async fn admit_own(&self, endpoint: &'static str) -> Result<Admission, QuotaError> {
         let gateway = Tenant {
             id: usage::GATEWAY_OWN,
             name: String::new(),
@@ -175,122 +168,85 @@ impl Quotas {
         self.admit(&gateway, endpoint).await
     }
 
-    /// Admits one call of `tenant` to `endpoint` against every limit, or refuses it with 429
-    /// (naming the limit, `Retry-After` from the real boundary) or 503 (the database is down
-    /// and no lease is left).
+    /// Admits one call of `tenant` to `endpoint` against every limit, or refuses it naming
+    /// the limit, with the wait until its real boundary; `Unavailable` when the database is
+    /// down and no lease is left. A refusal gives back what the earlier limits took.
     pub async fn admit(
         &self,
         tenant: &Tenant,
         endpoint: &'static str,
-    ) -> Result<Admission, ApiError> {
+    ) -> Result<Admission, QuotaError> {
         let now = self.clock.now();
         let mut admission = Admission {
             tenant: tenant.id,
             endpoint,
             month: clock::month_key(now),
-            took_month: false,
-            took_rate: None,
-            took_upstream_month: false,
+            taken: Vec::with_capacity(4),
             slot: None,
             gate: self.gate.clone(),
             rate_remaining: None,
         };
-        let subject = tenant.id.to_string();
-        let refused = |this: &Self, reason: &'static str, error: ApiError| {
-            this.usage
-                .record_refusal(tenant.id, now.date_naive(), reason);
-            error
-        };
-
-        if let Some(limit) = tenant.quota.monthly_requests {
-            match self.monthly.take(&subject, &admission.month, limit).await {
-                Ok(()) => admission.took_month = true,
-                Err(MonthlyRefusal::Exhausted) => {
-                    return Err(refused(
-                        self,
-                        "monthly_quota",
-                        ApiError::too_many_requests(
-                            format!("monthly quota of {limit} requests exhausted; it resets at the start of next month (UTC)"),
-                            clock::seconds_to_month_end(now),
-                        ),
-                    ))
+        for limit in self.limits(tenant) {
+            if let Err(error) = self.take(limit, &mut admission, now).await {
+                self.cancel(admission).await;
+                if let QuotaError::Refused(refusal) = &error {
+                    self.usage
+                        .record_refusal(tenant.id, now.date_naive(), refusal.limit.reason());
                 }
-                Err(MonthlyRefusal::Unavailable(e)) => return Err(quota_unavailable(e)),
-            }
-        }
-
-        if let Some(rate) = tenant.quota.requests_per_second {
-            let rate = rate.max(1) as u32;
-            match self.rates.check(&subject, rate).await {
-                Ok(RateDecision::Admitted { remaining }) => {
-                    admission.took_rate = Some(rate);
-                    admission.rate_remaining = Some(remaining);
-                }
-                Ok(RateDecision::Refused { retry_after }) => {
-                    self.cancel(admission).await;
-                    return Err(refused(
-                        self,
-                        "rate_limit",
-                        ApiError::too_many_requests(
-                            format!("rate limit of {rate} requests per second exceeded"),
-                            retry_after,
-                        ),
-                    ));
-                }
-                Err(e) => {
-                    self.cancel(admission).await;
-                    return Err(quota_unavailable(e));
-                }
-            }
-        }
-
-        if let Some(limit) = self.upstream_monthly {
-            match self
-                .monthly
-                .take(UPSTREAM_SUBJECT, &admission.month, limit)
-                .await
-            {
-                Ok(()) => admission.took_upstream_month = true,
-                Err(refusal) => {
-                    self.cancel(admission).await;
-                    return Err(match refusal {
-                        MonthlyRefusal::Exhausted => refused(
-                            self,
-                            "upstream_monthly",
-                            ApiError::too_many_requests(
-                                "the organisation's monthly upstream budget is exhausted",
-                                clock::seconds_to_month_end(now),
-                            ),
-                        ),
-                        MonthlyRefusal::Unavailable(e) => quota_unavailable(e),
-                    });
-                }
-            }
-        }
-
-        if let Some(gate) = &self.gate {
-            match gate.acquire(tenant.id).await {
-                Ok(slot) => admission.slot = Some(slot),
-                Err(refusal) => {
-                    self.cancel(admission).await;
-                    return Err(match refusal {
-                    GateRefusal::Busy => refused(
-                        self,
-                        "upstream_rate",
-                        ApiError::too_many_requests(
-                            format!(
-                                "the organisation's upstream budget of {} requests per second is fully used; retry shortly",
-                                gate.slots()
-                            ),
-                            1,
-                        ),
-                    ),
-                    GateRefusal::Unavailable(e) => quota_unavailable(e),
-                });
-                }
+                return Err(error);
             }
         }
         Ok(admission)
+    }
+
+    /// Takes one call's worth of `limit` into `admission`.
+    async fn take(
+        &self,
+        limit: Limit,
+        admission: &mut Admission,
+        now: DateTime<Utc>,
+    ) -> Result<(), QuotaError> {
+        let refused = |retry_after| QuotaError::Refused(Refusal { limit, retry_after });
+        let monthly = |refusal| match refusal {
+            MonthlyRefusal::Exhausted => refused(clock::seconds_to_month_end(now)),
+            MonthlyRefusal::Unavailable(e) => QuotaError::Unavailable(e),
+        };
+        let subject = admission.tenant.to_string();
+        match limit {
+            Limit::TenantMonthly { requests } => self
+                .monthly
+                .take(&subject, &admission.month, requests)
+                .await
+                .map_err(monthly)?,
+            Limit::TenantRate { per_second } => {
+                match self.rates.check(&subject, per_second).await {
+                    Ok(RateDecision::Admitted { remaining }) => {
+                        admission.rate_remaining = Some(remaining);
+                    }
+                    Ok(RateDecision::Refused { retry_after }) => return Err(refused(retry_after)),
+                    Err(e) => return Err(QuotaError::Unavailable(e)),
+                }
+            }
+            Limit::UpstreamMonthly { requests } => self
+                .monthly
+                .take(UPSTREAM_SUBJECT, &admission.month, requests)
+                .await
+                .map_err(monthly)?,
+            Limit::UpstreamRate { .. } => {
+                let gate = self
+                    .gate
+                    .as_ref()
+                    .expect("an upstream rate limit has a gate");
+                match gate.acquire(admission.tenant).await {
+                    Ok(slot) => admission.slot = Some(slot),
+                    Err(GateRefusal::Busy) => return Err(refused(1)),
+                    Err(GateRefusal::Unavailable(e)) => return Err(QuotaError::Unavailable(e)),
+                }
+                return Ok(());
+            }
+        }
+        admission.taken.push(limit);
+        Ok(())
     }
 
     /// The call was forwarded (and answered, or failed after sending): it counts.
@@ -310,107 +266,45 @@ impl Quotas {
     /// The call never reached the upstream: give back everything it took.
     pub async fn cancel(&self, mut admission: Admission) {
         let subject = admission.tenant.to_string();
-        if admission.took_month {
-            self.monthly.give_back(&subject, &admission.month);
-        }
-        if admission.took_upstream_month {
-            self.monthly.give_back(UPSTREAM_SUBJECT, &admission.month);
-        }
-        if let Some(rate) = admission.took_rate {
-            self.rates.give_back(&subject, rate).await;
+        for limit in admission.taken.drain(..).rev() {
+            match limit {
+                Limit::TenantMonthly { .. } => self.monthly.give_back(&subject, &admission.month),
+                Limit::UpstreamMonthly { .. } => {
+                    self.monthly.give_back(UPSTREAM_SUBJECT, &admission.month)
+                }
+                Limit::TenantRate { per_second } => {
+                    self.rates.give_back(&subject, per_second).await
+                }
+                Limit::UpstreamRate { .. } => {}
+            }
         }
         if let (Some(slot), Some(gate)) = (admission.slot.take(), &self.gate) {
             gate.release(slot).await;
         }
     }
 
-    /// The quota headers every `/v1` answer carries: the monthly quota as the hosted API's
-    /// marketplace names it, and the per-second limit as the IETF RateLimit fields.
-    pub fn headers(&self, tenant: &Tenant, rate_remaining: Option<u32>) -> HeaderMap {
-        let mut headers = HeaderMap::new();
-        let mut put = |name: &'static str, value: String| {
-            if let Ok(value) = HeaderValue::from_str(&value) {
-                headers.insert(HeaderName::from_static(name), value);
-            }
-        };
+    /// What the tenant's limits stand at, for the quota headers every `/v1` answer carries.
+    /// `rate_remaining` comes from the call's admission, when it had one.
+    pub fn standing(&self, tenant: &Tenant, rate_remaining: Option<u32>) -> QuotaStanding {
         let now = self.clock.now();
-        if let Some(limit) = tenant.quota.monthly_requests {
+        let monthly = tenant.quota.monthly_requests.map(|limit| {
             let standing =
                 self.monthly
                     .standing(&tenant.id.to_string(), &clock::month_key(now), limit);
-            put("x-ratelimit-requests-limit", standing.allowance.to_string());
-            put(
-                "x-ratelimit-requests-remaining",
-                standing.remaining.to_string(),
-            );
-            put(
-                "x-ratelimit-requests-reset",
-                clock::seconds_to_month_end(now).to_string(),
-            );
-        }
-        if let Some(rate) = tenant.quota.requests_per_second {
-            put("ratelimit-policy", format!("{rate};w=1"));
-            let remaining = rate_remaining.map_or(rate.to_string(), |r| r.to_string());
-            put(
-                "ratelimit",
-                format!("limit={rate}, remaining={remaining}, reset=1"),
-            );
-        }
-        headers
-    }
-
-    /// Notes the upstream's own rate-limit figures from one of its answers.
-    pub fn observe_upstream(&self, status: u16, headers: &HeaderMap) {
-        let number = |name: &str| {
-            headers
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse::<i64>().ok())
-        };
-        if let (Some(limit), Some(remaining)) = (
-            number("x-ratelimit-requests-limit"),
-            number("x-ratelimit-requests-remaining"),
-        ) {
-            self.standing.limit.store(limit, Ordering::Relaxed);
-            self.standing.remaining.store(remaining, Ordering::Relaxed);
-            self.standing.reset_secs.store(
-                number("x-ratelimit-requests-reset").unwrap_or(-1),
-                Ordering::Relaxed,
-            );
-            self.standing
-                .seen_at_ms
-                .store(self.clock.now().timestamp_millis(), Ordering::Relaxed);
-        }
-        if status == 429 {
-            self.standing.throttled.fetch_add(1, Ordering::Relaxed);
-        }
-        if status == 401 || status == 403 {
-            self.standing
-                .credentials_refused
-                .fetch_add(1, Ordering::Relaxed);
-        }
-    }
-
-    /// The organisation's standing, for `GET /admin/v1/upstream`.
-    pub async fn upstream_report(&self, pool: &Db) -> Result<UpstreamReport, ApiError> {
-        let month = clock::month_key(self.clock.now());
-        let used: i64 = sqlx::query_scalar("SELECT COALESCE(sum(requests), 0)::bigint FROM usage_daily WHERE to_char(day, 'YYYY-MM') = $1")
-            .bind(&month)
-            .fetch_one(pool)
-            .await?;
-        let seen = self.standing.seen_at_ms.load(Ordering::Relaxed) > 0;
-        let figure = |a: &AtomicI64| seen.then(|| a.load(Ordering::Relaxed)).filter(|v| *v >= 0);
-        Ok(UpstreamReport {
-            rps: self.gate.as_ref().map(|g| g.slots()),
-            monthly: self.upstream_monthly,
-            max_sessions: self.upstream_max_sessions,
-            used_this_month: used,
-            upstream_limit: figure(&self.standing.limit),
-            upstream_remaining: figure(&self.standing.remaining),
-            upstream_reset_seconds: figure(&self.standing.reset_secs),
-            upstream_429s: self.standing.throttled.load(Ordering::Relaxed),
-            upstream_credential_refusals: self.standing.credentials_refused.load(Ordering::Relaxed),
-        })
+            MonthlyFigures {
+                allowance: standing.allowance,
+                remaining: standing.remaining,
+                reset_seconds: clock::seconds_to_month_end(now),
+            }
+        });
+        let rate = tenant
+            .quota
+            .requests_per_second
+            .map(|per_second| RateFigures {
+                per_second,
+                remaining: rate_remaining.map_or(i64::from(per_second), i64::from),
+            });
+        QuotaStanding { monthly, rate }
     }
 
     /// Folds counted usage into the rollups; run every second and at shutdown.
@@ -420,35 +314,7 @@ impl Quotas {
 
     /// Graceful shutdown: usage written, unspent leases handed back.
     pub async fn shutdown(&self) {
-        self.usage.flush_on(&self.pool).await;
-        self.monthly.return_all(&self.pool).await;
+        self.usage.flush().await;
+        self.monthly.return_all().await;
     }
-
-    /// Starts the once-a-second usage flush.
-    pub fn spawn_flusher(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
-        let quotas = Arc::downgrade(self);
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(1));
-            let mut ticks: u64 = 0;
-            loop {
-                tick.tick().await;
-                let Some(q) = quotas.upgrade() else {
-                    return;
-                };
-                q.flush_usage().await;
-                // Hourly (and once at start): idempotency records past their 24 h window.
-                if ticks % IDEMPOTENCY_PURGE_EVERY_TICKS == 0 {
-                    crate::services::idempotency::purge_expired(&q.pool).await;
-                }
-                ticks += 1;
-            }
-        })
-    }
-}
-
-fn quota_unavailable(e: sqlx::Error) -> ApiError {
-    ApiError::service_unavailable(
-        "quota cannot be checked right now (the database is unreachable); retry shortly",
-    )
-    .with_cause(e)
 }

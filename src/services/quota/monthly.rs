@@ -61,7 +61,34 @@ pub struct MonthlyQuotas {
     pool: Db,
     /// Largest block a replica reserves at once.
     max_block: i64,
-    leases: Mutex<HashMap<(String, String), Arc<Lease>>>,
+    leases: Mutex<Leases>,
+}
+
+/// The leases per (subject, month), and the latest month seen: leases of earlier months are
+/// handed back and dropped once a later month has begun, so the map holds one month's worth.
+#[derive(Default)]
+struct Leases {
+    latest_month: String,
+    by_subject: HashMap<(String, String), Arc<Lease>>,
+}
+
+impl Leases {
+    /// Notes `month`; when it is later than any seen, takes out every lease of earlier months.
+    fn begin(&mut self, month: &str) -> Vec<((String, String), Arc<Lease>)> {
+        if month <= self.latest_month.as_str() {
+            return Vec::new();
+        }
+        self.latest_month = month.to_owned();
+        let past: Vec<(String, String)> = self
+            .by_subject
+            .keys()
+            .filter(|(_, m)| m.as_str() < month)
+            .cloned()
+            .collect();
+        past.into_iter()
+            .filter_map(|key| self.by_subject.remove_entry(&key))
+            .collect()
+    }
 }
 
 impl MonthlyQuotas {
@@ -76,32 +103,48 @@ impl MonthlyQuotas {
     fn lease(&self, subject: &str, month: &str) -> Arc<Lease> {
         let mut leases = self.leases.lock().expect("lease map poisoned");
         leases
+            .by_subject
             .entry((subject.to_owned(), month.to_owned()))
             .or_default()
             .clone()
     }
 
+    /// The lease, if this replica holds one (reading never creates one).
+    fn existing(&self, subject: &str, month: &str) -> Option<Arc<Lease>> {
+        let leases = self.leases.lock().expect("lease map poisoned");
+        leases
+            .by_subject
+            .get(&(subject.to_owned(), month.to_owned()))
+            .cloned()
+    }
+
     /// The lease for `limit`, retiring (and handing back) one reserved under another limit.
     async fn lease_under(&self, subject: &str, month: &str, limit: i64) -> Arc<Lease> {
         let key = (subject.to_owned(), month.to_owned());
-        let retired = {
+        let (retired, past) = {
             let mut leases = self.leases.lock().expect("lease map poisoned");
-            let current = leases.entry(key.clone()).or_default();
-            match current
-                .limit
-                .compare_exchange(0, limit, Ordering::AcqRel, Ordering::Acquire)
-            {
-                Ok(_) => None,
-                Err(l) if l == limit => None,
-                Err(_) => {
-                    let fresh = Arc::new(Lease::default());
-                    fresh.limit.store(limit, Ordering::Release);
-                    leases.insert(key, fresh)
-                }
-            }
+            let past = leases.begin(month);
+            let current = leases.by_subject.entry(key.clone()).or_default();
+            let retired =
+                match current
+                    .limit
+                    .compare_exchange(0, limit, Ordering::AcqRel, Ordering::Acquire)
+                {
+                    Ok(_) => None,
+                    Err(l) if l == limit => None,
+                    Err(_) => {
+                        let fresh = Arc::new(Lease::default());
+                        fresh.limit.store(limit, Ordering::Release);
+                        leases.by_subject.insert(key, fresh)
+                    }
+                };
+            (retired, past)
         };
         if let Some(old) = retired {
             hand_back(&self.pool, subject, month, &old).await;
+        }
+        for ((past_subject, past_month), lease) in past {
+            hand_back(&self.pool, &past_subject, &past_month, &lease).await;
         }
         self.lease(subject, month)
     }
@@ -158,14 +201,15 @@ impl MonthlyQuotas {
 
     /// Undoes a `take` whose call was refused by another limit or never sent.
     pub fn give_back(&self, subject: &str, month: &str) {
-        self.lease(subject, month)
-            .available
-            .fetch_add(1, Ordering::AcqRel);
+        // A lease already handed back (its month is over) takes nothing back.
+        if let Some(lease) = self.existing(subject, month) {
+            lease.available.fetch_add(1, Ordering::AcqRel);
+        }
     }
 
     /// The allowance and what is left of it, as far as this replica knows.
     pub fn standing(&self, subject: &str, month: &str, limit: i64) -> MonthlyStanding {
-        let lease = self.lease(subject, month);
+        let lease = self.existing(subject, month).unwrap_or_default();
         let leased = lease.leased.load(Ordering::Acquire);
         let allowance = match lease.allowance.load(Ordering::Acquire) {
             0 if leased == 0 => limit,
@@ -180,22 +224,21 @@ impl MonthlyQuotas {
 
     /// What this replica holds unspent for `subject` and `month`.
     pub fn held(&self, subject: &str, month: &str) -> i64 {
-        let leases = self.leases.lock().expect("lease map poisoned");
-        leases
-            .get(&(subject.to_owned(), month.to_owned()))
+        self.existing(subject, month)
             .map_or(0, |l| l.available.load(Ordering::Acquire))
     }
 
-    /// Hands every unspent lease back over `pool` (graceful shutdown).
-    pub async fn return_all(&self, pool: &Db) {
+    /// Hands every unspent lease back (graceful shutdown).
+    pub async fn return_all(&self) {
         let held: Vec<((String, String), Arc<Lease>)> = self
             .leases
             .lock()
             .expect("lease map poisoned")
+            .by_subject
             .drain()
             .collect();
         for ((subject, month), lease) in held {
-            hand_back(pool, &subject, &month, &lease).await;
+            hand_back(&self.pool, &subject, &month, &lease).await;
         }
     }
 }
@@ -220,42 +263,42 @@ async fn reserve(
     // (an overflow would make every call of the subject answer 503).
     let limit = limit.clamp(0, ALLOWANCE_TERM_CEILING);
     let reserve = || {
-        sqlx::query_as::<_, (i64, i64, i64)>(
-            "WITH current AS (
-                 SELECT leased, $3 + LEAST(bonus, $5) AS allowance
+        sqlx::query!(
+            r#"WITH current AS (
+                 SELECT leased, $3::bigint + LEAST(bonus, $5::bigint) AS allowance
                    FROM quota_months WHERE subject = $1 AND month = $2 FOR UPDATE
              ), block AS (
                  SELECT CASE WHEN leased < allowance
-                             THEN LEAST($4, GREATEST((allowance - leased) / 4, 1))
+                             THEN LEAST($4::bigint, GREATEST((allowance - leased) / 4, 1))
                              ELSE 0 END AS n,
                         allowance
                  FROM current
              )
              UPDATE quota_months q SET leased = q.leased + block.n
              FROM block WHERE q.subject = $1 AND q.month = $2
-             RETURNING block.n, q.leased, block.allowance",
+             RETURNING block.n AS "granted!", q.leased, block.allowance AS "allowance!""#,
+            subject,
+            month,
+            limit,
+            max_block,
+            ALLOWANCE_TERM_CEILING
         )
-        .bind(subject)
-        .bind(month)
-        .bind(limit)
-        .bind(max_block)
-        .bind(ALLOWANCE_TERM_CEILING)
         .fetch_optional(pool)
     };
     let row = match reserve().await? {
         Some(row) => row,
         None => {
-            sqlx::query(
+            sqlx::query!(
                 "INSERT INTO quota_months (subject, month) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                subject,
+                month
             )
-            .bind(subject)
-            .bind(month)
             .execute(pool)
             .await?;
             reserve().await?.ok_or(sqlx::Error::RowNotFound)?
         }
     };
-    let (granted, leased, allowance) = row;
+    let (granted, leased, allowance) = (row.granted, row.leased, row.allowance);
     lease.leased.store(leased, Ordering::Release);
     lease.allowance.store(allowance, Ordering::Release);
     lease.last_block.store(granted, Ordering::Release);
@@ -268,12 +311,12 @@ async fn hand_back(pool: &Db, subject: &str, month: &str, lease: &Lease) {
     if unspent <= 0 {
         return;
     }
-    let returned = sqlx::query(
+    let returned = sqlx::query!(
         "UPDATE quota_months SET leased = leased - $3 WHERE subject = $1 AND month = $2",
+        subject,
+        month,
+        unspent
     )
-    .bind(subject)
-    .bind(month)
-    .bind(unspent)
     .execute(pool)
     .await;
     if let Err(e) = returned {
@@ -282,6 +325,33 @@ async fn hand_back(pool: &Db, subject: &str, month: &str, lease: &Lease) {
             month,
             unspent,
             "could not hand back an unspent lease (it stays spent): {e}"
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_new_month_takes_out_the_leases_of_earlier_months() {
+        let mut leases = Leases::default();
+        assert!(leases.begin("2026-11").is_empty());
+        for subject in ["a", "b"] {
+            leases
+                .by_subject
+                .insert((subject.into(), "2026-11".into()), Arc::default());
+        }
+        assert!(
+            leases.begin("2026-11").is_empty(),
+            "same month: nothing goes"
+        );
+        let past = leases.begin("2026-12");
+        assert_eq!(past.len(), 2);
+        assert!(leases.by_subject.is_empty());
+        assert!(
+            leases.begin("2026-11").is_empty(),
+            "an earlier month never evicts"
         );
     }
 }

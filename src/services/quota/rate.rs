@@ -164,10 +164,10 @@ impl RateLimits {
     ) -> Result<Option<(u32, f64)>, sqlx::Error> {
         // Cells conforming at `base` (the later of the bucket's tat and now): while
         // base + k * interval - tolerance <= now, capped at the block.
-        let row: Option<(i32, f64)> = sqlx::query_as(
-            "INSERT INTO quota_rate AS r (subject, tat, granted)
+        let row = sqlx::query!(
+            r#"INSERT INTO quota_rate AS r (subject, tat, granted)
                   VALUES ($1,
-                          statement_timestamp() + make_interval(secs => $2::double precision * LEAST($4, floor($3::double precision / $2)) / 1e6),
+                          statement_timestamp() + make_interval(secs => $2::double precision * LEAST($4::double precision, floor($3::double precision / $2)) / 1e6),
                           LEAST($4, floor($3::double precision / $2))::int)
              ON CONFLICT (subject) DO UPDATE
                 SET granted = LEAST($4, floor(($3 - EXTRACT(EPOCH FROM (GREATEST(r.tat, statement_timestamp()) - statement_timestamp())) * 1e6) / $2))::int,
@@ -176,14 +176,15 @@ impl RateLimits {
                                 * LEAST($4, floor(($3 - EXTRACT(EPOCH FROM (GREATEST(r.tat, statement_timestamp()) - statement_timestamp())) * 1e6) / $2))
                                 / 1e6)
               WHERE LEAST($4, floor(($3 - EXTRACT(EPOCH FROM (GREATEST(r.tat, statement_timestamp()) - statement_timestamp())) * 1e6) / $2)) >= 1
-             RETURNING granted, EXTRACT(EPOCH FROM (tat - statement_timestamp()))::double precision",
+             RETURNING granted, EXTRACT(EPOCH FROM (tat - statement_timestamp()))::double precision AS "ahead!""#,
+            subject,
+            plan.interval_us as f64,
+            plan.tolerance_us as f64,
+            f64::from(plan.block)
         )
-        .bind(subject)
-        .bind(plan.interval_us as f64)
-        .bind(plan.tolerance_us as f64)
-        .bind(f64::from(plan.block))
         .fetch_optional(&self.pool)
-        .await?;
+        .await?
+        .map(|row| (row.granted, row.ahead));
         Ok(row
             .filter(|(granted, _)| *granted >= 1)
             .map(|(granted, ahead)| (granted as u32, ahead)))
@@ -191,13 +192,14 @@ impl RateLimits {
 
     /// Whole seconds until one cell conforms: tat + interval - tolerance.
     async fn wait_secs(&self, subject: &str, plan: &Reservation) -> Result<u64, sqlx::Error> {
-        let wait_secs: f64 = sqlx::query_scalar(
-            "SELECT GREATEST(EXTRACT(EPOCH FROM (tat - statement_timestamp()))::double precision + ($2 - $3)::double precision / 1e6, 0)
-             FROM quota_rate WHERE subject = $1",
+        let wait_secs = sqlx::query_scalar!(
+            r#"SELECT GREATEST(EXTRACT(EPOCH FROM (tat - statement_timestamp()))::double precision
+                              + ($2::bigint - $3::bigint)::double precision / 1e6, 0) AS "wait!"
+                 FROM quota_rate WHERE subject = $1"#,
+            subject,
+            plan.interval_us,
+            plan.tolerance_us
         )
-        .bind(subject)
-        .bind(plan.interval_us)
-        .bind(plan.tolerance_us)
         .fetch_optional(&self.pool)
         .await?
         .unwrap_or(1.0);
@@ -210,11 +212,12 @@ impl RateLimits {
         if self.block(subject).put_back(rate) {
             return;
         }
-        let undone = sqlx::query(
-            "UPDATE quota_rate SET tat = tat - make_interval(secs => $2::double precision / 1e6) WHERE subject = $1",
+        let undone = sqlx::query!(
+            "UPDATE quota_rate SET tat = tat - make_interval(secs => $2::double precision / 1e6)
+              WHERE subject = $1",
+            subject,
+            Reservation::for_rate(rate).interval_us as f64
         )
-        .bind(subject)
-        .bind(Reservation::for_rate(rate).interval_us)
         .execute(&self.pool)
         .await;
         if let Err(e) = undone {

@@ -2,9 +2,9 @@
 //! corrections to a tenant's month.
 
 use crate::db::Db;
-use crate::http::error::ApiError;
-use crate::services::quota::{clock, Quotas};
-use chrono::NaiveDate;
+use crate::domain::Invalid;
+use crate::services::quota::{clock, QuotaError, Quotas};
+use chrono::{Datelike, NaiveDate};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -26,20 +26,20 @@ pub struct UsageReport {
     pub refusals: Vec<RefusalCount>,
 }
 
-#[derive(Debug, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct DayUsage {
     pub day: NaiveDate,
     pub requests: i64,
 }
 
-#[derive(Debug, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct EndpointUsage {
     /// The operation id of the endpoint, e.g. `sendText`.
     pub endpoint: String,
     pub requests: i64,
 }
 
-#[derive(Debug, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct RefusalCount {
     /// `monthly_quota`, `rate_limit`, `upstream_monthly` or `upstream_rate`.
     pub reason: String,
@@ -62,59 +62,68 @@ pub struct TopUp {
 }
 
 impl Quotas {
-    /// This month's usage of `tenant` with quota `limit` (None: unlimited).
+    /// This month's usage of `tenant` with quota `limit` (None: unlimited). (`_pool` is a
+    /// leftover: the service reads over its own.)
     pub async fn usage_report(
         &self,
-        pool: &Db,
+        _pool: &Db,
         tenant: Uuid,
         limit: Option<i64>,
-    ) -> Result<UsageReport, ApiError> {
+    ) -> Result<UsageReport, QuotaError> {
         // What this replica counted in the last second is included.
         self.flush_usage().await;
         let now = self.clock.now();
         let month = clock::month_key(now);
-        let first_day = NaiveDate::parse_from_str(&format!("{month}-01"), "%Y-%m-%d")
-            .map_err(ApiError::internal)?;
+        let first_day = now
+            .date_naive()
+            .with_day(1)
+            .expect("every month has a first day");
         let next_month = clock::next_month_start(now).date_naive();
-        let days: Vec<DayUsage> = sqlx::query_as(
-            "SELECT day, sum(requests)::bigint AS requests FROM usage_daily
-              WHERE tenant_id = $1 AND day >= $2 AND day < $3 GROUP BY day ORDER BY day",
+        let pool = &self.pool;
+        let days = sqlx::query_as!(
+            DayUsage,
+            r#"SELECT day, sum(requests)::bigint AS "requests!" FROM usage_daily
+                WHERE tenant_id = $1 AND day >= $2 AND day < $3 GROUP BY day ORDER BY day"#,
+            tenant,
+            first_day,
+            next_month
         )
-        .bind(tenant)
-        .bind(first_day)
-        .bind(next_month)
         .fetch_all(pool)
         .await?;
-        let endpoints: Vec<EndpointUsage> = sqlx::query_as(
-            "SELECT endpoint, sum(requests)::bigint AS requests FROM usage_daily
-              WHERE tenant_id = $1 AND day >= $2 AND day < $3 GROUP BY endpoint ORDER BY requests DESC, endpoint",
+        let endpoints = sqlx::query_as!(
+            EndpointUsage,
+            r#"SELECT endpoint, sum(requests)::bigint AS "requests!" FROM usage_daily
+                WHERE tenant_id = $1 AND day >= $2 AND day < $3
+                GROUP BY endpoint ORDER BY 2 DESC, endpoint"#,
+            tenant,
+            first_day,
+            next_month
         )
-        .bind(tenant)
-        .bind(first_day)
-        .bind(next_month)
         .fetch_all(pool)
         .await?;
-        let refusals: Vec<RefusalCount> = sqlx::query_as(
-            "SELECT reason, sum(refusals)::bigint AS refusals FROM refusals_daily
-              WHERE tenant_id = $1 AND day >= $2 AND day < $3 GROUP BY reason ORDER BY reason",
+        let refusals = sqlx::query_as!(
+            RefusalCount,
+            r#"SELECT reason, sum(refusals)::bigint AS "refusals!" FROM refusals_daily
+                WHERE tenant_id = $1 AND day >= $2 AND day < $3 GROUP BY reason ORDER BY reason"#,
+            tenant,
+            first_day,
+            next_month
         )
-        .bind(tenant)
-        .bind(first_day)
-        .bind(next_month)
         .fetch_all(pool)
         .await?;
         let used = days.iter().map(|d| d.requests).sum();
         let (limit, remaining) = match limit {
             Some(limit) => {
-                let (leased, bonus): (i64, i64) = sqlx::query_as(
+                let subject = tenant.to_string();
+                let month_row = sqlx::query!(
                     "SELECT leased, bonus FROM quota_months WHERE subject = $1 AND month = $2",
+                    subject,
+                    month
                 )
-                .bind(tenant.to_string())
-                .bind(&month)
                 .fetch_optional(pool)
-                .await?
-                .unwrap_or((0, 0));
-                let held = self.monthly.held(&tenant.to_string(), &month);
+                .await?;
+                let (leased, bonus) = month_row.map_or((0, 0), |r| (r.leased, r.bonus));
+                let held = self.monthly.held(&subject, &month);
                 let allowance = limit.saturating_add(bonus);
                 (
                     Some(allowance),
@@ -141,27 +150,33 @@ impl Quotas {
         conn: &mut sqlx::PgConnection,
         tenant: Uuid,
         requests: i64,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), QuotaError> {
         if !(1..=MAX_TOP_UP).contains(&requests) {
-            return Err(ApiError::bad_request(format!(
-                "requests must be between 1 and {MAX_TOP_UP}"
-            )));
+            return Err(Invalid::new(
+                "requests",
+                format!("requests must be between 1 and {MAX_TOP_UP}"),
+            )
+            .into());
         }
-        let granted = sqlx::query(
+        let granted = sqlx::query!(
             "INSERT INTO quota_months (subject, month, bonus) VALUES ($1, $2, $3)
              ON CONFLICT (subject, month) DO UPDATE SET bonus = quota_months.bonus + EXCLUDED.bonus
               WHERE quota_months.bonus + EXCLUDED.bonus <= GREATEST(quota_months.leased, 0) + $4",
+            tenant.to_string(),
+            clock::month_key(self.clock.now()),
+            requests,
+            MAX_UNUSED_TOP_UPS
         )
-        .bind(tenant.to_string())
-        .bind(clock::month_key(self.clock.now()))
-        .bind(requests)
-        .bind(MAX_UNUSED_TOP_UPS)
         .execute(conn)
         .await?;
         if granted.rows_affected() == 0 {
-            return Err(ApiError::bad_request(format!(
-                "this month's top-ups would pass {MAX_UNUSED_TOP_UPS} requests beyond what was used"
-            )));
+            return Err(Invalid::new(
+                "requests",
+                format!(
+                    "this month's top-ups would pass {MAX_UNUSED_TOP_UPS} requests beyond what was used"
+                ),
+            )
+            .into());
         }
         Ok(())
     }
@@ -172,13 +187,13 @@ impl Quotas {
         &self,
         conn: &mut sqlx::PgConnection,
         tenant: Uuid,
-    ) -> Result<(), ApiError> {
-        sqlx::query(
+    ) -> Result<(), QuotaError> {
+        sqlx::query!(
             "INSERT INTO quota_months (subject, month) VALUES ($1, $2)
              ON CONFLICT (subject, month) DO UPDATE SET bonus = quota_months.leased",
+            tenant.to_string(),
+            clock::month_key(self.clock.now())
         )
-        .bind(tenant.to_string())
-        .bind(clock::month_key(self.clock.now()))
         .execute(conn)
         .await?;
         Ok(())

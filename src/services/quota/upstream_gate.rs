@@ -82,12 +82,14 @@ impl UpstreamGate {
     /// Makes the slot table match the plan's rate (every replica runs the same configuration).
     pub async fn new(pool: Db, rps: u32, max_wait: Duration) -> Result<Arc<Self>, sqlx::Error> {
         let rps = rps.max(1) as i32;
-        sqlx::query("INSERT INTO upstream_slots (slot) SELECT generate_series(0, $1 - 1) ON CONFLICT DO NOTHING")
-            .bind(rps)
-            .execute(&pool)
-            .await?;
-        sqlx::query("DELETE FROM upstream_slots WHERE slot >= $1")
-            .bind(rps)
+        sqlx::query!(
+            "INSERT INTO upstream_slots (slot) SELECT generate_series(0, $1::int - 1)
+             ON CONFLICT DO NOTHING",
+            rps
+        )
+        .execute(&pool)
+        .await?;
+        sqlx::query!("DELETE FROM upstream_slots WHERE slot >= $1", rps)
             .execute(&pool)
             .await?;
         Ok(Arc::new(Self {
@@ -178,15 +180,15 @@ impl UpstreamGate {
 
     /// Takes a free slot and holds it (`last_used` in the future) until `release`.
     async fn try_slot(&self) -> Result<Option<i32>, sqlx::Error> {
-        sqlx::query_scalar(
+        sqlx::query_scalar!(
             "UPDATE upstream_slots SET last_used = clock_timestamp() + make_interval(secs => $2::double precision / 1000)
               WHERE slot = (SELECT slot FROM upstream_slots
                              WHERE last_used <= clock_timestamp() - make_interval(secs => $1::double precision / 1000)
                              ORDER BY last_used LIMIT 1 FOR UPDATE SKIP LOCKED)
              RETURNING slot",
+            WINDOW_MS as f64,
+            HOLD_MS as f64
         )
-        .bind(WINDOW_MS)
-        .bind(HOLD_MS)
         .fetch_optional(&self.pool)
         .await
     }
@@ -194,10 +196,10 @@ impl UpstreamGate {
     /// The slot's call was answered (or never sent): its window starts now. If this fails the
     /// slot stays held until `HOLD_MS` runs out, which is conservative.
     pub async fn release(&self, slot: i32) {
-        let released = sqlx::query(
+        let released = sqlx::query!(
             "UPDATE upstream_slots SET last_used = LEAST(last_used, clock_timestamp()) WHERE slot = $1",
+            slot
         )
-        .bind(slot)
         .execute(&self.pool)
         .await;
         if let Err(e) = released {

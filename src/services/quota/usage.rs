@@ -63,24 +63,20 @@ impl UsageRecorder {
 
     /// Writes what was counted since the last flush; on failure it is kept for the next one.
     pub async fn flush(&self) {
-        self.flush_on(&self.pool).await;
-    }
-
-    /// `flush` over `pool` (at shutdown: one opened on the runtime that is still running).
-    pub async fn flush_on(&self, pool: &Db) {
+        let pool = &self.pool;
         let _one_at_a_time = self.flushing.lock().await;
         let Pending { calls, refusals } =
             std::mem::take(&mut *self.pending.lock().expect("usage poisoned"));
         let mut failed = Pending::default();
         for ((tenant, day, endpoint), n) in calls {
-            let written = sqlx::query(
+            let written = sqlx::query!(
                 "INSERT INTO usage_daily (tenant_id, day, endpoint, requests) VALUES ($1, $2, $3, $4)
                  ON CONFLICT (tenant_id, day, endpoint) DO UPDATE SET requests = usage_daily.requests + EXCLUDED.requests",
+                tenant,
+                day,
+                endpoint,
+                n
             )
-            .bind(tenant)
-            .bind(day)
-            .bind(endpoint)
-            .bind(n)
             .execute(pool)
             .await;
             match written {
@@ -93,14 +89,14 @@ impl UsageRecorder {
             }
         }
         for ((tenant, day, reason), n) in refusals {
-            let written = sqlx::query(
+            let written = sqlx::query!(
                 "INSERT INTO refusals_daily (tenant_id, day, reason, refusals) VALUES ($1, $2, $3, $4)
                  ON CONFLICT (tenant_id, day, reason) DO UPDATE SET refusals = refusals_daily.refusals + EXCLUDED.refusals",
+                tenant,
+                day,
+                reason,
+                n
             )
-            .bind(tenant)
-            .bind(day)
-            .bind(reason)
-            .bind(n)
             .execute(pool)
             .await;
             match written {

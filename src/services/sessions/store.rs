@@ -2,11 +2,10 @@
 //! below it), so every replica's caches hear of it.
 
 use super::SessionError;
-use crate::db::Db;
+use crate::db::{ChangeFeed, Db, Signal};
 use crate::domain::{SessionName, UpstreamSession};
+use crate::services::cache::InvalidatingCache;
 use crate::store::sessions::{self as store, NotRecorded};
-use moka::future::Cache;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use uuid::Uuid;
@@ -22,26 +21,17 @@ pub use store::{OwnedSession, TenantSession};
 #[derive(Clone)]
 pub struct SessionStore {
     pool: Db,
-    cache: Cache<(Uuid, String), UpstreamSession>,
+    cache: InvalidatingCache<(Uuid, String), UpstreamSession>,
     /// Each tenant's sessions, for the list every `GET /v1/sessions` filters the upstream by.
-    lists: Cache<Uuid, Arc<Vec<OwnedSession>>>,
-    /// Bumped on every announcement, so a look-up that raced a change is not cached.
-    generation: Arc<AtomicU64>,
+    lists: InvalidatingCache<Uuid, Arc<Vec<OwnedSession>>>,
 }
 
 impl SessionStore {
     pub fn new(pool: Db) -> Self {
         Self {
             pool,
-            cache: Cache::builder()
-                .max_capacity(100_000)
-                .time_to_live(CACHE_TTL)
-                .build(),
-            lists: Cache::builder()
-                .max_capacity(10_000)
-                .time_to_live(CACHE_TTL)
-                .build(),
-            generation: Arc::new(AtomicU64::new(0)),
+            cache: InvalidatingCache::with_ttl(100_000, CACHE_TTL),
+            lists: InvalidatingCache::with_ttl(10_000, CACHE_TTL),
         }
     }
 
@@ -55,15 +45,14 @@ impl SessionStore {
         if let Some(hit) = self.cache.get(&key).await {
             return Ok(Some(hit));
         }
-        let generation = self.generation.load(Ordering::SeqCst);
+        let since = self.cache.generation();
         // Misses are not cached: a session created a moment later must be usable at once.
         let found = store::upstream_name(&self.pool, tenant, name).await?;
         if let Some(upstream) = &found {
-            self.cache.insert(key.clone(), upstream.clone()).await;
-            if self.generation.load(Ordering::SeqCst) != generation {
-                // A change was announced while we read: serve this call, but do not keep it.
-                self.cache.invalidate(&key).await;
-            }
+            // A value read across an announced change serves this call and is not kept.
+            self.cache
+                .insert_read_at(key, upstream.clone(), since)
+                .await;
         }
         Ok(found)
     }
@@ -94,7 +83,6 @@ impl SessionStore {
 
     /// Drops the tenant's cached session here.
     pub async fn invalidate(&self, tenant: Uuid, name: &str) {
-        self.generation.fetch_add(1, Ordering::SeqCst);
         self.cache.invalidate(&(tenant, name.to_owned())).await;
         self.lists.invalidate(&tenant).await;
     }
@@ -113,46 +101,29 @@ impl SessionStore {
         }
     }
 
-    /// Listens for announcements from every replica (this one included) until aborted.
-    pub fn spawn_listener(&self) -> tokio::task::JoinHandle<()> {
+    /// Follows every replica's announcements (this one's included) on `feed`.
+    pub fn follow(&self, feed: &ChangeFeed) {
         let store = self.clone();
-        tokio::spawn(async move {
-            loop {
-                if let Err(e) = store.listen().await {
-                    tracing::warn!("session change listener failed, reconnecting: {e:#}");
+        feed.on(CHANNEL, move |signal| {
+            let store = store.clone();
+            async move {
+                match signal {
+                    Signal::Notified(payload) => match payload
+                        .split_once(':')
+                        .and_then(|(t, n)| Some((t.parse::<Uuid>().ok()?, n)))
+                    {
+                        Some((tenant, name)) => store.invalidate(tenant, name).await,
+                        None => tracing::warn!("ignoring an unknown session change notification"),
+                    },
+                    Signal::Missed => store.forget_everything(),
                 }
-                // Anything may have changed while we were not listening.
-                store.forget_everything();
-                tokio::time::sleep(Duration::from_millis(500)).await;
             }
-        })
+        });
     }
 
     fn forget_everything(&self) {
-        self.generation.fetch_add(1, Ordering::SeqCst);
         self.cache.invalidate_all();
         self.lists.invalidate_all();
-    }
-
-    async fn listen(&self) -> anyhow::Result<()> {
-        let mut listener = self.pool.listener().await?;
-        listener.listen(CHANNEL).await?;
-        self.forget_everything();
-        loop {
-            match listener.try_recv().await? {
-                Some(note) => match note
-                    .payload()
-                    .split_once(':')
-                    .and_then(|(t, n)| Some((t.parse::<Uuid>().ok()?, n)))
-                {
-                    Some((tenant, name)) => self.invalidate(tenant, name).await,
-                    None => tracing::warn!("ignoring an unknown session change notification"),
-                },
-                // The connection dropped (it reconnects on the next call): announcements may
-                // have been missed meanwhile.
-                None => self.forget_everything(),
-            }
-        }
     }
 
     /// Records an upstream session that already exists as the tenant's, under the tenant's
@@ -189,17 +160,11 @@ impl SessionStore {
 
     /// Every session the tenant owns (cached; concurrent misses share one read).
     pub async fn list(&self, tenant: Uuid) -> Result<Arc<Vec<OwnedSession>>, SessionError> {
-        let generation = self.generation.load(Ordering::SeqCst);
         let read = async { store::list(&self.pool, tenant).await.map(Arc::new) };
-        let list = self
-            .lists
-            .try_get_with(tenant, read)
+        // A list read across an announced change serves this call and is not kept.
+        self.lists
+            .get_or_load(&tenant, read)
             .await
-            .map_err(SessionError::Lookup)?;
-        if self.generation.load(Ordering::SeqCst) != generation {
-            // A change was announced while we read: serve this call, but do not keep it.
-            self.lists.invalidate(&tenant).await;
-        }
-        Ok(list)
+            .map_err(SessionError::Lookup)
     }
 }
