@@ -1,6 +1,6 @@
 //! What a tenant key may do: one scope per `/v1` endpoint family, or `*` for all of them.
 
-use crate::http::error::ApiError;
+use crate::domain::Invalid;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -59,15 +59,18 @@ impl Scope {
         }
     }
 
-    pub fn parse(raw: &str) -> Result<Self, ApiError> {
+    pub fn parse(raw: &str) -> Result<Self, Invalid> {
         Self::EVERY
             .into_iter()
             .find(|s| s.as_str() == raw)
             .ok_or_else(|| {
-                ApiError::unprocessable(format!(
-                    "unknown scope `{raw}`; known scopes: {}",
-                    Self::EVERY.map(|s| s.as_str()).join(", ")
-                ))
+                Invalid::new(
+                    "scopes",
+                    format!(
+                        "unknown scope `{raw}`; known scopes: {}",
+                        Self::EVERY.map(|s| s.as_str()).join(", ")
+                    ),
+                )
             })
     }
 }
@@ -77,7 +80,7 @@ impl Scope {
 pub struct Scopes(Vec<Scope>);
 
 impl Scopes {
-    pub fn parse_all(raw: &[String]) -> Result<Self, ApiError> {
+    pub fn parse_all(raw: &[String]) -> Result<Self, Invalid> {
         let mut scopes = raw
             .iter()
             .map(|s| Scope::parse(s))
@@ -85,7 +88,8 @@ impl Scopes {
         scopes.sort_by_key(|s| s.as_str());
         scopes.dedup();
         if scopes.is_empty() {
-            return Err(ApiError::unprocessable(
+            return Err(Invalid::new(
+                "scopes",
                 "scopes must name at least one scope",
             ));
         }
@@ -115,7 +119,7 @@ impl Serialize for Scope {
 impl<'de> Deserialize<'de> for Scope {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let raw = String::deserialize(d)?;
-        Scope::parse(&raw).map_err(|e| serde::de::Error::custom(e.message().to_owned()))
+        Scope::parse(&raw).map_err(|e| serde::de::Error::custom(e.message))
     }
 }
 

@@ -1,6 +1,6 @@
 //! Session names: the tenant's, and the upstream's that the tenant never sees.
 
-use crate::http::error::ApiError;
+use crate::domain::Invalid;
 use rand::distributions::{Alphanumeric, DistString};
 use std::fmt;
 
@@ -13,13 +13,14 @@ const RESERVED: &[&str] = &["start", "stop", "logout"];
 pub struct SessionName(String);
 
 impl SessionName {
-    pub fn parse(raw: &str) -> Result<Self, ApiError> {
+    pub fn parse(raw: &str) -> Result<Self, Invalid> {
         let valid = (1..=64).contains(&raw.len())
             && raw
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
         if !valid {
-            return Err(ApiError::bad_request(
+            return Err(Invalid::new(
+                "session",
                 "session name must be 1 to 64 characters of A-Za-z0-9_-",
             ));
         }
@@ -27,12 +28,15 @@ impl SessionName {
     }
 
     /// For creation: also refuses the names that collide with routes.
-    pub fn parse_new(raw: &str) -> Result<Self, ApiError> {
+    pub fn parse_new(raw: &str) -> Result<Self, Invalid> {
         let name = Self::parse(raw)?;
         if RESERVED.contains(&raw) {
-            return Err(ApiError::bad_request(format!(
-                "session name `{raw}` is reserved (it collides with a route); choose another"
-            )));
+            return Err(Invalid::new(
+                "session",
+                format!(
+                    "session name `{raw}` is reserved (it collides with a route); choose another"
+                ),
+            ));
         }
         Ok(name)
     }
@@ -63,7 +67,7 @@ impl UpstreamSession {
     }
 
     /// An upstream session named by an admin (adoption): any valid session name.
-    pub fn parse(raw: &str) -> Result<Self, ApiError> {
+    pub fn parse(raw: &str) -> Result<Self, Invalid> {
         SessionName::parse(raw).map(|n| Self(n.as_str().to_owned()))
     }
 

@@ -179,10 +179,7 @@ impl From<crate::services::webhooks::WebhookError> for ApiError {
             E::TooMany | E::StillPending => Self::conflict(err.to_string()),
             E::TenantGone => Self::unauthorized(crate::services::auth::INVALID_KEY),
             E::NoSuchWebhook { .. } | E::NoSuchDelivery(_) => Self::not_found(err.to_string()),
-            E::Admission(refusal) => match refusal.downcast::<ApiError>() {
-                Ok(refusal) => *refusal,
-                Err(other) => Self::internal(anyhow::anyhow!(other)),
-            },
+            E::Admission(refusal) => refusal.into(),
             E::Unreachable(failure) => failure.into(),
             E::Refused { status, message } => Self::new(
                 StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
@@ -241,7 +238,7 @@ impl From<crate::services::upstream::UpstreamError> for ApiError {
 impl From<crate::services::upstream::GatewayError> for ApiError {
     fn from(err: crate::services::upstream::GatewayError) -> Self {
         match err {
-            crate::services::upstream::GatewayError::Refused(refusal) => refusal,
+            crate::services::upstream::GatewayError::Refused(refusal) => refusal.into(),
             crate::services::upstream::GatewayError::Upstream(e) => e.into(),
         }
     }

@@ -137,7 +137,7 @@ impl<'a> Call<'a> {
 
     async fn owned(&self, scope: Scope) -> Result<OnSession<'a>, ApiError> {
         self.caller.require(scope)?;
-        let (name, upstream) = crate::http::tenant::proxy::owned_session(
+        let (name, upstream) = crate::http::tenant::ownership::owned_session(
             &self.state.sessions,
             self.caller,
             self.session,

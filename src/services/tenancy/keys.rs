@@ -63,9 +63,7 @@ fn grant(req: NewKeyRequest) -> Result<Grant, Invalid> {
     if name.is_empty() || name.len() > 100 {
         return Err(Invalid::new("name", "name must be 1 to 100 characters"));
     }
-    let scopes = Scopes::parse_all(&req.scopes)
-        .map_err(|e| Invalid::new("scopes", e.message()))?
-        .names();
+    let scopes = Scopes::parse_all(&req.scopes)?.names();
     let sessions = req
         .sessions
         .map(|list| {
@@ -73,7 +71,7 @@ fn grant(req: NewKeyRequest) -> Result<Grant, Invalid> {
                 .iter()
                 .map(|s| SessionName::parse(s).map(|n| n.as_str().to_owned()))
                 .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| Invalid::new("sessions", e.message()))?;
+                .map_err(|e| Invalid::new("sessions", e.message))?;
             names.sort();
             names.dedup();
             Ok::<_, Invalid>(names)

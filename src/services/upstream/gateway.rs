@@ -6,8 +6,7 @@
 use super::client::{UpstreamAnswer, UpstreamCall, UpstreamClient};
 use super::error::{UpstreamError, UpstreamErrorKind};
 use crate::domain::Tenant;
-use crate::http::error::ApiError;
-use crate::services::quota::{Admission, Quotas};
+use crate::services::quota::{Admission, QuotaError, Quotas};
 use actix_web::http::StatusCode;
 use bytes::Bytes;
 use std::sync::Arc;
@@ -32,7 +31,7 @@ pub struct Gateway<'a> {
 pub enum GatewayError {
     /// The quotas refused the call: nothing was sent.
     #[error("{0}")]
-    Refused(ApiError),
+    Refused(QuotaError),
     #[error(transparent)]
     Upstream(#[from] UpstreamError),
 }
@@ -53,7 +52,7 @@ impl<'a> Gateway<'a> {
         &self,
         payer: Payer<'_>,
         operation: &'static str,
-    ) -> Result<Admitted<'a>, ApiError> {
+    ) -> Result<Admitted<'a>, QuotaError> {
         let admission = match payer {
             Payer::Tenant(tenant) => self.quotas.admit(tenant, operation).await?,
             Payer::Gateway => self.quotas.admit_own(operation).await?,

@@ -20,10 +20,9 @@ pub enum WebhookError {
     #[error("the delivery is still pending; it will be attempted on its own")]
     StillPending,
     /// The tenant's quotas or the organisation's budget refused the registration call: the
-    /// quota service's own refusal, answered as it is. Boxed because that service does not
-    /// yet have an error type of its own (it answers with the HTTP one).
-    #[error("{0}")]
-    Admission(Box<dyn std::error::Error + Send + Sync>),
+    /// quota service's own refusal, answered as it is.
+    #[error(transparent)]
+    Admission(#[from] crate::services::quota::QuotaError),
     #[error(transparent)]
     Unreachable(#[from] UpstreamError),
     /// The upstream refused the registration as the caller's mistake (a 4xx); `message` is

@@ -136,7 +136,7 @@ impl Registrar<'_> {
         let admitted = Gateway::new(self.client, self.quotas)
             .admit(Payer::Tenant(session.tenant), operation)
             .await
-            .map_err(|refusal| WebhookError::Admission(Box::new(refusal)))?;
+            .map_err(WebhookError::Admission)?;
         let mut answer = admitted.send(&call).await?;
         let status = answer.status();
         // Removing a registration from a session the upstream no longer has is done already.

@@ -15,11 +15,12 @@ use crate::http::error::ApiError;
 use crate::http::extract::TenantCaller;
 use crate::http::routes::endpoints::{Endpoint, Tag};
 use crate::http::state::AppState;
+use crate::http::tenant::ownership::owned_session;
 use crate::http::tenant::rewrite::{rename_in_text, rename_session_fields};
 use crate::http::tenant::session_config;
 use crate::http::tenant::webhooks::{self, SessionTarget};
 use crate::services::idempotency::{self, Claim, Claimed};
-use crate::services::sessions::{OwnedSession, SessionStore};
+use crate::services::sessions::OwnedSession;
 use crate::services::upstream::gateway::credentials_refused;
 use crate::services::upstream::{
     Admitted, Gateway, Payer, UpstreamAnswer, UpstreamCall, UpstreamError,
@@ -409,27 +410,6 @@ async fn settle(
         _ => claim.release().await,
     }
     outcome.map(|a| a.response)
-}
-
-/// The upstream session behind a name the tenant gave; 404 (exactly as for a missing one)
-/// when the tenant does not own it or its key may not use it.
-pub async fn owned_session(
-    store: &SessionStore,
-    caller: &TenantCaller,
-    name: &str,
-) -> Result<(SessionName, UpstreamSession), ApiError> {
-    let not_found = || ApiError::not_found(format!("session \"{name}\" not found"));
-    let Ok(parsed) = SessionName::parse(name) else {
-        return Err(not_found());
-    };
-    if !caller.may_use_session(name) {
-        return Err(not_found());
-    }
-    let upstream = store
-        .resolve(caller.tenant.id, &parsed)
-        .await?
-        .ok_or_else(not_found)?;
-    Ok((parsed, upstream))
 }
 
 /// Keeps the entries of the upstream's session list that the tenant owns, renamed.
