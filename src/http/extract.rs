@@ -7,7 +7,7 @@ use crate::http::error::ApiError;
 use crate::http::state::AppState;
 use crate::services::auth::{Auth, Tenant, TenantKeyInfo};
 use actix_web::http::header::{self, HeaderName};
-use actix_web::{dev::Payload, web, FromRequest, HttpRequest};
+use actix_web::{dev::Payload, web, FromRequest, HttpMessage, HttpRequest};
 use futures_util::future::LocalBoxFuture;
 use ipnet::IpNet;
 use std::net::{IpAddr, SocketAddr};
@@ -96,16 +96,20 @@ impl FromRequest for TenantCaller {
         let auth = auth(req);
         let key = presented_key(req);
         let client = client_addr(req).map(|a| a.to_string());
+        let req = req.clone();
         Box::pin(async move {
             let auth = auth.ok_or_else(not_wired)?;
             let key = key.ok_or_else(|| ApiError::unauthorized(INVALID_KEY))?;
             let caller = auth
                 .authenticate_tenant(&key, client.as_deref().unwrap_or_default())
                 .await?;
-            Ok(TenantCaller {
+            let caller = TenantCaller {
                 tenant: caller.tenant,
                 key: caller.key,
-            })
+            };
+            // For `http::quota_headers`, which stamps every answer to an authenticated caller.
+            req.extensions_mut().insert(caller.clone());
+            Ok(caller)
         })
     }
 }
