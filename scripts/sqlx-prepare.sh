@@ -21,6 +21,13 @@ url=$(python3 -c 'import sys,urllib.parse as u; p=u.urlsplit(sys.argv[1]); print
 for migration in migrations/*.sql; do
   psql "$url" -qAt -v ON_ERROR_STOP=1 -f "$migration" >/dev/null
 done
+# The readiness check reads sqlx's own bookkeeping table; its shape, as sqlx creates it.
+psql "$url" -qAt -v ON_ERROR_STOP=1 >/dev/null <<'SQL'
+CREATE TABLE _sqlx_migrations (
+  version BIGINT PRIMARY KEY, description TEXT NOT NULL,
+  installed_on TIMESTAMPTZ NOT NULL DEFAULT now(), success BOOLEAN NOT NULL,
+  checksum BYTEA NOT NULL, execution_time BIGINT NOT NULL);
+SQL
 rm -rf .sqlx
 mkdir -p .sqlx
 # The macros write one file per statement while they expand, so the crate must recompile.
