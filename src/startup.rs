@@ -235,5 +235,6 @@ fn delivery_settings(state: &SharedState) -> webhooks::delivery::WorkerSettings 
         upstream_key: state.upstream_key.clone(),
         quotas: state.quotas.clone(),
         relay: state.relay.clone(),
+        outbox_changed: state.outbox_changed.clone(),
     }
 }

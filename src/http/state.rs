@@ -44,6 +44,9 @@ pub struct SharedState {
     pub readiness: Arc<Readiness>,
     /// The replica's one LISTEN connection; the caches follow it.
     pub feed: Arc<ChangeFeed>,
+    /// The webhook outbox's notifications, for the delivery workers (subscribed before the
+    /// feed starts listening).
+    pub outbox_changed: Arc<tokio::sync::Notify>,
     /// The key the upstream clients present (the sandbox's when no key is configured).
     pub upstream_key: SecretString,
 }
@@ -68,6 +71,7 @@ impl AppState {
         let feed = ChangeFeed::new(db.clone());
         auth.follow(&feed);
         sessions.follow(&feed);
+        let outbox_changed = feed.subscribe(crate::store::webhooks::outbox::NOTIFY_CHANNEL);
         let relay = Arc::new(Relay {
             public_base,
             allow_private: config.webhooks.allow_private,
@@ -91,6 +95,7 @@ impl AppState {
             metrics: Arc::new(Metrics::new()),
             readiness: Arc::new(Readiness::new()),
             feed,
+            outbox_changed,
             upstream_key,
         })
     }

@@ -20,12 +20,11 @@ use crate::services::webhooks::signing::{
     self, ALGORITHM, ALGORITHM_HEADER, HMAC_HEADER, REQUEST_ID_HEADER, TIMESTAMP_HEADER,
 };
 use crate::services::webhooks::ssrf::{self, TargetRefused, Why};
-use crate::store::webhooks::outbox::{self, Claimed, Completion, NOTIFY_CHANNEL};
+use crate::store::webhooks::outbox::{self, Claimed, Completion};
 use actix_web::http::StatusCode;
 use actix_web::web;
 use awc::error::{ConnectError, SendRequestError};
 use secrecy::SecretString;
-use sqlx::postgres::PgListener;
 use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -67,6 +66,9 @@ pub struct WorkerSettings {
     /// The ingress URL registrations name, and the wake-up this replica's ingress signals
     /// when it stored deliveries.
     pub relay: Arc<Relay>,
+    /// Woken by the replica's one change feed (`db::ChangeFeed`) for every outbox
+    /// notification from any replica.
+    pub outbox_changed: Arc<Notify>,
 }
 
 /// The running workers; `stop` ends them.
@@ -137,11 +139,9 @@ async fn run(settings: WorkerSettings, mut stop: watch::Receiver<bool>) {
         upstream,
         settings.quotas.clone(),
     ));
-    let mut listener = Listening::default();
     let mut last_purge: Option<Instant> = None;
 
     while !*stop.borrow() {
-        listener.reconnect(&pool).await;
         if last_purge.is_none_or(|at| at.elapsed() >= PURGE_EVERY) {
             last_purge = Some(Instant::now());
             purge(&pool, &settings.webhooks).await;
@@ -161,13 +161,8 @@ async fn run(settings: WorkerSettings, mut stop: watch::Receiver<bool>) {
             _ = tokio::time::sleep(wait) => {}
             _ = worker.wake.notified() => {}
             _ = settings.relay.wake.notified() => {}
-            notified = listener.recv() => {
-                if let Err(e) = notified {
-                    tracing::warn!("the webhook outbox's LISTEN connection failed: {e}");
-                    listener.lost();
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                }
-            }
+            // Another replica's ingress stored deliveries (or the feed reconnected: look again).
+            _ = settings.outbox_changed.notified() => {}
         }
     }
 
@@ -203,52 +198,6 @@ enum Dispatched {
     Some,
     /// As many as there were free slots: more may be due at once.
     Full,
-}
-
-/// The outbox's LISTEN connection, opened again whenever it is lost. The dispatcher polls
-/// without it, so a failure costs latency only; it is logged once until it is back.
-#[derive(Default)]
-struct Listening {
-    listener: Option<PgListener>,
-    failing: bool,
-}
-
-impl Listening {
-    async fn reconnect(&mut self, pool: &Db) {
-        if self.listener.is_some() {
-            return;
-        }
-        match listen(pool).await {
-            Ok(listener) => {
-                if std::mem::take(&mut self.failing) {
-                    tracing::info!("listening on the webhook outbox again");
-                }
-                self.listener = Some(listener);
-            }
-            Err(e) if !self.failing => {
-                self.failing = true;
-                tracing::warn!("cannot LISTEN on the webhook outbox (polling meanwhile): {e}");
-            }
-            Err(_) => {}
-        }
-    }
-
-    fn lost(&mut self) {
-        self.listener = None;
-    }
-
-    async fn recv(&mut self) -> Result<(), sqlx::Error> {
-        match &mut self.listener {
-            Some(l) => l.recv().await.map(|_| ()),
-            None => std::future::pending().await,
-        }
-    }
-}
-
-async fn listen(pool: &Db) -> Result<PgListener, sqlx::Error> {
-    let mut listener = pool.listener().await?;
-    listener.listen(NOTIFY_CHANNEL).await?;
-    Ok(listener)
 }
 
 fn delivery_client() -> awc::Client {
