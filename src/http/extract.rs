@@ -7,7 +7,10 @@ use crate::http::error::ApiError;
 use crate::http::state::AppState;
 use crate::services::auth::{Auth, Tenant, TenantKeyInfo};
 use actix_web::http::header::{self, HeaderName};
-use actix_web::{dev::Payload, web, FromRequest, HttpMessage, HttpRequest};
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{Payload, Service, ServiceRequest, ServiceResponse, Transform};
+use actix_web::middleware::{from_fn, Next};
+use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
 use futures_util::future::LocalBoxFuture;
 use ipnet::IpNet;
 use std::net::{IpAddr, SocketAddr};
@@ -109,6 +112,10 @@ impl FromRequest for TenantCaller {
             };
             // For `http::quota_headers`, which stamps every answer to an authenticated caller.
             req.extensions_mut().insert(caller.clone());
+            let required = req.extensions().get::<RequiredScope>().copied();
+            if let Some(RequiredScope(scope)) = required {
+                caller.require(scope)?;
+            }
             Ok(caller)
         })
     }
@@ -241,4 +248,30 @@ mod tests {
         assert!(is_trusted(ip("::ffff:127.0.0.1"), &trusted));
         assert!(!is_trusted(ip("::ffff:127.0.0.2"), &trusted));
     }
+}
+
+/// The scope a route's table row names, left in the request by [`requiring`] for the
+/// `TenantCaller` extractor: the scope is checked once the key is known (401 before 403)
+/// and before the handler reads anything, and no handler states it again.
+#[derive(Clone, Copy)]
+struct RequiredScope(Scope);
+
+/// Wraps a tenant route so that its caller must hold `scope`.
+pub fn requiring<S>(
+    scope: Scope,
+) -> impl Transform<
+    S,
+    ServiceRequest,
+    Response = ServiceResponse<impl MessageBody>,
+    Error = actix_web::Error,
+    InitError = (),
+>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<BoxBody>, Error = actix_web::Error>
+        + 'static,
+{
+    from_fn(move |req: ServiceRequest, next: Next<BoxBody>| async move {
+        req.extensions_mut().insert(RequiredScope(scope));
+        next.call(req).await
+    })
 }

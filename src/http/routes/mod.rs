@@ -23,11 +23,20 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         let forwarded = endpoints::all()
             .iter()
             .filter(|e| e.path == path)
-            .map(|e| serve(e).method(e.method.clone()));
+            .map(|e| {
+                serve(e)
+                    .method(e.method.clone())
+                    .wrap(crate::http::extract::requiring(e.scope))
+            });
         let local = local::all()
             .iter()
             .filter(|r| r.path == path)
-            .map(|r| (r.handler)().method(r.method.clone()));
+            .map(|r| match r.guard {
+                local::Guard::Tenant(Some(scope)) => (r.handler)()
+                    .method(r.method.clone())
+                    .wrap(crate::http::extract::requiring(scope)),
+                _ => (r.handler)().method(r.method.clone()),
+            });
         cfg.service(
             forwarded
                 .chain(local)

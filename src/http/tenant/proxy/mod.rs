@@ -84,8 +84,8 @@ pub async fn handle(
     caller: TenantCaller,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    // Scope first: the body is read only once the caller may call this row.
-    caller.require(endpoint.scope)?;
+    // The row's scope was checked by the extractor (`http::extract::requiring`): the body is
+    // read only once the caller may call this row.
     let limit = request::body_limit(endpoint, &state.config);
     let body = crate::http::body::read(&req, payload, limit).await?;
     let mut ctx = ProxyCtx::new(endpoint, &req, &caller, &state, body)?;
