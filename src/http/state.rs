@@ -17,17 +17,18 @@ use secrecy::SecretString;
 use std::sync::Arc;
 
 pub struct AppState {
-    pub config: Arc<Config>,
-    pub db: Db,
-    pub auth: Arc<Auth>,
-    pub quotas: Arc<Quotas>,
-    pub sessions: SessionStore,
-    pub proxy: Arc<ProxyState>,
-    pub relay: Arc<Relay>,
-    pub metrics: Arc<Metrics>,
-    pub readiness: Arc<Readiness>,
+    /// The services every worker shares; handlers reach them through `Deref`.
+    pub shared: SharedState,
     /// This worker's client for the hosted API.
     pub upstream: UpstreamClient,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = SharedState;
+
+    fn deref(&self) -> &SharedState {
+        &self.shared
+    }
 }
 
 /// What every worker's `AppState` shares: built once per replica, before the server.
@@ -105,15 +106,7 @@ impl SharedState {
     /// A worker's state: the shared services and a client of its own.
     pub fn for_worker(&self) -> AppState {
         AppState {
-            config: self.config.clone(),
-            db: self.db.clone(),
-            auth: self.auth.clone(),
-            quotas: self.quotas.clone(),
-            sessions: self.sessions.clone(),
-            proxy: self.proxy.clone(),
-            relay: self.relay.clone(),
-            metrics: self.metrics.clone(),
-            readiness: self.readiness.clone(),
+            shared: self.clone(),
             upstream: self.upstream_client(),
         }
     }

@@ -49,16 +49,7 @@ pub async fn insert_unless_named<'e>(
     username: &str,
     password_hash: &str,
 ) -> Result<bool, StoreError> {
-    let done = sqlx::query!(
-        "INSERT INTO admins (id, username, password_hash) VALUES ($1, $2, $3)
-         ON CONFLICT (username) DO NOTHING",
-        Uuid::now_v7(),
-        username,
-        password_hash
-    )
-    .execute(ex)
-    .await?;
-    Ok(done.rows_affected() == 1)
+    insert_checked(ex, username, password_hash, false).await
 }
 
 /// Writes the admin only while there is no admin at all, so replicas starting together
@@ -68,13 +59,25 @@ pub async fn insert_first<'e>(
     username: &str,
     password_hash: &str,
 ) -> Result<bool, StoreError> {
+    insert_checked(ex, username, password_hash, true).await
+}
+
+/// Writes the admin unless one of that name exists or, when `only_first`, any admin does;
+/// the check and the write are one statement so concurrent replicas agree.
+async fn insert_checked<'e>(
+    ex: impl PgExecutor<'e>,
+    username: &str,
+    password_hash: &str,
+    only_first: bool,
+) -> Result<bool, StoreError> {
     let done = sqlx::query!(
         "INSERT INTO admins (id, username, password_hash)
-         SELECT $1, $2, $3 WHERE NOT EXISTS (SELECT 1 FROM admins)
+         SELECT $1, $2, $3 WHERE NOT $4 OR NOT EXISTS (SELECT 1 FROM admins)
          ON CONFLICT (username) DO NOTHING",
         Uuid::now_v7(),
         username,
-        password_hash
+        password_hash,
+        only_first
     )
     .execute(ex)
     .await?;

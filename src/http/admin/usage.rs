@@ -13,10 +13,7 @@ use uuid::Uuid;
 
 /// A tenant's usage this month, as every usage route answers it.
 async fn usage_answer(state: &AppState, tenant: &Tenant) -> Result<HttpResponse, ApiError> {
-    let report = state
-        .quotas
-        .usage_report(&state.db, tenant.id, tenant.quota.monthly_requests)
-        .await?;
+    let report = state.quotas.usage_report(tenant).await?;
     Ok(HttpResponse::Ok().json(report))
 }
 

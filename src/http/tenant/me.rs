@@ -54,10 +54,7 @@ pub async fn me(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let tenant = &caller.tenant;
-    let usage = state
-        .quotas
-        .usage_report(&state.db, tenant.id, tenant.quota.monthly_requests)
-        .await?;
+    let usage = state.quotas.usage_report(tenant).await?;
     Ok(HttpResponse::Ok().json(MeResponse {
         tenant: MeTenant {
             id: tenant.id,

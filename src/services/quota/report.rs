@@ -1,8 +1,7 @@
 //! Usage reports, read from the rollups (never by scanning a log), and the admin's
 //! corrections to a tenant's month.
 
-use crate::db::Db;
-use crate::domain::Invalid;
+use crate::domain::{Invalid, Tenant};
 use crate::services::quota::{clock, QuotaError, Quotas};
 use chrono::{Datelike, NaiveDate};
 use serde::{Deserialize, Serialize};
@@ -62,14 +61,10 @@ pub struct TopUp {
 }
 
 impl Quotas {
-    /// This month's usage of `tenant` with quota `limit` (None: unlimited). (`_pool` is a
-    /// leftover: the service reads over its own.)
-    pub async fn usage_report(
-        &self,
-        _pool: &Db,
-        tenant: Uuid,
-        limit: Option<i64>,
-    ) -> Result<UsageReport, QuotaError> {
+    /// This month's usage of `tenant`, against its monthly quota.
+    pub async fn usage_report(&self, tenant: &Tenant) -> Result<UsageReport, QuotaError> {
+        let limit = tenant.quota.monthly_requests;
+        let tenant = tenant.id;
         // What this replica counted in the last second is included.
         self.flush_usage().await;
         let now = self.clock.now();

@@ -41,29 +41,23 @@ pub async fn for_session(
     session: &str,
     filter: Filter,
 ) -> Result<Vec<Delivery>, StoreError> {
-    let rows = sqlx::query_as!(
-        Delivery,
-        r#"SELECT d.id, d.tenant_id, d.session_name, e.event_id, e.event, w.url AS webhook_url,
-                  d.status AS "status: DeliveryStatus", d.attempts, d.last_status, d.last_error,
-                  d.next_attempt_at, d.last_attempt_at, d.created_at, d.finished_at
-           FROM webhook_deliveries d JOIN webhook_events e ON e.id = d.event_pk
-           JOIN webhook_subscriptions w ON w.id = d.subscription_id
-           WHERE d.tenant_id = $1 AND d.session_name = $2 AND ($3::text IS NULL OR d.status = $3)
-           ORDER BY d.created_at DESC, d.id LIMIT $4"#,
-        tenant,
-        session,
-        filter.status.map(DeliveryStatus::as_str),
-        filter.limit,
-    )
-    .fetch_all(db)
-    .await?;
-    Ok(rows)
+    list(db, Some(tenant), Some(session), filter).await
 }
 
 /// Every tenant's deliveries, or one's (admins).
 pub async fn all(
     db: &Db,
     tenant: Option<Uuid>,
+    filter: Filter,
+) -> Result<Vec<Delivery>, StoreError> {
+    list(db, tenant, None, filter).await
+}
+
+/// The deliveries of the tenant and session given, each `None` for all.
+async fn list(
+    db: &Db,
+    tenant: Option<Uuid>,
+    session: Option<&str>,
     filter: Filter,
 ) -> Result<Vec<Delivery>, StoreError> {
     let rows = sqlx::query_as!(
@@ -73,9 +67,12 @@ pub async fn all(
                   d.next_attempt_at, d.last_attempt_at, d.created_at, d.finished_at
            FROM webhook_deliveries d JOIN webhook_events e ON e.id = d.event_pk
            JOIN webhook_subscriptions w ON w.id = d.subscription_id
-           WHERE ($1::uuid IS NULL OR d.tenant_id = $1) AND ($2::text IS NULL OR d.status = $2)
-           ORDER BY d.created_at DESC, d.id LIMIT $3"#,
+           WHERE ($1::uuid IS NULL OR d.tenant_id = $1)
+             AND ($2::text IS NULL OR d.session_name = $2)
+             AND ($3::text IS NULL OR d.status = $3)
+           ORDER BY d.created_at DESC, d.id LIMIT $4"#,
         tenant,
+        session,
         filter.status.map(DeliveryStatus::as_str),
         filter.limit,
     )
