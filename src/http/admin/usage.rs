@@ -1,7 +1,7 @@
 //! Usage from the rollups, for tenants (`GET /v1/usage`) and admins (per tenant, with top-up and
 //! reset of the current month), and the organisation's upstream standing.
 
-use crate::domain::{Scope, Tenant};
+use crate::domain::Tenant;
 use crate::http::error::ApiError;
 use crate::http::extract::{AdminCaller, TenantCaller};
 use crate::http::state::AppState;
@@ -34,7 +34,6 @@ pub async fn tenant_usage(
     caller: TenantCaller,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require(Scope::UsageRead)?;
     let tenant = &caller.tenant;
     usage_answer(&state, tenant).await
 }

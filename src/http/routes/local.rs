@@ -15,11 +15,10 @@
 //!   path is the relay's own constant.
 //!
 //! The guard says who may call a route. The document's security and the answers every guarded
-//! route can give (401, 503...) come from it, not from path prefixes. The tenant handlers
-//! still check their scope themselves (`caller.require`, before anything else they do): a
-//! wrapper checking the guard's scope would run before the extractors and outside the
-//! handlers' quota headers, and so change which error some requests get. The guard's scope is
-//! what the document shows.
+//! route can give (401, 503...) come from it, not from path prefixes. A tenant route's scope
+//! is checked from its row too: the registration wraps the route (`http::extract::requiring`)
+//! so that the `TenantCaller` extractor refuses a key without it, after authentication and
+//! before the handler reads anything; no handler states its scope.
 
 use crate::domain::Scope;
 use crate::http::admin::{admins, audit, keys, sessions, tenants, usage};

@@ -20,14 +20,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     paths.sort_by_key(|path| specificity(path));
     paths.dedup();
     for path in paths {
-        let forwarded = endpoints::all()
-            .iter()
-            .filter(|e| e.path == path)
-            .map(|e| {
-                serve(e)
-                    .method(e.method.clone())
-                    .wrap(crate::http::extract::requiring(e.scope))
-            });
+        let forwarded = endpoints::all().iter().filter(|e| e.path == path).map(|e| {
+            serve(e)
+                .method(e.method.clone())
+                .wrap(crate::http::extract::requiring(e.scope))
+        });
         let local = local::all()
             .iter()
             .filter(|r| r.path == path)

@@ -5,7 +5,6 @@
 use crate::db::Db;
 use crate::domain::events;
 use crate::domain::webhooks::{CustomHeader, DeliveryStatus, NewSubscription, RetryPolicy};
-use crate::domain::Scope;
 use crate::domain::{SessionName, UpstreamSession};
 use crate::http::body::{self, json as json_body};
 use crate::http::error::ApiError;
@@ -124,19 +123,19 @@ impl<'a> Call<'a> {
         }
     }
 
-    /// `work` on the session, if the caller's key has `scope`, owns the session and may use
-    /// it (404 otherwise, exactly as for a session that does not exist). The quota headers
-    /// are stamped on the answer, errors included, by `http::quota_headers`.
-    async fn answer<Work, Fut>(self, scope: Scope, work: Work) -> Result<HttpResponse, ApiError>
+    /// `work` on the session, if the caller owns it and its key may use it (404 otherwise,
+    /// exactly as for a session that does not exist). The row's scope was checked by the
+    /// extractor (`http::extract::requiring`); the quota headers are stamped on the answer,
+    /// errors included, by `http::quota_headers`.
+    async fn answer<Work, Fut>(self, work: Work) -> Result<HttpResponse, ApiError>
     where
         Work: FnOnce(OnSession<'a>) -> Fut,
         Fut: Future<Output = Result<HttpResponse, ApiError>>,
     {
-        work(self.owned(scope).await?).await
+        work(self.owned().await?).await
     }
 
-    async fn owned(&self, scope: Scope) -> Result<OnSession<'a>, ApiError> {
-        self.caller.require(scope)?;
+    async fn owned(&self) -> Result<OnSession<'a>, ApiError> {
         let (name, upstream) = crate::http::tenant::ownership::owned_session(
             &self.state.sessions,
             self.caller,
@@ -177,7 +176,7 @@ pub async fn list(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     Call::new(&session, &caller, &state)
-        .answer(Scope::WebhooksRead, list_webhooks)
+        .answer(list_webhooks)
         .await
 }
 
@@ -331,7 +330,7 @@ pub async fn add(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     Call::new(&session, &caller, &state)
-        .answer(Scope::WebhooksWrite, |on| add_webhook(on, &req, payload))
+        .answer(|on| add_webhook(on, &req, payload))
         .await
 }
 
@@ -380,9 +379,7 @@ pub async fn remove(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     Call::new(&session, &caller, &state)
-        .answer(Scope::WebhooksWrite, |on| {
-            remove_webhooks(on, &req, payload)
-        })
+        .answer(|on| remove_webhooks(on, &req, payload))
         .await
 }
 
@@ -507,7 +504,7 @@ pub async fn deliveries(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     Call::new(&session, &caller, &state)
-        .answer(Scope::WebhooksRead, |on| session_deliveries(on, &query))
+        .answer(|on| session_deliveries(on, &query))
         .await
 }
 
@@ -546,7 +543,7 @@ pub async fn redeliver(
 ) -> Result<HttpResponse, ApiError> {
     let (session, id) = path.into_inner();
     Call::new(&session, &caller, &state)
-        .answer(Scope::WebhooksWrite, |on| redeliver_one(on, &id))
+        .answer(|on| redeliver_one(on, &id))
         .await
 }
 
