@@ -272,17 +272,6 @@ impl Change {
             _ => None,
         }
     }
-
-    /// Announces the change; inside a transaction it is delivered on commit.
-    pub async fn announce<'e, E>(&self, executor: E) -> Result<(), sqlx::Error>
-    where
-        E: sqlx::PgExecutor<'e>,
-    {
-        sqlx::query!("SELECT pg_notify($1, $2)::text", CHANNEL, self.payload())
-            .fetch_one(executor)
-            .await
-            .map(|_| ())
-    }
 }
 
 impl crate::store::audit::Notice for Change {
