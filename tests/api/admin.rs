@@ -471,3 +471,34 @@ async fn sandbox_mode_creates_an_admin_with_a_password_file_and_keeps_the_jwt_se
             .unwrap();
     assert_eq!(stored.len(), 64);
 }
+
+#[tokio::test]
+async fn a_malformed_tenant_id_in_a_path_is_404_in_the_error_shape_and_changes_nothing() {
+    let app = app().await;
+    let root = Admin::root(&app).await;
+    let acme = tenant(&root, json!({"name": "acme", "plan": "pro"})).await;
+    let id = acme["id"].as_str().unwrap();
+    for bad in ["not-a-uuid", "1", "%27%20OR%201%3D1", &format!("{id}x")] {
+        for (method, path) in [
+            (Method::GET, format!("/admin/v1/tenants/{bad}")),
+            (Method::PATCH, format!("/admin/v1/tenants/{bad}")),
+            (Method::DELETE, format!("/admin/v1/tenants/{bad}")),
+            (Method::GET, format!("/admin/v1/tenants/{bad}/keys")),
+            (Method::GET, format!("/admin/v1/tenants/{bad}/usage")),
+            (Method::DELETE, format!("/admin/v1/tenants/{bad}/keys/k1")),
+        ] {
+            let (status, body) = root
+                .call(method.clone(), &path, Some(json!({"name": "x"})))
+                .await;
+            // A malformed id names no resource: 404, as an unknown one.
+            assert_eq!(status, 404, "{method} {path}: {body}");
+            assert_eq!(body["statusCode"], 404, "{body}");
+            assert!(
+                body["message"].as_str().is_some_and(|m| !m.is_empty()),
+                "{body}"
+            );
+        }
+    }
+    let (status, still) = root.get(&format!("/admin/v1/tenants/{id}")).await;
+    assert_eq!((status, &still["name"]), (200, &json!("acme")));
+}

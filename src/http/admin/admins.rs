@@ -1,6 +1,7 @@
 //! The admin API's admin accounts: login, list, create, delete, and changing one's own
 //! password (`services::tenancy::admins` and `store::admins` do the work).
 
+use crate::http::admin::answers::MalformedBody;
 use crate::http::error::ApiError;
 use crate::http::extract::AdminCaller;
 use crate::http::state::AppState;
@@ -63,7 +64,7 @@ pub struct PasswordChange {
     request_body = LoginRequest,
     responses(
         (status = 200, description = "An access token", body = TokenResponse),
-        (status = 400, description = "Malformed body", body = ErrorBody),
+        MalformedBody,
         (status = 401, description = "Wrong username or password", body = ErrorBody),
         (status = 429, description = "Too many failed attempts for this username from this address", body = ErrorBody),
     )
@@ -123,7 +124,7 @@ pub async fn list_admins(
     request_body = NewAdmin,
     responses(
         (status = 201, description = "The new admin", body = AdminView),
-        (status = 400, description = "Malformed body", body = ErrorBody),
+        MalformedBody,
         (status = 409, description = "The username is taken", body = ErrorBody),
         (status = 422, description = "Invalid username or too short a password", body = ErrorBody),
     )
@@ -171,7 +172,7 @@ pub async fn delete_admin(
     request_body = PasswordChange,
     responses(
         (status = 204, description = "Changed"),
-        (status = 400, description = "Malformed body", body = ErrorBody),
+        MalformedBody,
         (status = 403, description = "The current password is wrong", body = ErrorBody),
         (status = 422, description = "The new password is too short", body = ErrorBody),
     )

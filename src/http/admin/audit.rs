@@ -1,6 +1,7 @@
 //! The admin API's audit log: every admin action, who did it, to what, when, from where, in
 //! which request (written by `store::audit`).
 
+use crate::http::admin::answers::InvalidQuery;
 use crate::http::admin::{PageQuery, Paging};
 use crate::http::error::ApiError;
 use crate::http::extract::AdminCaller;
@@ -46,7 +47,7 @@ pub struct AuditPage {
     params(PageQuery, AuditFilter),
     responses(
         (status = 200, description = "One page of the audit log", body = AuditPage),
-        (status = 400, description = "Invalid query", body = ErrorBody),
+        InvalidQuery,
     )
 )]
 pub async fn list_audit(

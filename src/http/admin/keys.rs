@@ -1,6 +1,9 @@
 //! The admin API's tenant keys: issued, listed without secrets, revoked and rotated
 //! (`services::tenancy::keys` does the work).
 
+use crate::http::admin::answers::{
+    InvalidQuery, KeyPath, MalformedBody, NoSuchKey, NoSuchTenant, TenantPath,
+};
 use crate::http::admin::{PageQuery, Paging};
 use crate::http::error::ApiError;
 use crate::http::extract::AdminCaller;
@@ -9,7 +12,6 @@ use crate::services::tenancy::{keys, tenants};
 use crate::store::audit::Actor;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
-use uuid::Uuid;
 
 pub use crate::services::tenancy::keys::{KeyCreated, KeyRotated, NewKeyRequest};
 pub use crate::store::keys::KeyView;
@@ -50,12 +52,12 @@ fn rotate_request(body: &[u8]) -> Result<RotateRequest, ApiError> {
     path = "/admin/v1/tenants/{tenant_id}/keys",
     tag = "Admin",
     operation_id = "adminCreateKey",
-    params(("tenant_id" = Uuid, Path, description = "The tenant's id")),
+    params(TenantPath),
     request_body = NewKeyRequest,
     responses(
         (status = 201, description = "The new key, with its plaintext", body = KeyCreated),
-        (status = 400, description = "Malformed body", body = ErrorBody),
-        (status = 404, description = "No such tenant", body = ErrorBody),
+        MalformedBody,
+        NoSuchTenant,
         (status = 422, description = "Unknown scope, invalid session name or past expiry", body = ErrorBody),
     )
 )]
@@ -63,11 +65,11 @@ pub async fn create_key(
     admin: AdminCaller,
     req: HttpRequest,
     state: web::Data<AppState>,
-    path: web::Path<Uuid>,
+    path: web::Path<TenantPath>,
     body: web::Json<NewKeyRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let actor = Actor::of(&admin, &req);
-    let created = keys::create(&state.db, &actor, path.into_inner(), body.into_inner()).await?;
+    let created = keys::create(&state.db, &actor, path.tenant_id, body.into_inner()).await?;
     Ok(HttpResponse::Created().json(created))
 }
 
@@ -77,20 +79,20 @@ pub async fn create_key(
     path = "/admin/v1/tenants/{tenant_id}/keys",
     tag = "Admin",
     operation_id = "adminListKeys",
-    params(("tenant_id" = Uuid, Path, description = "The tenant's id"), PageQuery),
+    params(TenantPath, PageQuery),
     responses(
         (status = 200, description = "One page of keys", body = KeyPage),
-        (status = 400, description = "Invalid query", body = ErrorBody),
-        (status = 404, description = "No such tenant", body = ErrorBody),
+        InvalidQuery,
+        NoSuchTenant,
     )
 )]
 pub async fn list_keys(
     _admin: AdminCaller,
     state: web::Data<AppState>,
-    path: web::Path<Uuid>,
+    path: web::Path<TenantPath>,
     page: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let tenant = path.into_inner();
+    let tenant = path.tenant_id;
     tenants::find(&state.db, tenant).await?;
     let (limit, offset, page, per_page) = page.limit_offset();
     let found = crate::store::keys::list(&state.db, tenant, limit, offset).await?;
@@ -110,22 +112,22 @@ pub async fn list_keys(
     path = "/admin/v1/tenants/{tenant_id}/keys/{key_id}",
     tag = "Admin",
     operation_id = "adminRevokeKey",
-    params(
-        ("tenant_id" = Uuid, Path, description = "The tenant's id"),
-        ("key_id" = String, Path, description = "The key's id"),
-    ),
+    params(KeyPath),
     responses(
         (status = 204, description = "Revoked"),
-        (status = 404, description = "No such key for this tenant", body = ErrorBody),
+        NoSuchKey,
     )
 )]
 pub async fn revoke_key(
     admin: AdminCaller,
     req: HttpRequest,
     state: web::Data<AppState>,
-    path: web::Path<(Uuid, String)>,
+    path: web::Path<KeyPath>,
 ) -> Result<HttpResponse, ApiError> {
-    let (tenant, key) = path.into_inner();
+    let KeyPath {
+        tenant_id: tenant,
+        key_id: key,
+    } = path.into_inner();
     keys::revoke(&state.db, &Actor::of(&admin, &req), tenant, key).await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -136,15 +138,12 @@ pub async fn revoke_key(
     path = "/admin/v1/tenants/{tenant_id}/keys/{key_id}/rotate",
     tag = "Admin",
     operation_id = "adminRotateKey",
-    params(
-        ("tenant_id" = Uuid, Path, description = "The tenant's id"),
-        ("key_id" = String, Path, description = "The key's id"),
-    ),
+    params(KeyPath),
     request_body(content = RotateRequest, description = "Optional; the default grace is one hour"),
     responses(
         (status = 201, description = "The replacement key, with its plaintext", body = KeyRotated),
-        (status = 400, description = "Malformed body", body = ErrorBody),
-        (status = 404, description = "No such key for this tenant", body = ErrorBody),
+        MalformedBody,
+        NoSuchKey,
         (status = 409, description = "The key is already revoked", body = ErrorBody),
         (status = 422, description = "Grace period too long", body = ErrorBody),
     )
@@ -153,10 +152,13 @@ pub async fn rotate_key(
     admin: AdminCaller,
     req: HttpRequest,
     state: web::Data<AppState>,
-    path: web::Path<(Uuid, String)>,
+    path: web::Path<KeyPath>,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    let (tenant, key) = path.into_inner();
+    let KeyPath {
+        tenant_id: tenant,
+        key_id: key,
+    } = path.into_inner();
     let grace = rotate_request(&body)?.grace_seconds;
     let actor = Actor::of(&admin, &req);
     let rotated = keys::rotate(&state.db, &actor, tenant, key, grace).await?;

@@ -5,6 +5,7 @@
 //! and writes what it did to the audit log.
 
 pub mod admins;
+pub mod answers;
 pub mod audit;
 pub mod keys;
 pub mod sessions;

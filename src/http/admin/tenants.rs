@@ -1,6 +1,9 @@
 //! The admin API's tenants: who the gateway serves, on which plan, with which limits
 //! (`services::tenancy::tenants` does the work).
 
+use crate::http::admin::answers::{
+    InvalidQuery, InvalidTenant, MalformedBody, NameTaken, NoSuchTenant, TenantPath,
+};
 use crate::http::admin::{PageQuery, Paging};
 use crate::http::error::ApiError;
 use crate::http::extract::AdminCaller;
@@ -9,7 +12,6 @@ use crate::services::tenancy::tenants;
 use crate::store::audit::Actor;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
-use uuid::Uuid;
 
 /// The tenant as the admin API shows it: the domain's one shape.
 pub use crate::domain::tenant::Tenant as TenantView;
@@ -34,9 +36,9 @@ pub struct TenantPage {
     request_body = NewTenant,
     responses(
         (status = 201, description = "The new tenant", body = TenantView),
-        (status = 400, description = "Malformed body", body = ErrorBody),
-        (status = 409, description = "The name is taken", body = ErrorBody),
-        (status = 422, description = "Invalid name, plan or quota", body = ErrorBody),
+        MalformedBody,
+        NameTaken,
+        InvalidTenant,
     )
 )]
 pub async fn create_tenant(
@@ -59,7 +61,7 @@ pub async fn create_tenant(
     params(PageQuery),
     responses(
         (status = 200, description = "One page of tenants", body = TenantPage),
-        (status = 400, description = "Invalid query", body = ErrorBody),
+        InvalidQuery,
     )
 )]
 pub async fn list_tenants(
@@ -85,18 +87,18 @@ pub async fn list_tenants(
     path = "/admin/v1/tenants/{tenant_id}",
     tag = "Admin",
     operation_id = "adminGetTenant",
-    params(("tenant_id" = Uuid, Path, description = "The tenant's id")),
+    params(TenantPath),
     responses(
         (status = 200, description = "The tenant", body = TenantView),
-        (status = 404, description = "No such tenant", body = ErrorBody),
+        NoSuchTenant,
     )
 )]
 pub async fn get_tenant(
     _admin: AdminCaller,
     state: web::Data<AppState>,
-    path: web::Path<Uuid>,
+    path: web::Path<TenantPath>,
 ) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(tenants::find(&state.db, path.into_inner()).await?))
+    Ok(HttpResponse::Ok().json(tenants::find(&state.db, path.tenant_id).await?))
 }
 
 /// Rename, re-plan, re-quota, suspend or reactivate a tenant; takes effect on every replica within a second
@@ -105,26 +107,26 @@ pub async fn get_tenant(
     path = "/admin/v1/tenants/{tenant_id}",
     tag = "Admin",
     operation_id = "adminUpdateTenant",
-    params(("tenant_id" = Uuid, Path, description = "The tenant's id")),
+    params(TenantPath),
     request_body = TenantPatch,
     responses(
         (status = 200, description = "The updated tenant", body = TenantView),
-        (status = 400, description = "Malformed body", body = ErrorBody),
-        (status = 404, description = "No such tenant", body = ErrorBody),
-        (status = 409, description = "The name is taken", body = ErrorBody),
-        (status = 422, description = "Invalid name, plan or quota", body = ErrorBody),
+        MalformedBody,
+        NoSuchTenant,
+        NameTaken,
+        InvalidTenant,
     )
 )]
 pub async fn update_tenant(
     admin: AdminCaller,
     req: HttpRequest,
     state: web::Data<AppState>,
-    path: web::Path<Uuid>,
+    path: web::Path<TenantPath>,
     body: web::Json<TenantPatch>,
 ) -> Result<HttpResponse, ApiError> {
     let actor = Actor::of(&admin, &req);
     let patch = body.into_inner();
-    let tenant = tenants::update(&state.db, &state.auth, &actor, path.into_inner(), patch).await?;
+    let tenant = tenants::update(&state.db, &state.auth, &actor, path.tenant_id, patch).await?;
     Ok(HttpResponse::Ok().json(tenant))
 }
 
@@ -134,20 +136,20 @@ pub async fn update_tenant(
     path = "/admin/v1/tenants/{tenant_id}",
     tag = "Admin",
     operation_id = "adminDeleteTenant",
-    params(("tenant_id" = Uuid, Path, description = "The tenant's id")),
+    params(TenantPath),
     responses(
         (status = 200, description = "Deleted", body = TenantDeleted),
-        (status = 404, description = "No such tenant", body = ErrorBody),
+        NoSuchTenant,
     )
 )]
 pub async fn delete_tenant(
     admin: AdminCaller,
     req: HttpRequest,
     state: web::Data<AppState>,
-    path: web::Path<Uuid>,
+    path: web::Path<TenantPath>,
 ) -> Result<HttpResponse, ApiError> {
     let actor = Actor::of(&admin, &req);
-    let id = path.into_inner();
+    let id = path.tenant_id;
     let deleted = tenants::delete(
         &state.db,
         crate::services::upstream::Gateway::new(&state.upstream, &state.quotas),

@@ -2,6 +2,7 @@
 //! reset of the current month), and the organisation's upstream standing.
 
 use crate::domain::Tenant;
+use crate::http::admin::answers::{NoSuchTenant, TenantPath};
 use crate::http::error::ApiError;
 use crate::http::extract::{AdminCaller, TenantCaller};
 use crate::http::state::AppState;
@@ -9,7 +10,6 @@ use crate::services::quota::TopUp;
 use crate::services::tenancy::tenants;
 use crate::store::audit::{Actor, Audit, AuditedTx};
 use actix_web::{web, HttpRequest, HttpResponse};
-use uuid::Uuid;
 
 /// A tenant's usage this month, as every usage route answers it.
 async fn usage_answer(state: &AppState, tenant: &Tenant) -> Result<HttpResponse, ApiError> {
@@ -44,18 +44,18 @@ pub async fn tenant_usage(
     path = "/admin/v1/tenants/{tenant_id}/usage",
     tag = "Admin",
     operation_id = "adminGetTenantUsage",
-    params(("tenant_id" = Uuid, Path, description = "The tenant's id")),
+    params(TenantPath),
     responses(
         (status = 200, description = "This month's usage", body = UsageReport),
-        (status = 404, description = "No such tenant", body = ErrorBody),
+        NoSuchTenant,
     )
 )]
 pub async fn admin_tenant_usage(
     _admin: AdminCaller,
     state: web::Data<AppState>,
-    path: web::Path<Uuid>,
+    path: web::Path<TenantPath>,
 ) -> Result<HttpResponse, ApiError> {
-    let tenant = tenants::find(&state.db, path.into_inner()).await?;
+    let tenant = tenants::find(&state.db, path.tenant_id).await?;
     usage_answer(&state, &tenant).await
 }
 
@@ -65,22 +65,22 @@ pub async fn admin_tenant_usage(
     path = "/admin/v1/tenants/{tenant_id}/usage/top-up",
     tag = "Admin",
     operation_id = "adminTopUpTenant",
-    params(("tenant_id" = Uuid, Path, description = "The tenant's id")),
+    params(TenantPath),
     request_body = TopUp,
     responses(
         (status = 200, description = "The usage after the top-up", body = UsageReport),
         (status = 400, description = "requests is not a positive number", body = ErrorBody),
-        (status = 404, description = "No such tenant", body = ErrorBody),
+        NoSuchTenant,
     )
 )]
 pub async fn top_up(
     admin: AdminCaller,
     req: HttpRequest,
     state: web::Data<AppState>,
-    path: web::Path<Uuid>,
+    path: web::Path<TenantPath>,
     body: web::Json<TopUp>,
 ) -> Result<HttpResponse, ApiError> {
-    let tenant = tenants::find(&state.db, path.into_inner()).await?;
+    let tenant = tenants::find(&state.db, path.tenant_id).await?;
     let actor = Actor::of(&admin, &req);
     let mut tx = AuditedTx::begin(&state.db, &actor).await?;
     state
@@ -99,19 +99,19 @@ pub async fn top_up(
     path = "/admin/v1/tenants/{tenant_id}/usage/reset",
     tag = "Admin",
     operation_id = "adminResetTenantMonth",
-    params(("tenant_id" = Uuid, Path, description = "The tenant's id")),
+    params(TenantPath),
     responses(
         (status = 200, description = "The usage after the reset", body = UsageReport),
-        (status = 404, description = "No such tenant", body = ErrorBody),
+        NoSuchTenant,
     )
 )]
 pub async fn reset_month(
     admin: AdminCaller,
     req: HttpRequest,
     state: web::Data<AppState>,
-    path: web::Path<Uuid>,
+    path: web::Path<TenantPath>,
 ) -> Result<HttpResponse, ApiError> {
-    let tenant = tenants::find(&state.db, path.into_inner()).await?;
+    let tenant = tenants::find(&state.db, path.tenant_id).await?;
     let actor = Actor::of(&admin, &req);
     let mut tx = AuditedTx::begin(&state.db, &actor).await?;
     state.quotas.reset_month(tx.conn(), tenant.id).await?;

@@ -1,0 +1,60 @@
+//! The admin API's recurring error answers and path parameters, documented once each so the
+//! handlers' annotations name them (`responses(..., NoSuchTenant)`, `params(TenantPath)`)
+//! instead of repeating their text. A handler taking `web::Path<TenantPath>` documents
+//! the path parameters through it (utoipa's actix extras).
+
+use std::collections::BTreeMap;
+use utoipa::openapi::{ContentBuilder, Ref, RefOr, Response, ResponseBuilder};
+use uuid::Uuid;
+
+/// One answer in the error shape (`ErrorBody`) under its status.
+fn error_answer(status: u16, description: &str) -> BTreeMap<String, RefOr<Response>> {
+    let content = ContentBuilder::new()
+        .schema(Ref::from_schema_name("ErrorBody"))
+        .build();
+    let response = ResponseBuilder::new()
+        .description(description)
+        .content("application/json", content)
+        .build();
+    BTreeMap::from([(status.to_string(), response.into())])
+}
+
+macro_rules! error_answers {
+    ($($name:ident => $status:literal, $description:literal;)*) => {$(
+        #[doc = concat!("`", stringify!($status), "`: ", $description, ".")]
+        pub struct $name;
+
+        impl utoipa::IntoResponses for $name {
+            fn responses() -> BTreeMap<String, RefOr<Response>> {
+                error_answer($status, $description)
+            }
+        }
+    )*};
+}
+
+error_answers! {
+    MalformedBody => 400, "Malformed body";
+    InvalidQuery => 400, "Invalid query";
+    NoSuchTenant => 404, "No such tenant";
+    NoSuchKey => 404, "No such key for this tenant";
+    NameTaken => 409, "The name is taken";
+    InvalidTenant => 422, "Invalid name, plan or quota";
+}
+
+/// `/admin/v1/tenants/{tenant_id}...`
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct TenantPath {
+    /// The tenant's id
+    pub tenant_id: Uuid,
+}
+
+/// `/admin/v1/tenants/{tenant_id}/keys/{key_id}...`
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct KeyPath {
+    /// The tenant's id
+    pub tenant_id: Uuid,
+    /// The key's id
+    pub key_id: String,
+}
