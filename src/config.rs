@@ -96,6 +96,12 @@ pub struct UpstreamConfig {
     pub get_retry_budget: Duration,
     /// How long a `contacts/check-exists` answer is served from cache.
     pub check_exists_ttl: Duration,
+    /// `WAGW_UPSTREAM_MAX_CONNECTIONS`: calls this replica may have in flight to the upstream
+    /// at once (each holds a pooled connection; more wait for one).
+    pub max_connections: usize,
+    /// Its share per worker: every worker has a pool of its own (awc clients cannot cross
+    /// threads), so the replica's bound is split among them.
+    pub pool_per_worker: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -145,7 +151,7 @@ impl Config {
     /// Reads settings through `lookup`, so tests can pass a map instead of the environment.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let env = Env(&lookup);
-        let upstream = upstream_config(&env)?;
+        let mut upstream = upstream_config(&env)?;
         let public_url = env
             .optional::<Url>("WAGW_PUBLIC_URL", "https://gateway.example.com")?
             .map(|u| check_origin("WAGW_PUBLIC_URL", u))
@@ -153,6 +159,7 @@ impl Config {
         let database_url = database_url(&env)?;
         let log_format = log_format(&env)?;
         let workers = workers(&env)?;
+        upstream.pool_per_worker = upstream.max_connections.div_ceil(worker_count(workers));
         let admin = admin_config(&env, upstream.key.is_some())?;
         Ok(Self {
             database_url,
@@ -279,6 +286,11 @@ fn upstream_config(env: &Env) -> Result<UpstreamConfig, ConfigError> {
         get_attempts: env.parse_or("WAGW_UPSTREAM_GET_ATTEMPTS", 3, "3")?,
         get_retry_budget: env.seconds("WAGW_UPSTREAM_GET_RETRY_SECS", 5)?,
         check_exists_ttl: env.seconds("WAGW_CHECK_EXISTS_TTL_SECS", 24 * 3600)?,
+        max_connections: positive(
+            env.parse_or("WAGW_UPSTREAM_MAX_CONNECTIONS", 2048, "2048")?,
+            "WAGW_UPSTREAM_MAX_CONNECTIONS",
+        )? as usize,
+        pool_per_worker: 0, // set once the worker count is known
     })
 }
 
@@ -306,6 +318,13 @@ fn log_format(env: &Env) -> Result<LogFormat, ConfigError> {
             example: "json",
         }),
     }
+}
+
+/// `WAGW_WORKERS`, else one per core (as actix would choose).
+pub fn worker_count(workers: Option<usize>) -> usize {
+    workers.unwrap_or_else(|| {
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    })
 }
 
 fn workers(env: &Env) -> Result<Option<usize>, ConfigError> {
@@ -569,6 +588,28 @@ mod tests {
         assert_eq!(c.upstream.host, "whatsapp-messaging-bot.p.rapidapi.com");
         assert_eq!(c.upstream.request_timeout, Duration::from_secs(30));
         assert_eq!(c.max_body_bytes, 16 * 1024 * 1024);
+    }
+
+    #[test]
+    fn the_upstream_pool_bound_is_shared_among_the_workers() {
+        let c = config(&[
+            ("WAGW_WORKERS", "3"),
+            ("WAGW_UPSTREAM_MAX_CONNECTIONS", "100"),
+        ])
+        .unwrap();
+        assert_eq!(
+            (c.upstream.max_connections, c.upstream.pool_per_worker),
+            (100, 34)
+        );
+        let c = config(&[("WAGW_WORKERS", "2")]).unwrap();
+        assert_eq!(
+            c.upstream.pool_per_worker, 1024,
+            "the default admits 2,048 calls in flight"
+        );
+        for bad in ["0", "-1", "many"] {
+            let err = config(&[("WAGW_UPSTREAM_MAX_CONNECTIONS", bad)]).unwrap_err();
+            assert_eq!(err.var, "WAGW_UPSTREAM_MAX_CONNECTIONS", "{bad}");
+        }
     }
 
     #[test]

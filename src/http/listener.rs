@@ -35,9 +35,7 @@ pub fn log_connection_limits(http: &HttpConfig, workers: usize) {
 
 /// `WAGW_WORKERS`, else one per core (as actix would choose).
 pub fn worker_count(config: &Config) -> usize {
-    config.workers.unwrap_or_else(|| {
-        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
-    })
+    crate::config::worker_count(config.workers)
 }
 
 /// Keep-alive as actix takes it: zero closes each connection after its answer.

@@ -16,5 +16,6 @@ mod sim;
 mod sim_control;
 mod tenant_auth;
 mod upstream_failures;
+mod upstream_pool;
 mod validation;
 mod webhooks;

@@ -150,7 +150,9 @@ impl UpstreamClient {
     ) -> Self {
         let connector = awc::Connector::new()
             .timeout(config.connect_timeout)
-            .limit(256)
+            // Calls in flight are bounded by configuration (WAGW_UPSTREAM_MAX_CONNECTIONS,
+            // this worker's share), not by a constant.
+            .limit(config.pool_per_worker)
             .conn_keep_alive(Duration::from_secs(30));
         let http = awc::Client::builder()
             .connector(connector)
