@@ -250,14 +250,15 @@ export function usageFigures(report, who) {
     h('p', {}, `${report.month}: ${number(report.used)} calls used of ${number(report.limit)}; ` +
       `${number(report.remaining)} left; the month resets in ${Math.ceil(report.reset_seconds / 3600)} h.`),
     meter(`${who} month used`, report.used, report.limit),
-    h('h3', {}, 'Calls per day'),
-    columns(`Calls per day of ${who}, ${report.month}`, days),
-    h('h3', {}, 'Calls per endpoint'),
-    rows(`Calls per endpoint of ${who}, ${report.month}`,
-      report.endpoints.map((e) => ({ label: e.endpoint, value: e.requests }))),
-    h('h3', {}, 'Refusals by reason'),
-    rows(`Calls refused for ${who} by reason, ${report.month}`,
-      report.refusals.map((r) => ({ label: r.reason.replaceAll('_', ' '), value: r.refusals })), 'refusals'),
+    h('div', { class: 'charts' },
+      h('figure', {}, h('figcaption', {}, 'Calls per day'),
+        columns(`Calls per day of ${who}, ${report.month}`, days)),
+      h('figure', {}, h('figcaption', {}, 'Calls per endpoint'),
+        rows(`Calls per endpoint of ${who}, ${report.month}`,
+          report.endpoints.map((e) => ({ label: e.endpoint, value: e.requests })))),
+      h('figure', {}, h('figcaption', {}, 'Refusals by reason'),
+        rows(`Calls refused for ${who} by reason, ${report.month}`,
+          report.refusals.map((r) => ({ label: r.reason.replaceAll('_', ' '), value: r.refusals })), 'refusals'))),
   ];
 }
 

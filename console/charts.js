@@ -22,9 +22,9 @@ function frame(label, width, height) {
 
 /** Vertical bars, one per point (`{label, value}`): calls per day. */
 export function columns(label, points, unit = 'calls') {
-  const width = 640;
-  const height = 220;
-  const pad = { left: 44, right: 8, top: 12, bottom: 28 };
+  const width = 480;
+  const height = 200;
+  const pad = { left: 40, right: 8, top: 12, bottom: 26 };
   const total = points.reduce((n, p) => n + p.value, 0);
   const svg = frame(`${label}: ${total.toLocaleString('en')} ${unit} over ${points.length} days`, width, height);
   const max = Math.max(1, ...points.map((p) => p.value));
@@ -55,9 +55,9 @@ export function columns(label, points, unit = 'calls') {
 
 /** Horizontal bars, one per point: calls per endpoint, refusals per reason. */
 export function rows(label, points, unit = 'calls') {
-  const width = 640;
+  const width = 420;
   const rowH = 26;
-  const labelW = 180;
+  const labelW = 150;
   const height = Math.max(1, points.length) * rowH + 8;
   const summary = points.map((p) => `${p.label} ${p.value}`).join(', ') || `no ${unit} yet`;
   const svg = frame(`${label}: ${summary}`, width, height);
@@ -68,7 +68,7 @@ export function rows(label, points, unit = 'calls') {
   }
   points.forEach((p, i) => {
     const y = 4 + i * rowH;
-    const w = (p.value / max) * (width - labelW - 70);
+    const w = (p.value / max) * (width - labelW - 60);
     svg.append(s('text', { x: labelW - 8, y: y + 17, 'text-anchor': 'end', class: 'tick' }, p.label));
     const bar = s('rect', { x: labelW, y: y + 4, width: Math.max(w, 0.5), height: rowH - 8, class: 'bar' });
     bar.append(s('title', {}, `${p.label}: ${p.value.toLocaleString('en')} ${unit}`));

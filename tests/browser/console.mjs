@@ -171,14 +171,14 @@ async function tenantOnboardsAPhone(page, key) {
 }
 
 async function tenantViews(page, key) {
-  await page.getByRole('link', { name: 'Usage' }).click();
+  await page.getByRole('link', { name: 'Usage', exact: true }).click();
   await page.getByRole('img', { name: /^Quota headroom/ }).waitFor();
   await page.getByRole('img', { name: /^Calls per day/ }).waitFor();
   await shot(page, 'phone-usage');
-  await page.getByRole('link', { name: 'Webhooks' }).click();
+  await page.getByRole('link', { name: 'Webhooks', exact: true }).click();
   await page.getByRole('heading', { name: 'Subscriptions' }).waitFor();
   await shot(page, 'phone-webhooks');
-  await page.getByRole('link', { name: 'Live events' }).click();
+  await page.getByRole('link', { name: 'Live events', exact: true }).click();
   const state = page.locator('p', { hasText: /^(Live: |Live events unavailable|Live events stopped)/ });
   await state.waitFor({ timeout: 15_000 });
   console.log(`console: live events view says "${await state.innerText()}"`);
@@ -187,28 +187,28 @@ async function tenantViews(page, key) {
 }
 
 async function adminViews(page, token) {
+  await page.bringToFront(); // a background tab does not paint, so it could not be captured
   // Back to the tenant's page: the tenant's calls are in its charts now.
-  await page.getByRole('link', { name: 'Tenants' }).click();
+  await page.getByRole('link', { name: 'Tenants', exact: true }).click();
   await page.getByRole('link', { name: tenantName }).click();
   const perEndpoint = page.getByRole('img', { name: new RegExp(`^Calls per endpoint of ${tenantName}.*sendText`) });
   for (let i = 0; i < 20 && !(await perEndpoint.isVisible()); i += 1) {
     // reason: usage is flushed to the rollups every second; reload the page until it shows.
     await page.waitForTimeout(500);
-    await page.getByRole('link', { name: 'Tenants' }).click();
+    await page.getByRole('link', { name: 'Tenants', exact: true }).click();
     await page.getByRole('link', { name: tenantName }).click();
   }
   await perEndpoint.waitFor({ timeout: 5_000 });
   await page.getByRole('heading', { name: tenantName, level: 1 }).scrollIntoViewIfNeeded();
-  await shot(page, 'tenant-usage');
-  await page.screenshot({ path: join(output, 'console.png'), fullPage: false });
-  await page.getByRole('link', { name: 'Organisation' }).click();
+  await shot(page, 'tenant-usage'); // docs/console.png, the README's screenshot, is a copy
+  await page.getByRole('link', { name: 'Organisation', exact: true }).click();
   await page.getByRole('img', { name: /^Calls per day of all tenants/ }).waitFor();
   await page.getByText('Fair queue').waitFor();
   await shot(page, 'organisation');
-  await page.getByRole('link', { name: 'Webhook deliveries' }).click();
+  await page.getByRole('link', { name: 'Webhook deliveries', exact: true }).click();
   await page.getByRole('heading', { name: 'Webhook deliveries', level: 1 }).waitFor();
   await shot(page, 'deliveries');
-  await page.getByRole('link', { name: 'Audit log' }).click();
+  await page.getByRole('link', { name: 'Audit log', exact: true }).click();
   await page.getByLabel('Action').fill('tenant.create');
   await page.getByRole('button', { name: 'Filter' }).click();
   await page.getByRole('cell', { name: 'tenant.create' }).first().waitFor();
@@ -234,6 +234,7 @@ try {
   // A page of its own: the console keeps each sign-in in its page's memory.
   const phonePage = await browser.newPage();
   await phonePage.setViewportSize({ width: 390, height: 844 });
+  await phonePage.bringToFront();
   watch(phonePage, 'tenant');
   await tenantOnboardsAPhone(phonePage, key);
   await tenantViews(phonePage, key);
