@@ -4,7 +4,7 @@
 
 import { call, seg, query } from './api.js';
 import {
-  h, fill, field, form, errorSlot, action, confirm, shownOnce, table, when, number, section, describe,
+  h, fill, field, form, errorSlot, action, confirm, shownOnce, table, when, number, section, describe, disclosure,
 } from './dom.js';
 import { columns, rows, meter, monthDays } from './charts.js';
 
@@ -38,13 +38,8 @@ export function tenants(view) {
   const status = h('p', { role: 'status', class: 'muted' });
   const search = field('Search tenants', { type: 'search', placeholder: 'name, plan or status' });
   const list = h('div');
-  const creator = h('div', { class: 'panel', hidden: true });
-  const toggle = h('button', { type: 'button', 'aria-expanded': 'false' }, 'New tenant');
-  toggle.addEventListener('click', () => {
-    creator.hidden = !creator.hidden;
-    toggle.setAttribute('aria-expanded', String(!creator.hidden));
-    if (!creator.hidden) creator.querySelector('input')?.focus();
-  });
+  const creator = h('div', { class: 'panel' });
+  const toggle = disclosure('New tenant', creator);
   let loaded = [];
   const render = () => {
     const q = search.input.value.trim().toLowerCase();
@@ -71,11 +66,10 @@ export function tenants(view) {
   search.input.addEventListener('input', render);
   creator.append(newTenantForm(async (t) => {
     status.textContent = `Tenant ${t.name} created.`;
-    creator.hidden = true;
-    toggle.setAttribute('aria-expanded', 'false');
+    toggle.close();
     await refresh();
   }));
-  fill(view, heading('Tenants'), h('div', { class: 'toolbar' }, search.row, toggle), creator, status, list);
+  fill(view, heading('Tenants'), h('div', { class: 'toolbar' }, search.row, toggle.button), creator, status, list);
   refresh();
 }
 
@@ -170,13 +164,8 @@ function renderSettings(el, t, reload) {
 
 function tenantKeys(el, t) {
   const shown = h('div');
-  const creator = h('div', { class: 'panel', hidden: true });
-  const toggle = h('button', { type: 'button', 'aria-expanded': 'false' }, 'New key');
-  toggle.addEventListener('click', () => {
-    creator.hidden = !creator.hidden;
-    toggle.setAttribute('aria-expanded', String(!creator.hidden));
-    if (!creator.hidden) creator.querySelector('input')?.focus();
-  });
+  const creator = h('div', { class: 'panel' });
+  const toggle = disclosure('New key', creator);
   const grace = field('Grace when rotating (seconds)', { type: 'number', min: 0, value: 3600, inputmode: 'numeric' });
   const list = h('div');
   const refresh = () => loadInto(list, async () => {
@@ -207,11 +196,10 @@ function tenantKeys(el, t) {
   });
   creator.append(newKeyForm(t, async (created) => {
     fill(shown, shownOnce(`New key ${created.name}`, created.key));
-    creator.hidden = true;
-    toggle.setAttribute('aria-expanded', 'false');
+    toggle.close();
     await refresh();
   }));
-  fill(el, h('div', { class: 'toolbar' }, toggle, grace.row), creator, shown, list);
+  fill(el, h('div', { class: 'toolbar' }, toggle.button, grace.row), creator, shown, list);
   refresh();
 }
 

@@ -80,17 +80,7 @@ export function describe(err) {
  */
 export function action(label, slot, work, attrs = {}) {
   const button = h('button', { type: 'button', ...attrs }, label);
-  button.addEventListener('click', async () => {
-    slot.clear();
-    button.disabled = true;
-    try {
-      await work();
-    } catch (e) {
-      slot.show(e);
-    } finally {
-      button.disabled = false;
-    }
-  });
+  button.addEventListener('click', () => guarded(button, slot, work));
   return button;
 }
 
@@ -99,19 +89,37 @@ export function form(name, fields, submitLabel, work) {
   const slot = errorSlot();
   const submit = h('button', { type: 'submit' }, submitLabel);
   const el = h('form', { 'aria-label': name, novalidate: true }, fields, submit, slot.el);
-  el.addEventListener('submit', async (event) => {
+  el.addEventListener('submit', (event) => {
     event.preventDefault();
-    slot.clear();
-    submit.disabled = true;
-    try {
-      await work();
-    } catch (e) {
-      slot.show(e);
-    } finally {
-      submit.disabled = false;
-    }
+    guarded(submit, slot, work);
   });
   return { el, slot };
+}
+
+/** Runs `work` with `button` disabled; a failure is shown in `slot`. */
+async function guarded(button, slot, work) {
+  slot.clear();
+  button.disabled = true;
+  try {
+    await work();
+  } catch (e) {
+    slot.show(e);
+  } finally {
+    button.disabled = false;
+  }
+}
+
+/** A button that shows and hides `panel` (hidden at first), focusing its first input. */
+export function disclosure(label, panel) {
+  panel.hidden = true;
+  const button = h('button', { type: 'button', 'aria-expanded': 'false' }, label);
+  const set = (open) => {
+    panel.hidden = !open;
+    button.setAttribute('aria-expanded', String(open));
+    if (open) panel.querySelector('input')?.focus();
+  };
+  button.addEventListener('click', () => set(panel.hidden));
+  return { button, close: () => set(false) };
 }
 
 /** Asks to confirm an action in a modal dialog; answers whether the user confirmed. */

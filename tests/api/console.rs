@@ -54,6 +54,12 @@ async fn the_page_is_html_under_a_strict_content_security_policy() {
     }
 }
 
+async fn if_none_match(app: &TestApp, file: &str, etag: &str) -> reqwest::Response {
+    let url = app.url(&format!("/console/{file}"));
+    let req = app.client.get(url).header("if-none-match", etag);
+    req.send().await.unwrap()
+}
+
 #[tokio::test]
 async fn each_file_has_its_content_type_and_revalidates_by_etag() {
     let app = spawn_app().await;
@@ -71,23 +77,11 @@ async fn each_file_has_its_content_type_and_revalidates_by_etag() {
         let etag = header(&res, "etag").to_owned();
         assert!(etag.starts_with('"') && etag.len() > 10, "{etag}");
         assert!(!res.bytes().await.unwrap().is_empty());
-        let again = app
-            .client
-            .get(app.url(&format!("/console/{file}")))
-            .header("if-none-match", &etag)
-            .send()
-            .await
-            .unwrap();
+        let again = if_none_match(&app, file, &etag).await;
         assert_eq!(again.status(), 304, "{file}");
         assert_eq!(header(&again, "etag"), etag);
         assert!(again.bytes().await.unwrap().is_empty());
-        let stale = app
-            .client
-            .get(app.url(&format!("/console/{file}")))
-            .header("if-none-match", "\"an-old-version\"")
-            .send()
-            .await
-            .unwrap();
+        let stale = if_none_match(&app, file, "\"an-old-version\"").await;
         assert_eq!(stale.status(), 200, "{file}");
     }
 }
