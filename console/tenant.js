@@ -99,9 +99,10 @@ function qrPanel(el, session, changed) {
   const status = h('p', { role: 'status', 'aria-live': 'polite' }, `Waiting for ${session}…`);
   const img = h('img', { class: 'qr', alt: `QR code for session ${session}: scan it with WhatsApp on the phone`, width: 264, height: 264, hidden: true });
   const slot = errorSlot();
-  fill(el, section(`Link a phone to ${session}`,
+  fill(el, section(`Link a phone to session ${session}`,
     h('p', {}, 'On the phone: WhatsApp → Settings → Linked devices → Link a device, then point the camera at the code.'),
     status, img, slot.el));
+  el.scrollIntoView({ block: 'start', behavior: 'smooth' });
   const tick = async () => {
     if (stopped) return;
     try {
