@@ -252,7 +252,9 @@ function sessionWebhooks(el, session) {
     recovered.textContent = '';
     const when_ = since.input.value ? new Date(since.input.value).toISOString() : new Date(Date.now() - 86_400_000).toISOString();
     const answer = await call('POST', `/v1/sessions/${seg(session)}/webhooks/recover`, { since: when_ });
-    recovered.textContent = `Recovery queued${answer && typeof answer === 'object' ? `: ${JSON.stringify(answer)}` : '.'}`;
+    recovered.textContent = typeof answer?.recovered === 'number'
+      ? `${answer.recovered} failed deliveries since ${when(when_)} queued again.`
+      : 'Recovery queued.';
     await refreshDeliveries();
   });
   const { el: filter } = form('Filter deliveries', [status.row], 'Show', refreshDeliveries);
