@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
-# Swagger UI in headless Chromium (tests/browser/docs.mjs): /docs renders every operation,
-# Authorize takes a tenant key, "Try it out" on POST /v1/sendText answers 201 from the sandbox.
-# Screenshot: tests/output/swagger-sendText.png.
+# The browser tests in headless Chromium, against one sandbox gateway:
+# - tests/browser/docs.mjs: Swagger UI at /docs renders every operation, Authorize takes a
+#   tenant key, "Try it out" on POST /v1/sendText answers 201 from the sandbox;
+# - tests/browser/console.mjs: the console at /console, as an admin (sign in with the keyboard,
+#   create a tenant and a key, usage charts, every admin view) and as that tenant on a phone-sized
+#   window (create a session, its QR code until the sandbox scans it, then WORKING).
+# Screenshots: tests/output/swagger-sendText.png, tests/output/console-*.png.
 #
 #   scripts/browser-test.sh            # throwaway PostgreSQL + sandbox gateway
 #   DATABASE_URL=postgres://... scripts/browser-test.sh   # a disposable database of yours
@@ -45,6 +49,9 @@ base=http://127.0.0.1:$port
 # Sandbox mode: no WAGW_UPSTREAM_KEY, so the simulator is the upstream.
 export WAGW_LISTEN=127.0.0.1:$port
 export WAGW_JWT_SECRET=$(python3 -c 'import secrets; print(secrets.token_hex(32))')
+# The admin the console test signs in as.
+export WAGW_ADMIN_USER=console-admin
+export WAGW_ADMIN_PASSWORD=$(python3 -c 'import secrets; print(secrets.token_urlsafe(18))')
 unset WAGW_UPSTREAM_KEY WAGW_UPSTREAM_URL
 start_gateway "$bin" "$WORK/gateway.log"
 
@@ -54,3 +61,5 @@ key=$("$bin" admin create-key --tenant browser --name browser --scopes '*' |
 
 GATEWAY_URL=$base TENANT_KEY=$key CHROMIUM=$chromium OUTPUT_DIR=$root/tests/output \
   node tests/browser/docs.mjs
+GATEWAY_URL=$base ADMIN_USER=$WAGW_ADMIN_USER ADMIN_PASSWORD=$WAGW_ADMIN_PASSWORD CHROMIUM=$chromium \
+  OUTPUT_DIR=$root/tests/output node tests/browser/console.mjs

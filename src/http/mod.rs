@@ -4,6 +4,7 @@
 pub mod admin;
 mod app;
 pub mod body;
+pub mod console;
 pub mod edge;
 pub mod error;
 pub mod extract;

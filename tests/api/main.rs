@@ -3,6 +3,7 @@
 mod helpers;
 
 mod admin;
+mod console;
 mod contract;
 mod embedded_db;
 mod forwarding;

@@ -860,6 +860,49 @@ async fn admins_see_every_tenants_deliveries_and_tenants_do_not_reach_that_listi
 }
 
 #[tokio::test]
+async fn an_admin_redelivers_any_tenants_delivery_only_under_its_owner() {
+    let app = spawn_app().await;
+    let receiver = Receiver::start().await;
+    let (tenant, upstream, _) = tenant_with_webhook(&app, &receiver).await;
+    let (first, id) = one_delivered(&app, &tenant, &upstream, &receiver).await;
+    let other = app.tenant().await;
+    let path = |tenant: &str, session: &str, id: &str| {
+        format!("/admin/v1/tenants/{tenant}/sessions/{session}/webhooks/deliveries/{id}/redeliver")
+    };
+    // Under another tenant, another session, or as a tenant: nothing is sent again.
+    for (owner, session) in [
+        (other.id.as_str(), "default"),
+        (tenant.id.as_str(), "other"),
+    ] {
+        let (status, body) = app
+            .admin(Method::POST, &path(owner, session, &id), None)
+            .await;
+        assert_eq!(status, 404, "{body}");
+    }
+    let (status, _) = app
+        .admin(
+            Method::POST,
+            &path(&tenant.id, "default", "not-a-uuid"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 404);
+    let as_tenant = app
+        .post_as(&tenant, &path(&tenant.id, "default", &id), json!({}))
+        .await;
+    assert_eq!(as_tenant.status, 401);
+    let (status, body) = app
+        .admin(Method::POST, &path(&tenant.id, "default", &id), None)
+        .await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["tenantId"], tenant.id);
+    assert_eq!(body["status"], "pending");
+    let hits = receiver.wait_for(2, PATIENCE).await;
+    assert_eq!(hits.len(), 2, "sent exactly once more");
+    assert_eq!(hits[1].body, first.body, "the same event again");
+}
+
+#[tokio::test]
 async fn removing_a_webhook_withdraws_the_upstream_registration() {
     let app = spawn_app().await;
     let receiver = Receiver::start().await;

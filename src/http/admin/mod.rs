@@ -50,6 +50,7 @@ use serde::{Deserialize, Serialize};
     crate::services::quota::RefusalCount,
     crate::services::quota::TopUp,
     crate::services::quota::UpstreamReport,
+    crate::services::quota::QueueReport,
 )))]
 pub struct TenancyApi;
 

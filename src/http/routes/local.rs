@@ -1,5 +1,6 @@
 //! The routes the gateway serves itself: the local `/v1` rows (deliveries, redelivery, `/v1/me`,
-//! `/v1/usage`), the admin API, the operations probes and the upstream's webhook ingress. With
+//! `/v1/usage`), the admin API, the operations probes, the web console and the upstream's
+//! webhook ingress. With
 //! the forwarded table ([`super::endpoints`]) this is the whole HTTP surface: `super::routes`
 //! registers both, and the OpenAPI document is built from both.
 //!
@@ -157,10 +158,27 @@ pub fn all() -> &'static [Route] {
             route!(Admin, sessions::adopt_session, __path_adopt_session),
             route!(Admin, sessions::delete_session, __path_delete_session),
             route!(Admin, webhooks::admin_deliveries, __path_admin_deliveries),
+            route!(Admin, webhooks::admin_redeliver, __path_admin_redeliver),
             // Operations
             route!(Open, ops::healthz, __path_healthz),
             route!(Open, ops::readyz, __path_readyz),
             route!(MetricsToken, ops::metrics, __path_metrics),
+            // The web console: its page and files, open (it holds no data; the APIs it calls
+            // take the credentials the user types in)
+            Route {
+                method: Method::GET,
+                path: crate::http::console::CONSOLE_PATH.to_owned(),
+                guard: Open,
+                handler: || web::route().to(crate::http::console::page),
+                operation: None,
+            },
+            Route {
+                method: Method::GET,
+                path: format!("{}/{{asset:.*}}", crate::http::console::CONSOLE_PATH),
+                guard: Open,
+                handler: || web::route().to(crate::http::console::file),
+                operation: None,
+            },
             // The upstream's events
             Route {
                 method: Method::POST,

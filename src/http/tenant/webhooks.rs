@@ -593,18 +593,49 @@ pub async fn admin_deliveries(
 ) -> Result<HttpResponse, ApiError> {
     let filter = filter(query.status.as_deref(), query.limit)?;
     let rows = deliveries::all(&state.db, query.tenant, filter).await?;
-    let views: Vec<AdminDeliveryView> = rows
-        .into_iter()
-        .map(|mut d| AdminDeliveryView {
+    let views: Vec<AdminDeliveryView> = rows.into_iter().map(AdminDeliveryView::from).collect();
+    Ok(HttpResponse::Ok().json(views))
+}
+
+impl From<Delivery> for AdminDeliveryView {
+    /// Admins see the raw error of the last attempt.
+    fn from(mut d: Delivery) -> Self {
+        Self {
             tenant_id: d.tenant_id,
             session_name: std::mem::take(&mut d.session_name),
             delivery: {
                 let raw = d.last_error.clone();
                 DeliveryView::new(d, raw)
             },
-        })
-        .collect();
-    Ok(HttpResponse::Ok().json(views))
+        }
+    }
+}
+
+/// Sends any tenant's delivered or failed delivery again, as the tenant's redelivery does.
+#[utoipa::path(
+    post,
+    path = "/admin/v1/tenants/{tenant_id}/sessions/{session}/webhooks/deliveries/{id}/redeliver",
+    tag = "Admin",
+    operation_id = "adminRedeliverWebhook",
+    params(
+        ("tenant_id" = Uuid, Path, description = "The tenant's id"),
+        ("session" = String, Path, description = "The tenant's name for the session", example = "default"),
+        ("id" = String, Path, description = "The delivery's id"),
+    ),
+    responses(
+        (status = 202, description = "Queued for delivery again", body = AdminDeliveryView),
+        (status = 404, description = "No such delivery for this tenant and session", body = ErrorBody),
+        (status = 409, description = "The delivery is still pending", body = ErrorBody),
+    )
+)]
+pub async fn admin_redeliver(
+    _admin: AdminCaller,
+    path: web::Path<(Uuid, String, String)>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let (tenant, session, id) = path.into_inner();
+    let delivery = subscriptions::redeliver(&state.db, tenant, &session, &id).await?;
+    Ok(HttpResponse::Accepted().json(AdminDeliveryView::from(delivery)))
 }
 
 #[cfg(test)]

@@ -20,6 +20,7 @@ pub use limit::{Limit, QuotaError, Refusal};
 pub use monthly::MonthlyStanding;
 pub use report::{DayUsage, EndpointUsage, RefusalCount, TopUp, UsageReport};
 pub use standing::UpstreamReport;
+pub use upstream_gate::QueueReport;
 
 use crate::config::QuotaConfig;
 use crate::db::Db;

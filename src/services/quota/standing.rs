@@ -1,6 +1,7 @@
 //! The organisation's standing with the upstream: what the upstream's own answers said of its
 //! plan, and what the gateway counted, for `GET /admin/v1/upstream`.
 
+use crate::services::quota::upstream_gate::QueueReport;
 use crate::services::quota::{clock, QuotaError, Quotas};
 use actix_web::http::header::HeaderMap;
 use serde::Serialize;
@@ -35,6 +36,9 @@ pub struct UpstreamReport {
     /// 401/403 answers (the organisation's credentials refused) received by this replica since
     /// it started; each reached the tenant as 502.
     pub upstream_credential_refusals: u64,
+    /// This replica's fair queue for the per-second budget; null when the plan has none.
+    #[schema(nullable)]
+    pub queue: Option<QueueReport>,
 }
 
 impl Quotas {
@@ -98,6 +102,7 @@ impl Quotas {
             upstream_reset_seconds: figure(&standing.reset_secs),
             upstream_429s: standing.throttled.load(Ordering::Relaxed),
             upstream_credential_refusals: standing.credentials_refused.load(Ordering::Relaxed),
+            queue: self.gate.as_ref().map(|g| g.queue_report()),
         })
     }
 }

@@ -11,11 +11,26 @@
 //! others, and are refused with 429 after a bounded wait: the upstream never has to say 429.
 
 use crate::db::Db;
+use serde::Serialize;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::oneshot;
 use uuid::Uuid;
+
+/// Calls waiting for the organisation's per-second budget on this replica, right now.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct QueueReport {
+    /// Calls waiting for a slot.
+    #[schema(minimum = 0)]
+    pub waiting_calls: u64,
+    /// The tenants those calls belong to (served in turn).
+    #[schema(minimum = 0)]
+    pub waiting_tenants: u64,
+    /// How long a call may wait before a 429 (`WAGW_UPSTREAM_QUEUE_WAIT_MS`).
+    #[schema(minimum = 0)]
+    pub max_wait_ms: u64,
+}
 
 /// The window: a slot is free again this long after its call was answered (a small margin for
 /// clocks that tick differently on the database's and the upstream's hosts).
@@ -102,6 +117,18 @@ impl UpstreamGate {
 
     pub fn slots(&self) -> u32 {
         self.slots
+    }
+
+    /// Who waits in the fair queue now (callers that gave up are not counted).
+    pub fn queue_report(&self) -> QueueReport {
+        let queue = self.queue.lock().expect("queue poisoned");
+        let live = |q: &VecDeque<oneshot::Sender<i32>>| q.iter().filter(|w| !w.is_closed()).count();
+        let per_tenant: Vec<usize> = queue.waiting.values().map(live).collect();
+        QueueReport {
+            waiting_calls: per_tenant.iter().sum::<usize>() as u64,
+            waiting_tenants: per_tenant.iter().filter(|n| **n > 0).count() as u64,
+            max_wait_ms: self.max_wait.as_millis() as u64,
+        }
     }
 
     /// Waits (fairly, boundedly) for a slot; answers the slot, to `release` once the call was

@@ -67,7 +67,11 @@ impl SessionStore {
     ) -> Result<UpstreamSession, SessionError> {
         let upstream = UpstreamSession::generate();
         match store::create(&self.pool, tenant, name, &upstream, org_max).await? {
-            Ok(()) => Ok(upstream),
+            Ok(()) => {
+                // The tenant's cached list (here and on every replica) lacks the new session.
+                self.changed(tenant, name.as_str()).await;
+                Ok(upstream)
+            }
             Err(NotRecorded::NoTenant) => Err(SessionError::CallerGone),
             Err(NotRecorded::TenantFull { max }) => Err(SessionError::TenantFull(max)),
             Err(NotRecorded::OrganisationFull { max }) => Err(SessionError::OrganisationFull(max)),

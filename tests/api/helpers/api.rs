@@ -57,6 +57,33 @@ impl Answer {
     }
 }
 
+impl TestApp {
+    /// A request sent byte for byte as written (HTTP clients resolve dot segments and
+    /// re-encode paths themselves): answers the status, the head and the body as text.
+    pub async fn raw(
+        &self,
+        method: &str,
+        target: &str,
+        headers: &[(&str, &str)],
+    ) -> (u16, String, String) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let addr = format!("127.0.0.1:{}", self.port);
+        let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        let mut request = format!("{method} {target} HTTP/1.1\r\nHost: {addr}\r\n");
+        for (name, value) in headers {
+            request.push_str(&format!("{name}: {value}\r\n"));
+        }
+        request.push_str("Connection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).await.unwrap();
+        let text = String::from_utf8_lossy(&answer).into_owned();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+        let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+        (status, head.to_owned(), body.to_owned())
+    }
+}
+
 /// Sends `req` and reads what it answered.
 pub async fn answer(req: reqwest::RequestBuilder) -> Answer {
     Answer::read(req.send().await.expect("the request was sent")).await

@@ -28,21 +28,7 @@ async fn upstream_post(app: &TestApp, path: &str, body: Value) -> reqwest::Respo
 
 /// A request sent byte for byte as written: HTTP clients resolve dot segments themselves.
 async fn raw_request(app: &TestApp, method: &str, path: &str, key: &str) -> u16 {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let addr = app
-        .url("")
-        .trim_start_matches("http://")
-        .trim_end_matches('/')
-        .to_owned();
-    let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
-    let request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nx-api-key: {key}\r\nConnection: close\r\n\r\n"
-    );
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut answer = Vec::new();
-    stream.read_to_end(&mut answer).await.unwrap();
-    let head = String::from_utf8_lossy(&answer);
-    head.split_whitespace().nth(1).unwrap().parse().unwrap()
+    app.raw(method, path, &[("x-api-key", key)]).await.0
 }
 
 /// A call's status and body: its JSON, or its text when it is not JSON.
