@@ -15,6 +15,7 @@ mod quotas;
 mod sim;
 mod sim_control;
 mod tenant_auth;
+mod test_keys;
 mod upstream_failures;
 mod validation;
 mod webhooks;

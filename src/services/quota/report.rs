@@ -23,6 +23,15 @@ pub struct UsageReport {
     pub days: Vec<DayUsage>,
     pub endpoints: Vec<EndpointUsage>,
     pub refusals: Vec<RefusalCount>,
+    /// Calls made with test keys this month: served by the simulator, not in `used`.
+    pub test: TestUsage,
+}
+
+/// A month's calls of test keys, apart from the month's usage (they spend none of it).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct TestUsage {
+    pub requests: i64,
+    pub endpoints: Vec<EndpointUsage>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -106,6 +115,7 @@ impl Quotas {
         )
         .fetch_all(pool)
         .await?;
+        let test = self.test_usage(tenant, first_day, next_month).await?;
         let used = days.iter().map(|d| d.requests).sum();
         let (limit, remaining) = match limit {
             Some(limit) => {
@@ -136,6 +146,31 @@ impl Quotas {
             days,
             endpoints,
             refusals,
+            test,
+        })
+    }
+
+    /// The test keys' calls of the days from `first_day` until `next_month`.
+    async fn test_usage(
+        &self,
+        tenant: Uuid,
+        first_day: NaiveDate,
+        next_month: NaiveDate,
+    ) -> Result<TestUsage, QuotaError> {
+        let endpoints = sqlx::query_as!(
+            EndpointUsage,
+            r#"SELECT endpoint, sum(requests)::bigint AS "requests!" FROM test_usage_daily
+                WHERE tenant_id = $1 AND day >= $2 AND day < $3
+                GROUP BY endpoint ORDER BY 2 DESC, endpoint"#,
+            tenant,
+            first_day,
+            next_month
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(TestUsage {
+            requests: endpoints.iter().map(|e| e.requests).sum(),
+            endpoints,
         })
     }
 

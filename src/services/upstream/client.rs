@@ -131,6 +131,38 @@ impl UpstreamAnswer {
     }
 }
 
+/// An upstream clients are built for (one per thread: awc clients cannot cross threads):
+/// where it is and the key presented to it.
+#[derive(Clone)]
+pub struct Target {
+    pub config: UpstreamConfig,
+    pub key: secrecy::SecretString,
+}
+
+impl Target {
+    pub fn client(&self, metrics: web::Data<Metrics>) -> UpstreamClient {
+        UpstreamClient::new(&self.config, &self.key, metrics)
+    }
+}
+
+/// The two upstreams a replica calls: the hosted API for live keys, and the replica's own
+/// in-process simulator for test keys (`startup::start_test_simulator`).
+#[derive(Clone, Copy)]
+pub struct Upstreams<'a> {
+    pub live: &'a UpstreamClient,
+    pub test: &'a UpstreamClient,
+}
+
+impl<'a> Upstreams<'a> {
+    /// Where a call made in `mode` goes: a test call never reaches the hosted API.
+    pub fn of(&self, mode: crate::domain::Mode) -> &'a UpstreamClient {
+        match mode {
+            crate::domain::Mode::Live => self.live,
+            crate::domain::Mode::Test => self.test,
+        }
+    }
+}
+
 pub struct UpstreamClient {
     http: awc::Client,
     base: String,
