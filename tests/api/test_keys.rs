@@ -362,3 +362,27 @@ async fn a_test_sessions_webhook_never_receives_live_events_and_gets_its_own() {
         "the test send never reached the upstream"
     );
 }
+
+#[tokio::test]
+async fn an_idempotency_key_of_a_test_call_is_a_new_call_for_a_live_key() {
+    let app = spawn_app().await;
+    let live = app.tenant().await;
+    let test = test_key_of(&app, &live).await;
+    app.working_session(&live, "main").await;
+    self_scanned_session(&app, &test, "main").await;
+    let send = |who: &TestTenant| {
+        app.call(who, Method::POST, "/v1/sendText")
+            .header("idempotency-key", "release-42")
+            .json(&send_text("main"))
+    };
+    let tested = answer(send(&test)).await;
+    assert_eq!(tested.status, 201, "{tested:?}");
+    // The same key and body with the live key: sent for real, not the test call replayed.
+    let sent = answer(send(&live)).await;
+    assert_eq!(sent.status, 201, "{sent:?}");
+    assert_ne!(sent.json["id"], tested.json["id"]);
+    assert_eq!(app.sim_count("POST", "/v1/sendText").await, 1);
+    // Each key replays its own first answer.
+    assert_eq!(answer(send(&test)).await.json["id"], tested.json["id"]);
+    assert_eq!(answer(send(&live)).await.json["id"], sent.json["id"]);
+}
