@@ -143,7 +143,10 @@ mod tests {
         let live = generate(Mode::Live);
         let marked = live.plaintext.replacen("wagw_", "wagw_test_", 1);
         assert_eq!(parse(&marked), None);
-        assert_eq!(parse(&key.plaintext.replacen("wagw_test_", "wagw_", 1)), None);
+        assert_eq!(
+            parse(&key.plaintext.replacen("wagw_test_", "wagw_", 1)),
+            None
+        );
         // Rebuilt with a checksum for the other mode it parses, as that mode only.
         let forged = assemble_in(Mode::Test, &live.id, &live.secret);
         assert_eq!(parse(&forged).unwrap().mode, Mode::Test);

@@ -4,6 +4,9 @@
 
 use serde::{Deserialize, Serialize};
 
+/// `live`: calls reach the hosted API and spend the month. `test`: calls are served by the
+/// gateway's built-in simulator, spend nothing, and see only test sessions, webhooks and
+/// events (a test key reads `wagw_test_...`).
 #[derive(
     Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema,
 )]

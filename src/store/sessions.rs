@@ -99,8 +99,8 @@ pub async fn create(
             .await?;
         let all =
             sqlx::query_scalar!(r#"SELECT count(*) AS "all!" FROM sessions WHERE mode = 'live'"#)
-            .fetch_one(&mut *tx)
-            .await?;
+                .fetch_one(&mut *tx)
+                .await?;
         if all >= i64::from(max) {
             return Ok(Err(NotRecorded::OrganisationFull { max }));
         }

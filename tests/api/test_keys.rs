@@ -121,7 +121,9 @@ async fn live_and_test_keys_never_see_each_others_sessions_and_may_share_a_name(
         (&test, "shared"),
         (&test, "test-only"),
     ] {
-        let created = app.post_as(who, "/v1/sessions", json!({"name": name})).await;
+        let created = app
+            .post_as(who, "/v1/sessions", json!({"name": name}))
+            .await;
         assert_eq!(created.status, 201, "creating {name}: {created:?}");
     }
     // Another test session: the tenant's live max_sessions does not apply to it.
@@ -136,13 +138,16 @@ async fn live_and_test_keys_never_see_each_others_sessions_and_may_share_a_name(
             .get_as(who, &format!("/v1/sessions/{theirs}/webhooks"))
             .await;
         assert_eq!(seen.status, 404, "{theirs}: {seen:?}");
-        assert_eq!(seen.json["message"], format!("session \"{theirs}\" not found"));
-        let missing = app
-            .get_as(who, "/v1/sessions/never-made/webhooks")
-            .await;
+        assert_eq!(
+            seen.json["message"],
+            format!("session \"{theirs}\" not found")
+        );
+        let missing = app.get_as(who, "/v1/sessions/never-made/webhooks").await;
         assert_eq!(missing.status, 404);
         assert_eq!(
-            app.get_as(who, &format!("/v1/sessions/{theirs}")).await.status,
+            app.get_as(who, &format!("/v1/sessions/{theirs}"))
+                .await
+                .status,
             404
         );
     }
@@ -176,7 +181,10 @@ async fn a_test_keys_text_has_the_test_prefix_and_a_live_keys_does_not() {
     let test_key = created["key"].as_str().unwrap();
     assert!(test_key.starts_with("wagw_test_"), "{test_key}");
     assert_eq!(created["mode"], "test");
-    assert!(created["prefix"].as_str().unwrap().starts_with("wagw_test_"));
+    assert!(created["prefix"]
+        .as_str()
+        .unwrap()
+        .starts_with("wagw_test_"));
     assert!(live.key.starts_with("wagw_") && !live.key.starts_with("wagw_test_"));
     let (status, default) = issue(&app, &live.id, Value::Null).await;
     assert_eq!(status, 400, "null is no mode: {default}");
@@ -203,8 +211,17 @@ async fn a_test_keys_text_has_the_test_prefix_and_a_live_keys_does_not() {
         .iter()
         .map(|k| k["mode"].as_str().unwrap())
         .collect();
-    assert_eq!(modes.iter().filter(|m| **m == "test").count(), 1, "{listed}");
-    let me = answer(app.client.get(app.url("/v1/me")).header("x-api-key", test_key)).await;
+    assert_eq!(
+        modes.iter().filter(|m| **m == "test").count(),
+        1,
+        "{listed}"
+    );
+    let me = answer(
+        app.client
+            .get(app.url("/v1/me"))
+            .header("x-api-key", test_key),
+    )
+    .await;
     assert_eq!(me.status, 200);
     assert_eq!(me.json["key"]["mode"], "test");
     // A rotated test key is a test key.
@@ -283,7 +300,10 @@ async fn a_test_key_on_admin_routes_is_refused_like_a_live_key() {
     let app = spawn_app().await;
     let live = app.tenant().await;
     let test = test_key_of(&app, &live).await;
-    for path in ["/admin/v1/tenants", &format!("/admin/v1/tenants/{}/keys", live.id)] {
+    for path in [
+        "/admin/v1/tenants",
+        &format!("/admin/v1/tenants/{}/keys", live.id),
+    ] {
         for key in [&live.key, &test.key] {
             let bearer = answer(app.client.get(app.url(path)).bearer_auth(key)).await;
             assert_eq!(bearer.status, 401, "{path} with {key:.10}: {bearer:?}");
@@ -325,9 +345,7 @@ async fn a_test_sessions_webhook_never_receives_live_events_and_gets_its_own() {
     for (who, receiver) in [(&live, &to_live), (&test, &to_test)] {
         let events = ["message", "message.any"];
         let body = subscription(&receiver.url, &events, None, DEFAULT_POLICY);
-        let added = app
-            .post_as(who, "/v1/sessions/main/webhooks", body)
-            .await;
+        let added = app.post_as(who, "/v1/sessions/main/webhooks", body).await;
         assert_eq!(added.status, 201, "{added:?}");
     }
 
@@ -336,7 +354,10 @@ async fn a_test_sessions_webhook_never_receives_live_events_and_gets_its_own() {
     let got = to_live.wait_for(1, PATIENCE).await;
     assert!(got.iter().all(|h| h.json()["session"] == "main"));
     app.outbox_drained().await;
-    assert!(to_test.hits().is_empty(), "a live event reached the test webhook");
+    assert!(
+        to_test.hits().is_empty(),
+        "a live event reached the test webhook"
+    );
     assert_eq!(deliveries_to(&app, &to_test.url).await, 0);
 
     // The test session's own send (in its simulator) reaches the test webhook only.
@@ -347,18 +368,29 @@ async fn a_test_sessions_webhook_never_receives_live_events_and_gets_its_own() {
     assert_eq!(got[0].json()["event"], "message.any");
     assert_eq!(got[0].json()["session"], "main");
     app.outbox_drained().await;
-    assert_eq!(to_live.hits().len(), live_before, "a test event reached live");
+    assert_eq!(
+        to_live.hits().len(),
+        live_before,
+        "a test event reached live"
+    );
     let modes: Vec<(String, String)> =
         sqlx::query_as("SELECT DISTINCT event, mode FROM webhook_events ORDER BY 1, 2")
             .fetch_all(&app.pool)
             .await
             .unwrap();
-    assert!(modes.contains(&("message".into(), "live".into())), "{modes:?}");
-    assert!(modes.contains(&("message.any".into(), "test".into())), "{modes:?}");
     assert!(
-        !app.sim_log().await.iter().any(|c| c["path"]
-            .as_str()
-            .is_some_and(|p| p.contains("sendText"))),
+        modes.contains(&("message".into(), "live".into())),
+        "{modes:?}"
+    );
+    assert!(
+        modes.contains(&("message.any".into(), "test".into())),
+        "{modes:?}"
+    );
+    assert!(
+        !app.sim_log()
+            .await
+            .iter()
+            .any(|c| c["path"].as_str().is_some_and(|p| p.contains("sendText"))),
         "the test send never reached the upstream"
     );
 }

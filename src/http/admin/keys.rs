@@ -44,7 +44,7 @@ fn rotate_request(body: &[u8]) -> Result<RotateRequest, ApiError> {
     })
 }
 
-/// Issue a key for a tenant; the plaintext key is in this answer only
+/// Issue a key for a tenant (`"mode": "test"` for a test key, served by the simulator); the plaintext key is in this answer only
 #[utoipa::path(
     post,
     path = "/admin/v1/tenants/{tenant_id}/keys",
@@ -54,7 +54,7 @@ fn rotate_request(body: &[u8]) -> Result<RotateRequest, ApiError> {
     request_body = NewKeyRequest,
     responses(
         (status = 201, description = "The new key, with its plaintext", body = KeyCreated),
-        (status = 400, description = "Malformed body", body = ErrorBody),
+        (status = 400, description = "Malformed body, or a mode other than live or test", body = ErrorBody),
         (status = 404, description = "No such tenant", body = ErrorBody),
         (status = 422, description = "Unknown scope, invalid session name or past expiry", body = ErrorBody),
     )

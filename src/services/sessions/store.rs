@@ -95,7 +95,9 @@ impl SessionStore {
     /// mode: dropping one entry too many costs one read).
     pub async fn invalidate(&self, tenant: Uuid, name: &str) {
         for mode in [Mode::Live, Mode::Test] {
-            self.cache.invalidate(&(tenant, mode, name.to_owned())).await;
+            self.cache
+                .invalidate(&(tenant, mode, name.to_owned()))
+                .await;
             self.lists.invalidate(&(tenant, mode)).await;
         }
     }

@@ -87,11 +87,13 @@ pub async fn redeliver(
     let id = Uuid::parse_str(id).map_err(|_| not_found())?;
     let mut tx = db.begin().await.map_err(StoreError::from)?;
     let Some(delivery) = deliveries::reset(&mut tx, tenant, mode, session, id).await? else {
-        return Err(if deliveries::exists(&mut tx, tenant, mode, session, id).await? {
-            WebhookError::StillPending
-        } else {
-            not_found()
-        });
+        return Err(
+            if deliveries::exists(&mut tx, tenant, mode, session, id).await? {
+                WebhookError::StillPending
+            } else {
+                not_found()
+            },
+        );
     };
     outbox::notify(&mut *tx).await?;
     tx.commit().await.map_err(StoreError::from)?;
