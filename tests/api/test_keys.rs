@@ -418,3 +418,43 @@ async fn an_idempotency_key_of_a_test_call_is_a_new_call_for_a_live_key() {
     assert_eq!(answer(send(&test)).await.json["id"], tested.json["id"]);
     assert_eq!(answer(send(&live)).await.json["id"], sent.json["id"]);
 }
+
+#[tokio::test]
+async fn on_two_replicas_test_calls_leave_the_upstream_and_the_month_untouched() {
+    let a = spawn_app().await;
+    let b = crate::helpers::spawn_replica(&a).await;
+    let live = a.tenant_of(json!({"monthly_requests": 1000})).await;
+    let test = test_key_of(&a, &live).await;
+    // Each replica's simulator holds the sessions made through it (README, Test keys).
+    tokio::join!(
+        self_scanned_session(&a, &test, "on-a"),
+        self_scanned_session(&b, &test, "on-b")
+    );
+    for (app, name) in [(&a, "on-a"), (&b, "on-b")] {
+        let sent = app.post_as(&test, "/v1/sendText", send_text(name)).await;
+        assert_eq!(sent.status, 201, "{name}: {sent:?}");
+    }
+    // The rows are shared: the name taken through A is taken for B too.
+    let again = b
+        .post_as(&test, "/v1/sessions", json!({"name": "on-a"}))
+        .await;
+    assert_eq!(again.status, 409, "{again:?}");
+
+    assert!(a.sim_log().await.is_empty(), "the upstream saw nothing");
+    assert_eq!(a.leased(&live).await, 0);
+    // A's counts reach the rollups within its next flush (every second).
+    let sends = |usage: &Value| {
+        let endpoints = usage["test"]["endpoints"].as_array().cloned();
+        endpoints
+            .unwrap_or_default()
+            .iter()
+            .find(|e| e["endpoint"] == "sendText")
+            .map(|e| e["requests"].clone())
+    };
+    let both = eventually(PATIENCE, || async {
+        let usage = b.get_as(&live, "/v1/me").await.json["usage"].clone();
+        usage["used"] == 0 && sends(&usage) == Some(json!(2))
+    })
+    .await;
+    assert!(both, "both replicas' sends counted as test calls only");
+}

@@ -54,6 +54,22 @@ pub struct RefusalCount {
     pub refusals: i64,
 }
 
+/// One endpoint's calls, live or by test keys.
+struct ByEndpoint {
+    test: bool,
+    endpoint: String,
+    requests: i64,
+}
+
+impl ByEndpoint {
+    fn usage(self) -> EndpointUsage {
+        EndpointUsage {
+            endpoint: self.endpoint,
+            requests: self.requests,
+        }
+    }
+}
+
 /// The largest single top-up: far beyond any plan, and far from overflowing the month's sum.
 const MAX_TOP_UP: i64 = 1_000_000_000;
 /// A month's top-ups together stay within this much beyond what was used (a reset makes
@@ -94,17 +110,24 @@ impl Quotas {
         )
         .fetch_all(pool)
         .await?;
-        let endpoints = sqlx::query_as!(
-            EndpointUsage,
-            r#"SELECT endpoint, sum(requests)::bigint AS "requests!" FROM usage_daily
-                WHERE tenant_id = $1 AND day >= $2 AND day < $3
-                GROUP BY endpoint ORDER BY 2 DESC, endpoint"#,
+        // Live and test calls per endpoint in one read; `test` marks the test keys' rows.
+        let by_endpoint = sqlx::query_as!(
+            ByEndpoint,
+            r#"SELECT false AS "test!", endpoint AS "endpoint!", sum(requests)::bigint AS "requests!"
+                 FROM usage_daily
+                WHERE tenant_id = $1 AND day >= $2 AND day < $3 GROUP BY endpoint
+               UNION ALL
+               SELECT true, endpoint, sum(requests)::bigint FROM test_usage_daily
+                WHERE tenant_id = $1 AND day >= $2 AND day < $3 GROUP BY endpoint
+               ORDER BY 3 DESC, 2"#,
             tenant,
             first_day,
             next_month
         )
         .fetch_all(pool)
         .await?;
+        let (test_rows, live_rows): (Vec<_>, Vec<_>) =
+            by_endpoint.into_iter().partition(|r| r.test);
         let refusals = sqlx::query_as!(
             RefusalCount,
             r#"SELECT reason, sum(refusals)::bigint AS "refusals!" FROM refusals_daily
@@ -115,7 +138,12 @@ impl Quotas {
         )
         .fetch_all(pool)
         .await?;
-        let test = self.test_usage(tenant, first_day, next_month).await?;
+        let endpoints = live_rows.into_iter().map(ByEndpoint::usage).collect();
+        let test_endpoints: Vec<_> = test_rows.into_iter().map(ByEndpoint::usage).collect();
+        let test = TestUsage {
+            requests: test_endpoints.iter().map(|e| e.requests).sum(),
+            endpoints: test_endpoints,
+        };
         let used = days.iter().map(|d| d.requests).sum();
         let (limit, remaining) = match limit {
             Some(limit) => {
@@ -147,30 +175,6 @@ impl Quotas {
             endpoints,
             refusals,
             test,
-        })
-    }
-
-    /// The test keys' calls of the days from `first_day` until `next_month`.
-    async fn test_usage(
-        &self,
-        tenant: Uuid,
-        first_day: NaiveDate,
-        next_month: NaiveDate,
-    ) -> Result<TestUsage, QuotaError> {
-        let endpoints = sqlx::query_as!(
-            EndpointUsage,
-            r#"SELECT endpoint, sum(requests)::bigint AS "requests!" FROM test_usage_daily
-                WHERE tenant_id = $1 AND day >= $2 AND day < $3
-                GROUP BY endpoint ORDER BY 2 DESC, endpoint"#,
-            tenant,
-            first_day,
-            next_month
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(TestUsage {
-            requests: endpoints.iter().map(|e| e.requests).sum(),
-            endpoints,
         })
     }
 
