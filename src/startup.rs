@@ -7,7 +7,7 @@ use crate::http::state::{AppState, SharedState};
 use crate::services::auth;
 use crate::services::jobs::Jobs;
 use crate::services::quota::{Clock, Quotas, SystemClock};
-use crate::services::upstream::Target;
+use crate::services::upstream::TestUpstream;
 use crate::services::webhooks::{self, DeliveryWorkers};
 use crate::sim::{RunningSim, SimOptions, Simulator};
 use actix_web::dev::{Server, ServerHandle};
@@ -116,7 +116,7 @@ impl Application {
         overrides: Overrides,
         database: &Database,
         sandbox_key: Option<secrecy::SecretString>,
-        test_upstream: Target,
+        test_upstream: TestUpstream,
     ) -> anyhow::Result<Parts> {
         database.migrate().await?;
         let listener = listener::bind_listener(config.listen, config.http.backlog)
@@ -213,12 +213,12 @@ fn simulator_options(config: &Config) -> SimOptions {
 }
 
 /// Where test keys' calls go: `sim`, with the upstream's timeouts and retries.
-fn test_target(config: &Config, sim: &RunningSim) -> Target {
+fn test_target(config: &Config, sim: &RunningSim) -> TestUpstream {
     let key = sim.key().expect("the test simulator has a key").to_owned();
     let mut upstream = config.upstream.clone();
     upstream.url = sim.url().parse().expect("a loopback URL parses");
     upstream.key = Some(secrecy::SecretString::from(key.clone()));
-    Target {
+    TestUpstream {
         config: upstream,
         key: secrecy::SecretString::from(key),
     }

@@ -11,7 +11,7 @@ use crate::metrics::Metrics;
 use crate::services::auth::Auth;
 use crate::services::quota::{Clock, Quotas};
 use crate::services::sessions::SessionStore;
-use crate::services::upstream::{Target, UpstreamClient, Upstreams};
+use crate::services::upstream::{TestUpstream, UpstreamClient, Upstreams};
 use crate::services::webhooks::Relay;
 use secrecy::SecretString;
 use std::sync::Arc;
@@ -63,7 +63,7 @@ pub struct SharedState {
     /// The key the upstream clients present (the sandbox's when no key is configured).
     pub upstream_key: SecretString,
     /// The replica's in-process simulator, where test keys' calls go.
-    pub test_upstream: Arc<Target>,
+    pub test_upstream: Arc<TestUpstream>,
 }
 
 impl AppState {
@@ -76,7 +76,7 @@ impl AppState {
         clock: Arc<dyn Clock>,
         public_base: String,
         sandbox_key: Option<SecretString>,
-        test_upstream: Target,
+        test_upstream: TestUpstream,
     ) -> anyhow::Result<SharedState> {
         let quotas = Arc::new(Quotas::new(db.clone(), &config.quota, clock).await?);
         let sessions = SessionStore::new(db.clone());

@@ -63,7 +63,7 @@ pub struct WorkerSettings {
     pub upstream: UpstreamConfig,
     pub upstream_key: SecretString,
     /// The replica's simulator, which test sessions are registered with.
-    pub test_upstream: Arc<crate::services::upstream::Target>,
+    pub test_upstream: Arc<crate::services::upstream::TestUpstream>,
     pub quotas: Arc<Quotas>,
     /// The ingress URL registrations name, and the wake-up this replica's ingress signals
     /// when it stored deliveries.
