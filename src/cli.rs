@@ -101,6 +101,9 @@ pub enum AdminCommand {
         /// Comma-separated session names the key is limited to.
         #[arg(long, value_delimiter = ',')]
         sessions: Option<Vec<String>>,
+        /// A test key (`wagw_test_...`): served by the built-in simulator, spends nothing.
+        #[arg(long)]
+        test: bool,
         /// RFC 3339 expiry, e.g. 2027-01-01T00:00:00Z.
         #[arg(long)]
         expires_at: Option<chrono::DateTime<chrono::Utc>>,
@@ -262,6 +265,7 @@ async fn run_admin(pool: &crate::db::Db, command: AdminCommand) -> anyhow::Resul
             name,
             scopes,
             sessions,
+            test,
             expires_at,
         } => {
             let request = keys::NewKeyRequest {
@@ -269,6 +273,11 @@ async fn run_admin(pool: &crate::db::Db, command: AdminCommand) -> anyhow::Resul
                 scopes,
                 sessions,
                 expires_at,
+                mode: if test {
+                    crate::domain::Mode::Test
+                } else {
+                    crate::domain::Mode::Live
+                },
             };
             create_key(pool, &tenant, request).await?
         }

@@ -7,6 +7,7 @@ use crate::http::state::{AppState, SharedState};
 use crate::services::auth;
 use crate::services::jobs::Jobs;
 use crate::services::quota::{Clock, Quotas, SystemClock};
+use crate::services::upstream::TestUpstream;
 use crate::services::webhooks::{self, DeliveryWorkers};
 use crate::sim::{RunningSim, SimOptions, Simulator};
 use actix_web::dev::{Server, ServerHandle};
@@ -42,6 +43,8 @@ pub struct Application {
     webhook_workers: DeliveryWorkers,
     /// Sandbox mode: the in-process simulator serving as the upstream.
     sandbox: Option<RunningSim>,
+    /// The in-process simulator that serves test keys, in every mode.
+    test_sim: RunningSim,
 }
 
 /// Everything built on the database, before the server exists.
@@ -70,12 +73,17 @@ impl Application {
         } else {
             None
         };
+        let test_sim = match Simulator::start(simulator_options(&config)).await {
+            Ok(sim) => sim,
+            Err(e) => {
+                stop_sims(sandbox, None).await;
+                return Err(e);
+            }
+        };
         let database = match Database::connect(&config).await {
             Ok(database) => database,
             Err(e) => {
-                if let Some(sim) = sandbox {
-                    sim.stop().await;
-                }
+                stop_sims(sandbox, Some(test_sim)).await;
                 return Err(e);
             }
         };
@@ -83,7 +91,8 @@ impl Application {
             .as_ref()
             .and_then(|sim| sim.key())
             .map(|k| secrecy::SecretString::from(k.to_owned()));
-        match Self::wire(config, overrides, &database, sandbox_key).await {
+        let test_upstream = test_target(&config, &test_sim);
+        match Self::wire(config, overrides, &database, sandbox_key, test_upstream).await {
             Ok(parts) => Ok(Self {
                 port: parts.port,
                 server: parts.server,
@@ -92,12 +101,11 @@ impl Application {
                 jobs: parts.jobs,
                 webhook_workers: parts.webhook_workers,
                 sandbox,
+                test_sim,
             }),
             Err(e) => {
                 database.shutdown().await;
-                if let Some(sim) = sandbox {
-                    sim.stop().await;
-                }
+                stop_sims(sandbox, Some(test_sim)).await;
                 Err(e)
             }
         }
@@ -108,6 +116,7 @@ impl Application {
         overrides: Overrides,
         database: &Database,
         sandbox_key: Option<secrecy::SecretString>,
+        test_upstream: TestUpstream,
     ) -> anyhow::Result<Parts> {
         database.migrate().await?;
         let listener = listener::bind_listener(config.listen, config.http.backlog)
@@ -116,8 +125,15 @@ impl Application {
         let pool = database.pool.clone();
         auth::bootstrap::ensure_first_admin(&pool, &config).await?;
         let public_base = webhook_public_base(&config, port);
-        let state =
-            AppState::build(config, pool, overrides.clock, public_base, sandbox_key).await?;
+        let state = AppState::build(
+            config,
+            pool,
+            overrides.clock,
+            public_base,
+            sandbox_key,
+            test_upstream,
+        )
+        .await?;
         let jobs = Jobs::start(&state.db, &state.quotas, &state.auth, &state.feed);
         let server = match serve(listener, state.clone()) {
             Ok(server) => server,
@@ -163,9 +179,7 @@ impl Application {
         self.webhook_workers.stop().await;
         self.quotas.shutdown().await;
         self.database.shutdown().await;
-        if let Some(sim) = self.sandbox {
-            sim.stop().await;
-        }
+        stop_sims(self.sandbox, Some(self.test_sim)).await;
         served.map_err(Into::into)
     }
 }
@@ -186,17 +200,40 @@ fn webhook_public_base(config: &Config, port: u16) -> String {
     }
 }
 
-/// Sandbox mode (no `WAGW_UPSTREAM_KEY`): the simulator, in-process on a private loopback
-/// port with a random key and auto-scan, becomes the upstream.
-async fn start_sandbox(config: &mut Config) -> anyhow::Result<RunningSim> {
-    let key = uuid::Uuid::new_v4().simple().to_string();
-    let sim = Simulator::start(SimOptions {
-        key: Some(key),
+/// The in-process simulator of sandbox mode and of test keys: a private loopback port, a key
+/// random per process (never shown nor logged), and sessions that scan themselves 3 s after
+/// their QR code is fetched.
+fn simulator_options(config: &Config) -> SimOptions {
+    SimOptions {
+        key: Some(uuid::Uuid::new_v4().simple().to_string()),
         host: config.upstream.host.clone(),
         auto_scan: Some(std::time::Duration::from_secs(3)),
         ..SimOptions::default()
-    })
-    .await?;
+    }
+}
+
+/// Where test keys' calls go: `sim`, with the upstream's timeouts and retries.
+fn test_target(config: &Config, sim: &RunningSim) -> TestUpstream {
+    let key = sim.key().expect("the test simulator has a key").to_owned();
+    let mut upstream = config.upstream.clone();
+    upstream.url = sim.url().parse().expect("a loopback URL parses");
+    upstream.key = Some(secrecy::SecretString::from(key.clone()));
+    TestUpstream {
+        config: upstream,
+        key: secrecy::SecretString::from(key),
+    }
+}
+
+async fn stop_sims(sandbox: Option<RunningSim>, test_sim: Option<RunningSim>) {
+    for sim in sandbox.into_iter().chain(test_sim) {
+        sim.stop().await;
+    }
+}
+
+/// Sandbox mode (no `WAGW_UPSTREAM_KEY`): the simulator, in-process on a private loopback
+/// port with a random key and auto-scan, becomes the upstream.
+async fn start_sandbox(config: &mut Config) -> anyhow::Result<RunningSim> {
+    let sim = Simulator::start(simulator_options(config)).await?;
     config.upstream.url = sim.url().parse()?;
     tracing::warn!(
         upstream = %config.upstream.url,
@@ -233,6 +270,7 @@ fn delivery_settings(state: &SharedState) -> webhooks::delivery::WorkerSettings 
         webhooks: config.webhooks.clone(),
         upstream: config.upstream.clone(),
         upstream_key: state.upstream_key.clone(),
+        test_upstream: state.test_upstream.clone(),
         quotas: state.quotas.clone(),
         relay: state.relay.clone(),
         outbox_changed: state.outbox_changed.clone(),

@@ -4,12 +4,14 @@
 pub mod api_key;
 pub mod error;
 pub mod events;
+pub mod mode;
 pub mod scope;
 pub mod session_name;
 pub mod tenant;
 pub mod webhooks;
 
 pub use error::Invalid;
+pub use mode::Mode;
 pub use scope::{Scope, Scopes};
 pub use session_name::{SessionName, UpstreamSession};
 pub use tenant::{Plan, Quota, Tenant, TenantStatus};

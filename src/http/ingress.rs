@@ -92,6 +92,7 @@ pub async fn receive(
             event_id: &event_id,
             tenant_id: ingress.tenant_id,
             session_name: &ingress.session_name,
+            mode: ingress.mode,
             event: &name,
             body: &tenant_body,
             incoming_duplicate,
@@ -158,6 +159,7 @@ mod tests {
             hmac_key: "k".into(),
             tenant_id: Uuid::nil(),
             session_name: "default".into(),
+            mode: crate::domain::Mode::Live,
         };
         let event = json!({
             "id": "evt_1", "timestamp": 1, "event": "message", "session": "gw_abcdefghijklmnopqrst",
@@ -180,6 +182,7 @@ mod tests {
             hmac_key: "k".into(),
             tenant_id: Uuid::nil(),
             session_name: "sales".into(),
+            mode: crate::domain::Mode::Live,
         };
         let status = json!({"id": "evt_1", "timestamp": 1, "event": "session.status",
                             "session": "default", "payload": {"name": "default", "status": "WORKING"}});

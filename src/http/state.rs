@@ -11,7 +11,7 @@ use crate::metrics::Metrics;
 use crate::services::auth::Auth;
 use crate::services::quota::{Clock, Quotas};
 use crate::services::sessions::SessionStore;
-use crate::services::upstream::UpstreamClient;
+use crate::services::upstream::{TestUpstream, UpstreamClient, Upstreams};
 use crate::services::webhooks::Relay;
 use secrecy::SecretString;
 use std::sync::Arc;
@@ -21,6 +21,18 @@ pub struct AppState {
     pub shared: SharedState,
     /// This worker's client for the hosted API.
     pub upstream: UpstreamClient,
+    /// This worker's client for the replica's simulator, which serves test keys.
+    pub test_upstream: UpstreamClient,
+}
+
+impl AppState {
+    /// Both upstreams; `.of(mode)` is where a call of that mode goes.
+    pub fn upstreams(&self) -> Upstreams<'_> {
+        Upstreams {
+            live: &self.upstream,
+            test: &self.test_upstream,
+        }
+    }
 }
 
 impl std::ops::Deref for AppState {
@@ -50,17 +62,21 @@ pub struct SharedState {
     pub outbox_changed: Arc<tokio::sync::Notify>,
     /// The key the upstream clients present (the sandbox's when no key is configured).
     pub upstream_key: SecretString,
+    /// The replica's in-process simulator, where test keys' calls go.
+    pub test_upstream: Arc<TestUpstream>,
 }
 
 impl AppState {
     /// Builds every shared service over `db`; `public_base` is where the upstream posts
-    /// events, `sandbox_key` the simulator's key when it is the upstream.
+    /// events, `sandbox_key` the simulator's key when it is the upstream, `test_upstream` the
+    /// simulator that serves test keys.
     pub async fn build(
         config: Config,
         db: Db,
         clock: Arc<dyn Clock>,
         public_base: String,
         sandbox_key: Option<SecretString>,
+        test_upstream: TestUpstream,
     ) -> anyhow::Result<SharedState> {
         let quotas = Arc::new(Quotas::new(db.clone(), &config.quota, clock).await?);
         let sessions = SessionStore::new(db.clone());
@@ -98,6 +114,7 @@ impl AppState {
             feed,
             outbox_changed,
             upstream_key,
+            test_upstream: Arc::new(test_upstream),
         })
     }
 }
@@ -108,6 +125,9 @@ impl SharedState {
         AppState {
             shared: self.clone(),
             upstream: self.upstream_client(),
+            test_upstream: self
+                .test_upstream
+                .client(actix_web::web::Data::from(self.metrics.clone())),
         }
     }
 

@@ -1,5 +1,6 @@
 //! The `tenant_keys` table: keys stored as an argon2id hash, listed without secrets.
 
+use crate::domain::Mode;
 use crate::store::{Page, StoreError};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -12,6 +13,8 @@ pub struct KeyView {
     pub id: String,
     pub prefix: String,
     pub name: String,
+    /// `live`, or `test` for a key served by the simulator.
+    pub mode: Mode,
     pub scopes: Vec<String>,
     pub sessions: Option<Vec<String>>,
     pub expires_at: Option<DateTime<Utc>>,
@@ -27,6 +30,8 @@ pub struct KeyView {
 #[derive(Debug, Clone)]
 pub struct Grant {
     pub name: String,
+    /// A rotation keeps it: a test key's replacement is a test key.
+    pub mode: Mode,
     pub scopes: Vec<String>,
     pub sessions: Option<Vec<String>>,
     pub expires_at: Option<DateTime<Utc>>,
@@ -47,8 +52,8 @@ pub async fn insert(
     key: &NewKey<'_>,
 ) -> Result<DateTime<Utc>, StoreError> {
     Ok(sqlx::query_scalar!(
-        "INSERT INTO tenant_keys (id, tenant_id, name, prefix, secret_hash, scopes, sessions, expires_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING created_at",
+        "INSERT INTO tenant_keys (id, tenant_id, name, prefix, secret_hash, scopes, sessions, expires_at, mode)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING created_at",
         key.id,
         key.tenant_id,
         key.grant.name,
@@ -57,6 +62,7 @@ pub async fn insert(
         &key.grant.scopes,
         key.grant.sessions.as_deref(),
         key.grant.expires_at,
+        key.grant.mode.as_str(),
     )
     .fetch_one(conn)
     .await?)
@@ -77,10 +83,10 @@ pub async fn list(
     .await?;
     let items = sqlx::query_as!(
         KeyView,
-        "SELECT id, prefix, name, scopes, sessions, expires_at, created_at, last_used_at,
-                revoked_at, replaced_by
+        r#"SELECT id, prefix, name, mode AS "mode: Mode", scopes, sessions, expires_at, created_at,
+                last_used_at, revoked_at, replaced_by
          FROM tenant_keys WHERE tenant_id = $1
-         ORDER BY created_at DESC, id LIMIT $2 OFFSET $3",
+         ORDER BY created_at DESC, id LIMIT $2 OFFSET $3"#,
         tenant,
         limit,
         offset
@@ -119,8 +125,8 @@ pub async fn lock(
     key: &str,
 ) -> Result<Option<Locked>, StoreError> {
     let row = sqlx::query!(
-        "SELECT name, scopes, sessions, expires_at, revoked_at FROM tenant_keys
-         WHERE id = $1 AND tenant_id = $2 FOR UPDATE",
+        r#"SELECT name, mode AS "mode: Mode", scopes, sessions, expires_at, revoked_at FROM tenant_keys
+         WHERE id = $1 AND tenant_id = $2 FOR UPDATE"#,
         key,
         tenant
     )
@@ -129,6 +135,7 @@ pub async fn lock(
     Ok(row.map(|r| Locked {
         grant: Grant {
             name: r.name,
+            mode: r.mode,
             scopes: r.scopes,
             sessions: r.sessions,
             expires_at: r.expires_at,

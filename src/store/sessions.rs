@@ -2,7 +2,8 @@
 //! writes the table.
 
 use crate::db::Db;
-use crate::domain::{SessionName, UpstreamSession};
+use crate::domain::mode::TEST_MAX_SESSIONS;
+use crate::domain::{Mode, SessionName, UpstreamSession};
 use crate::store::{ResultExt, StoreError};
 use uuid::Uuid;
 
@@ -39,11 +40,13 @@ pub enum NotRecorded {
 pub async fn upstream_name(
     db: &Db,
     tenant: Uuid,
+    mode: Mode,
     name: &SessionName,
 ) -> Result<Option<UpstreamSession>, StoreError> {
     let found = sqlx::query_scalar!(
-        "SELECT upstream_name FROM sessions WHERE tenant_id = $1 AND name = $2",
+        "SELECT upstream_name FROM sessions WHERE tenant_id = $1 AND mode = $2 AND name = $3",
         tenant,
+        mode.as_str(),
         name.as_str(),
     )
     .fetch_optional(db)
@@ -53,10 +56,12 @@ pub async fn upstream_name(
 
 /// Records a new session within the tenant's `max_sessions` and the organisation's plan
 /// (`org_max`), atomically: the tenant's row (and, with a plan limit, a global advisory lock)
-/// is held so concurrent creations on any replica are counted one by one.
+/// is held so concurrent creations on any replica are counted one by one. A test session
+/// counts against neither, only against [`TEST_MAX_SESSIONS`] of its own kind.
 pub async fn create(
     db: &Db,
     tenant: Uuid,
+    mode: Mode,
     name: &SessionName,
     upstream: &UpstreamSession,
     org_max: Option<u32>,
@@ -71,10 +76,15 @@ pub async fn create(
     else {
         return Ok(Err(NotRecorded::NoTenant));
     };
-    if let Some(max) = row.max_sessions {
+    let (max_sessions, org_max) = match mode {
+        Mode::Live => (row.max_sessions, org_max),
+        Mode::Test => (Some(TEST_MAX_SESSIONS), None),
+    };
+    if let Some(max) = max_sessions {
         let owned = sqlx::query_scalar!(
-            r#"SELECT count(*) AS "owned!" FROM sessions WHERE tenant_id = $1"#,
-            tenant
+            r#"SELECT count(*) AS "owned!" FROM sessions WHERE tenant_id = $1 AND mode = $2"#,
+            tenant,
+            mode.as_str(),
         )
         .fetch_one(&mut *tx)
         .await?;
@@ -87,29 +97,31 @@ pub async fn create(
         sqlx::query!("SELECT pg_advisory_xact_lock(hashtext('wagw.sessions'))")
             .execute(&mut *tx)
             .await?;
-        let all = sqlx::query_scalar!(r#"SELECT count(*) AS "all!" FROM sessions"#)
-            .fetch_one(&mut *tx)
-            .await?;
+        let all =
+            sqlx::query_scalar!(r#"SELECT count(*) AS "all!" FROM sessions WHERE mode = 'live'"#)
+                .fetch_one(&mut *tx)
+                .await?;
         if all >= i64::from(max) {
             return Ok(Err(NotRecorded::OrganisationFull { max }));
         }
     }
-    insert(&mut *tx, tenant, name, upstream)
+    insert(&mut *tx, tenant, mode, name, upstream)
         .await
         .on_constraint(NAME_TAKEN, || format!("session `{name}` already exists"))?;
     tx.commit().await?;
     Ok(Ok(()))
 }
 
-/// Records an upstream session that already exists as the tenant's. Refusals are the
-/// table's rules (`NAME_TAKEN`, `UPSTREAM_OWNED`, `TENANT_MISSING`), as `StoreError::Conflict`.
+/// Records an upstream session that already exists as the tenant's (a live one: only the
+/// hosted API has sessions to adopt). Refusals are the table's rules (`NAME_TAKEN`,
+/// `UPSTREAM_OWNED`, `TENANT_MISSING`), as `StoreError::Conflict`.
 pub async fn adopt(
     db: &Db,
     tenant: Uuid,
     name: &SessionName,
     upstream: &UpstreamSession,
 ) -> Result<(), StoreError> {
-    insert(db, tenant, name, upstream)
+    insert(db, tenant, Mode::Live, name, upstream)
         .await
         .on_constraint(NAME_TAKEN, || {
             format!("the tenant already has a session `{name}`")
@@ -123,13 +135,15 @@ pub async fn adopt(
 async fn insert<'e>(
     conn: impl sqlx::PgExecutor<'e>,
     tenant: Uuid,
+    mode: Mode,
     name: &SessionName,
     upstream: &UpstreamSession,
 ) -> Result<(), sqlx::Error> {
     sqlx::query!(
-        "INSERT INTO sessions (id, tenant_id, name, upstream_name) VALUES ($1, $2, $3, $4)",
+        "INSERT INTO sessions (id, tenant_id, mode, name, upstream_name) VALUES ($1, $2, $3, $4, $5)",
         Uuid::now_v7(),
         tenant,
+        mode.as_str(),
         name.as_str(),
         upstream.as_str(),
     )
@@ -140,12 +154,18 @@ async fn insert<'e>(
 
 /// Forgets the tenant's session and, with it, its relayed subscriptions: a new session of the
 /// same name starts clean.
-pub async fn forget(db: &Db, tenant: Uuid, name: &SessionName) -> Result<(), StoreError> {
+pub async fn forget(
+    db: &Db,
+    tenant: Uuid,
+    mode: Mode,
+    name: &SessionName,
+) -> Result<(), StoreError> {
     sqlx::query!(
-        "WITH gone AS (DELETE FROM sessions WHERE tenant_id = $1 AND name = $2 RETURNING 1)
+        "WITH gone AS (DELETE FROM sessions WHERE tenant_id = $1 AND mode = $2 AND name = $3 RETURNING 1)
          DELETE FROM webhook_subscriptions
-          WHERE tenant_id = $1 AND session_name = $2 AND EXISTS (SELECT 1 FROM gone)",
+          WHERE tenant_id = $1 AND mode = $2 AND session_name = $3 AND EXISTS (SELECT 1 FROM gone)",
         tenant,
+        mode.as_str(),
         name.as_str(),
     )
     .execute(db)
@@ -160,10 +180,11 @@ pub async fn forget_upstream(
     upstream: &str,
 ) -> Result<Option<(Uuid, String)>, StoreError> {
     let owner = sqlx::query!(
-        "WITH gone AS (DELETE FROM sessions WHERE upstream_name = $1 RETURNING tenant_id, name),
+        "WITH gone AS (DELETE FROM sessions WHERE upstream_name = $1 RETURNING tenant_id, mode, name),
               subscriptions AS (
                 DELETE FROM webhook_subscriptions w USING gone
-                 WHERE w.tenant_id = gone.tenant_id AND w.session_name = gone.name)
+                 WHERE w.tenant_id = gone.tenant_id AND w.mode = gone.mode
+                   AND w.session_name = gone.name)
          SELECT tenant_id AS \"tenant_id!\", name AS \"name!\" FROM gone",
         upstream,
     )
@@ -172,24 +193,27 @@ pub async fn forget_upstream(
     Ok(owner.map(|o| (o.tenant_id, o.name)))
 }
 
-/// Every owned session, with its tenant.
+/// Every owned live session, with its tenant (test sessions are on no upstream an admin
+/// manages).
 pub async fn list_all(db: &Db) -> Result<Vec<TenantSession>, StoreError> {
     Ok(sqlx::query_as!(
         TenantSession,
         "SELECT s.tenant_id, t.name AS tenant_name, s.name, s.upstream_name
            FROM sessions s JOIN tenants t ON t.id = s.tenant_id
+          WHERE s.mode = 'live'
           ORDER BY t.name, s.name",
     )
     .fetch_all(db)
     .await?)
 }
 
-/// Every session the tenant owns.
-pub async fn list(db: &Db, tenant: Uuid) -> Result<Vec<OwnedSession>, sqlx::Error> {
+/// Every session the tenant owns in `mode`.
+pub async fn list(db: &Db, tenant: Uuid, mode: Mode) -> Result<Vec<OwnedSession>, sqlx::Error> {
     sqlx::query_as!(
         OwnedSession,
-        "SELECT name, upstream_name FROM sessions WHERE tenant_id = $1 ORDER BY name",
+        "SELECT name, upstream_name FROM sessions WHERE tenant_id = $1 AND mode = $2 ORDER BY name",
         tenant,
+        mode.as_str(),
     )
     .fetch_all(db)
     .await

@@ -2,6 +2,7 @@
 //! tenants that are still to be deleted on the upstream.
 
 use crate::domain::tenant::{Plan, Quota, Tenant, TenantStatus};
+use crate::domain::Mode;
 use crate::store::{Page, ResultExt, StoreError};
 use chrono::{DateTime, Utc};
 use sqlx::encode::IsNull;
@@ -10,7 +11,7 @@ use sqlx::postgres::{PgArgumentBuffer, PgTypeInfo, PgValueRef};
 use sqlx::{PgConnection, PgExecutor, Postgres};
 use uuid::Uuid;
 
-/// Plan and status are text columns (with CHECK constraints) holding the enums' names.
+/// Plan, status and a key's or session's mode are text columns (with CHECK constraints) holding the enums' names.
 macro_rules! text_enum {
     ($ty:ty) => {
         impl sqlx::Type<Postgres> for $ty {
@@ -37,6 +38,7 @@ macro_rules! text_enum {
 }
 text_enum!(Plan);
 text_enum!(TenantStatus);
+text_enum!(Mode);
 
 /// A `tenants` row as selected: the tenant with its quota spread over three columns.
 #[derive(sqlx::FromRow)]
@@ -186,11 +188,11 @@ pub struct Deleted {
 
 /// Deletes the (locked) tenant. Its upstream sessions are recorded first, in the same
 /// transaction: if the upstream call fails or we crash, they are still known and deleted
-/// later.
+/// later. Only its live ones: test sessions were never on the upstream.
 pub async fn delete(conn: &mut PgConnection, id: Uuid) -> Result<Deleted, StoreError> {
     let upstream_sessions = sqlx::query_scalar!(
         "INSERT INTO upstream_session_deletions (upstream_name, tenant_id)
-         SELECT upstream_name, tenant_id FROM sessions WHERE tenant_id = $1
+         SELECT upstream_name, tenant_id FROM sessions WHERE tenant_id = $1 AND mode = 'live'
          ON CONFLICT (upstream_name) DO NOTHING RETURNING upstream_name",
         id
     )

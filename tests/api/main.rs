@@ -16,6 +16,7 @@ mod quotas;
 mod sim;
 mod sim_control;
 mod tenant_auth;
+mod test_keys;
 mod upstream_failures;
 mod upstream_pool;
 mod validation;

@@ -46,7 +46,7 @@ fn rotate_request(body: &[u8]) -> Result<RotateRequest, ApiError> {
     })
 }
 
-/// Issue a key for a tenant; the plaintext key is in this answer only
+/// Issue a key for a tenant (`"mode": "test"` for a test key, served by the simulator); the plaintext key is in this answer only
 #[utoipa::path(
     post,
     path = "/admin/v1/tenants/{tenant_id}/keys",
@@ -56,7 +56,7 @@ fn rotate_request(body: &[u8]) -> Result<RotateRequest, ApiError> {
     request_body = NewKeyRequest,
     responses(
         (status = 201, description = "The new key, with its plaintext", body = KeyCreated),
-        MalformedBody,
+        (status = 400, description = "Malformed body, or a mode other than live or test", body = ErrorBody),
         NoSuchTenant,
         (status = 422, description = "Unknown scope, invalid session name or past expiry", body = ErrorBody),
     )

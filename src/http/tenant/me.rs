@@ -1,6 +1,6 @@
 //! `GET /v1/me`: a tenant's own view of its key, limits and this month's usage.
 
-use crate::domain::{Plan, Quota};
+use crate::domain::{Mode, Plan, Quota};
 use crate::http::error::ApiError;
 use crate::http::extract::TenantCaller;
 use crate::http::state::AppState;
@@ -21,6 +21,8 @@ pub struct MeTenant {
 pub struct MeKey {
     pub id: String,
     pub name: String,
+    /// `test`: served by the built-in simulator, spending none of the month.
+    pub mode: Mode,
     pub scopes: Vec<String>,
     /// The sessions the key is limited to; null: all of the tenant's.
     pub sessions: Option<Vec<String>>,
@@ -64,6 +66,7 @@ pub async fn me(
         key: MeKey {
             id: caller.key.id.clone(),
             name: caller.key.name.clone(),
+            mode: caller.key.mode,
             scopes: caller.key.scopes.names(),
             sessions: caller.key.sessions.clone(),
             valid_until: caller.key.valid_until,

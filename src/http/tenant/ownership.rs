@@ -7,7 +7,8 @@ use crate::http::extract::TenantCaller;
 use crate::services::sessions::SessionStore;
 
 /// The upstream session behind a name the tenant gave; 404 (exactly as for a missing one)
-/// when the tenant does not own it or its key may not use it.
+/// when the tenant does not own it, its key may not use it, or it is of the other mode (a
+/// test key never sees a live session, nor a live key a test one).
 pub async fn owned_session(
     store: &SessionStore,
     caller: &TenantCaller,
@@ -21,7 +22,7 @@ pub async fn owned_session(
         return Err(not_found());
     }
     let upstream = store
-        .resolve(caller.tenant.id, &parsed)
+        .resolve(caller.tenant.id, caller.key.mode, &parsed)
         .await?
         .ok_or_else(not_found)?;
     Ok((parsed, upstream))

@@ -5,7 +5,7 @@
 use crate::db::Db;
 use crate::domain::events;
 use crate::domain::webhooks::{CustomHeader, DeliveryStatus, NewSubscription, RetryPolicy};
-use crate::domain::{SessionName, UpstreamSession};
+use crate::domain::{Mode, SessionName, UpstreamSession};
 use crate::http::body::{self, json as json_body};
 use crate::http::error::ApiError;
 use crate::http::extract::{AdminCaller, TenantCaller};
@@ -155,6 +155,7 @@ impl OnSession<'_> {
     fn target(&self) -> SessionRef<'_> {
         SessionRef {
             tenant: &self.caller.tenant,
+            mode: self.caller.key.mode,
             name: self.name.as_str(),
             upstream: &self.upstream,
         }
@@ -163,7 +164,7 @@ impl OnSession<'_> {
     fn registrar(&self) -> Registrar<'_> {
         Registrar {
             db: &self.state.db,
-            client: &self.state.upstream,
+            upstreams: self.state.upstreams(),
             quotas: &self.state.quotas,
             relay: &self.state.relay,
         }
@@ -181,8 +182,8 @@ pub async fn list(
 }
 
 async fn list_webhooks(on: OnSession<'_>) -> Result<HttpResponse, ApiError> {
-    let (db, tenant) = (&on.state.db, on.caller.tenant.id);
-    let mut by_session = views_by_session(db, tenant, Some(on.name.as_str())).await?;
+    let (db, tenant, mode) = (&on.state.db, on.caller.tenant.id, on.caller.key.mode);
+    let mut by_session = views_by_session(db, tenant, mode, Some(on.name.as_str())).await?;
     let views = by_session.remove(on.name.as_str()).unwrap_or_default();
     Ok(HttpResponse::Ok().json(views))
 }
@@ -225,14 +226,17 @@ pub async fn parse_subscription(
     })
 }
 
-/// The tenant's subscriptions per session name, in one query: all its sessions', or one's.
+/// The tenant's subscriptions in `mode` per session name, in one query: all its sessions', or
+/// one's.
 pub async fn views_by_session(
     db: &Db,
     tenant: Uuid,
+    mode: Mode,
     session: Option<&str>,
 ) -> Result<HashMap<String, Vec<WebhookView>>, ApiError> {
     let mut by_session = HashMap::<String, Vec<WebhookView>>::new();
-    for subscription in crate::store::webhooks::subscriptions::list(db, tenant, session).await? {
+    let found = crate::store::webhooks::subscriptions::list(db, tenant, mode, session).await?;
+    for subscription in found {
         by_session
             .entry(subscription.session_name.clone())
             .or_default()
@@ -363,6 +367,7 @@ pub async fn subscribe(
 ) -> Result<Vec<WebhookView>, ApiError> {
     let session = SessionRef {
         tenant: &target.caller.tenant,
+        mode: target.caller.key.mode,
         name: target.name.as_str(),
         upstream: target.upstream,
     };
@@ -513,8 +518,8 @@ async fn session_deliveries(
     query: &DeliveriesQuery,
 ) -> Result<HttpResponse, ApiError> {
     let filter = filter(query.status.as_deref(), query.limit)?;
-    let (db, tenant) = (&on.state.db, on.caller.tenant.id);
-    let rows = deliveries::for_session(db, tenant, on.name.as_str(), filter).await?;
+    let (db, tenant, mode) = (&on.state.db, on.caller.tenant.id, on.caller.key.mode);
+    let rows = deliveries::for_session(db, tenant, mode, on.name.as_str(), filter).await?;
     let views: Vec<DeliveryView> = rows.into_iter().map(DeliveryView::for_tenant).collect();
     Ok(HttpResponse::Ok().json(views))
 }
@@ -548,8 +553,8 @@ pub async fn redeliver(
 }
 
 async fn redeliver_one(on: OnSession<'_>, id: &str) -> Result<HttpResponse, ApiError> {
-    let (db, tenant) = (&on.state.db, on.caller.tenant.id);
-    let delivery = subscriptions::redeliver(db, tenant, on.name.as_str(), id).await?;
+    let (db, tenant, mode) = (&on.state.db, on.caller.tenant.id, on.caller.key.mode);
+    let delivery = subscriptions::redeliver(db, tenant, mode, on.name.as_str(), id).await?;
     Ok(HttpResponse::Accepted().json(DeliveryView::for_tenant(delivery)))
 }
 
@@ -634,7 +639,8 @@ pub async fn admin_redeliver(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let (tenant, session, id) = path.into_inner();
-    let delivery = subscriptions::redeliver(&state.db, tenant, &session, &id).await?;
+    // The admin views list live deliveries; a test key's are its tenant's own business.
+    let delivery = subscriptions::redeliver(&state.db, tenant, Mode::Live, &session, &id).await?;
     Ok(HttpResponse::Accepted().json(AdminDeliveryView::from(delivery)))
 }
 

@@ -1,7 +1,7 @@
 //! Tenant keys: the record a key id stands for, the one-time argon2id proof of a whole key,
 //! the per-key request limiter, and `last_used_at`.
 
-use crate::domain::{Plan, Quota, Scopes, Tenant, TenantStatus};
+use crate::domain::{Mode, Plan, Quota, Scopes, Tenant, TenantStatus};
 use crate::services::auth::throttle::{self, Reservation};
 use crate::services::auth::{Auth, AuthError, Throttle};
 use chrono::{DateTime, Utc};
@@ -21,6 +21,8 @@ pub struct TenantKeyInfo {
     pub name: String,
     pub sessions: Option<Vec<String>>,
     pub scopes: Scopes,
+    /// Test keys are served by the simulator and see only test sessions.
+    pub mode: Mode,
     /// The earlier of expiry and (grace-delayed) revocation.
     pub valid_until: Option<DateTime<Utc>>,
 }
@@ -47,6 +49,7 @@ struct KeyRow {
     id: String,
     name: String,
     secret_hash: String,
+    mode: Mode,
     scopes: Vec<String>,
     sessions: Option<Vec<String>>,
     expires_at: Option<DateTime<Utc>>,
@@ -116,8 +119,9 @@ impl Auth {
         let fingerprint = crate::domain::api_key::fingerprint(raw);
         let (records_at, proven_at) = (self.records.generation(), self.proven.generation());
         let record = self.key_record(parsed.id).await?;
-        // Revoked and expired keys are refused before argon2id runs.
-        if !still_valid(&record.caller.key) {
+        // Revoked and expired keys are refused before argon2id runs, and so is a key whose
+        // text claims the other mode (its checksum is anyone's to compute).
+        if !still_valid(&record.caller.key) || record.caller.key.mode != parsed.mode {
             return Err(AuthError::InvalidKey);
         }
         if !self.proven.contains_key(&fingerprint) {
@@ -191,7 +195,7 @@ impl Auth {
     async fn load_record(&self, id: &str) -> Result<Arc<KeyRecord>, LoadError> {
         let row = sqlx::query_as!(
             KeyRow,
-            r#"SELECT k.id, k.name, k.secret_hash, k.scopes, k.sessions, k.expires_at, k.revoked_at,
+            r#"SELECT k.id, k.name, k.secret_hash, k.mode AS "mode: Mode", k.scopes, k.sessions, k.expires_at, k.revoked_at,
                       t.id AS tenant_id, t.name AS tenant_name, t.plan AS "plan: Plan", t.monthly_requests,
                       t.requests_per_second, t.max_sessions, t.status AS "status: TenantStatus",
                       t.created_at AS tenant_created_at
@@ -259,6 +263,7 @@ impl KeyRow {
                 name: self.name.clone(),
                 sessions: self.sessions.clone(),
                 scopes: Scopes::from_stored(&self.scopes),
+                mode: self.mode,
                 valid_until,
             }),
         }

@@ -18,7 +18,7 @@ mod usage;
 pub use clock::{Clock, OffsetClock, SystemClock};
 pub use limit::{Limit, QuotaError, Refusal};
 pub use monthly::MonthlyStanding;
-pub use report::{DayUsage, EndpointUsage, RefusalCount, TopUp, UsageReport};
+pub use report::{DayUsage, EndpointUsage, RefusalCount, TestUsage, TopUp, UsageReport};
 pub use standing::UpstreamReport;
 pub use upstream_gate::QueueReport;
 
@@ -149,6 +149,13 @@ impl Quotas {
             .into_iter()
             .flatten()
             .collect()
+    }
+
+    /// Counts a call of a test key: it reaches only the simulator, so no limit here applies
+    /// (the key's own request limiter did, at authentication) and the month is not touched.
+    pub fn record_test_call(&self, tenant: Uuid, endpoint: &'static str) {
+        self.usage
+            .record_test_call(tenant, self.clock.now().date_naive(), endpoint);
     }
 
     /// Admits one of the gateway's own calls (admin routes, clean-up): it belongs to no

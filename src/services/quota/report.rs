@@ -23,6 +23,15 @@ pub struct UsageReport {
     pub days: Vec<DayUsage>,
     pub endpoints: Vec<EndpointUsage>,
     pub refusals: Vec<RefusalCount>,
+    /// Calls made with test keys this month: served by the simulator, not in `used`.
+    pub test: TestUsage,
+}
+
+/// A month's calls of test keys, apart from the month's usage (they spend none of it).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct TestUsage {
+    pub requests: i64,
+    pub endpoints: Vec<EndpointUsage>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -43,6 +52,22 @@ pub struct RefusalCount {
     /// `monthly_quota`, `rate_limit`, `upstream_monthly` or `upstream_rate`.
     pub reason: String,
     pub refusals: i64,
+}
+
+/// One endpoint's calls, live or by test keys.
+struct ByEndpoint {
+    test: bool,
+    endpoint: String,
+    requests: i64,
+}
+
+impl ByEndpoint {
+    fn usage(self) -> EndpointUsage {
+        EndpointUsage {
+            endpoint: self.endpoint,
+            requests: self.requests,
+        }
+    }
 }
 
 /// The largest single top-up: far beyond any plan, and far from overflowing the month's sum.
@@ -85,17 +110,24 @@ impl Quotas {
         )
         .fetch_all(pool)
         .await?;
-        let endpoints = sqlx::query_as!(
-            EndpointUsage,
-            r#"SELECT endpoint, sum(requests)::bigint AS "requests!" FROM usage_daily
-                WHERE tenant_id = $1 AND day >= $2 AND day < $3
-                GROUP BY endpoint ORDER BY 2 DESC, endpoint"#,
+        // Live and test calls per endpoint in one read; `test` marks the test keys' rows.
+        let by_endpoint = sqlx::query_as!(
+            ByEndpoint,
+            r#"SELECT false AS "test!", endpoint AS "endpoint!", sum(requests)::bigint AS "requests!"
+                 FROM usage_daily
+                WHERE tenant_id = $1 AND day >= $2 AND day < $3 GROUP BY endpoint
+               UNION ALL
+               SELECT true, endpoint, sum(requests)::bigint FROM test_usage_daily
+                WHERE tenant_id = $1 AND day >= $2 AND day < $3 GROUP BY endpoint
+               ORDER BY 3 DESC, 2"#,
             tenant,
             first_day,
             next_month
         )
         .fetch_all(pool)
         .await?;
+        let (test_rows, live_rows): (Vec<_>, Vec<_>) =
+            by_endpoint.into_iter().partition(|r| r.test);
         let refusals = sqlx::query_as!(
             RefusalCount,
             r#"SELECT reason, sum(refusals)::bigint AS "refusals!" FROM refusals_daily
@@ -106,6 +138,12 @@ impl Quotas {
         )
         .fetch_all(pool)
         .await?;
+        let endpoints = live_rows.into_iter().map(ByEndpoint::usage).collect();
+        let test_endpoints: Vec<_> = test_rows.into_iter().map(ByEndpoint::usage).collect();
+        let test = TestUsage {
+            requests: test_endpoints.iter().map(|e| e.requests).sum(),
+            endpoints: test_endpoints,
+        };
         let used = days.iter().map(|d| d.requests).sum();
         let (limit, remaining) = match limit {
             Some(limit) => {
@@ -136,6 +174,7 @@ impl Quotas {
             days,
             endpoints,
             refusals,
+            test,
         })
     }
 

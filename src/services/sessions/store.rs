@@ -3,7 +3,7 @@
 
 use super::SessionError;
 use crate::db::{ChangeFeed, Db, Signal};
-use crate::domain::{SessionName, UpstreamSession};
+use crate::domain::{Mode, SessionName, UpstreamSession};
 use crate::services::cache::InvalidatingCache;
 use crate::store::sessions::{self as store, NotRecorded};
 use std::sync::Arc;
@@ -21,9 +21,11 @@ pub use store::{OwnedSession, TenantSession};
 #[derive(Clone)]
 pub struct SessionStore {
     pool: Db,
-    cache: InvalidatingCache<(Uuid, String), UpstreamSession>,
-    /// Each tenant's sessions, for the list every `GET /v1/sessions` filters the upstream by.
-    lists: InvalidatingCache<Uuid, Arc<Vec<OwnedSession>>>,
+    /// (tenant, mode, name) → upstream session: a test key resolves only test sessions.
+    cache: InvalidatingCache<(Uuid, Mode, String), UpstreamSession>,
+    /// Each tenant's sessions of one mode, for the list every `GET /v1/sessions` filters the
+    /// upstream by.
+    lists: InvalidatingCache<(Uuid, Mode), Arc<Vec<OwnedSession>>>,
 }
 
 impl SessionStore {
@@ -35,19 +37,21 @@ impl SessionStore {
         }
     }
 
-    /// The upstream session behind the tenant's name, if the tenant owns one by that name.
+    /// The upstream session behind the tenant's name, if the tenant owns one by that name in
+    /// `mode`.
     pub async fn resolve(
         &self,
         tenant: Uuid,
+        mode: Mode,
         name: &SessionName,
     ) -> Result<Option<UpstreamSession>, SessionError> {
-        let key = (tenant, name.as_str().to_owned());
+        let key = (tenant, mode, name.as_str().to_owned());
         if let Some(hit) = self.cache.get(&key).await {
             return Ok(Some(hit));
         }
         let since = self.cache.generation();
         // Misses are not cached: a session created a moment later must be usable at once.
-        let found = store::upstream_name(&self.pool, tenant, name).await?;
+        let found = store::upstream_name(&self.pool, tenant, mode, name).await?;
         if let Some(upstream) = &found {
             // A value read across an announced change serves this call and is not kept.
             self.cache
@@ -62,11 +66,12 @@ impl SessionStore {
     pub async fn create(
         &self,
         tenant: Uuid,
+        mode: Mode,
         name: &SessionName,
         org_max: Option<u32>,
     ) -> Result<UpstreamSession, SessionError> {
         let upstream = UpstreamSession::generate();
-        match store::create(&self.pool, tenant, name, &upstream, org_max).await? {
+        match store::create(&self.pool, tenant, mode, name, &upstream, org_max).await? {
             Ok(()) => {
                 // The tenant's cached list (here and on every replica) lacks the new session.
                 self.changed(tenant, name.as_str()).await;
@@ -79,16 +84,26 @@ impl SessionStore {
     }
 
     /// Forgets the tenant's session (after the upstream deleted it, or its creation failed).
-    pub async fn forget(&self, tenant: Uuid, name: &SessionName) -> Result<(), SessionError> {
-        store::forget(&self.pool, tenant, name).await?;
+    pub async fn forget(
+        &self,
+        tenant: Uuid,
+        mode: Mode,
+        name: &SessionName,
+    ) -> Result<(), SessionError> {
+        store::forget(&self.pool, tenant, mode, name).await?;
         self.changed(tenant, name.as_str()).await;
         Ok(())
     }
 
-    /// Drops the tenant's cached session here.
+    /// Drops the tenant's cached session here, in both modes (the announcement names no
+    /// mode: dropping one entry too many costs one read).
     pub async fn invalidate(&self, tenant: Uuid, name: &str) {
-        self.cache.invalidate(&(tenant, name.to_owned())).await;
-        self.lists.invalidate(&tenant).await;
+        for mode in [Mode::Live, Mode::Test] {
+            self.cache
+                .invalidate(&(tenant, mode, name.to_owned()))
+                .await;
+            self.lists.invalidate(&(tenant, mode)).await;
+        }
     }
 
     /// Drops the entry here at once and announces the change to every replica. A lost
@@ -162,12 +177,16 @@ impl SessionStore {
         Ok(store::list_all(&self.pool).await?)
     }
 
-    /// Every session the tenant owns (cached; concurrent misses share one read).
-    pub async fn list(&self, tenant: Uuid) -> Result<Arc<Vec<OwnedSession>>, SessionError> {
-        let read = async { store::list(&self.pool, tenant).await.map(Arc::new) };
+    /// Every session the tenant owns in `mode` (cached; concurrent misses share one read).
+    pub async fn list(
+        &self,
+        tenant: Uuid,
+        mode: Mode,
+    ) -> Result<Arc<Vec<OwnedSession>>, SessionError> {
+        let read = async { store::list(&self.pool, tenant, mode).await.map(Arc::new) };
         // A list read across an announced change serves this call and is not kept.
         self.lists
-            .get_or_load(&tenant, read)
+            .get_or_load(&(tenant, mode), read)
             .await
             .map_err(SessionError::Lookup)
     }

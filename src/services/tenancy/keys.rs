@@ -3,7 +3,7 @@
 //! drops the key within a second.
 
 use crate::db::Db;
-use crate::domain::{api_key, Invalid, Scopes, SessionName};
+use crate::domain::{api_key, Invalid, Mode, Scopes, SessionName};
 use crate::services::auth::{password, Change};
 use crate::services::tenancy::{tenants, TenancyError};
 use crate::store::audit::{Actor, Audit, AuditedTx};
@@ -30,6 +30,11 @@ pub struct NewKeyRequest {
     /// Limits the key to these of the tenant's sessions; absent: all of them.
     pub sessions: Option<Vec<String>>,
     pub expires_at: Option<DateTime<Utc>>,
+    /// `live` (the default) reaches the hosted API and spends the month; `test` is served by
+    /// the gateway's built-in simulator, spends nothing, and sees only test sessions. A test
+    /// key's text starts `wagw_test_`.
+    #[serde(default)]
+    pub mode: Mode,
 }
 
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
@@ -41,6 +46,7 @@ pub struct KeyCreated {
     pub key: String,
     pub prefix: String,
     pub name: String,
+    pub mode: Mode,
     pub scopes: Vec<String>,
     pub sessions: Option<Vec<String>>,
     pub expires_at: Option<DateTime<Utc>>,
@@ -85,6 +91,7 @@ fn grant(req: NewKeyRequest) -> Result<Grant, Invalid> {
     }
     Ok(Grant {
         name,
+        mode: req.mode,
         scopes,
         sessions,
         expires_at: req.expires_at,
@@ -97,9 +104,9 @@ async fn issue(
     tenant_id: Uuid,
     grant: Grant,
 ) -> Result<KeyCreated, TenancyError> {
-    let new = api_key::generate();
+    let new = api_key::generate(grant.mode);
     let secret_hash = password::hash(new.secret.clone()).await?;
-    let prefix = api_key::display_prefix(&new.id);
+    let prefix = api_key::display_prefix(grant.mode, &new.id);
     let row = NewKey {
         id: &new.id,
         tenant_id,
@@ -113,6 +120,7 @@ async fn issue(
         key: new.plaintext,
         prefix,
         name: grant.name,
+        mode: grant.mode,
         scopes: grant.scopes,
         sessions: grant.sessions,
         expires_at: grant.expires_at,
@@ -132,7 +140,7 @@ pub async fn create(
     let mut tx = AuditedTx::begin(db, actor).await?;
     let created = issue(tx.conn(), tenant, grant).await?;
     let details = serde_json::json!({"tenant_id": tenant, "name": created.name,
-        "scopes": created.scopes, "sessions": created.sessions, "expires_at": created.expires_at});
+        "mode": created.mode, "scopes": created.scopes, "sessions": created.sessions, "expires_at": created.expires_at});
     tx.commit(Audit::new("key.create", "key", &created.id, details))
         .await?;
     Ok(created)

@@ -131,6 +131,42 @@ impl UpstreamAnswer {
     }
 }
 
+/// The replica's in-process simulator that serves test keys, which clients are built for (one
+/// per thread: awc clients cannot cross threads): where it is and the key presented to it.
+#[derive(Clone)]
+pub struct TestUpstream {
+    pub config: UpstreamConfig,
+    pub key: secrecy::SecretString,
+}
+
+impl TestUpstream {
+    /// A client whose calls stay out of the upstream's metrics: they are not the upstream's.
+    pub fn client(&self, metrics: web::Data<Metrics>) -> UpstreamClient {
+        UpstreamClient {
+            metered: false,
+            ..UpstreamClient::new(&self.config, &self.key, metrics)
+        }
+    }
+}
+
+/// The two upstreams a replica calls: the hosted API for live keys, and the replica's own
+/// in-process simulator for test keys (started with the replica, `startup`).
+#[derive(Clone, Copy)]
+pub struct Upstreams<'a> {
+    pub live: &'a UpstreamClient,
+    pub test: &'a UpstreamClient,
+}
+
+impl<'a> Upstreams<'a> {
+    /// Where a call made in `mode` goes: a test call never reaches the hosted API.
+    pub fn of(&self, mode: crate::domain::Mode) -> &'a UpstreamClient {
+        match mode {
+            crate::domain::Mode::Live => self.live,
+            crate::domain::Mode::Test => self.test,
+        }
+    }
+}
+
 pub struct UpstreamClient {
     http: awc::Client,
     base: String,
@@ -139,6 +175,8 @@ pub struct UpstreamClient {
     get_attempts: u32,
     get_retry_budget: Duration,
     metrics: web::Data<Metrics>,
+    /// Whether calls are observed in the upstream metrics (not the test simulator's).
+    metered: bool,
 }
 
 impl UpstreamClient {
@@ -173,6 +211,7 @@ impl UpstreamClient {
             get_attempts: config.get_attempts.max(1),
             get_retry_budget: config.get_retry_budget,
             metrics,
+            metered: true,
         }
     }
 
@@ -252,8 +291,10 @@ impl UpstreamClient {
             | Err(SendRequestError::Connect(ConnectError::Timeout)) => "timeout".into(),
             Err(_) => "error".into(),
         };
-        self.metrics
-            .observe_upstream(call.route, &outcome, started.elapsed());
+        if self.metered {
+            self.metrics
+                .observe_upstream(call.route, &outcome, started.elapsed());
+        }
         match sent {
             Ok(response) => Ok(UpstreamAnswer { response }),
             Err(SendRequestError::Timeout) => Err(UpstreamError::after_sending(Kind::TimedOut)),

@@ -1,11 +1,13 @@
 //! The one way to call the upstream: every call, a tenant's or the gateway's own, is admitted
 //! against the quotas (the organisation's per-second and monthly budget above all), sent, and
 //! settled: counted once it may have reached the upstream, given back when it certainly did
-//! not. Metrics are labelled with the upstream route the call names.
+//! not. A test key's call goes to the in-process simulator instead (the client it is given)
+//! and is only counted in the test usage. Metrics are labelled with the upstream route the
+//! call names.
 
 use super::client::{UpstreamAnswer, UpstreamCall, UpstreamClient};
 use super::error::{UpstreamError, UpstreamErrorKind};
-use crate::domain::Tenant;
+use crate::domain::{Mode, Tenant};
 use crate::services::quota::{Admission, QuotaError, Quotas};
 use actix_web::http::StatusCode;
 use bytes::Bytes;
@@ -18,6 +20,19 @@ pub enum Payer<'a> {
     /// The gateway's own calls (admin routes, clean-up, webhook registration without a
     /// tenant): only the organisation's budget applies.
     Gateway,
+    /// A test key's call, to the simulator: it spends none of the tenant's month or rate nor
+    /// the organisation's budget, and is counted apart.
+    Test(&'a Tenant),
+}
+
+impl<'a> Payer<'a> {
+    /// Who pays for a call of `tenant` made in `mode`.
+    pub fn of(mode: Mode, tenant: &'a Tenant) -> Self {
+        match mode {
+            Mode::Live => Payer::Tenant(tenant),
+            Mode::Test => Payer::Test(tenant),
+        }
+    }
 }
 
 #[derive(Clone, Copy)]
@@ -54,12 +69,16 @@ impl<'a> Gateway<'a> {
         operation: &'static str,
     ) -> Result<Admitted<'a>, QuotaError> {
         let admission = match payer {
-            Payer::Tenant(tenant) => self.quotas.admit(tenant, operation).await?,
-            Payer::Gateway => self.quotas.admit_own(operation).await?,
+            Payer::Tenant(tenant) => Some(self.quotas.admit(tenant, operation).await?),
+            Payer::Gateway => Some(self.quotas.admit_own(operation).await?),
+            Payer::Test(tenant) => {
+                self.quotas.record_test_call(tenant.id, operation);
+                None
+            }
         };
         Ok(Admitted {
             gateway: *self,
-            admission: Some(admission),
+            admission,
         })
     }
 
@@ -109,18 +128,19 @@ impl Admitted<'_> {
     }
 
     /// Sends the call and settles the admission: it counts unless the request certainly never
-    /// left. The upstream's rate-limit figures and credential refusals are noted here.
+    /// left. The upstream's rate-limit figures and credential refusals are noted here (never
+    /// the simulator's, which a test call without admission reached).
     pub async fn send(mut self, call: &UpstreamCall) -> Result<UpstreamAnswer, UpstreamError> {
         let quotas = self.gateway.quotas;
         // Out of `self` before the await: a request dropped while in flight may have reached
         // the upstream, so it must not be given back (`Admission`'s own drop keeps the counts).
-        let admission = self.admission.take();
+        let Some(admission) = self.admission.take() else {
+            return self.gateway.client.send(call).await;
+        };
         let sent = self.gateway.client.send(call).await;
-        if let Some(admission) = admission {
-            match &sent {
-                Err(e) if !e.sent => quotas.cancel(admission).await,
-                _ => quotas.commit(admission),
-            }
+        match &sent {
+            Err(e) if !e.sent => quotas.cancel(admission).await,
+            _ => quotas.commit(admission),
         }
         if let Ok(answer) = &sent {
             quotas.observe_upstream(answer.status().as_u16(), answer.headers());

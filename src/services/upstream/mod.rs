@@ -5,8 +5,8 @@ pub mod error;
 pub mod gateway;
 
 pub use client::{
-    UpstreamAnswer, UpstreamCall, UpstreamClient, FORWARDED_ANSWER_HEADERS, RAPIDAPI_HOST,
-    RAPIDAPI_KEY,
+    TestUpstream, UpstreamAnswer, UpstreamCall, UpstreamClient, Upstreams,
+    FORWARDED_ANSWER_HEADERS, RAPIDAPI_HOST, RAPIDAPI_KEY,
 };
 pub use error::{Origin, UpstreamError, UpstreamErrorKind};
 pub use gateway::{Admitted, Gateway, GatewayError, OwnAnswer, Payer};

@@ -13,7 +13,7 @@ use crate::config::{UpstreamConfig, WebhookConfig};
 use crate::db::Db;
 use crate::metrics::Metrics;
 use crate::services::quota::Quotas;
-use crate::services::upstream::UpstreamClient;
+use crate::services::upstream::{UpstreamClient, Upstreams};
 use crate::services::webhooks::registration::{self, Registrar, SessionRef};
 use crate::services::webhooks::relay::Relay;
 use crate::services::webhooks::signing::{
@@ -62,6 +62,8 @@ pub struct WorkerSettings {
     pub webhooks: WebhookConfig,
     pub upstream: UpstreamConfig,
     pub upstream_key: SecretString,
+    /// The replica's simulator, which test sessions are registered with.
+    pub test_upstream: Arc<crate::services::upstream::TestUpstream>,
     pub quotas: Arc<Quotas>,
     /// The ingress URL registrations name, and the wake-up this replica's ingress signals
     /// when it stored deliveries.
@@ -128,9 +130,10 @@ async fn run(settings: WorkerSettings, mut stop: watch::Receiver<bool>) {
         &settings.upstream_key,
         settings.metrics.clone(),
     ));
+    let test_upstream = Rc::new(settings.test_upstream.client(settings.metrics.clone()));
     let reconciler = actix_rt::spawn(reconcile(
         pool.clone(),
-        upstream.clone(),
+        (upstream.clone(), test_upstream),
         settings.quotas.clone(),
         settings.relay.clone(),
     ));
@@ -417,10 +420,18 @@ async fn retry_session_deletions(pool: Db, client: Rc<UpstreamClient>, quotas: A
 /// Keeps every session's upstream registration in step with its subscriptions: sessions created
 /// again under a known name, and changes that failed half way. A session that keeps failing is
 /// tried less and less often (up to every 5 minutes), since each try may spend quota.
-async fn reconcile(pool: Db, client: Rc<UpstreamClient>, quotas: Arc<Quotas>, relay: Arc<Relay>) {
+async fn reconcile(
+    pool: Db,
+    (live, test): (Rc<UpstreamClient>, Rc<UpstreamClient>),
+    quotas: Arc<Quotas>,
+    relay: Arc<Relay>,
+) {
     let registrar = Registrar {
         db: &pool,
-        client: &client,
+        upstreams: Upstreams {
+            live: &live,
+            test: &test,
+        },
         quotas: &quotas,
         relay: &relay,
     };
@@ -444,6 +455,7 @@ async fn reconcile(pool: Db, client: Rc<UpstreamClient>, quotas: Arc<Quotas>, re
             }
             let session = SessionRef {
                 tenant: &stale.tenant,
+                mode: stale.mode,
                 name: &stale.name,
                 upstream: &stale.upstream,
             };

@@ -10,9 +10,9 @@
 //! whatever is left out of step (a failed call, a replica gone) the reconciler finds.
 
 use crate::db::Db;
-use crate::domain::{Quota, Tenant, TenantStatus, UpstreamSession};
+use crate::domain::{Mode, Quota, Tenant, TenantStatus, UpstreamSession};
 use crate::services::quota::Quotas;
-use crate::services::upstream::{Gateway, Payer, UpstreamCall, UpstreamClient};
+use crate::services::upstream::{Gateway, Payer, UpstreamCall, Upstreams};
 use crate::services::webhooks::error::WebhookError;
 use crate::services::webhooks::relay::Relay;
 use crate::services::webhooks::signing::random_secret;
@@ -33,7 +33,8 @@ const MAX_ROUNDS: usize = 3;
 /// What bringing a session's registration in step takes.
 pub struct Registrar<'a> {
     pub db: &'a Db,
-    pub client: &'a UpstreamClient,
+    /// A test session is registered with the replica's simulator, never the hosted API.
+    pub upstreams: Upstreams<'a>,
     pub quotas: &'a Arc<Quotas>,
     pub relay: &'a Relay,
 }
@@ -41,6 +42,8 @@ pub struct Registrar<'a> {
 /// A session whose registration is brought in step, with the tenant whose quotas pay for it.
 pub struct SessionRef<'a> {
     pub tenant: &'a Tenant,
+    /// Test sessions' subscriptions are kept apart from live ones of the same name.
+    pub mode: Mode,
     /// The tenant's name for it, which its subscriptions are kept under.
     pub name: &'a str,
     pub upstream: &'a UpstreamSession,
@@ -49,6 +52,7 @@ pub struct SessionRef<'a> {
 /// A session the reconciler must bring in step.
 pub struct OutOfStep {
     pub tenant: Tenant,
+    pub mode: Mode,
     pub name: String,
     pub upstream: UpstreamSession,
 }
@@ -109,7 +113,8 @@ impl Registrar<'_> {
             let mut tx = self.db.begin().await.map_err(StoreError::from)?;
             ingress::lock_session(&mut tx, upstream).await?;
             ingress::record_registered(&mut tx, upstream, change.needed.as_deref()).await?;
-            let needed_now = needed_events(&mut tx, session.tenant.id, session.name).await?;
+            let needed_now =
+                needed_events(&mut tx, session.tenant.id, session.mode, session.name).await?;
             tx.commit().await.map_err(StoreError::from)?;
             tracing::info!(
                 session = session.name,
@@ -133,8 +138,9 @@ impl Registrar<'_> {
         let (method, operation, body) = self.request(change);
         let path = format!("/v1/sessions/{}/webhooks", session.upstream.as_str());
         let call = UpstreamCall::own(method.clone(), path, ROUTE, Some(&body));
-        let admitted = Gateway::new(self.client, self.quotas)
-            .admit(Payer::Tenant(session.tenant), operation)
+        let client = self.upstreams.of(session.mode);
+        let admitted = Gateway::new(client, self.quotas)
+            .admit(Payer::of(session.mode, session.tenant), operation)
             .await
             .map_err(WebhookError::Admission)?;
         let mut answer = admitted.send(&call).await?;
@@ -187,7 +193,7 @@ async fn pending_change(
     conn: &mut PgConnection,
     session: &SessionRef<'_>,
 ) -> Result<Option<Change>, WebhookError> {
-    let needed = needed_events(conn, session.tenant.id, session.name).await?;
+    let needed = needed_events(conn, session.tenant.id, session.mode, session.name).await?;
     let registration = ingress::registration(conn, session.upstream.as_str()).await?;
     Ok((needed != registration.events).then_some(Change {
         registration,
@@ -216,6 +222,7 @@ pub async fn out_of_step(db: &Db) -> Result<Vec<OutOfStep>, WebhookError> {
                 },
                 created_at: r.tenant_created_at,
             },
+            mode: r.mode,
             name: r.session_name,
             upstream: UpstreamSession::from_db(r.upstream_name),
         })

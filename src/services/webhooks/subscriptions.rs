@@ -3,6 +3,7 @@
 
 use crate::db::Db;
 use crate::domain::webhooks::{NewSubscription, MAX_PER_SESSION};
+use crate::domain::Mode;
 use crate::services::webhooks::error::WebhookError;
 use crate::services::webhooks::registration::{Registrar, SessionRef};
 use crate::store::webhooks::deliveries::{self, Delivery};
@@ -35,12 +36,13 @@ async fn insert(
     session: &SessionRef<'_>,
     new: &NewSubscription,
 ) -> Result<Subscription, WebhookError> {
-    let tenant = session.tenant.id;
-    let others = subscriptions::count_others(conn, tenant, session.name, new.url.as_str()).await?;
+    let (tenant, mode) = (session.tenant.id, session.mode);
+    let url = new.url.as_str();
+    let others = subscriptions::count_others(conn, tenant, mode, session.name, url).await?;
     if others >= MAX_PER_SESSION {
         return Err(WebhookError::TooMany);
     }
-    subscriptions::upsert(conn, tenant, session.name, new)
+    subscriptions::upsert(conn, tenant, mode, session.name, new)
         .await
         .map_err(|e| match e {
             StoreError::Conflict {
@@ -60,7 +62,8 @@ pub async fn unsubscribe(
     url: Option<&str>,
 ) -> Result<u64, WebhookError> {
     let mut tx = registrar.begin(session).await?;
-    let removed = subscriptions::delete(&mut tx, session.tenant.id, session.name, url).await?;
+    let (tenant, mode) = (session.tenant.id, session.mode);
+    let removed = subscriptions::delete(&mut tx, tenant, mode, session.name, url).await?;
     if let (Some(url), 0) = (url, removed) {
         return Err(WebhookError::NoSuchWebhook {
             url: url.to_owned(),
@@ -76,18 +79,21 @@ pub async fn unsubscribe(
 pub async fn redeliver(
     db: &Db,
     tenant: Uuid,
+    mode: Mode,
     session: &str,
     id: &str,
 ) -> Result<Delivery, WebhookError> {
     let not_found = || WebhookError::NoSuchDelivery(id.to_owned());
     let id = Uuid::parse_str(id).map_err(|_| not_found())?;
     let mut tx = db.begin().await.map_err(StoreError::from)?;
-    let Some(delivery) = deliveries::reset(&mut tx, tenant, session, id).await? else {
-        return Err(if deliveries::exists(&mut tx, tenant, session, id).await? {
-            WebhookError::StillPending
-        } else {
-            not_found()
-        });
+    let Some(delivery) = deliveries::reset(&mut tx, tenant, mode, session, id).await? else {
+        return Err(
+            if deliveries::exists(&mut tx, tenant, mode, session, id).await? {
+                WebhookError::StillPending
+            } else {
+                not_found()
+            },
+        );
     };
     outbox::notify(&mut *tx).await?;
     tx.commit().await.map_err(StoreError::from)?;

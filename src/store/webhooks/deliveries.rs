@@ -2,6 +2,7 @@
 
 use crate::db::Db;
 use crate::domain::webhooks::DeliveryStatus;
+use crate::domain::Mode;
 use crate::store::StoreError;
 use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
@@ -34,17 +35,18 @@ pub struct Filter {
     pub limit: i64,
 }
 
-/// The session's deliveries.
+/// The session's deliveries (the session of that mode).
 pub async fn for_session(
     db: &Db,
     tenant: Uuid,
+    mode: Mode,
     session: &str,
     filter: Filter,
 ) -> Result<Vec<Delivery>, StoreError> {
-    list(db, Some(tenant), Some(session), filter).await
+    list(db, Some(tenant), Some((mode, session)), filter).await
 }
 
-/// Every tenant's deliveries, or one's (admins).
+/// Every tenant's deliveries, or one's (admins), of both modes.
 pub async fn all(
     db: &Db,
     tenant: Option<Uuid>,
@@ -57,9 +59,10 @@ pub async fn all(
 async fn list(
     db: &Db,
     tenant: Option<Uuid>,
-    session: Option<&str>,
+    session: Option<(Mode, &str)>,
     filter: Filter,
 ) -> Result<Vec<Delivery>, StoreError> {
+    let (mode, session) = session.unzip();
     let rows = sqlx::query_as!(
         Delivery,
         r#"SELECT d.id, d.tenant_id, d.session_name, e.event_id, e.event, w.url AS webhook_url,
@@ -70,11 +73,13 @@ async fn list(
            WHERE ($1::uuid IS NULL OR d.tenant_id = $1)
              AND ($2::text IS NULL OR d.session_name = $2)
              AND ($3::text IS NULL OR d.status = $3)
+             AND ($5::text IS NULL OR d.mode = $5)
            ORDER BY d.created_at DESC, d.id LIMIT $4"#,
         tenant,
         session,
         filter.status.map(DeliveryStatus::as_str),
         filter.limit,
+        mode.map(Mode::as_str),
     )
     .fetch_all(db)
     .await?;
@@ -86,6 +91,7 @@ async fn list(
 pub async fn reset(
     conn: &mut PgConnection,
     tenant: Uuid,
+    mode: Mode,
     session: &str,
     id: Uuid,
 ) -> Result<Option<Delivery>, StoreError> {
@@ -94,7 +100,8 @@ pub async fn reset(
         r#"WITH reset AS (
              UPDATE webhook_deliveries SET status = 'pending', attempts = 0,
                     next_attempt_at = now(), finished_at = NULL
-             WHERE id = $1 AND tenant_id = $2 AND session_name = $3 AND status <> 'pending'
+             WHERE id = $1 AND tenant_id = $2 AND session_name = $3 AND mode = $4
+               AND status <> 'pending'
              RETURNING *)
            SELECT d.id AS "id!", d.tenant_id AS "tenant_id!", d.session_name AS "session_name!",
                   e.event_id, e.event, w.url AS webhook_url,
@@ -106,6 +113,7 @@ pub async fn reset(
         id,
         tenant,
         session,
+        mode.as_str(),
     )
     .fetch_optional(conn)
     .await?;
@@ -116,15 +124,18 @@ pub async fn reset(
 pub async fn exists(
     conn: &mut PgConnection,
     tenant: Uuid,
+    mode: Mode,
     session: &str,
     id: Uuid,
 ) -> Result<bool, StoreError> {
     let found = sqlx::query_scalar!(
         r#"SELECT EXISTS (SELECT 1 FROM webhook_deliveries
-                          WHERE id = $1 AND tenant_id = $2 AND session_name = $3) AS "found!""#,
+                          WHERE id = $1 AND tenant_id = $2 AND session_name = $3
+                            AND mode = $4) AS "found!""#,
         id,
         tenant,
         session,
+        mode.as_str(),
     )
     .fetch_one(conn)
     .await?;

@@ -2,7 +2,7 @@
 //! URL, the key the upstream signs with, the events the upstream has registered).
 
 use crate::db::Db;
-use crate::domain::Plan;
+use crate::domain::{Mode, Plan};
 use crate::store::StoreError;
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgExecutor};
@@ -24,6 +24,8 @@ pub struct Ingress {
     pub hmac_key: String,
     pub tenant_id: Uuid,
     pub session_name: String,
+    /// The session's mode: its events reach only subscriptions of that mode.
+    pub mode: Mode,
 }
 
 /// A session whose registration is not what its subscriptions need, with its tenant (active).
@@ -37,6 +39,7 @@ pub struct OutOfStep {
     pub max_sessions: Option<i32>,
     pub tenant_created_at: DateTime<Utc>,
     pub session_name: String,
+    pub mode: Mode,
     pub upstream_name: String,
 }
 
@@ -114,9 +117,10 @@ pub async fn tokens(db: &Db) -> Result<Vec<String>, StoreError> {
 pub async fn lookup(db: &Db, token: &str) -> Result<Option<Ingress>, StoreError> {
     let found = sqlx::query_as!(
         Ingress,
-        "SELECT i.upstream_name, i.hmac_key, s.tenant_id, s.name AS session_name \
-         FROM webhook_ingress i JOIN sessions s ON s.upstream_name = i.upstream_name \
-         WHERE i.token = $1",
+        r#"SELECT i.upstream_name, i.hmac_key, s.tenant_id, s.name AS session_name,
+                  s.mode AS "mode: Mode"
+           FROM webhook_ingress i JOIN sessions s ON s.upstream_name = i.upstream_name
+           WHERE i.token = $1"#,
         token,
     )
     .fetch_optional(db)
@@ -132,12 +136,13 @@ pub async fn out_of_step(db: &Db) -> Result<Vec<OutOfStep>, StoreError> {
         OutOfStep,
         r#"SELECT t.id AS tenant_id, t.name AS tenant_name, t.plan AS "plan: Plan", t.monthly_requests,
                 t.requests_per_second, t.max_sessions, t.created_at AS tenant_created_at,
-                s.name AS session_name, s.upstream_name
+                s.name AS session_name, s.mode AS "mode: Mode", s.upstream_name
          FROM sessions s JOIN tenants t ON t.id = s.tenant_id
          LEFT JOIN webhook_ingress i ON i.upstream_name = s.upstream_name
          WHERE t.status = 'active' AND (SELECT array_agg(DISTINCT e ORDER BY e)
                 FROM webhook_subscriptions w, unnest(w.events) e
-                WHERE w.tenant_id = s.tenant_id AND w.session_name = s.name) IS DISTINCT FROM i.events
+                WHERE w.tenant_id = s.tenant_id AND w.mode = s.mode
+                  AND w.session_name = s.name) IS DISTINCT FROM i.events
          LIMIT 100"#,
     )
     .fetch_all(db)

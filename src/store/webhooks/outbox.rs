@@ -9,6 +9,7 @@
 
 use crate::db::Db;
 use crate::domain::webhooks::{Backoff, CustomHeader, DeliveryStatus, RetryPolicy};
+use crate::domain::Mode;
 use crate::store::StoreError;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
@@ -33,6 +34,8 @@ pub struct NewEvent<'a> {
     pub event_id: &'a str,
     pub tenant_id: Uuid,
     pub session_name: &'a str,
+    /// The session's mode: only subscriptions of that mode get the event.
+    pub mode: Mode,
     pub event: &'a str,
     pub body: &'a [u8],
     /// An incoming `message.any`: subscriptions that also take `message` get it from there.
@@ -91,14 +94,14 @@ pub async fn insert_event(db: &Db, event: &NewEvent<'_>) -> Result<Option<i64>, 
              INSERT INTO webhook_event_keys (upstream_session, event_id) VALUES ($2, $3)
              ON CONFLICT DO NOTHING RETURNING 1),
            event AS (
-             INSERT INTO webhook_events (id, upstream_session, event_id, tenant_id, session_name, event, body)
-             SELECT $1, $2, $3, $4, $5, $6, $7 FROM key
+             INSERT INTO webhook_events (id, upstream_session, event_id, tenant_id, session_name, event, body, mode)
+             SELECT $1, $2, $3, $4, $5, $6, $7, $9 FROM key
              ON CONFLICT ON CONSTRAINT webhook_events_dedupe_key DO NOTHING RETURNING id),
            deliveries AS (
-             INSERT INTO webhook_deliveries (id, event_pk, subscription_id, tenant_id, session_name)
-             SELECT gen_random_uuid(), event.id, w.id, w.tenant_id, w.session_name
+             INSERT INTO webhook_deliveries (id, event_pk, subscription_id, tenant_id, session_name, mode)
+             SELECT gen_random_uuid(), event.id, w.id, w.tenant_id, w.session_name, w.mode
              FROM event, webhook_subscriptions w
-             WHERE w.tenant_id = $4 AND w.session_name = $5 AND $6 = ANY(w.events)
+             WHERE w.tenant_id = $4 AND w.mode = $9 AND w.session_name = $5 AND $6 = ANY(w.events)
                AND NOT ($8 AND 'message' = ANY(w.events))
              ON CONFLICT ON CONSTRAINT webhook_deliveries_once_key DO NOTHING RETURNING 1)
            SELECT (SELECT count(*) FROM deliveries) AS "made!" FROM event"#,
@@ -110,6 +113,7 @@ pub async fn insert_event(db: &Db, event: &NewEvent<'_>) -> Result<Option<i64>, 
         event.event,
         event.body,
         event.incoming_duplicate,
+        event.mode.as_str(),
     )
     .fetch_optional(db)
     .await?;

@@ -1,8 +1,9 @@
-//! `webhook_subscriptions`: the tenants' webhooks, by the tenant's session name (so they
-//! outlive the upstream session).
+//! `webhook_subscriptions`: the tenants' webhooks, by the tenant's session name and mode (so
+//! they outlive the upstream session, and a test session's never receive a live one's events).
 
 use crate::db::Db;
 use crate::domain::webhooks::{Backoff, CustomHeader, NewSubscription, RetryPolicy};
+use crate::domain::Mode;
 use crate::store::{ResultExt, StoreError};
 use chrono::{DateTime, Utc};
 use sqlx::types::Json;
@@ -57,10 +58,11 @@ impl From<Row> for Subscription {
     }
 }
 
-/// The tenant's subscriptions, all its sessions' or one's, oldest first.
+/// The tenant's subscriptions in `mode`, all its sessions' or one's, oldest first.
 pub async fn list(
     db: &Db,
     tenant: Uuid,
+    mode: Mode,
     session: Option<&str>,
 ) -> Result<Vec<Subscription>, StoreError> {
     let rows = sqlx::query_as!(
@@ -69,9 +71,10 @@ pub async fn list(
                   retry_policy AS "retry_policy: Backoff", retry_delay_seconds, retry_attempts,
                   custom_headers AS "custom_headers: Json<Vec<CustomHeader>>", created_at
            FROM webhook_subscriptions
-           WHERE tenant_id = $1 AND ($2::text IS NULL OR session_name = $2)
+           WHERE tenant_id = $1 AND mode = $2 AND ($3::text IS NULL OR session_name = $3)
            ORDER BY created_at, id"#,
         tenant,
+        mode.as_str(),
         session,
     )
     .fetch_all(db)
@@ -83,15 +86,17 @@ pub async fn list(
 pub async fn count_others(
     conn: &mut PgConnection,
     tenant: Uuid,
+    mode: Mode,
     session: &str,
     url: &str,
 ) -> Result<i64, StoreError> {
     let others = sqlx::query_scalar!(
         r#"SELECT count(*) AS "count!" FROM webhook_subscriptions
-           WHERE tenant_id = $1 AND session_name = $2 AND url <> $3"#,
+           WHERE tenant_id = $1 AND mode = $4 AND session_name = $2 AND url <> $3"#,
         tenant,
         session,
         url,
+        mode.as_str(),
     )
     .fetch_one(conn)
     .await?;
@@ -103,14 +108,15 @@ pub async fn count_others(
 pub async fn upsert(
     conn: &mut PgConnection,
     tenant: Uuid,
+    mode: Mode,
     session: &str,
     new: &NewSubscription,
 ) -> Result<Subscription, StoreError> {
     let row = sqlx::query_as!(
         Row,
         r#"INSERT INTO webhook_subscriptions (id, tenant_id, session_name, url, events, hmac_key,
-               retry_policy, retry_delay_seconds, retry_attempts, custom_headers)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+               retry_policy, retry_delay_seconds, retry_attempts, custom_headers, mode)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
            ON CONFLICT ON CONSTRAINT webhook_subscriptions_target_key DO UPDATE SET
                events = EXCLUDED.events, hmac_key = EXCLUDED.hmac_key,
                retry_policy = EXCLUDED.retry_policy,
@@ -131,6 +137,7 @@ pub async fn upsert(
         new.retries.delay_seconds,
         new.retries.attempts,
         Json(&new.custom_headers) as _,
+        mode.as_str(),
     )
     .fetch_one(conn)
     .await
@@ -142,15 +149,17 @@ pub async fn upsert(
 pub async fn delete(
     conn: &mut PgConnection,
     tenant: Uuid,
+    mode: Mode,
     session: &str,
     url: Option<&str>,
 ) -> Result<u64, StoreError> {
     let done = sqlx::query!(
-        "DELETE FROM webhook_subscriptions WHERE tenant_id = $1 AND session_name = $2 \
-         AND ($3::text IS NULL OR url = $3)",
+        "DELETE FROM webhook_subscriptions WHERE tenant_id = $1 AND mode = $4 \
+         AND session_name = $2 AND ($3::text IS NULL OR url = $3)",
         tenant,
         session,
         url,
+        mode.as_str(),
     )
     .execute(conn)
     .await?;
@@ -161,13 +170,15 @@ pub async fn delete(
 pub async fn needed_events(
     conn: &mut PgConnection,
     tenant: Uuid,
+    mode: Mode,
     session: &str,
 ) -> Result<Option<Vec<String>>, StoreError> {
     let needed = sqlx::query_scalar!(
         "SELECT array_agg(DISTINCT e ORDER BY e) FROM webhook_subscriptions w, unnest(w.events) e \
-         WHERE w.tenant_id = $1 AND w.session_name = $2",
+         WHERE w.tenant_id = $1 AND w.mode = $3 AND w.session_name = $2",
         tenant,
         session,
+        mode.as_str(),
     )
     .fetch_one(conn)
     .await?;

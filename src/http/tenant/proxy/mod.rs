@@ -10,7 +10,7 @@ mod request;
 mod special;
 
 use crate::domain::webhooks::NewSubscription as NewWebhook;
-use crate::domain::{SessionName, UpstreamSession};
+use crate::domain::{Mode, SessionName, UpstreamSession};
 use crate::http::error::ApiError;
 use crate::http::extract::TenantCaller;
 use crate::http::routes::endpoints::{Endpoint, Tag};
@@ -182,6 +182,12 @@ impl<'a> ProxyCtx<'a> {
             _ => return Ok(None),
         };
         let key = idempotency::parse_key(raw)?;
+        // A test key's Idempotency-Keys are its own: the same key sent live is a new call. The
+        // space cannot occur in a key (printable ASCII only), so no live key looks like this.
+        let key = match self.mode() {
+            Mode::Live => key,
+            Mode::Test => format!("test {key}"),
+        };
         let fingerprint = idempotency::fingerprint(self.endpoint.operation_id, &self.raw_body);
         let wait = self.state.proxy.idempotency_wait;
         match idempotency::claim(&self.state.db, self.tenant(), key, &fingerprint, wait).await? {
@@ -196,7 +202,7 @@ impl<'a> ProxyCtx<'a> {
     /// Admits, sends and filters the answer. `Err`: nothing reached the upstream, and what the
     /// call took of the quotas was given back. Once it may have, every outcome is an `Answer`.
     async fn forward(&mut self) -> Result<Answer, ApiError> {
-        let gateway = Gateway::new(&self.state.upstream, &self.state.quotas);
+        let gateway = self.gateway();
         let admitted = self.admit(&gateway).await?;
         let call = match self.upstream_request().await {
             Ok(call) => call,
@@ -216,14 +222,21 @@ impl<'a> ProxyCtx<'a> {
         }
     }
 
+    /// The upstream this call goes to: the hosted API for a live key, the replica's simulator
+    /// for a test key (which then spends no quota: `Payer::Test`).
+    fn gateway(&self) -> Gateway<'a> {
+        let state = self.state;
+        Gateway::new(state.upstreams().of(self.mode()), &state.quotas)
+    }
+
+    fn mode(&self) -> Mode {
+        self.caller.key.mode
+    }
+
     /// A replayed answer spends no quota: admission comes after the idempotency check.
     async fn admit(&self, gateway: &Gateway<'a>) -> Result<Admitted<'a>, ApiError> {
-        let admitted = gateway
-            .admit(
-                Payer::Tenant(&self.caller.tenant),
-                self.endpoint.operation_id,
-            )
-            .await?;
+        let payer = Payer::of(self.mode(), &self.caller.tenant);
+        let admitted = gateway.admit(payer, self.endpoint.operation_id).await?;
         crate::http::quota_headers::note_rate_remaining(self.req, admitted.rate_remaining());
         Ok(admitted)
     }
@@ -236,7 +249,7 @@ impl<'a> ProxyCtx<'a> {
             let upstream = self
                 .state
                 .sessions
-                .create(self.tenant(), name, org_max)
+                .create(self.tenant(), self.mode(), name, org_max)
                 .await?;
             self.upstream = Some(upstream);
         }
@@ -251,7 +264,8 @@ impl<'a> ProxyCtx<'a> {
     ) -> Result<Answer, UpstreamError> {
         let answered = sent.as_ref().ok().map(UpstreamAnswer::status);
         if let (Some(name), true) = (&self.session, self.special.forgets_session(self, answered)) {
-            if let Err(e) = self.state.sessions.forget(self.tenant(), name).await {
+            let forgotten = self.state.sessions.forget(self.tenant(), self.mode(), name);
+            if let Err(e) = forgotten.await {
                 let was_sent = sent.as_ref().map_or_else(|e| e.sent, |_| true);
                 return Err(UpstreamError::internal(was_sent, ApiError::from(e)));
             }
@@ -315,7 +329,7 @@ impl<'a> ProxyCtx<'a> {
             }
             _ if self.special.lists_sessions() => {
                 // A key limited to some sessions sees only those.
-                let owned = self.state.sessions.list(self.tenant()).await?;
+                let owned = self.state.sessions.list(self.tenant(), self.mode()).await?;
                 let visible: Vec<_> = owned
                     .iter()
                     .filter(|s| self.caller.may_use_session(&s.name))
@@ -328,7 +342,7 @@ impl<'a> ProxyCtx<'a> {
             // Only session answers carry `config`; one query covers a whole list.
             let one = self.session.as_ref().map(SessionName::as_str);
             let by_session = if value.get("config").is_some() || value.is_array() {
-                webhooks::views_by_session(&self.state.db, self.tenant(), one).await?
+                webhooks::views_by_session(&self.state.db, self.tenant(), self.mode(), one).await?
             } else {
                 HashMap::new()
             };
@@ -353,7 +367,7 @@ impl<'a> ProxyCtx<'a> {
         let state = self.state;
         let registrar = Registrar {
             db: &state.db,
-            client: &state.upstream,
+            upstreams: state.upstreams(),
             quotas: &state.quotas,
             relay: &state.relay,
         };
