@@ -63,7 +63,7 @@ export WAGW_LISTEN=127.0.0.1:$GW_PORT WAGW_UPSTREAM_URL=http://127.0.0.1:$SIM_PO
   RUST_LOG=warn
 "$BIN" migrate >/dev/null 2>&1
 "$BIN" admin create-tenant --name bench --plan custom --monthly-requests 1000000000 \
-  --requests-per-second 1000000 --max-sessions 10 >/dev/null
+  --requests-per-second 100000 --max-sessions 10 >/dev/null
 TENANT_KEY=$("$BIN" admin create-key --tenant bench --name bench --scopes '*' | python3 -c 'import json,sys; print(json.load(sys.stdin)["key"])')
 "$BIN" serve >"$work/gateway.log" 2>&1 &
 GW_PID=$!

@@ -151,15 +151,14 @@ impl Config {
     /// Reads settings through `lookup`, so tests can pass a map instead of the environment.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let env = Env(&lookup);
-        let mut upstream = upstream_config(&env)?;
+        let workers = workers(&env)?;
+        let upstream = upstream_config(&env, worker_count(workers))?;
         let public_url = env
             .optional::<Url>("WAGW_PUBLIC_URL", "https://gateway.example.com")?
             .map(|u| check_origin("WAGW_PUBLIC_URL", u))
             .transpose()?;
         let database_url = database_url(&env)?;
         let log_format = log_format(&env)?;
-        let workers = workers(&env)?;
-        upstream.pool_per_worker = upstream.max_connections.div_ceil(worker_count(workers));
         let admin = admin_config(&env, upstream.key.is_some())?;
         Ok(Self {
             database_url,
@@ -257,7 +256,7 @@ fn header_value(
 
 /// The hosted API: where it is, how we present ourselves to it, and how patient we are.
 /// The key and the host are sent as headers, so they are checked as header values here.
-fn upstream_config(env: &Env) -> Result<UpstreamConfig, ConfigError> {
+fn upstream_config(env: &Env, workers: usize) -> Result<UpstreamConfig, ConfigError> {
     let url: Url = env.parse_or(
         "WAGW_UPSTREAM_URL",
         DEFAULT_UPSTREAM_URL.parse().expect("default upstream URL"),
@@ -276,6 +275,10 @@ fn upstream_config(env: &Env) -> Result<UpstreamConfig, ConfigError> {
             "the key exactly as the provider shows it",
         )?;
     }
+    let max_connections = positive(
+        env.parse_or("WAGW_UPSTREAM_MAX_CONNECTIONS", 2048, "2048")?,
+        "WAGW_UPSTREAM_MAX_CONNECTIONS",
+    )? as usize;
     Ok(UpstreamConfig {
         url,
         key: key.map(SecretString::from),
@@ -286,11 +289,8 @@ fn upstream_config(env: &Env) -> Result<UpstreamConfig, ConfigError> {
         get_attempts: env.parse_or("WAGW_UPSTREAM_GET_ATTEMPTS", 3, "3")?,
         get_retry_budget: env.seconds("WAGW_UPSTREAM_GET_RETRY_SECS", 5)?,
         check_exists_ttl: env.seconds("WAGW_CHECK_EXISTS_TTL_SECS", 24 * 3600)?,
-        max_connections: positive(
-            env.parse_or("WAGW_UPSTREAM_MAX_CONNECTIONS", 2048, "2048")?,
-            "WAGW_UPSTREAM_MAX_CONNECTIONS",
-        )? as usize,
-        pool_per_worker: 0, // set once the worker count is known
+        max_connections,
+        pool_per_worker: max_connections.div_ceil(workers),
     })
 }
 

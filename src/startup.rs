@@ -247,7 +247,7 @@ async fn start_sandbox(config: &mut Config) -> anyhow::Result<RunningSim> {
 fn serve(listener: TcpListener, state: SharedState) -> anyhow::Result<Server> {
     let config = state.config.clone();
     let http = config.http.clone();
-    let workers = listener::worker_count(&config);
+    let workers = crate::config::worker_count(config.workers);
     listener::log_connection_limits(&http, workers);
     let server = HttpServer::new(move || crate::http::app(&state))
         // See `log_connection_limits`; actix counts connections per worker.

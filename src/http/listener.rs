@@ -1,7 +1,7 @@
 //! The listening socket and the connection limits, set explicitly rather than left to
 //! defaults (see README, "Security model").
 
-use crate::config::{Config, HttpConfig};
+use crate::config::HttpConfig;
 use actix_web::http::KeepAlive;
 use std::net::{SocketAddr, TcpListener};
 
@@ -31,11 +31,6 @@ pub fn log_connection_limits(http: &HttpConfig, workers: usize) {
         backlog = http.backlog,
         "connection limits"
     );
-}
-
-/// `WAGW_WORKERS`, else one per core (as actix would choose).
-pub fn worker_count(config: &Config) -> usize {
-    crate::config::worker_count(config.workers)
 }
 
 /// Keep-alive as actix takes it: zero closes each connection after its answer.
