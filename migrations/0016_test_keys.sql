@@ -25,12 +25,9 @@ ALTER TABLE webhook_events
 ALTER TABLE webhook_deliveries
     ADD COLUMN mode text NOT NULL DEFAULT 'live' CHECK (mode IN ('live', 'test'));
 
--- Calls made with test keys, apart from `usage_daily` (which is the month's usage): they
--- spend no quota, but a tenant sees what its CI does.
-CREATE TABLE test_usage_daily (
-    tenant_id uuid NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
-    day       date NOT NULL,
-    endpoint  text NOT NULL,
-    requests  bigint NOT NULL DEFAULT 0,
-    PRIMARY KEY (tenant_id, day, endpoint)
-);
+-- Calls made with test keys are rolled up by mode: they spend no quota and the month's usage
+-- counts only the live rows, but a tenant sees what its CI does.
+ALTER TABLE usage_daily
+    ADD COLUMN mode text NOT NULL DEFAULT 'live' CHECK (mode IN ('live', 'test')),
+    DROP CONSTRAINT usage_daily_pkey,
+    ADD PRIMARY KEY (tenant_id, day, mode, endpoint);

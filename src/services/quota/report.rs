@@ -54,20 +54,30 @@ pub struct RefusalCount {
     pub refusals: i64,
 }
 
-/// One endpoint's calls, live or by test keys.
-struct ByEndpoint {
+/// One rollup row of the month: a day's calls of one endpoint, live or by test keys.
+struct CallRow {
     test: bool,
+    day: NaiveDate,
     endpoint: String,
     requests: i64,
 }
 
-impl ByEndpoint {
-    fn usage(self) -> EndpointUsage {
-        EndpointUsage {
-            endpoint: self.endpoint,
-            requests: self.requests,
-        }
+/// Sums `requests` by `key`, most called first (then by key).
+fn summed<K: Ord + Clone>(rows: &[&CallRow], key: impl Fn(&CallRow) -> K) -> Vec<(K, i64)> {
+    let mut sums = std::collections::BTreeMap::<K, i64>::new();
+    for row in rows {
+        *sums.entry(key(row)).or_default() += row.requests;
     }
+    let mut sums: Vec<_> = sums.into_iter().collect();
+    sums.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    sums
+}
+
+fn by_endpoint(rows: &[&CallRow]) -> Vec<EndpointUsage> {
+    summed(rows, |r| r.endpoint.clone())
+        .into_iter()
+        .map(|(endpoint, requests)| EndpointUsage { endpoint, requests })
+        .collect()
 }
 
 /// The largest single top-up: far beyond any plan, and far from overflowing the month's sum.
@@ -100,34 +110,23 @@ impl Quotas {
             .expect("every month has a first day");
         let next_month = clock::next_month_start(now).date_naive();
         let pool = &self.pool;
-        let days = sqlx::query_as!(
-            DayUsage,
-            r#"SELECT day, sum(requests)::bigint AS "requests!" FROM usage_daily
-                WHERE tenant_id = $1 AND day >= $2 AND day < $3 GROUP BY day ORDER BY day"#,
+        // The month's rows, live and test, in one read (at most days x endpoints x 2 rows).
+        let rows = sqlx::query_as!(
+            CallRow,
+            r#"SELECT mode = 'test' AS "test!", day, endpoint, requests FROM usage_daily
+                WHERE tenant_id = $1 AND day >= $2 AND day < $3"#,
             tenant,
             first_day,
             next_month
         )
         .fetch_all(pool)
         .await?;
-        // Live and test calls per endpoint in one read; `test` marks the test keys' rows.
-        let by_endpoint = sqlx::query_as!(
-            ByEndpoint,
-            r#"SELECT false AS "test!", endpoint AS "endpoint!", sum(requests)::bigint AS "requests!"
-                 FROM usage_daily
-                WHERE tenant_id = $1 AND day >= $2 AND day < $3 GROUP BY endpoint
-               UNION ALL
-               SELECT true, endpoint, sum(requests)::bigint FROM test_usage_daily
-                WHERE tenant_id = $1 AND day >= $2 AND day < $3 GROUP BY endpoint
-               ORDER BY 3 DESC, 2"#,
-            tenant,
-            first_day,
-            next_month
-        )
-        .fetch_all(pool)
-        .await?;
-        let (test_rows, live_rows): (Vec<_>, Vec<_>) =
-            by_endpoint.into_iter().partition(|r| r.test);
+        let (test_rows, live_rows): (Vec<_>, Vec<_>) = rows.iter().partition(|r| r.test);
+        let mut days: Vec<DayUsage> = summed(&live_rows, |r| r.day)
+            .into_iter()
+            .map(|(day, requests)| DayUsage { day, requests })
+            .collect();
+        days.sort_by_key(|d| d.day);
         let refusals = sqlx::query_as!(
             RefusalCount,
             r#"SELECT reason, sum(refusals)::bigint AS "refusals!" FROM refusals_daily
@@ -138,8 +137,8 @@ impl Quotas {
         )
         .fetch_all(pool)
         .await?;
-        let endpoints = live_rows.into_iter().map(ByEndpoint::usage).collect();
-        let test_endpoints: Vec<_> = test_rows.into_iter().map(ByEndpoint::usage).collect();
+        let endpoints = by_endpoint(&live_rows);
+        let test_endpoints = by_endpoint(&test_rows);
         let test = TestUsage {
             requests: test_endpoints.iter().map(|e| e.requests).sum(),
             endpoints: test_endpoints,

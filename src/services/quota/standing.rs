@@ -84,7 +84,7 @@ impl Quotas {
         let month = clock::month_key(self.clock.now());
         let used = sqlx::query_scalar!(
             r#"SELECT COALESCE(sum(requests), 0)::bigint AS "used!"
-                 FROM usage_daily WHERE to_char(day, 'YYYY-MM') = $1"#,
+                 FROM usage_daily WHERE mode = 'live' AND to_char(day, 'YYYY-MM') = $1"#,
             month
         )
         .fetch_one(&self.pool)

@@ -3,6 +3,7 @@
 //! writes to the database for accounting.
 
 use crate::db::Db;
+use crate::domain::Mode;
 use chrono::NaiveDate;
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -11,10 +12,9 @@ use uuid::Uuid;
 /// Which daily rollup a count goes to.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 enum Rollup {
-    /// Forwarded calls (`usage_daily`): the month's usage.
-    Calls,
-    /// Calls of test keys (`test_usage_daily`): served by the simulator, spending nothing.
-    TestCalls,
+    /// Calls (`usage_daily`) in a mode: the live ones are the month's usage, the test keys'
+    /// were served by the simulator and spend nothing.
+    Calls(Mode),
     /// Refused calls by reason (`refusals_daily`).
     Refusals,
 }
@@ -44,11 +44,11 @@ impl UsageRecorder {
     }
 
     pub fn record_call(&self, tenant: Uuid, day: NaiveDate, endpoint: &'static str) {
-        self.count(Rollup::Calls, tenant, day, endpoint);
+        self.count(Rollup::Calls(Mode::Live), tenant, day, endpoint);
     }
 
     pub fn record_test_call(&self, tenant: Uuid, day: NaiveDate, endpoint: &'static str) {
-        self.count(Rollup::TestCalls, tenant, day, endpoint);
+        self.count(Rollup::Calls(Mode::Test), tenant, day, endpoint);
     }
 
     pub fn record_refusal(&self, tenant: Uuid, day: NaiveDate, reason: &'static str) {
@@ -67,77 +67,98 @@ impl UsageRecorder {
             .or_default() += 1;
     }
 
-    /// Writes what was counted since the last flush; on failure it is kept for the next one.
+    /// Writes what was counted since the last flush, one statement a rollup; what fails is
+    /// kept for the next flush.
     pub async fn flush(&self) {
         let _one_at_a_time = self.flushing.lock().await;
         let pending = std::mem::take(&mut *self.pending.lock().expect("usage poisoned"));
-        let mut failed = Pending::default();
-        for ((rollup, tenant, day, name), n) in pending {
-            match write(&self.pool, rollup, tenant, day, name, n).await {
-                Ok(_) => {}
-                // The tenant is gone: its usage goes with it.
-                Err(e) if crate::db::constraint_violated(&e, tenant_fkey(rollup)) => {}
-                Err(_) => {
-                    failed.insert((rollup, tenant, day, name), n);
+        let (calls, refusals): (Pending, Pending) = pending
+            .into_iter()
+            .partition(|((rollup, ..), _)| matches!(rollup, Rollup::Calls(_)));
+        let written = [
+            write_calls(&self.pool, &calls).await,
+            write_refusals(&self.pool, &refusals).await,
+        ];
+        for (rows, result) in [calls, refusals].into_iter().zip(written) {
+            if result.is_err() {
+                let mut pending = self.pending.lock().expect("usage poisoned");
+                for (k, n) in rows {
+                    *pending.entry(k).or_default() += n;
                 }
             }
         }
-        if !failed.is_empty() {
-            let mut pending = self.pending.lock().expect("usage poisoned");
-            for (k, n) in failed {
-                *pending.entry(k).or_default() += n;
+    }
+}
+
+/// The rows of one rollup as column arrays, for one `UNNEST` insert.
+#[derive(Default)]
+struct Columns {
+    tenants: Vec<Uuid>,
+    days: Vec<NaiveDate>,
+    modes: Vec<String>,
+    names: Vec<String>,
+    counts: Vec<i64>,
+}
+
+impl Columns {
+    fn of(rows: &Pending) -> Self {
+        let mut columns = Self::default();
+        for (&(rollup, tenant, day, name), &n) in rows {
+            columns.tenants.push(tenant);
+            columns.days.push(day);
+            if let Rollup::Calls(mode) = rollup {
+                columns.modes.push(mode.as_str().to_owned());
             }
+            columns.names.push(name.to_owned());
+            columns.counts.push(n);
         }
+        columns
     }
 }
 
-fn tenant_fkey(rollup: Rollup) -> &'static str {
-    match rollup {
-        Rollup::Calls => "usage_daily_tenant_id_fkey",
-        Rollup::TestCalls => "test_usage_daily_tenant_id_fkey",
-        Rollup::Refusals => "refusals_daily_tenant_id_fkey",
+// Rows of a tenant deleted since they were counted are left out (its usage goes with it): the
+// join keeps one deleted tenant from failing everyone's flush.
+async fn write_calls(pool: &Db, rows: &Pending) -> Result<(), sqlx::Error> {
+    if rows.is_empty() {
+        return Ok(());
     }
+    let c = Columns::of(rows);
+    sqlx::query!(
+        "INSERT INTO usage_daily (tenant_id, day, mode, endpoint, requests)
+         SELECT u.* FROM UNNEST($1::uuid[], $2::date[], $3::text[], $4::text[], $5::int8[])
+                AS u (tenant_id, day, mode, endpoint, requests)
+           JOIN tenants t ON t.id = u.tenant_id
+         ON CONFLICT (tenant_id, day, mode, endpoint)
+         DO UPDATE SET requests = usage_daily.requests + EXCLUDED.requests",
+        &c.tenants,
+        &c.days,
+        &c.modes,
+        &c.names,
+        &c.counts
+    )
+    .execute(pool)
+    .await
+    .map(drop)
 }
 
-/// Adds `n` to one rollup row.
-async fn write(
-    pool: &Db,
-    rollup: Rollup,
-    tenant: Uuid,
-    day: NaiveDate,
-    name: &str,
-    n: i64,
-) -> Result<sqlx::postgres::PgQueryResult, sqlx::Error> {
-    match rollup {
-        Rollup::Calls => sqlx::query!(
-            "INSERT INTO usage_daily (tenant_id, day, endpoint, requests) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (tenant_id, day, endpoint) DO UPDATE SET requests = usage_daily.requests + EXCLUDED.requests",
-            tenant,
-            day,
-            name,
-            n
-        )
-        .execute(pool)
-        .await,
-        Rollup::TestCalls => sqlx::query!(
-            "INSERT INTO test_usage_daily (tenant_id, day, endpoint, requests) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (tenant_id, day, endpoint) DO UPDATE SET requests = test_usage_daily.requests + EXCLUDED.requests",
-            tenant,
-            day,
-            name,
-            n
-        )
-        .execute(pool)
-        .await,
-        Rollup::Refusals => sqlx::query!(
-            "INSERT INTO refusals_daily (tenant_id, day, reason, refusals) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (tenant_id, day, reason) DO UPDATE SET refusals = refusals_daily.refusals + EXCLUDED.refusals",
-            tenant,
-            day,
-            name,
-            n
-        )
-        .execute(pool)
-        .await,
+async fn write_refusals(pool: &Db, rows: &Pending) -> Result<(), sqlx::Error> {
+    if rows.is_empty() {
+        return Ok(());
     }
+    let c = Columns::of(rows);
+    sqlx::query!(
+        "INSERT INTO refusals_daily (tenant_id, day, reason, refusals)
+         SELECT u.* FROM UNNEST($1::uuid[], $2::date[], $3::text[], $4::int8[])
+                AS u (tenant_id, day, reason, refusals)
+           JOIN tenants t ON t.id = u.tenant_id
+         ON CONFLICT (tenant_id, day, reason)
+         DO UPDATE SET refusals = refusals_daily.refusals + EXCLUDED.refusals",
+        &c.tenants,
+        &c.days,
+        &c.names,
+        &c.counts
+    )
+    .execute(pool)
+    .await
+    .map(drop)
 }
