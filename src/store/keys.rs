@@ -47,13 +47,13 @@ pub struct NewKey<'a> {
 }
 
 /// Writes the key; answers when it was created.
-pub async fn insert(
-    conn: &mut PgConnection,
-    key: &NewKey<'_>,
-) -> Result<DateTime<Utc>, StoreError> {
-    Ok(sqlx::query_scalar!(
-        "INSERT INTO tenant_keys (id, tenant_id, name, prefix, secret_hash, scopes, sessions, expires_at, mode)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING created_at",
+pub async fn insert(conn: &mut PgConnection, key: &NewKey<'_>) -> Result<KeyView, StoreError> {
+    Ok(sqlx::query_as!(
+        KeyView,
+        r#"INSERT INTO tenant_keys (id, tenant_id, name, prefix, secret_hash, scopes, sessions, expires_at, mode)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+         RETURNING id, prefix, name, mode AS "mode: Mode", scopes, sessions, expires_at, created_at,
+                   last_used_at, revoked_at, replaced_by"#,
         key.id,
         key.tenant_id,
         key.grant.name,

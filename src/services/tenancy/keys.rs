@@ -7,7 +7,7 @@ use crate::domain::{api_key, Invalid, Mode, Scopes, SessionName};
 use crate::services::auth::{password, Change};
 use crate::services::tenancy::{tenants, TenancyError};
 use crate::store::audit::{Actor, Audit, AuditedTx};
-use crate::store::keys::{self, Grant, NewKey};
+use crate::store::keys::{self, Grant, KeyView, NewKey};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
@@ -39,18 +39,12 @@ pub struct NewKeyRequest {
 
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct KeyCreated {
-    /// The key id the key routes take.
-    pub id: String,
     /// The plaintext key: shown this once, never stored.
     #[schema(example = "wagw_3kT9xQ2mLp0Z_...")]
     pub key: String,
-    pub prefix: String,
-    pub name: String,
-    pub mode: Mode,
-    pub scopes: Vec<String>,
-    pub sessions: Option<Vec<String>>,
-    pub expires_at: Option<DateTime<Utc>>,
-    pub created_at: DateTime<Utc>,
+    /// The key as it is listed from now on.
+    #[serde(flatten)]
+    pub view: KeyView,
 }
 
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
@@ -114,17 +108,10 @@ async fn issue(
         secret_hash: &secret_hash,
         grant: &grant,
     };
-    let created_at = keys::insert(conn, &row).await?;
+    let view = keys::insert(conn, &row).await?;
     Ok(KeyCreated {
-        id: new.id,
         key: new.plaintext,
-        prefix,
-        name: grant.name,
-        mode: grant.mode,
-        scopes: grant.scopes,
-        sessions: grant.sessions,
-        expires_at: grant.expires_at,
-        created_at,
+        view,
     })
 }
 
@@ -139,9 +126,10 @@ pub async fn create(
     let grant = grant(req)?;
     let mut tx = AuditedTx::begin(db, actor).await?;
     let created = issue(tx.conn(), tenant, grant).await?;
-    let details = serde_json::json!({"tenant_id": tenant, "name": created.name,
-        "mode": created.mode, "scopes": created.scopes, "sessions": created.sessions, "expires_at": created.expires_at});
-    tx.commit(Audit::new("key.create", "key", &created.id, details))
+    let view = &created.view;
+    let details = serde_json::json!({"tenant_id": tenant, "name": view.name,
+        "mode": view.mode, "scopes": view.scopes, "sessions": view.sessions, "expires_at": view.expires_at});
+    tx.commit(Audit::new("key.create", "key", &view.id, details))
         .await?;
     Ok(created)
 }
@@ -193,9 +181,8 @@ pub async fn rotate(
         ..old.grant
     };
     let created = issue(tx.conn(), tenant, grant).await?;
-    let valid_until = keys::replace(tx.conn(), &key, &created.id, grace).await?;
-    let details =
-        serde_json::json!({"tenant_id": tenant, "replaced_by": created.id, "grace_seconds": grace});
+    let valid_until = keys::replace(tx.conn(), &key, &created.view.id, grace).await?;
+    let details = serde_json::json!({"tenant_id": tenant, "replaced_by": created.view.id, "grace_seconds": grace});
     tx.commit_announcing(
         Audit::new("key.rotate", "key", &key, details),
         &Change::Key(key.clone()),
