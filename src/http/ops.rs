@@ -28,7 +28,8 @@ pub async fn healthz() -> HttpResponse {
 
 /// Readiness: the database answers and is migrated.
 #[utoipa::path(get, path = "/readyz", tag = "Operations", operation_id = "readyz",
-    responses((status = 200, description = "Ready to serve", body = Status), (status = 503, description = "The database is unreachable or not migrated", body = ErrorBody)))]
+    responses((status = 200, description = "Ready to serve", body = Status),
+        (status = 503, description = "The database is unreachable or not migrated", body = ErrorBody)))]
 pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     match state.readiness.probe(&state.db).await {
         Probe::Ready => Ok(HttpResponse::Ok().json(Status { status: "ready" })),
@@ -42,7 +43,8 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
 
 /// Prometheus metrics in the text exposition format.
 #[utoipa::path(get, path = "/metrics", tag = "Operations", operation_id = "metrics",
-    responses((status = 200, description = "Prometheus text exposition", content_type = "text/plain", body = String), (status = 401, description = "`WAGW_METRICS_TOKEN` is set and the request did not present it", body = ErrorBody)))]
+    responses((status = 200, description = "Prometheus text exposition", content_type = "text/plain", body = String),
+        (status = 401, description = "`WAGW_METRICS_TOKEN` is set and the request did not present it", body = ErrorBody)))]
 pub async fn metrics(
     req: HttpRequest,
     state: web::Data<AppState>,

@@ -33,7 +33,8 @@ pub fn client_addr(req: &HttpRequest) -> Option<String> {
 /// List audit log entries, newest first, paged and filtered
 #[utoipa::path(get, path = "/admin/v1/audit", tag = "Admin", operation_id = "adminListAudit",
     params(PageQuery, AuditFilter),
-    responses((status = 200, description = "One page of the audit log", body = AuditPage), InvalidQuery))]
+    responses((status = 200, description = "One page of the audit log", body = AuditPage),
+        InvalidQuery))]
 pub async fn list_audit(
     _admin: AdminCaller,
     state: web::Data<AppState>,

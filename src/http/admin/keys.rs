@@ -41,7 +41,10 @@ fn rotate_request(body: &[u8]) -> Result<RotateRequest, ApiError> {
 /// Issue a key for a tenant (`"mode": "test"` for a test key, served by the simulator); the plaintext key is in this answer only
 #[utoipa::path(post, path = "/admin/v1/tenants/{tenant_id}/keys", tag = "Admin",
     operation_id = "adminCreateKey", params(TenantPath), request_body = NewKeyRequest,
-    responses((status = 201, description = "The new key, with its plaintext", body = KeyCreated), (status = 400, description = "Malformed body, or a mode other than live or test", body = ErrorBody), NoSuchTenant, (status = 422, description = "Unknown scope, invalid session name or past expiry", body = ErrorBody)))]
+    responses((status = 201, description = "The new key, with its plaintext", body = KeyCreated),
+        (status = 400, description = "Malformed body, or a mode other than live or test", body = ErrorBody),
+        NoSuchTenant,
+        (status = 422, description = "Unknown scope, invalid session name or past expiry", body = ErrorBody)))]
 pub async fn create_key(
     admin: AdminCaller,
     req: HttpRequest,
@@ -57,7 +60,8 @@ pub async fn create_key(
 /// List a tenant's keys (never their secrets), newest first
 #[utoipa::path(get, path = "/admin/v1/tenants/{tenant_id}/keys", tag = "Admin",
     operation_id = "adminListKeys", params(TenantPath, PageQuery),
-    responses((status = 200, description = "One page of keys", body = KeyPage), InvalidQuery, NoSuchTenant))]
+    responses((status = 200, description = "One page of keys", body = KeyPage), InvalidQuery,
+        NoSuchTenant))]
 pub async fn list_keys(
     _admin: AdminCaller,
     state: web::Data<AppState>,
@@ -92,7 +96,10 @@ pub async fn revoke_key(
 #[utoipa::path(post, path = "/admin/v1/tenants/{tenant_id}/keys/{key_id}/rotate", tag = "Admin",
     operation_id = "adminRotateKey", params(KeyPath),
     request_body(content = RotateRequest, description = "Optional; the default grace is one hour"),
-    responses((status = 201, description = "The replacement key, with its plaintext", body = KeyRotated), MalformedBody, NoSuchKey, (status = 409, description = "The key is already revoked", body = ErrorBody), (status = 422, description = "Grace period too long", body = ErrorBody)))]
+    responses((status = 201, description = "The replacement key, with its plaintext", body = KeyRotated),
+        MalformedBody, NoSuchKey,
+        (status = 409, description = "The key is already revoked", body = ErrorBody),
+        (status = 422, description = "Grace period too long", body = ErrorBody)))]
 pub async fn rotate_key(
     admin: AdminCaller,
     req: HttpRequest,

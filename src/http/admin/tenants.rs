@@ -21,7 +21,8 @@ pub use crate::services::tenancy::tenants::{NewTenant, TenantDeleted, TenantPatc
 /// Create a tenant
 #[utoipa::path(post, path = "/admin/v1/tenants", tag = "Admin", operation_id = "adminCreateTenant",
     request_body = NewTenant,
-    responses((status = 201, description = "The new tenant", body = TenantView), MalformedBody, NameTaken, InvalidTenant))]
+    responses((status = 201, description = "The new tenant", body = TenantView), MalformedBody,
+        NameTaken, InvalidTenant))]
 pub async fn create_tenant(
     admin: AdminCaller,
     req: HttpRequest,
@@ -61,7 +62,8 @@ pub async fn get_tenant(
 /// Rename, re-plan, re-quota, suspend or reactivate a tenant; takes effect on every replica within a second
 #[utoipa::path(patch, path = "/admin/v1/tenants/{tenant_id}", tag = "Admin",
     operation_id = "adminUpdateTenant", params(TenantPath), request_body = TenantPatch,
-    responses((status = 200, description = "The updated tenant", body = TenantView), MalformedBody, NoSuchTenant, NameTaken, InvalidTenant))]
+    responses((status = 200, description = "The updated tenant", body = TenantView), MalformedBody,
+        NoSuchTenant, NameTaken, InvalidTenant))]
 pub async fn update_tenant(
     admin: AdminCaller,
     req: HttpRequest,

@@ -20,7 +20,9 @@ async fn usage_answer(state: &AppState, tenant: &Tenant) -> Result<HttpResponse,
 /// This month's usage of the calling tenant: total and remaining, per day, per endpoint, and
 /// refusals by reason.
 #[utoipa::path(get, path = "/v1/usage", tag = "Usage", operation_id = "getUsage",
-    responses((status = 200, description = "This month's usage", body = UsageReport), (status = 403, description = "The key lacks `usage:read`, or the tenant is suspended", body = ErrorBody), (status = 503, description = "The database is unavailable", body = ErrorBody)))]
+    responses((status = 200, description = "This month's usage", body = UsageReport),
+        (status = 403, description = "The key lacks `usage:read`, or the tenant is suspended", body = ErrorBody),
+        (status = 503, description = "The database is unavailable", body = ErrorBody)))]
 pub async fn tenant_usage(
     caller: TenantCaller,
     state: web::Data<AppState>,
@@ -45,7 +47,9 @@ pub async fn admin_tenant_usage(
 /// Grants a tenant extra requests for the current month (audit-logged).
 #[utoipa::path(post, path = "/admin/v1/tenants/{tenant_id}/usage/top-up", tag = "Admin",
     operation_id = "adminTopUpTenant", params(TenantPath), request_body = TopUp,
-    responses((status = 200, description = "The usage after the top-up", body = UsageReport), (status = 400, description = "requests is not a positive number", body = ErrorBody), NoSuchTenant))]
+    responses((status = 200, description = "The usage after the top-up", body = UsageReport),
+        (status = 400, description = "requests is not a positive number", body = ErrorBody),
+        NoSuchTenant))]
 pub async fn top_up(
     admin: AdminCaller,
     req: HttpRequest,
@@ -69,7 +73,8 @@ pub async fn top_up(
 /// Gives a tenant its whole monthly quota back for the rest of the month (audit-logged).
 #[utoipa::path(post, path = "/admin/v1/tenants/{tenant_id}/usage/reset", tag = "Admin",
     operation_id = "adminResetTenantMonth", params(TenantPath),
-    responses((status = 200, description = "The usage after the reset", body = UsageReport), NoSuchTenant))]
+    responses((status = 200, description = "The usage after the reset", body = UsageReport),
+        NoSuchTenant))]
 pub async fn reset_month(
     admin: AdminCaller,
     req: HttpRequest,
