@@ -107,12 +107,10 @@ pub async fn list_admins(
         (status = 409, description = "The username is taken", body = ErrorBody),
         (status = 422, description = "Invalid username or too short a password", body = ErrorBody)))]
 pub async fn create_admin(
-    admin: AdminCaller,
-    req: HttpRequest,
+    actor: Actor,
     state: web::Data<AppState>,
     body: web::Json<NewAdmin>,
 ) -> Result<HttpResponse, ApiError> {
-    let actor = Actor::of(&admin, &req);
     let created = admins::create(&state.db, &actor, &body.username, &body.password).await?;
     Ok(HttpResponse::Created().json(created))
 }
@@ -125,12 +123,11 @@ pub async fn create_admin(
         (status = 404, description = "No such admin", body = ErrorBody),
         (status = 409, description = "The last admin cannot be deleted", body = ErrorBody)))]
 pub async fn delete_admin(
-    admin: AdminCaller,
-    req: HttpRequest,
+    actor: Actor,
     state: web::Data<AppState>,
     path: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    admins::delete(&state.db, &Actor::of(&admin, &req), path.into_inner()).await?;
+    admins::delete(&state.db, &actor, path.into_inner()).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -156,7 +153,12 @@ pub async fn change_own_password(
     if !ok {
         return Err(ApiError::forbidden("the current password is wrong"));
     }
-    let actor = Actor::of(&admin, &req);
-    admins::set_password(&state.db, &actor, admin.id, &body.new_password).await?;
+    admins::set_password(
+        &state.db,
+        &Actor::of(&admin, &req),
+        admin.id,
+        &body.new_password,
+    )
+    .await?;
     Ok(HttpResponse::NoContent().finish())
 }

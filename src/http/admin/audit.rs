@@ -8,7 +8,9 @@ use crate::http::extract::AdminCaller;
 use crate::http::state::AppState;
 use crate::store::audit::Actor;
 use crate::telemetry::RequestId;
-use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
+use actix_web::dev::Payload;
+use actix_web::{web, FromRequest, HttpMessage, HttpRequest, HttpResponse};
+use futures_util::future::LocalBoxFuture;
 
 pub use crate::store::audit::{AuditEntry, AuditFilter};
 
@@ -21,6 +23,19 @@ impl Actor {
             client_addr: client_addr(req),
             request_id: req.extensions().get::<RequestId>().map(|r| r.0.clone()),
         }
+    }
+}
+
+/// A handler that writes takes the `Actor`: the admin authenticated (as by `AdminCaller`),
+/// from where and in which request, as the audit log records them.
+impl FromRequest for Actor {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let admin = AdminCaller::from_request(req, payload);
+        let req = req.clone();
+        Box::pin(async move { Ok(Actor::of(&admin.await?, &req)) })
     }
 }
 

@@ -10,7 +10,7 @@ use crate::http::extract::AdminCaller;
 use crate::http::state::AppState;
 use crate::services::tenancy::{keys, tenants};
 use crate::store::audit::Actor;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 
 pub use crate::services::tenancy::keys::{KeyCreated, KeyRotated, NewKeyRequest};
@@ -46,13 +46,11 @@ fn rotate_request(body: &[u8]) -> Result<RotateRequest, ApiError> {
         NoSuchTenant,
         (status = 422, description = "Unknown scope, invalid session name or past expiry", body = ErrorBody)))]
 pub async fn create_key(
-    admin: AdminCaller,
-    req: HttpRequest,
+    actor: Actor,
     state: web::Data<AppState>,
     path: web::Path<TenantPath>,
     body: web::Json<NewKeyRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let actor = Actor::of(&admin, &req);
     let created = keys::create(&state.db, &actor, path.tenant_id, body.into_inner()).await?;
     Ok(HttpResponse::Created().json(created))
 }
@@ -79,8 +77,7 @@ pub async fn list_keys(
     operation_id = "adminRevokeKey", params(KeyPath),
     responses((status = 204, description = "Revoked"), NoSuchKey))]
 pub async fn revoke_key(
-    admin: AdminCaller,
-    req: HttpRequest,
+    actor: Actor,
     state: web::Data<AppState>,
     path: web::Path<KeyPath>,
 ) -> Result<HttpResponse, ApiError> {
@@ -88,7 +85,7 @@ pub async fn revoke_key(
         tenant_id: tenant,
         key_id: key,
     } = path.into_inner();
-    keys::revoke(&state.db, &Actor::of(&admin, &req), tenant, key).await?;
+    keys::revoke(&state.db, &actor, tenant, key).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -101,8 +98,7 @@ pub async fn revoke_key(
         (status = 409, description = "The key is already revoked", body = ErrorBody),
         (status = 422, description = "Grace period too long", body = ErrorBody)))]
 pub async fn rotate_key(
-    admin: AdminCaller,
-    req: HttpRequest,
+    actor: Actor,
     state: web::Data<AppState>,
     path: web::Path<KeyPath>,
     body: web::Bytes,
@@ -112,7 +108,6 @@ pub async fn rotate_key(
         key_id: key,
     } = path.into_inner();
     let grace = rotate_request(&body)?.grace_seconds;
-    let actor = Actor::of(&admin, &req);
     let rotated = keys::rotate(&state.db, &actor, tenant, key, grace).await?;
     Ok(HttpResponse::Created().json(rotated))
 }

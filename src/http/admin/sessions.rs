@@ -97,7 +97,7 @@ pub async fn list_sessions(
         (status = 409, description = "Already owned, or the tenant already uses that name", body = ErrorBody),
         (status = 502, description = "The upstream is unreachable", body = ErrorBody)))]
 pub async fn adopt_session(
-    admin: AdminCaller,
+    actor: Actor,
     req: HttpRequest,
     state: web::Data<AppState>,
     body: web::Json<AdoptSession>,
@@ -118,7 +118,7 @@ pub async fn adopt_session(
     let tenant_name = crate::store::sessions::tenant_name(&state.db, body.tenant_id).await?;
     let details = serde_json::json!({"tenant_id": body.tenant_id, "name": name.as_str()});
     let audit = Audit::new("session.adopt", "session", upstream.as_str(), details);
-    audit::record(&state.db, &Actor::of(&admin, &req), &audit).await?;
+    audit::record(&state.db, &actor, &audit).await?;
     Ok(HttpResponse::Created().json(AdminSessionView {
         upstream_name: upstream.as_str().to_owned(),
         tenant_id: Some(body.tenant_id),
@@ -136,7 +136,7 @@ pub async fn adopt_session(
         (status = 404, description = "Neither the upstream nor any tenant has the session", body = ErrorBody),
         (status = 502, description = "The upstream is unreachable", body = ErrorBody)))]
 pub async fn delete_session(
-    admin: AdminCaller,
+    actor: Actor,
     req: HttpRequest,
     state: web::Data<AppState>,
     path: web::Path<String>,
@@ -157,7 +157,7 @@ pub async fn delete_session(
     let details =
         serde_json::json!({"tenant_id": owner.as_ref().map(|o| o.0), "name": owner.map(|o| o.1)});
     let audit = Audit::new("session.delete", "session", upstream.as_str(), details);
-    audit::record(&state.db, &Actor::of(&admin, &req), &audit).await?;
+    audit::record(&state.db, &actor, &audit).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

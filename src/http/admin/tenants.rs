@@ -10,7 +10,7 @@ use crate::http::extract::AdminCaller;
 use crate::http::state::AppState;
 use crate::services::tenancy::tenants;
 use crate::store::audit::Actor;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpResponse};
 
 /// The tenant as the admin API shows it: the domain's one shape.
 pub use crate::domain::tenant::Tenant as TenantView;
@@ -24,12 +24,10 @@ pub use crate::services::tenancy::tenants::{NewTenant, TenantDeleted, TenantPatc
     responses((status = 201, description = "The new tenant", body = TenantView), MalformedBody,
         NameTaken, InvalidTenant))]
 pub async fn create_tenant(
-    admin: AdminCaller,
-    req: HttpRequest,
+    actor: Actor,
     state: web::Data<AppState>,
     body: web::Json<NewTenant>,
 ) -> Result<HttpResponse, ApiError> {
-    let actor = Actor::of(&admin, &req);
     let tenant = tenants::create(&state.db, &actor, body.into_inner()).await?;
     Ok(HttpResponse::Created().json(tenant))
 }
@@ -65,13 +63,11 @@ pub async fn get_tenant(
     responses((status = 200, description = "The updated tenant", body = TenantView), MalformedBody,
         NoSuchTenant, NameTaken, InvalidTenant))]
 pub async fn update_tenant(
-    admin: AdminCaller,
-    req: HttpRequest,
+    actor: Actor,
     state: web::Data<AppState>,
     path: web::Path<TenantPath>,
     body: web::Json<TenantPatch>,
 ) -> Result<HttpResponse, ApiError> {
-    let actor = Actor::of(&admin, &req);
     let patch = body.into_inner();
     let tenant = tenants::update(&state.db, &state.auth, &actor, path.tenant_id, patch).await?;
     Ok(HttpResponse::Ok().json(tenant))
@@ -82,12 +78,10 @@ pub async fn update_tenant(
     operation_id = "adminDeleteTenant", params(TenantPath),
     responses((status = 200, description = "Deleted", body = TenantDeleted), NoSuchTenant))]
 pub async fn delete_tenant(
-    admin: AdminCaller,
-    req: HttpRequest,
+    actor: Actor,
     state: web::Data<AppState>,
     path: web::Path<TenantPath>,
 ) -> Result<HttpResponse, ApiError> {
-    let actor = Actor::of(&admin, &req);
     let id = path.tenant_id;
     let deleted = tenants::delete(
         &state.db,

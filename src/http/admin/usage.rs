@@ -9,7 +9,8 @@ use crate::http::state::AppState;
 use crate::services::quota::TopUp;
 use crate::services::tenancy::tenants;
 use crate::store::audit::{Actor, Audit, AuditedTx};
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpResponse};
+use uuid::Uuid;
 
 /// A tenant's usage this month, as every usage route answers it.
 async fn usage_answer(state: &AppState, tenant: &Tenant) -> Result<HttpResponse, ApiError> {
@@ -51,23 +52,18 @@ pub async fn admin_tenant_usage(
         (status = 400, description = "requests is not a positive number", body = ErrorBody),
         NoSuchTenant))]
 pub async fn top_up(
-    admin: AdminCaller,
-    req: HttpRequest,
+    actor: Actor,
     state: web::Data<AppState>,
     path: web::Path<TenantPath>,
     body: web::Json<TopUp>,
 ) -> Result<HttpResponse, ApiError> {
-    let tenant = tenants::find(&state.db, path.tenant_id).await?;
-    let actor = Actor::of(&admin, &req);
-    let mut tx = AuditedTx::begin(&state.db, &actor).await?;
-    state
-        .quotas
-        .top_up(tx.conn(), tenant.id, body.requests)
-        .await?;
-    let details = serde_json::json!({ "requests": body.requests });
-    tx.commit(Audit::new("quota.top_up", "tenant", tenant.id, details))
-        .await?;
-    usage_answer(&state, &tenant).await
+    correct_month(
+        &state,
+        &actor,
+        path.tenant_id,
+        Correction::TopUp(body.requests),
+    )
+    .await
 }
 
 /// Gives a tenant its whole monthly quota back for the rest of the month (audit-logged).
@@ -76,19 +72,41 @@ pub async fn top_up(
     responses((status = 200, description = "The usage after the reset", body = UsageReport),
         NoSuchTenant))]
 pub async fn reset_month(
-    admin: AdminCaller,
-    req: HttpRequest,
+    actor: Actor,
     state: web::Data<AppState>,
     path: web::Path<TenantPath>,
 ) -> Result<HttpResponse, ApiError> {
-    let tenant = tenants::find(&state.db, path.tenant_id).await?;
-    let actor = Actor::of(&admin, &req);
-    let mut tx = AuditedTx::begin(&state.db, &actor).await?;
-    state.quotas.reset_month(tx.conn(), tenant.id).await?;
-    let details = serde_json::json!({});
-    tx.commit(Audit::new("quota.reset", "tenant", tenant.id, details))
-        .await?;
-    usage_answer(&state, &tenant).await
+    correct_month(&state, &actor, path.tenant_id, Correction::Reset).await
+}
+
+/// An admin's correction to a tenant's current month.
+enum Correction {
+    TopUp(i64),
+    Reset,
+}
+
+/// Applies a correction and its audit entry in one transaction, then answers the usage after.
+async fn correct_month(
+    state: &AppState,
+    actor: &Actor,
+    tenant_id: Uuid,
+    correction: Correction,
+) -> Result<HttpResponse, ApiError> {
+    let tenant = tenants::find(&state.db, tenant_id).await?;
+    let mut tx = AuditedTx::begin(&state.db, actor).await?;
+    let audit = match correction {
+        Correction::TopUp(requests) => {
+            state.quotas.top_up(tx.conn(), tenant.id, requests).await?;
+            let details = serde_json::json!({ "requests": requests });
+            Audit::new("quota.top_up", "tenant", tenant.id, details)
+        }
+        Correction::Reset => {
+            state.quotas.reset_month(tx.conn(), tenant.id).await?;
+            Audit::new("quota.reset", "tenant", tenant.id, serde_json::json!({}))
+        }
+    };
+    tx.commit(audit).await?;
+    usage_answer(state, &tenant).await
 }
 
 /// The organisation's standing on its upstream plan: budget, use this month, and what the
