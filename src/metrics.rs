@@ -36,6 +36,11 @@ pub struct Metrics {
     pub webhook_deliveries: IntCounterVec,
     pub webhook_attempt_latency: HistogramVec,
     pub webhook_outbox_depth: IntGauge,
+    /// Sends by how pacing treated them: `unpaced`, `paced` (waited their turn), `refused`.
+    pub pacing_sends: IntCounterVec,
+    /// Reads of pacing policies from the database (cache misses): an unpaced session's sends
+    /// cost none once its "no policy" is cached.
+    pub pacing_policy_reads: prometheus::IntCounter,
 }
 
 impl Metrics {
@@ -101,6 +106,19 @@ impl Metrics {
         .unwrap();
         let webhook_outbox_depth =
             IntGauge::new("webhook_outbox_depth", "Deliveries waiting to be attempted").unwrap();
+        let pacing_sends = IntCounterVec::new(
+            Opts::new(
+                "pacing_sends_total",
+                "Sends by how pacing treated them (unpaced, paced, refused)",
+            ),
+            &["outcome"],
+        )
+        .unwrap();
+        let pacing_policy_reads = prometheus::IntCounter::new(
+            "pacing_policy_reads_total",
+            "Pacing policies read from the database (cache misses)",
+        )
+        .unwrap();
         for c in [
             Box::new(http_requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(http_latency.clone()),
@@ -111,6 +129,8 @@ impl Metrics {
             Box::new(webhook_deliveries.clone()),
             Box::new(webhook_attempt_latency.clone()),
             Box::new(webhook_outbox_depth.clone()),
+            Box::new(pacing_sends.clone()),
+            Box::new(pacing_policy_reads.clone()),
         ] {
             registry.register(c).expect("metric names are unique");
         }
@@ -125,6 +145,8 @@ impl Metrics {
             webhook_deliveries,
             webhook_attempt_latency,
             webhook_outbox_depth,
+            pacing_sends,
+            pacing_policy_reads,
         }
     }
 
