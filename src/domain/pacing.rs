@@ -75,7 +75,7 @@ pub const MAX_MS: u32 = 3_600_000;
 
 /// A pacing policy. Every field is optional: left out (or `null`), it sets no limit.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase", try_from = "Value")]
+#[serde(rename_all = "camelCase", deny_unknown_fields, try_from = "Value")]
 pub struct Policy {
     /// Least milliseconds between two sends of the session (0 to 3,600,000), counted from the
     /// moment the upstream answered the send before. Paced sends go one at a time.

@@ -134,8 +134,10 @@ pub async fn update_tenant(
     Ok(HttpResponse::Ok().json(tenant))
 }
 
-/// A tenant's send pacing: the default of its sessions without a policy of their own, and the
-/// ceiling none of them may go past (set with `PATCH /admin/v1/tenants/{tenant_id}`)
+/// Get a tenant's send pacing
+///
+/// The default of its sessions without a policy of their own, and the ceiling none of them may
+/// go past; set both with `PATCH /admin/v1/tenants/{tenant_id}` (`pacing`).
 #[utoipa::path(
     get,
     path = "/admin/v1/tenants/{tenant_id}/pacing",

@@ -28,8 +28,10 @@ async fn answer(
     Ok(HttpResponse::Ok().json(view))
 }
 
-/// The session's send pacing: its own policy, the tenant's default and ceiling, the policy in
-/// effect, and where its line of paced sends stands (gateway addition)
+/// Get the session's send pacing (gateway addition)
+///
+/// Its own policy, the tenant's default and ceiling, the policy in effect, and where its line
+/// of paced sends stands.
 #[utoipa::path(
     get,
     path = "/v1/sessions/{session}/pacing",
@@ -50,10 +52,13 @@ pub async fn get_pacing(
     answer(&state, &caller, &session, None).await
 }
 
-/// Set the session's own send pacing (gateway addition). Its sends then wait their turn in
-/// arrival order, one at a time, across every replica; a limit left out (or null) is no limit
-/// of its own, and the tenant's ceiling still applies. A value looser than the ceiling is 400
-/// naming the field.
+/// Set the session's own send pacing (gateway addition)
+///
+/// Its sends then wait their turn in arrival order, one at a time, across every replica, each
+/// at least `minIntervalMs` (plus a random part of `jitterMs`) after the upstream answered the
+/// one before. A limit left out (or null) is no limit of its own; the tenant's ceiling still
+/// applies, and a value looser than the ceiling is 400 naming the field. A send that would
+/// wait longer than the gateway waits (`WAGW_PACING_MAX_WAIT_MS`) is 429 at once.
 #[utoipa::path(
     put,
     path = "/v1/sessions/{session}/pacing",
@@ -77,8 +82,9 @@ pub async fn set_pacing(
     answer(&state, &caller, &session, Some(Some(&body))).await
 }
 
-/// Remove the session's own send pacing (gateway addition): the tenant's default, if any,
-/// applies again, within its ceiling
+/// Remove the session's own send pacing (gateway addition)
+///
+/// The tenant's default, if any, applies again, within its ceiling.
 #[utoipa::path(
     delete,
     path = "/v1/sessions/{session}/pacing",

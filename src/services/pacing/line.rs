@@ -25,9 +25,9 @@ pub struct PacedSend<'a> {
     pub chat_id: &'a str,
 }
 
-/// A send's turn: released to the upstream, it holds the line until it ends. `end` says
-/// whether the call may have reached the upstream; dropped without it (a cancelled request),
-/// it ends in the background as a send that may have.
+/// A send's turn: from its ticket on, it holds the line until it ends. `end` says whether
+/// the call may have reached the upstream; dropped without it (a cancelled request), it ends
+/// in the background, as a send that may have if it was released, else as one given up.
 #[must_use = "a turn must be ended, or the line waits for it to expire"]
 pub struct Turn {
     db: Db,
@@ -38,6 +38,8 @@ pub struct Turn {
     pub waited_ms: u64,
     /// Whether a limit held it back.
     held: bool,
+    /// Whether it was released to the upstream.
+    released: bool,
     ended: bool,
 }
 
@@ -82,6 +84,7 @@ impl Pacing {
             },
             waited_ms: 0,
             held: false,
+            released: false,
             ended: false,
         };
         let place = Place {
@@ -109,6 +112,7 @@ impl Pacing {
             }
         }
         turn.held = released.held;
+        turn.released = true;
         self.count("paced");
         Ok(turn)
     }
@@ -291,9 +295,9 @@ impl Drop for Turn {
             return;
         }
         let (db, upstream, ticket) = (self.db.clone(), self.upstream.clone(), self.ticket);
-        let (usage, wait) = (self.usage.clone(), self.wait());
+        let (usage, wait, sent) = (self.usage.clone(), self.wait(), self.released);
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(async move { finish(&db, &upstream, ticket, true, &usage, wait).await });
+            runtime.spawn(async move { finish(&db, &upstream, ticket, sent, &usage, wait).await });
         }
     }
 }
