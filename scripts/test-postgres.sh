@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Starts a throwaway PostgreSQL cluster for the test suite and prints its superuser URL.
 # Usage: eval "$(scripts/test-postgres.sh start DIR)"   ...   scripts/test-postgres.sh stop DIR
+#        scripts/test-postgres.sh report DIR   (after a failure: is it up, and what it logged)
 # Tuned for tests, not durability (fsync off), listening on a unix socket only.
 set -euo pipefail
 action=$1
@@ -21,6 +22,19 @@ case "$action" in
       -o "-c listen_addresses='' -k $dir -c max_connections=500 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c shared_buffers=256MB" \
       start >/dev/null
     echo "export WAGW_TEST_DATABASE_URL='postgres://postgres@localhost:5432/postgres?host=$dir'"
+    ;;
+  report)
+    # A suite whose tests all lose the database at once says nothing about why; the server's
+    # own log and the kernel's (an OOM kill, a failed fork) do.
+    if as_pg "$bin/pg_ctl" -D "$dir/data" status >/dev/null 2>&1; then
+      echo "PostgreSQL is still running"
+    else
+      echo "PostgreSQL is NOT running"
+    fi
+    echo "--- the last lines of $dir/server.log"
+    tail -n 60 "$dir/server.log" 2>/dev/null || true
+    echo "--- the kernel's recent kills, if it lets us read them"
+    dmesg 2>/dev/null | grep -iE 'out of memory|oom|killed process' | tail -n 20 || true
     ;;
   stop)
     as_pg "$bin/pg_ctl" -D "$dir/data" -m immediate -w stop >/dev/null 2>&1 || true

@@ -24,7 +24,11 @@ trap 'scripts/test-postgres.sh stop "$pg_dir"' EXIT
 eval "$(scripts/test-postgres.sh start "$pg_dir")"
 
 step "unit and integration tests"
-cargo test --locked --all-targets -- --test-threads="${WAGW_TEST_THREADS:-6}"
+if ! cargo test --locked --all-targets -- --test-threads="${WAGW_TEST_THREADS:-6}"; then
+  step "the tests failed; the test PostgreSQL's state"
+  scripts/test-postgres.sh report "$pg_dir"
+  exit 1
+fi
 
 for extra in scripts/conformance.sh scripts/browser-test.sh; do
   if [ -x "$extra" ]; then

@@ -20,28 +20,15 @@ pub struct Status {
 }
 
 /// Liveness: the process is up and serving.
-#[utoipa::path(
-    get,
-    path = "/healthz",
-    tag = "Operations",
-    operation_id = "healthz",
-    responses((status = 200, description = "The gateway is alive", body = Status))
-)]
+#[utoipa::path(get, path = "/healthz", tag = "Operations", operation_id = "healthz",
+    responses((status = 200, description = "The gateway is alive", body = Status)))]
 pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(Status { status: "ok" })
 }
 
 /// Readiness: the database answers and is migrated.
-#[utoipa::path(
-    get,
-    path = "/readyz",
-    tag = "Operations",
-    operation_id = "readyz",
-    responses(
-        (status = 200, description = "Ready to serve", body = Status),
-        (status = 503, description = "The database is unreachable or not migrated", body = ErrorBody)
-    )
-)]
+#[utoipa::path(get, path = "/readyz", tag = "Operations", operation_id = "readyz",
+    responses((status = 200, description = "Ready to serve", body = Status), (status = 503, description = "The database is unreachable or not migrated", body = ErrorBody)))]
 pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     match state.readiness.probe(&state.db).await {
         Probe::Ready => Ok(HttpResponse::Ok().json(Status { status: "ready" })),
@@ -54,16 +41,8 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
 }
 
 /// Prometheus metrics in the text exposition format.
-#[utoipa::path(
-    get,
-    path = "/metrics",
-    tag = "Operations",
-    operation_id = "metrics",
-    responses(
-        (status = 200, description = "Prometheus text exposition", content_type = "text/plain", body = String),
-        (status = 401, description = "`WAGW_METRICS_TOKEN` is set and the request did not present it", body = ErrorBody)
-    )
-)]
+#[utoipa::path(get, path = "/metrics", tag = "Operations", operation_id = "metrics",
+    responses((status = 200, description = "Prometheus text exposition", content_type = "text/plain", body = String), (status = 401, description = "`WAGW_METRICS_TOKEN` is set and the request did not present it", body = ErrorBody)))]
 pub async fn metrics(
     req: HttpRequest,
     state: web::Data<AppState>,

@@ -3,7 +3,7 @@
 //! ever without the other.
 
 use crate::db::Db;
-use crate::store::{Page, StoreError};
+use crate::store::{Page, StoreError, Window};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::{PgConnection, Postgres, QueryBuilder, Transaction};
@@ -179,8 +179,7 @@ fn push_filter(q: &mut QueryBuilder<'_, Postgres>, f: &AuditFilter) {
 pub async fn list(
     db: &Db,
     filter: &AuditFilter,
-    limit: i64,
-    offset: i64,
+    window: Window,
 ) -> Result<Page<AuditEntry>, StoreError> {
     let mut count = QueryBuilder::new("SELECT count(*) FROM audit_log");
     push_filter(&mut count, filter);
@@ -190,9 +189,9 @@ pub async fn list(
     );
     push_filter(&mut q, filter);
     q.push(" ORDER BY at DESC, id DESC LIMIT ")
-        .push_bind(limit)
+        .push_bind(window.limit)
         .push(" OFFSET ")
-        .push_bind(offset);
+        .push_bind(window.offset);
     let items = q.build_query_as().fetch_all(db).await?;
     Ok(Page { items, total })
 }

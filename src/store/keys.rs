@@ -1,7 +1,7 @@
 //! The `tenant_keys` table: keys stored as an argon2id hash, listed without secrets.
 
 use crate::domain::Mode;
-use crate::store::{Page, StoreError};
+use crate::store::{Page, StoreError, Window};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sqlx::{PgConnection, PgExecutor};
@@ -72,8 +72,7 @@ pub async fn insert(
 pub async fn list(
     db: &crate::db::Db,
     tenant: Uuid,
-    limit: i64,
-    offset: i64,
+    window: Window,
 ) -> Result<Page<KeyView>, StoreError> {
     let total = sqlx::query_scalar!(
         r#"SELECT count(*) AS "count!" FROM tenant_keys WHERE tenant_id = $1"#,
@@ -88,8 +87,8 @@ pub async fn list(
          FROM tenant_keys WHERE tenant_id = $1
          ORDER BY created_at DESC, id LIMIT $2 OFFSET $3"#,
         tenant,
-        limit,
-        offset
+        window.limit,
+        window.offset
     )
     .fetch_all(db)
     .await?;

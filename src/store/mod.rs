@@ -13,6 +13,13 @@ pub mod webhooks;
 
 pub use error::{ResultExt, StoreError};
 
+/// Which rows of a listing a page holds.
+#[derive(Debug, Clone, Copy)]
+pub struct Window {
+    pub limit: i64,
+    pub offset: i64,
+}
+
 /// One page of a listing, and how many rows the whole listing has.
 pub struct Page<T> {
     pub items: Vec<T>,

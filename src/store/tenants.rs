@@ -3,7 +3,7 @@
 
 use crate::domain::tenant::{Plan, Quota, Tenant, TenantStatus};
 use crate::domain::Mode;
-use crate::store::{Page, ResultExt, StoreError};
+use crate::store::{Page, ResultExt, StoreError, Window};
 use chrono::{DateTime, Utc};
 use sqlx::encode::IsNull;
 use sqlx::error::BoxDynError;
@@ -135,7 +135,7 @@ pub async fn id_named<'e>(ex: impl PgExecutor<'e>, name: &str) -> Result<Option<
 }
 
 /// One page of tenants by name, and how many there are in all.
-pub async fn list(db: &crate::db::Db, limit: i64, offset: i64) -> Result<Page<Tenant>, StoreError> {
+pub async fn list(db: &crate::db::Db, window: Window) -> Result<Page<Tenant>, StoreError> {
     let total = sqlx::query_scalar!(r#"SELECT count(*) AS "count!" FROM tenants"#)
         .fetch_one(db)
         .await?;
@@ -144,8 +144,8 @@ pub async fn list(db: &crate::db::Db, limit: i64, offset: i64) -> Result<Page<Te
         r#"SELECT id, name, plan AS "plan: Plan", monthly_requests, requests_per_second,
                   max_sessions, status AS "status: TenantStatus", created_at
            FROM tenants ORDER BY name LIMIT $1 OFFSET $2"#,
-        limit,
-        offset
+        window.limit,
+        window.offset
     )
     .fetch_all(db)
     .await?;

@@ -193,8 +193,8 @@ async function adminViews(page, token) {
   await page.getByRole('link', { name: tenantName }).click();
   const perEndpoint = page.getByRole('img', { name: new RegExp(`^Calls per endpoint of ${tenantName}.*sendText`) });
   for (let i = 0; i < 20 && !(await perEndpoint.isVisible()); i += 1) {
-    // reason: usage is flushed to the rollups every second; reload the page until it shows.
-    await page.waitForTimeout(500);
+    // Usage is flushed to the rollups every second: reload the page until the chart shows.
+    await page.waitForTimeout(500); // poll
     await page.getByRole('link', { name: 'Tenants', exact: true }).click();
     await page.getByRole('link', { name: tenantName }).click();
   }

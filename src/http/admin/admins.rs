@@ -56,19 +56,9 @@ pub struct PasswordChange {
 }
 
 /// Exchange an admin's username and password for an access token
-#[utoipa::path(
-    post,
-    path = "/admin/v1/login",
-    tag = "Admin",
-    operation_id = "adminLogin",
+#[utoipa::path(post, path = "/admin/v1/login", tag = "Admin", operation_id = "adminLogin",
     request_body = LoginRequest,
-    responses(
-        (status = 200, description = "An access token", body = TokenResponse),
-        MalformedBody,
-        (status = 401, description = "Wrong username or password", body = ErrorBody),
-        (status = 429, description = "Too many failed attempts for this username from this address", body = ErrorBody),
-    )
-)]
+    responses((status = 200, description = "An access token", body = TokenResponse), MalformedBody, (status = 401, description = "Wrong username or password", body = ErrorBody), (status = 429, description = "Too many failed attempts for this username from this address", body = ErrorBody)))]
 pub async fn login(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -99,15 +89,8 @@ pub async fn login(
 }
 
 /// List admins
-#[utoipa::path(
-    get,
-    path = "/admin/v1/admins",
-    tag = "Admin",
-    operation_id = "adminListAdmins",
-    responses(
-        (status = 200, description = "Every admin", body = [AdminView]),
-    )
-)]
+#[utoipa::path(get, path = "/admin/v1/admins", tag = "Admin", operation_id = "adminListAdmins",
+    responses((status = 200, description = "Every admin", body = [AdminView])))]
 pub async fn list_admins(
     _admin: AdminCaller,
     state: web::Data<AppState>,
@@ -116,19 +99,9 @@ pub async fn list_admins(
 }
 
 /// Create an admin
-#[utoipa::path(
-    post,
-    path = "/admin/v1/admins",
-    tag = "Admin",
-    operation_id = "adminCreateAdmin",
+#[utoipa::path(post, path = "/admin/v1/admins", tag = "Admin", operation_id = "adminCreateAdmin",
     request_body = NewAdmin,
-    responses(
-        (status = 201, description = "The new admin", body = AdminView),
-        MalformedBody,
-        (status = 409, description = "The username is taken", body = ErrorBody),
-        (status = 422, description = "Invalid username or too short a password", body = ErrorBody),
-    )
-)]
+    responses((status = 201, description = "The new admin", body = AdminView), MalformedBody, (status = 409, description = "The username is taken", body = ErrorBody), (status = 422, description = "Invalid username or too short a password", body = ErrorBody)))]
 pub async fn create_admin(
     admin: AdminCaller,
     req: HttpRequest,
@@ -141,18 +114,10 @@ pub async fn create_admin(
 }
 
 /// Delete an admin; its tokens stop working at once
-#[utoipa::path(
-    delete,
-    path = "/admin/v1/admins/{admin_id}",
-    tag = "Admin",
+#[utoipa::path(delete, path = "/admin/v1/admins/{admin_id}", tag = "Admin",
     operation_id = "adminDeleteAdmin",
     params(("admin_id" = Uuid, Path, description = "The admin's id")),
-    responses(
-        (status = 204, description = "Deleted"),
-        (status = 404, description = "No such admin", body = ErrorBody),
-        (status = 409, description = "The last admin cannot be deleted", body = ErrorBody),
-    )
-)]
+    responses((status = 204, description = "Deleted"), (status = 404, description = "No such admin", body = ErrorBody), (status = 409, description = "The last admin cannot be deleted", body = ErrorBody)))]
 pub async fn delete_admin(
     admin: AdminCaller,
     req: HttpRequest,
@@ -164,19 +129,9 @@ pub async fn delete_admin(
 }
 
 /// Change the calling admin's password; every token issued before stops working
-#[utoipa::path(
-    put,
-    path = "/admin/v1/admins/me/password",
-    tag = "Admin",
-    operation_id = "adminChangeOwnPassword",
-    request_body = PasswordChange,
-    responses(
-        (status = 204, description = "Changed"),
-        MalformedBody,
-        (status = 403, description = "The current password is wrong", body = ErrorBody),
-        (status = 422, description = "The new password is too short", body = ErrorBody),
-    )
-)]
+#[utoipa::path(put, path = "/admin/v1/admins/me/password", tag = "Admin",
+    operation_id = "adminChangeOwnPassword", request_body = PasswordChange,
+    responses((status = 204, description = "Changed"), MalformedBody, (status = 403, description = "The current password is wrong", body = ErrorBody), (status = 422, description = "The new password is too short", body = ErrorBody)))]
 pub async fn change_own_password(
     admin: AdminCaller,
     req: HttpRequest,

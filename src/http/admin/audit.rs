@@ -2,14 +2,13 @@
 //! which request (written by `store::audit`).
 
 use crate::http::admin::answers::InvalidQuery;
-use crate::http::admin::{PageQuery, Paging};
+use crate::http::admin::PageQuery;
 use crate::http::error::ApiError;
 use crate::http::extract::AdminCaller;
 use crate::http::state::AppState;
 use crate::store::audit::Actor;
 use crate::telemetry::RequestId;
 use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
-use serde::Serialize;
 
 pub use crate::store::audit::{AuditEntry, AuditFilter};
 
@@ -31,39 +30,16 @@ pub fn client_addr(req: &HttpRequest) -> Option<String> {
     crate::http::extract::client_addr(req).map(|a| a.to_string())
 }
 
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct AuditPage {
-    pub items: Vec<AuditEntry>,
-    #[serde(flatten)]
-    pub paging: Paging,
-}
-
 /// List audit log entries, newest first, paged and filtered
-#[utoipa::path(
-    get,
-    path = "/admin/v1/audit",
-    tag = "Admin",
-    operation_id = "adminListAudit",
+#[utoipa::path(get, path = "/admin/v1/audit", tag = "Admin", operation_id = "adminListAudit",
     params(PageQuery, AuditFilter),
-    responses(
-        (status = 200, description = "One page of the audit log", body = AuditPage),
-        InvalidQuery,
-    )
-)]
+    responses((status = 200, description = "One page of the audit log", body = AuditPage), InvalidQuery))]
 pub async fn list_audit(
     _admin: AdminCaller,
     state: web::Data<AppState>,
     page: web::Query<PageQuery>,
     filter: web::Query<AuditFilter>,
 ) -> Result<HttpResponse, ApiError> {
-    let (limit, offset, page, per_page) = page.limit_offset();
-    let found = crate::store::audit::list(&state.db, &filter, limit, offset).await?;
-    Ok(HttpResponse::Ok().json(AuditPage {
-        items: found.items,
-        paging: Paging {
-            page,
-            per_page,
-            total: found.total,
-        },
-    }))
+    let found = crate::store::audit::list(&state.db, &filter, page.window()).await?;
+    Ok(page.answer(found))
 }

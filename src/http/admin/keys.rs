@@ -4,25 +4,17 @@
 use crate::http::admin::answers::{
     InvalidQuery, KeyPath, MalformedBody, NoSuchKey, NoSuchTenant, TenantPath,
 };
-use crate::http::admin::{PageQuery, Paging};
+use crate::http::admin::PageQuery;
 use crate::http::error::ApiError;
 use crate::http::extract::AdminCaller;
 use crate::http::state::AppState;
 use crate::services::tenancy::{keys, tenants};
 use crate::store::audit::Actor;
 use actix_web::{web, HttpRequest, HttpResponse};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 pub use crate::services::tenancy::keys::{KeyCreated, KeyRotated, NewKeyRequest};
 pub use crate::store::keys::KeyView;
-
-#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct KeyPage {
-    pub items: Vec<KeyView>,
-    #[serde(flatten)]
-    #[schema(inline)]
-    pub paging: Paging,
-}
 
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -47,20 +39,9 @@ fn rotate_request(body: &[u8]) -> Result<RotateRequest, ApiError> {
 }
 
 /// Issue a key for a tenant (`"mode": "test"` for a test key, served by the simulator); the plaintext key is in this answer only
-#[utoipa::path(
-    post,
-    path = "/admin/v1/tenants/{tenant_id}/keys",
-    tag = "Admin",
-    operation_id = "adminCreateKey",
-    params(TenantPath),
-    request_body = NewKeyRequest,
-    responses(
-        (status = 201, description = "The new key, with its plaintext", body = KeyCreated),
-        (status = 400, description = "Malformed body, or a mode other than live or test", body = ErrorBody),
-        NoSuchTenant,
-        (status = 422, description = "Unknown scope, invalid session name or past expiry", body = ErrorBody),
-    )
-)]
+#[utoipa::path(post, path = "/admin/v1/tenants/{tenant_id}/keys", tag = "Admin",
+    operation_id = "adminCreateKey", params(TenantPath), request_body = NewKeyRequest,
+    responses((status = 201, description = "The new key, with its plaintext", body = KeyCreated), (status = 400, description = "Malformed body, or a mode other than live or test", body = ErrorBody), NoSuchTenant, (status = 422, description = "Unknown scope, invalid session name or past expiry", body = ErrorBody)))]
 pub async fn create_key(
     admin: AdminCaller,
     req: HttpRequest,
@@ -74,18 +55,9 @@ pub async fn create_key(
 }
 
 /// List a tenant's keys (never their secrets), newest first
-#[utoipa::path(
-    get,
-    path = "/admin/v1/tenants/{tenant_id}/keys",
-    tag = "Admin",
-    operation_id = "adminListKeys",
-    params(TenantPath, PageQuery),
-    responses(
-        (status = 200, description = "One page of keys", body = KeyPage),
-        InvalidQuery,
-        NoSuchTenant,
-    )
-)]
+#[utoipa::path(get, path = "/admin/v1/tenants/{tenant_id}/keys", tag = "Admin",
+    operation_id = "adminListKeys", params(TenantPath, PageQuery),
+    responses((status = 200, description = "One page of keys", body = KeyPage), InvalidQuery, NoSuchTenant))]
 pub async fn list_keys(
     _admin: AdminCaller,
     state: web::Data<AppState>,
@@ -94,30 +66,14 @@ pub async fn list_keys(
 ) -> Result<HttpResponse, ApiError> {
     let tenant = path.tenant_id;
     tenants::find(&state.db, tenant).await?;
-    let (limit, offset, page, per_page) = page.limit_offset();
-    let found = crate::store::keys::list(&state.db, tenant, limit, offset).await?;
-    Ok(HttpResponse::Ok().json(KeyPage {
-        items: found.items,
-        paging: Paging {
-            page,
-            per_page,
-            total: found.total,
-        },
-    }))
+    let found = crate::store::keys::list(&state.db, tenant, page.window()).await?;
+    Ok(page.answer(found))
 }
 
 /// Revoke a key at once (also ends a rotation's grace period); every replica refuses it within a second
-#[utoipa::path(
-    delete,
-    path = "/admin/v1/tenants/{tenant_id}/keys/{key_id}",
-    tag = "Admin",
-    operation_id = "adminRevokeKey",
-    params(KeyPath),
-    responses(
-        (status = 204, description = "Revoked"),
-        NoSuchKey,
-    )
-)]
+#[utoipa::path(delete, path = "/admin/v1/tenants/{tenant_id}/keys/{key_id}", tag = "Admin",
+    operation_id = "adminRevokeKey", params(KeyPath),
+    responses((status = 204, description = "Revoked"), NoSuchKey))]
 pub async fn revoke_key(
     admin: AdminCaller,
     req: HttpRequest,
@@ -133,21 +89,10 @@ pub async fn revoke_key(
 }
 
 /// Issue a replacement key with the same name, scopes and sessions; the old key keeps working for the grace period
-#[utoipa::path(
-    post,
-    path = "/admin/v1/tenants/{tenant_id}/keys/{key_id}/rotate",
-    tag = "Admin",
-    operation_id = "adminRotateKey",
-    params(KeyPath),
+#[utoipa::path(post, path = "/admin/v1/tenants/{tenant_id}/keys/{key_id}/rotate", tag = "Admin",
+    operation_id = "adminRotateKey", params(KeyPath),
     request_body(content = RotateRequest, description = "Optional; the default grace is one hour"),
-    responses(
-        (status = 201, description = "The replacement key, with its plaintext", body = KeyRotated),
-        MalformedBody,
-        NoSuchKey,
-        (status = 409, description = "The key is already revoked", body = ErrorBody),
-        (status = 422, description = "Grace period too long", body = ErrorBody),
-    )
-)]
+    responses((status = 201, description = "The replacement key, with its plaintext", body = KeyRotated), MalformedBody, NoSuchKey, (status = 409, description = "The key is already revoked", body = ErrorBody), (status = 422, description = "Grace period too long", body = ErrorBody)))]
 pub async fn rotate_key(
     admin: AdminCaller,
     req: HttpRequest,

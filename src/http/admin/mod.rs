@@ -12,7 +12,12 @@ pub mod sessions;
 pub mod tenants;
 pub mod usage;
 
+use crate::store::{Page, Window};
+use actix_web::HttpResponse;
+use audit::AuditEntry;
+use keys::KeyView;
 use serde::{Deserialize, Serialize};
+use tenants::TenantView;
 
 /// The schemas the admin handlers' annotations name (utoipa 4 does not collect them from the
 /// paths); the paths themselves come from the route table (`crate::http::routes::local`).
@@ -31,7 +36,7 @@ use serde::{Deserialize, Serialize};
     tenants::NewTenant,
     tenants::TenantPatch,
     tenants::TenantView,
-    tenants::TenantPage,
+    TenantPage,
     tenants::TenantDeleted,
     tenants::Policy,
     tenants::TenantPacing,
@@ -42,12 +47,12 @@ use serde::{Deserialize, Serialize};
     keys::NewKeyRequest,
     keys::KeyCreated,
     keys::KeyView,
-    keys::KeyPage,
+    KeyPage,
     keys::RotateRequest,
     keys::KeyRotated,
     Paging,
     audit::AuditEntry,
-    audit::AuditPage,
+    AuditPage,
     crate::http::tenant::me::MeResponse,
     crate::http::tenant::me::MeTenant,
     crate::http::tenant::me::MeKey,
@@ -72,16 +77,49 @@ pub struct PageQuery {
 }
 
 impl PageQuery {
-    pub fn limit_offset(&self) -> (i64, i64, u32, u32) {
-        let page = self.page.unwrap_or(1).max(1);
-        let per_page = self.per_page.unwrap_or(50).clamp(1, 200);
-        (
-            per_page as i64,
-            (page as i64 - 1) * per_page as i64,
-            page,
-            per_page,
-        )
+    fn page(&self) -> u32 {
+        self.page.unwrap_or(1).max(1)
     }
+
+    fn per_page(&self) -> u32 {
+        self.per_page.unwrap_or(50).clamp(1, 200)
+    }
+
+    /// The rows the page asked for.
+    pub fn window(&self) -> Window {
+        let per_page = i64::from(self.per_page());
+        Window {
+            limit: per_page,
+            offset: (i64::from(self.page()) - 1) * per_page,
+        }
+    }
+
+    /// The answer of every admin list: the page's items and where they stand in the listing.
+    pub fn answer<T: Serialize>(&self, found: Page<T>) -> HttpResponse {
+        HttpResponse::Ok().json(Listed {
+            items: found.items,
+            paging: Paging {
+                page: self.page(),
+                per_page: self.per_page(),
+                total: found.total,
+            },
+        })
+    }
+}
+
+// One page of a list; each list's schema is an alias naming its items (a doc comment here
+// would become every alias's description).
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+#[aliases(
+    TenantPage = Listed<TenantView>,
+    KeyPage = Listed<KeyView>,
+    AuditPage = Listed<AuditEntry>
+)]
+pub struct Listed<T> {
+    pub items: Vec<T>,
+    #[serde(flatten)]
+    #[schema(inline)]
+    pub paging: Paging,
 }
 
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]

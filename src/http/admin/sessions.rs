@@ -51,17 +51,8 @@ pub struct AdoptSession {
 }
 
 /// Every session: the ones tenants own, with their owner, and upstream sessions nobody owns.
-#[utoipa::path(
-    get,
-    path = "/admin/v1/sessions",
-    tag = "Admin",
-    operation_id = "adminListSessions",
-    responses(
-        (status = 200, description = "Every session", body = [AdminSessionView]),
-        (status = 502, description = "The upstream is unreachable", body = ErrorBody),
-        (status = 504, description = "The upstream did not answer in time", body = ErrorBody),
-    )
-)]
+#[utoipa::path(get, path = "/admin/v1/sessions", tag = "Admin", operation_id = "adminListSessions",
+    responses((status = 200, description = "Every session", body = [AdminSessionView]), (status = 502, description = "The upstream is unreachable", body = ErrorBody), (status = 504, description = "The upstream did not answer in time", body = ErrorBody)))]
 pub async fn list_sessions(
     _admin: AdminCaller,
     req: HttpRequest,
@@ -96,20 +87,9 @@ pub async fn list_sessions(
 }
 
 /// Makes an existing upstream session a tenant's, under the tenant's name for it.
-#[utoipa::path(
-    post,
-    path = "/admin/v1/sessions/adopt",
-    tag = "Admin",
-    operation_id = "adminAdoptSession",
-    request_body = AdoptSession,
-    responses(
-        (status = 201, description = "Adopted", body = AdminSessionView),
-        (status = 400, description = "A name is not a valid session name", body = ErrorBody),
-        (status = 404, description = "No such tenant, or no such upstream session", body = ErrorBody),
-        (status = 409, description = "Already owned, or the tenant already uses that name", body = ErrorBody),
-        (status = 502, description = "The upstream is unreachable", body = ErrorBody),
-    )
-)]
+#[utoipa::path(post, path = "/admin/v1/sessions/adopt", tag = "Admin",
+    operation_id = "adminAdoptSession", request_body = AdoptSession,
+    responses((status = 201, description = "Adopted", body = AdminSessionView), (status = 400, description = "A name is not a valid session name", body = ErrorBody), (status = 404, description = "No such tenant, or no such upstream session", body = ErrorBody), (status = 409, description = "Already owned, or the tenant already uses that name", body = ErrorBody), (status = 502, description = "The upstream is unreachable", body = ErrorBody)))]
 pub async fn adopt_session(
     admin: AdminCaller,
     req: HttpRequest,
@@ -143,18 +123,10 @@ pub async fn adopt_session(
 }
 
 /// Deletes a session on the upstream, whoever owns it, and forgets its owner.
-#[utoipa::path(
-    delete,
-    path = "/admin/v1/sessions/{upstream_name}",
-    tag = "Admin",
+#[utoipa::path(delete, path = "/admin/v1/sessions/{upstream_name}", tag = "Admin",
     operation_id = "adminDeleteSession",
     params(("upstream_name" = String, Path, description = "The session's name on the hosted API")),
-    responses(
-        (status = 204, description = "Deleted"),
-        (status = 404, description = "Neither the upstream nor any tenant has the session", body = ErrorBody),
-        (status = 502, description = "The upstream is unreachable", body = ErrorBody),
-    )
-)]
+    responses((status = 204, description = "Deleted"), (status = 404, description = "Neither the upstream nor any tenant has the session", body = ErrorBody), (status = 502, description = "The upstream is unreachable", body = ErrorBody)))]
 pub async fn delete_session(
     admin: AdminCaller,
     req: HttpRequest,

@@ -4,14 +4,13 @@
 use crate::http::admin::answers::{
     InvalidQuery, InvalidTenant, MalformedBody, NameTaken, NoSuchTenant, TenantPath,
 };
-use crate::http::admin::{PageQuery, Paging};
+use crate::http::admin::PageQuery;
 use crate::http::error::ApiError;
 use crate::http::extract::AdminCaller;
 use crate::http::state::AppState;
 use crate::services::tenancy::tenants;
 use crate::store::audit::Actor;
 use actix_web::{web, HttpRequest, HttpResponse};
-use serde::{Deserialize, Serialize};
 
 /// The tenant as the admin API shows it: the domain's one shape.
 pub use crate::domain::tenant::Tenant as TenantView;
@@ -21,28 +20,10 @@ pub use crate::domain::tenant::{Plan, Quota, TenantStatus};
 pub use crate::services::pacing::TenantPacingPatch;
 pub use crate::services::tenancy::tenants::{NewTenant, TenantDeleted, TenantPatch};
 
-#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct TenantPage {
-    pub items: Vec<TenantView>,
-    #[serde(flatten)]
-    #[schema(inline)]
-    pub paging: Paging,
-}
-
 /// Create a tenant
-#[utoipa::path(
-    post,
-    path = "/admin/v1/tenants",
-    tag = "Admin",
-    operation_id = "adminCreateTenant",
+#[utoipa::path(post, path = "/admin/v1/tenants", tag = "Admin", operation_id = "adminCreateTenant",
     request_body = NewTenant,
-    responses(
-        (status = 201, description = "The new tenant", body = TenantView),
-        MalformedBody,
-        NameTaken,
-        InvalidTenant,
-    )
-)]
+    responses((status = 201, description = "The new tenant", body = TenantView), MalformedBody, NameTaken, InvalidTenant))]
 pub async fn create_tenant(
     admin: AdminCaller,
     req: HttpRequest,
@@ -55,46 +36,22 @@ pub async fn create_tenant(
 }
 
 /// List tenants by name, paged
-#[utoipa::path(
-    get,
-    path = "/admin/v1/tenants",
-    tag = "Admin",
-    operation_id = "adminListTenants",
+#[utoipa::path(get, path = "/admin/v1/tenants", tag = "Admin", operation_id = "adminListTenants",
     params(PageQuery),
-    responses(
-        (status = 200, description = "One page of tenants", body = TenantPage),
-        InvalidQuery,
-    )
-)]
+    responses((status = 200, description = "One page of tenants", body = TenantPage), InvalidQuery))]
 pub async fn list_tenants(
     _admin: AdminCaller,
     state: web::Data<AppState>,
     page: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let (limit, offset, page, per_page) = page.limit_offset();
-    let found = crate::store::tenants::list(&state.db, limit, offset).await?;
-    Ok(HttpResponse::Ok().json(TenantPage {
-        items: found.items,
-        paging: Paging {
-            page,
-            per_page,
-            total: found.total,
-        },
-    }))
+    let found = crate::store::tenants::list(&state.db, page.window()).await?;
+    Ok(page.answer(found))
 }
 
 /// Get a tenant
-#[utoipa::path(
-    get,
-    path = "/admin/v1/tenants/{tenant_id}",
-    tag = "Admin",
-    operation_id = "adminGetTenant",
-    params(TenantPath),
-    responses(
-        (status = 200, description = "The tenant", body = TenantView),
-        NoSuchTenant,
-    )
-)]
+#[utoipa::path(get, path = "/admin/v1/tenants/{tenant_id}", tag = "Admin",
+    operation_id = "adminGetTenant", params(TenantPath),
+    responses((status = 200, description = "The tenant", body = TenantView), NoSuchTenant))]
 pub async fn get_tenant(
     _admin: AdminCaller,
     state: web::Data<AppState>,
@@ -104,21 +61,9 @@ pub async fn get_tenant(
 }
 
 /// Rename, re-plan, re-quota, re-pace, suspend or reactivate a tenant; takes effect on every replica within a second
-#[utoipa::path(
-    patch,
-    path = "/admin/v1/tenants/{tenant_id}",
-    tag = "Admin",
-    operation_id = "adminUpdateTenant",
-    params(TenantPath),
-    request_body = TenantPatch,
-    responses(
-        (status = 200, description = "The updated tenant", body = TenantView),
-        MalformedBody,
-        NoSuchTenant,
-        NameTaken,
-        InvalidTenant,
-    )
-)]
+#[utoipa::path(patch, path = "/admin/v1/tenants/{tenant_id}", tag = "Admin",
+    operation_id = "adminUpdateTenant", params(TenantPath), request_body = TenantPatch,
+    responses((status = 200, description = "The updated tenant", body = TenantView), MalformedBody, NoSuchTenant, NameTaken, InvalidTenant))]
 pub async fn update_tenant(
     admin: AdminCaller,
     req: HttpRequest,
@@ -138,17 +83,9 @@ pub async fn update_tenant(
 ///
 /// The default of its sessions without a policy of their own, and the ceiling none of them may
 /// go past; set both with `PATCH /admin/v1/tenants/{tenant_id}` (`pacing`).
-#[utoipa::path(
-    get,
-    path = "/admin/v1/tenants/{tenant_id}/pacing",
-    tag = "Admin",
-    operation_id = "adminGetTenantPacing",
-    params(TenantPath),
-    responses(
-        (status = 200, description = "The tenant's pacing", body = TenantPacing),
-        NoSuchTenant,
-    )
-)]
+#[utoipa::path(get, path = "/admin/v1/tenants/{tenant_id}/pacing", tag = "Admin",
+    operation_id = "adminGetTenantPacing", params(TenantPath),
+    responses((status = 200, description = "The tenant's pacing", body = TenantPacing), NoSuchTenant))]
 pub async fn get_tenant_pacing(
     _admin: AdminCaller,
     state: web::Data<AppState>,
@@ -162,17 +99,9 @@ pub async fn get_tenant_pacing(
 }
 
 /// Delete a tenant: its keys stop working at once, its data is deleted and its upstream sessions are deleted
-#[utoipa::path(
-    delete,
-    path = "/admin/v1/tenants/{tenant_id}",
-    tag = "Admin",
-    operation_id = "adminDeleteTenant",
-    params(TenantPath),
-    responses(
-        (status = 200, description = "Deleted", body = TenantDeleted),
-        NoSuchTenant,
-    )
-)]
+#[utoipa::path(delete, path = "/admin/v1/tenants/{tenant_id}", tag = "Admin",
+    operation_id = "adminDeleteTenant", params(TenantPath),
+    responses((status = 200, description = "Deleted", body = TenantDeleted), NoSuchTenant))]
 pub async fn delete_tenant(
     admin: AdminCaller,
     req: HttpRequest,

@@ -19,17 +19,8 @@ async fn usage_answer(state: &AppState, tenant: &Tenant) -> Result<HttpResponse,
 
 /// This month's usage of the calling tenant: total and remaining, per day, per endpoint, and
 /// refusals by reason.
-#[utoipa::path(
-    get,
-    path = "/v1/usage",
-    tag = "Usage",
-    operation_id = "getUsage",
-    responses(
-        (status = 200, description = "This month's usage", body = UsageReport),
-        (status = 403, description = "The key lacks `usage:read`, or the tenant is suspended", body = ErrorBody),
-        (status = 503, description = "The database is unavailable", body = ErrorBody),
-    )
-)]
+#[utoipa::path(get, path = "/v1/usage", tag = "Usage", operation_id = "getUsage",
+    responses((status = 200, description = "This month's usage", body = UsageReport), (status = 403, description = "The key lacks `usage:read`, or the tenant is suspended", body = ErrorBody), (status = 503, description = "The database is unavailable", body = ErrorBody)))]
 pub async fn tenant_usage(
     caller: TenantCaller,
     state: web::Data<AppState>,
@@ -39,17 +30,9 @@ pub async fn tenant_usage(
 }
 
 /// A tenant's usage this month.
-#[utoipa::path(
-    get,
-    path = "/admin/v1/tenants/{tenant_id}/usage",
-    tag = "Admin",
-    operation_id = "adminGetTenantUsage",
-    params(TenantPath),
-    responses(
-        (status = 200, description = "This month's usage", body = UsageReport),
-        NoSuchTenant,
-    )
-)]
+#[utoipa::path(get, path = "/admin/v1/tenants/{tenant_id}/usage", tag = "Admin",
+    operation_id = "adminGetTenantUsage", params(TenantPath),
+    responses((status = 200, description = "This month's usage", body = UsageReport), NoSuchTenant))]
 pub async fn admin_tenant_usage(
     _admin: AdminCaller,
     state: web::Data<AppState>,
@@ -60,19 +43,9 @@ pub async fn admin_tenant_usage(
 }
 
 /// Grants a tenant extra requests for the current month (audit-logged).
-#[utoipa::path(
-    post,
-    path = "/admin/v1/tenants/{tenant_id}/usage/top-up",
-    tag = "Admin",
-    operation_id = "adminTopUpTenant",
-    params(TenantPath),
-    request_body = TopUp,
-    responses(
-        (status = 200, description = "The usage after the top-up", body = UsageReport),
-        (status = 400, description = "requests is not a positive number", body = ErrorBody),
-        NoSuchTenant,
-    )
-)]
+#[utoipa::path(post, path = "/admin/v1/tenants/{tenant_id}/usage/top-up", tag = "Admin",
+    operation_id = "adminTopUpTenant", params(TenantPath), request_body = TopUp,
+    responses((status = 200, description = "The usage after the top-up", body = UsageReport), (status = 400, description = "requests is not a positive number", body = ErrorBody), NoSuchTenant))]
 pub async fn top_up(
     admin: AdminCaller,
     req: HttpRequest,
@@ -94,17 +67,9 @@ pub async fn top_up(
 }
 
 /// Gives a tenant its whole monthly quota back for the rest of the month (audit-logged).
-#[utoipa::path(
-    post,
-    path = "/admin/v1/tenants/{tenant_id}/usage/reset",
-    tag = "Admin",
-    operation_id = "adminResetTenantMonth",
-    params(TenantPath),
-    responses(
-        (status = 200, description = "The usage after the reset", body = UsageReport),
-        NoSuchTenant,
-    )
-)]
+#[utoipa::path(post, path = "/admin/v1/tenants/{tenant_id}/usage/reset", tag = "Admin",
+    operation_id = "adminResetTenantMonth", params(TenantPath),
+    responses((status = 200, description = "The usage after the reset", body = UsageReport), NoSuchTenant))]
 pub async fn reset_month(
     admin: AdminCaller,
     req: HttpRequest,
@@ -123,15 +88,8 @@ pub async fn reset_month(
 
 /// The organisation's standing on its upstream plan: budget, use this month, and what the
 /// upstream itself last reported.
-#[utoipa::path(
-    get,
-    path = "/admin/v1/upstream",
-    tag = "Admin",
-    operation_id = "adminGetUpstream",
-    responses(
-        (status = 200, description = "The organisation's upstream standing", body = UpstreamReport),
-    )
-)]
+#[utoipa::path(get, path = "/admin/v1/upstream", tag = "Admin", operation_id = "adminGetUpstream",
+    responses((status = 200, description = "The organisation's upstream standing", body = UpstreamReport)))]
 pub async fn upstream_standing(
     _admin: AdminCaller,
     state: web::Data<AppState>,

@@ -175,13 +175,8 @@ fn complete_handler_errors(operation: &mut Operation, guard: Guard, has_params: 
 }
 
 /// The document (this one).
-#[utoipa::path(
-    get,
-    path = "/openapi.json",
-    tag = "Operations",
-    operation_id = "openapiDocument",
-    responses((status = 200, description = "The OpenAPI 3.0 document", content_type = "application/json", body = Object))
-)]
+#[utoipa::path(get, path = "/openapi.json", tag = "Operations", operation_id = "openapiDocument",
+    responses((status = 200, description = "The OpenAPI 3.0 document", content_type = "application/json", body = Object)))]
 pub async fn openapi_json() -> HttpResponse {
     HttpResponse::Ok()
         .content_type(mime::APPLICATION_JSON)

@@ -41,16 +41,8 @@ pub struct MeResponse {
 }
 
 /// The calling key, its tenant, the tenant's quota and this month's usage (no scope needed)
-#[utoipa::path(
-    get,
-    path = "/v1/me",
-    tag = "Usage",
-    operation_id = "getMe",
-    responses(
-        (status = 200, description = "Who you are and what you have used", body = MeResponse),
-        (status = 403, description = "The tenant is suspended", body = ErrorBody),
-    )
-)]
+#[utoipa::path(get, path = "/v1/me", tag = "Usage", operation_id = "getMe",
+    responses((status = 200, description = "Who you are and what you have used", body = MeResponse), (status = 403, description = "The tenant is suspended", body = ErrorBody)))]
 pub async fn me(
     caller: TenantCaller,
     state: web::Data<AppState>,
