@@ -93,10 +93,6 @@ impl Pacing {
         }
     }
 
-    pub fn max_wait(&self) -> Duration {
-        self.max_wait
-    }
-
     /// The policy that paces the session's sends (cached), `None` when nothing does; counted
     /// in the metrics either way.
     pub async fn policy_for(
