@@ -52,6 +52,7 @@ pub struct Config {
     pub admin: AdminConfig,
     pub webhooks: WebhookConfig,
     pub quota: QuotaConfig,
+    pub pacing: PacingConfig,
     /// How the listener treats connections and request bodies.
     pub http: HttpConfig,
     /// When set, `/metrics` answers only a caller presenting it as a Bearer token.
@@ -142,6 +143,17 @@ pub struct QuotaConfig {
     pub upstream_queue_wait: Duration,
 }
 
+/// Send pacing (per-session policies live in the database).
+#[derive(Debug, Clone)]
+pub struct PacingConfig {
+    /// The longest a paced send waits for its turn; one that would wait longer is refused
+    /// with 429 at once.
+    pub max_wait: Duration,
+}
+
+/// The most `WAGW_PACING_MAX_WAIT_MS` may be: a client holds its request open that long.
+const MAX_PACING_WAIT_MS: u64 = 600_000;
+
 impl Config {
     /// Reads the process environment.
     pub fn from_env() -> Result<Self, ConfigError> {
@@ -182,6 +194,7 @@ impl Config {
             admin,
             webhooks: webhook_config(&env)?,
             quota: quota_config(&env)?,
+            pacing: pacing_config(&env)?,
             http: http_config(&env)?,
             metrics_token: metrics_token(&env)?,
         })
@@ -430,6 +443,20 @@ fn quota_config(env: &Env) -> Result<QuotaConfig, ConfigError> {
     })
 }
 
+fn pacing_config(env: &Env) -> Result<PacingConfig, ConfigError> {
+    let max_wait = env.parse_or("WAGW_PACING_MAX_WAIT_MS", 30_000u64, "30000")?;
+    if max_wait > MAX_PACING_WAIT_MS {
+        return Err(ConfigError {
+            var: "WAGW_PACING_MAX_WAIT_MS",
+            problem: format!("must be at most {MAX_PACING_WAIT_MS} (ten minutes)"),
+            example: "30000",
+        });
+    }
+    Ok(PacingConfig {
+        max_wait: Duration::from_millis(max_wait),
+    })
+}
+
 fn http_config(env: &Env) -> Result<HttpConfig, ConfigError> {
     let at_least_one = |var: &'static str, value: u64, example: &'static str| {
         if value == 0 {
@@ -588,6 +615,17 @@ mod tests {
         assert_eq!(c.upstream.host, "whatsapp-messaging-bot.p.rapidapi.com");
         assert_eq!(c.upstream.request_timeout, Duration::from_secs(30));
         assert_eq!(c.max_body_bytes, 16 * 1024 * 1024);
+        assert_eq!(c.pacing.max_wait, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn the_pacing_wait_is_bounded() {
+        let c = config(&[("WAGW_PACING_MAX_WAIT_MS", "0")]).unwrap();
+        assert_eq!(c.pacing.max_wait, Duration::ZERO);
+        for bad in ["-1", "600001", "soon"] {
+            let err = config(&[("WAGW_PACING_MAX_WAIT_MS", bad)]).unwrap_err();
+            assert_eq!(err.var, "WAGW_PACING_MAX_WAIT_MS", "{bad}");
+        }
     }
 
     #[test]

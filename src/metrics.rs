@@ -36,6 +36,11 @@ pub struct Metrics {
     pub webhook_deliveries: IntCounterVec,
     pub webhook_attempt_latency: HistogramVec,
     pub webhook_outbox_depth: IntGauge,
+    /// Sends by how pacing treated them: `unpaced`, `paced` (waited their turn), `refused`.
+    pub pacing_sends: IntCounterVec,
+    /// Reads of pacing policies from the database (cache misses): an unpaced session's sends
+    /// cost none once its "no policy" is cached.
+    pub pacing_policy_reads: prometheus::IntCounter,
 }
 
 impl Metrics {
@@ -101,6 +106,7 @@ impl Metrics {
         .unwrap();
         let webhook_outbox_depth =
             IntGauge::new("webhook_outbox_depth", "Deliveries waiting to be attempted").unwrap();
+        let (pacing_sends, pacing_policy_reads) = pacing_metrics(&registry);
         for c in [
             Box::new(http_requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(http_latency.clone()),
@@ -125,6 +131,8 @@ impl Metrics {
             webhook_deliveries,
             webhook_attempt_latency,
             webhook_outbox_depth,
+            pacing_sends,
+            pacing_policy_reads,
         }
     }
 
@@ -161,6 +169,30 @@ impl Metrics {
             .expect("text encoding cannot fail");
         String::from_utf8(out).expect("exposition is UTF-8")
     }
+}
+
+/// Pacing's metrics, registered in `registry`.
+fn pacing_metrics(registry: &Registry) -> (IntCounterVec, prometheus::IntCounter) {
+    let sends = IntCounterVec::new(
+        Opts::new(
+            "pacing_sends_total",
+            "Sends by how pacing treated them (unpaced, paced, refused)",
+        ),
+        &["outcome"],
+    )
+    .unwrap();
+    let policy_reads = prometheus::IntCounter::new(
+        "pacing_policy_reads_total",
+        "Pacing policies read from the database (cache misses)",
+    )
+    .unwrap();
+    registry
+        .register(Box::new(sends.clone()))
+        .expect("metric names are unique");
+    registry
+        .register(Box::new(policy_reads.clone()))
+        .expect("metric names are unique");
+    (sends, policy_reads)
 }
 
 /// The methods the gateway serves, as labels; any other is `other` (the edge refuses them

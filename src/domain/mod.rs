@@ -5,6 +5,7 @@ pub mod api_key;
 pub mod error;
 pub mod events;
 pub mod mode;
+pub mod pacing;
 pub mod scope;
 pub mod session_name;
 pub mod tenant;

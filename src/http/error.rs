@@ -326,6 +326,64 @@ fn refusal_message(limit: crate::services::quota::Limit) -> String {
     }
 }
 
+/// The one place pacing refusals become answers: 429 naming the policy's limit, with
+/// `Retry-After` when a retry would go at once; a policy that breaks a rule is 400.
+impl From<crate::services::pacing::PacingError> for ApiError {
+    fn from(err: crate::services::pacing::PacingError) -> Self {
+        use crate::services::pacing::PacingError as E;
+        match err {
+            E::Refused(refusal) => {
+                let retry_after = refusal.retry_after();
+                Self::too_many_requests(pacing_message(&refusal), retry_after)
+            }
+            E::Invalid(invalid) => invalid.into(),
+            E::Store(store) => store.into(),
+            E::Lookup(shared) => match &*shared {
+                crate::store::StoreError::Unavailable(_) => {
+                    Self::service_unavailable("the database is unavailable, retry shortly")
+                }
+                _ => Self::internal(anyhow::anyhow!("reading a pacing policy: {shared}")),
+            },
+        }
+    }
+}
+
+fn pacing_message(r: &crate::services::pacing::Refusal) -> String {
+    use crate::domain::pacing::Hold;
+    let (session, chat, p) = (&r.session, &r.chat, &r.policy);
+    let why = match r.hold {
+        Hold::NewChats if p.max_new_chats_per_day == Some(0) => format!(
+            "session `{session}` may send to no new chat (maxNewChatsPerDay 0: reply only), and `{chat}` was never sent to nor heard from"
+        ),
+        Hold::NewChats => format!(
+            "session `{session}` sent to {} new chats in the last 24 hours (maxNewChatsPerDay), and `{chat}` was never sent to nor heard from",
+            p.max_new_chats_per_day.unwrap_or_default()
+        ),
+        Hold::PerMinute => format!(
+            "session `{session}` sent {} messages in the last minute (maxPerMinute)",
+            p.max_per_minute.unwrap_or_default()
+        ),
+        Hold::PerHour => format!(
+            "session `{session}` sent {} messages in the last hour (maxPerHour)",
+            p.max_per_hour.unwrap_or_default()
+        ),
+        Hold::Interval | Hold::None => format!(
+            "session `{session}` sends one message at a time, at least {} ms apart (minIntervalMs {}, jitterMs {}), and the sends ahead of this one fill the wait",
+            p.min_interval_ms.unwrap_or_default(),
+            p.min_interval_ms.unwrap_or_default(),
+            p.jitter_ms.unwrap_or_default()
+        ),
+    };
+    let wait = match r.wait {
+        Some(wait) => format!("it would wait {} ms", wait.as_millis()),
+        None => "it could never go".to_owned(),
+    };
+    format!(
+        "pacing: {why}; {wait}, longer than the gateway waits ({} ms, WAGW_PACING_MAX_WAIT_MS). Nothing was sent and no quota spent; retry after Retry-After seconds",
+        r.max_wait.as_millis()
+    )
+}
+
 /// The one place authentication failures become answers. Every key refusal is the same 401.
 impl From<crate::services::auth::AuthError> for ApiError {
     fn from(err: crate::services::auth::AuthError) -> Self {

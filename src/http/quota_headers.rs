@@ -1,6 +1,7 @@
 //! The quota headers on every `/v1` answer once the caller is authenticated, refusals and
 //! errors included: the monthly quota as the hosted API's marketplace names it, and the
-//! per-second limit as the IETF RateLimit fields. Stamped here, in one step around every
+//! per-second limit as the IETF RateLimit fields, and on a paced send how long it waited
+//! (`X-Pacing-Wait-Ms`). Stamped here, in one step around every
 //! route, from the `TenantCaller` the extractor left in the request; handlers never stamp.
 
 use crate::http::extract::TenantCaller;
@@ -17,6 +18,8 @@ pub const MONTHLY_REMAINING: &str = "x-ratelimit-requests-remaining";
 pub const MONTHLY_RESET: &str = "x-ratelimit-requests-reset";
 pub const RATE_POLICY: &str = "ratelimit-policy";
 pub const RATE: &str = "ratelimit";
+/// How long a paced send waited for its turn (only on paced sends' answers).
+pub const PACING_WAIT: &str = "x-pacing-wait-ms";
 
 /// Every header a tenant with both limits gets, in the order they are written.
 pub const HEADERS: [&str; 5] = [
@@ -61,6 +64,14 @@ pub fn note_rate_remaining(req: &HttpRequest, remaining: Option<u32>) {
     }
 }
 
+/// How long this paced send waited for its turn, in milliseconds.
+struct PacingWait(u64);
+
+/// Notes the call's pacing wait, for the `X-Pacing-Wait-Ms` header.
+pub fn note_pacing_wait(req: &HttpRequest, waited_ms: u64) {
+    req.extensions_mut().insert(PacingWait(waited_ms));
+}
+
 pub async fn stamp(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
@@ -74,7 +85,10 @@ pub async fn stamp(
         return Ok(res);
     };
     let remaining = request.extensions().get::<RateRemaining>().map(|r| r.0);
-    let headers = headers_for(&state.quotas.standing(&caller.tenant, remaining));
+    let mut headers = headers_for(&state.quotas.standing(&caller.tenant, remaining));
+    if let Some(PacingWait(ms)) = request.extensions().get::<PacingWait>() {
+        headers.insert(HeaderName::from_static(PACING_WAIT), HeaderValue::from(*ms));
+    }
     for (name, value) in headers {
         res.headers_mut().insert(name, value);
     }

@@ -9,6 +9,7 @@ use crate::db::{ChangeFeed, Db, Readiness};
 use crate::http::tenant::ProxyState;
 use crate::metrics::Metrics;
 use crate::services::auth::Auth;
+use crate::services::pacing::Pacing;
 use crate::services::quota::{Clock, Quotas};
 use crate::services::sessions::SessionStore;
 use crate::services::upstream::{TestUpstream, UpstreamClient, Upstreams};
@@ -53,6 +54,7 @@ pub struct SharedState {
     pub sessions: SessionStore,
     pub proxy: Arc<ProxyState>,
     pub relay: Arc<Relay>,
+    pub pacing: Arc<Pacing>,
     pub metrics: Arc<Metrics>,
     pub readiness: Arc<Readiness>,
     /// The replica's one LISTEN connection; the caches follow it.
@@ -80,14 +82,24 @@ impl AppState {
     ) -> anyhow::Result<SharedState> {
         let quotas = Arc::new(Quotas::new(db.clone(), &config.quota, clock).await?);
         let sessions = SessionStore::new(db.clone());
+        let metrics = Arc::new(Metrics::new());
+        let pacing = Arc::new(Pacing::new(
+            db.clone(),
+            &config.pacing,
+            config.upstream.request_timeout,
+            quotas.clone(),
+            metrics.clone(),
+        ));
         let proxy = Arc::new(ProxyState::new(
             config.upstream.check_exists_ttl,
-            config.upstream.request_timeout,
+            // A twin of a paced send may wait for the first one's turn as well.
+            config.upstream.request_timeout + config.pacing.max_wait,
         ));
         let auth = Arc::new(Auth::new(db.clone(), &config.admin).await?);
         let feed = ChangeFeed::new(db.clone());
         auth.follow(&feed);
         sessions.follow(&feed);
+        pacing.follow(&feed);
         let outbox_changed = feed.subscribe(crate::store::webhooks::outbox::NOTIFY_CHANNEL);
         let relay = Arc::new(Relay {
             public_base,
@@ -109,7 +121,8 @@ impl AppState {
             sessions,
             proxy,
             relay,
-            metrics: Arc::new(Metrics::new()),
+            pacing,
+            metrics,
             readiness: Arc::new(Readiness::new()),
             feed,
             outbox_changed,

@@ -17,6 +17,8 @@ const USAGE_FLUSH_EVERY: Duration = Duration::from_secs(1);
 const IDEMPOTENCY_PURGE_EVERY: Duration = Duration::from_secs(3600);
 /// Ended failure windows are purged this often (any replica may).
 const FAILURE_PURGE_EVERY: Duration = Duration::from_secs(300);
+/// Paced sends past every window are purged this often (any replica may).
+const PACING_PURGE_EVERY: Duration = Duration::from_secs(3600);
 
 pub struct Jobs {
     stop: CancellationToken,
@@ -32,7 +34,7 @@ impl Jobs {
         }
     }
 
-    /// The gateway's own loops: the usage flush, the purges, and the change feed (subscribe
+    /// The gateway's own loops: the usage flush, the purges (idempotency, paced sends, failures), and the change feed (subscribe
     /// to it before this: its channels are listened to from the start).
     pub fn start(db: &Db, quotas: &Arc<Quotas>, auth: &Arc<Auth>, feed: &Arc<ChangeFeed>) -> Self {
         let mut jobs = Self::new();
@@ -45,6 +47,11 @@ impl Jobs {
         jobs.every("idempotency purge", IDEMPOTENCY_PURGE_EVERY, move || {
             let pool = pool.clone();
             async move { crate::services::idempotency::purge_expired(&pool).await }
+        });
+        let pool = db.clone();
+        jobs.every("pacing purge", PACING_PURGE_EVERY, move || {
+            let pool = pool.clone();
+            async move { crate::services::pacing::purge(&pool).await }
         });
         let purged = auth.clone();
         jobs.every("failure purge", FAILURE_PURGE_EVERY, move || {

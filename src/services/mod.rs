@@ -5,6 +5,7 @@ pub mod auth;
 pub mod cache;
 pub mod idempotency;
 pub mod jobs;
+pub mod pacing;
 pub mod quota;
 pub mod sessions;
 pub mod tenancy;

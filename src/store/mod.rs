@@ -6,6 +6,7 @@ pub mod audit;
 pub mod error;
 pub mod idempotency;
 pub mod keys;
+pub mod pacing;
 pub mod sessions;
 pub mod tenants;
 pub mod webhooks;

@@ -11,6 +11,7 @@ mod foundation;
 mod hostile;
 mod idempotency;
 mod openapi;
+mod pacing;
 mod quota_limits;
 mod quotas;
 mod sim;

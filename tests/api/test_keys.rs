@@ -29,7 +29,7 @@ async fn issue(app: &TestApp, tenant: &str, mode: Value) -> (u16, Value) {
 }
 
 /// The same tenant, called with a test key of its own.
-async fn test_key_of(app: &TestApp, tenant: &TestTenant) -> TestTenant {
+pub(crate) async fn test_key_of(app: &TestApp, tenant: &TestTenant) -> TestTenant {
     let (status, key) = issue(app, &tenant.id, json!("test")).await;
     assert_eq!(status, 201, "issuing a test key: {key}");
     TestTenant {
@@ -42,7 +42,7 @@ async fn test_key_of(app: &TestApp, tenant: &TestTenant) -> TestTenant {
 /// Creates `name` with `who`'s key, fetches its QR code and waits until the simulator
 /// serving that key has scanned it by itself (no control API: a test key's simulator is
 /// private to the gateway).
-async fn self_scanned_session(app: &TestApp, who: &TestTenant, name: &str) {
+pub(crate) async fn self_scanned_session(app: &TestApp, who: &TestTenant, name: &str) {
     let created = app
         .post_as(who, "/v1/sessions", json!({"name": name}))
         .await;

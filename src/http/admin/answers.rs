@@ -39,6 +39,8 @@ error_answers! {
     NoSuchKey => 404, "No such key for this tenant";
     NameTaken => 409, "The name is taken";
     InvalidTenant => 422, "Invalid name, plan or quota";
+    NoSuchSession => 404, "No such session (another tenant's, or one of the other mode, is not found either)";
+    WritesSessions => 403, "The key lacks `sessions:write`";
 }
 
 /// `/admin/v1/tenants/{tenant_id}...`

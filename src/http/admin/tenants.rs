@@ -15,7 +15,9 @@ use actix_web::{web, HttpResponse};
 /// The tenant as the admin API shows it: the domain's one shape.
 pub use crate::domain::tenant::Tenant as TenantView;
 // The schemas the admin API's document lists.
+pub use crate::domain::pacing::{Policy, TenantPacing};
 pub use crate::domain::tenant::{Plan, Quota, TenantStatus};
+pub use crate::services::pacing::TenantPacingPatch;
 pub use crate::services::tenancy::tenants::{NewTenant, TenantDeleted, TenantPatch};
 
 /// Create a tenant
@@ -57,7 +59,7 @@ pub async fn get_tenant(
     Ok(HttpResponse::Ok().json(tenants::find(&state.db, path.tenant_id).await?))
 }
 
-/// Rename, re-plan, re-quota, suspend or reactivate a tenant; takes effect on every replica within a second
+/// Rename, re-plan, re-quota, re-pace, suspend or reactivate a tenant; takes effect on every replica within a second
 #[utoipa::path(patch, path = "/admin/v1/tenants/{tenant_id}", tag = "Admin",
     operation_id = "adminUpdateTenant", params(TenantPath), request_body = TenantPatch,
     responses((status = 200, description = "The updated tenant", body = TenantView), MalformedBody,
@@ -70,7 +72,28 @@ pub async fn update_tenant(
 ) -> Result<HttpResponse, ApiError> {
     let patch = body.into_inner();
     let tenant = tenants::update(&state.db, &state.auth, &actor, path.tenant_id, patch).await?;
+    // A new pacing applies to this replica's very next send.
+    state.pacing.policies.tenant_changed(tenant.id).await;
     Ok(HttpResponse::Ok().json(tenant))
+}
+
+/// Get a tenant's send pacing
+///
+/// The default of its sessions without a policy of their own, and the ceiling none of them may
+/// go past; set both with `PATCH /admin/v1/tenants/{tenant_id}` (`pacing`).
+#[utoipa::path(get, path = "/admin/v1/tenants/{tenant_id}/pacing", tag = "Admin",
+    operation_id = "adminGetTenantPacing", params(TenantPath),
+    responses((status = 200, description = "The tenant's pacing", body = TenantPacing), NoSuchTenant))]
+pub async fn get_tenant_pacing(
+    _admin: AdminCaller,
+    state: web::Data<AppState>,
+    path: web::Path<TenantPath>,
+) -> Result<HttpResponse, ApiError> {
+    let id = path.tenant_id;
+    let pacing = crate::store::pacing::tenant_pacing(&state.db, id)
+        .await?
+        .ok_or(crate::services::tenancy::TenancyError::NoTenant(id))?;
+    Ok(HttpResponse::Ok().json(pacing))
 }
 
 /// Delete a tenant: its keys stop working at once, its data is deleted and its upstream sessions are deleted

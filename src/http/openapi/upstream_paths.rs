@@ -182,6 +182,9 @@ fn description(endpoint: &Endpoint) -> String {
             ),
         Handling::Forward | Handling::DeleteSession => {}
     }
+    if endpoint.sends_message {
+        text.push_str(" On a paced session (`PUT /v1/sessions/{session}/pacing`, or the tenant's default) the send waits its turn, in arrival order across every replica, and the answer's `X-Pacing-Wait-Ms` says how long it waited; a send that would wait longer than the gateway waits answers 429 at once with `Retry-After`, naming the policy, having sent nothing and spent no quota.");
+    }
     if let Some(status) = endpoint.requires_status.map(|s| s.as_str()) {
         text.push_str(&format!(
             " The session must be `{status}`: the upstream waits up to 5 s for it, then answers 422 with the session, its status and the status expected."
@@ -291,6 +294,17 @@ fn success(endpoint: &Endpoint, schemas: &mut SchemaNames) -> utoipa::openapi::R
             HeaderBuilder::new()
                 .schema(ObjectBuilder::new().schema_type(SchemaType::String))
                 .description(Some(format!("{description} (e.g. `{example}`)")))
+                .build(),
+        );
+    }
+    if endpoint.sends_message {
+        response = response.header(
+            quota::PACING_WAIT,
+            HeaderBuilder::new()
+                .schema(ObjectBuilder::new().schema_type(SchemaType::Integer))
+                .description(Some(
+                    "On a paced session's send: how long it waited for its turn, in milliseconds (e.g. `30412`)",
+                ))
                 .build(),
         );
     }

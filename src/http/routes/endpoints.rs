@@ -111,6 +111,11 @@ pub struct Endpoint {
     pub answer: Answer,
     /// Sends honour `Idempotency-Key`: a retry with the same key returns the first answer.
     pub idempotent: bool,
+    /// The call delivers a message to a chat, so a paced session's pacing applies to it.
+    /// Read receipts and typing indicators do not: they deliver nothing, they are what a
+    /// person's phone does while reading and writing (the engine's anti-ban advice is to send
+    /// them), and holding them back would show a chat read or typed in long after it was.
+    pub sends_message: bool,
     /// The session status the upstream requires for the call: it waits up to 5 s for it, then
     /// answers 422 (as WAHA does).
     pub requires_status: Option<SessionStatus>,
@@ -943,7 +948,7 @@ const WEBHOOK_DELETE_QUERY: &[Field] = &[Field {
 macro_rules! row {
     ($method:ident $path:literal, $op:literal, $summary:literal, $tag:ident, $scope:ident, $session:expr,
      $handling:ident, body: $body:expr, query: $query:expr, $success:literal, $answer:expr, idempotent: $idem:literal,
-     requires: $status:expr) => {
+     sends: $sends:literal, requires: $status:expr) => {
         Endpoint {
             method: Method::$method,
             path: $path,
@@ -958,6 +963,7 @@ macro_rules! row {
             success: $success,
             answer: $answer,
             idempotent: $idem,
+            sends_message: $sends,
             requires_status: $status,
         }
     };
@@ -973,56 +979,56 @@ pub fn all() -> &'static [Endpoint] {
     static TABLE: std::sync::LazyLock<Vec<Endpoint>> = std::sync::LazyLock::new(|| {
         vec![
             // Sessions
-            row!(GET "/v1/sessions", "listSessions", "List your sessions", Sessions, SessionsRead, Absent, ListSessions, body: None, query: LIST_SESSIONS_QUERY, 200, List(SESSION_INFO), idempotent: false, requires: None),
-            row!(POST "/v1/sessions", "createSession", "Create a session", Sessions, SessionsWrite, Body("name"), CreateSession, body: Some(CREATE_SESSION), query: &[], 201, Object(SESSION_INFO), idempotent: false, requires: None),
-            row!(POST "/v1/sessions/start", "startSession", "Start a session", Sessions, SessionsWrite, Body("name"), Forward, body: Some(START_SESSION), query: &[], 201, Object(SESSION_INFO), idempotent: false, requires: None),
-            row!(POST "/v1/sessions/stop", "stopSession", "Stop a session (and log out and delete it with `logout: true`)", Sessions, SessionsWrite, Body("name"), StopSession, body: Some(STOP_SESSION), query: &[], 201, Empty, idempotent: false, requires: None),
-            row!(POST "/v1/sessions/logout", "logoutSession", "Log the session out of WhatsApp and delete it", Sessions, SessionsWrite, Body("name"), DeleteSession, body: Some(NAMED_SESSION), query: &[], 201, Empty, idempotent: false, requires: None),
-            row!(GET "/v1/sessions/{session}", "getSession", "Get a session", Sessions, SessionsRead, Path, Forward, body: None, query: &[], 200, Object(SESSION_INFO), idempotent: false, requires: None),
-            row!(DELETE "/v1/sessions/{session}", "deleteSession", "Delete a session", Sessions, SessionsWrite, Path, DeleteSession, body: None, query: &[], 200, Empty, idempotent: false, requires: None),
-            row!(GET "/v1/{session}/auth/qr", "getQrCode", "Get the QR code to scan", Sessions, SessionsRead, Path, Forward, body: None, query: QR_QUERY, 200, QrCode, idempotent: false, requires: Some(ScanQrCode)),
-            row!(GET "/v1/{session}/auth/pairing-code", "getPairingCode", "Request a pairing code (phone number authentication)", Sessions, SessionsWrite, Path, Forward, body: None, query: PAIRING_QUERY, 200, Object(PAIRING_CODE), idempotent: false, requires: Some(ScanQrCode)),
-            row!(POST "/v1/{session}/auth/request-code", "requestPairingCode", "Request a pairing code (the engine's own call)", Sessions, SessionsWrite, Path, Forward, body: Some(REQUEST_CODE), query: &[], 201, Object(PAIRING_CODE), idempotent: false, requires: None),
+            row!(GET "/v1/sessions", "listSessions", "List your sessions", Sessions, SessionsRead, Absent, ListSessions, body: None, query: LIST_SESSIONS_QUERY, 200, List(SESSION_INFO), idempotent: false, sends: false, requires: None),
+            row!(POST "/v1/sessions", "createSession", "Create a session", Sessions, SessionsWrite, Body("name"), CreateSession, body: Some(CREATE_SESSION), query: &[], 201, Object(SESSION_INFO), idempotent: false, sends: false, requires: None),
+            row!(POST "/v1/sessions/start", "startSession", "Start a session", Sessions, SessionsWrite, Body("name"), Forward, body: Some(START_SESSION), query: &[], 201, Object(SESSION_INFO), idempotent: false, sends: false, requires: None),
+            row!(POST "/v1/sessions/stop", "stopSession", "Stop a session (and log out and delete it with `logout: true`)", Sessions, SessionsWrite, Body("name"), StopSession, body: Some(STOP_SESSION), query: &[], 201, Empty, idempotent: false, sends: false, requires: None),
+            row!(POST "/v1/sessions/logout", "logoutSession", "Log the session out of WhatsApp and delete it", Sessions, SessionsWrite, Body("name"), DeleteSession, body: Some(NAMED_SESSION), query: &[], 201, Empty, idempotent: false, sends: false, requires: None),
+            row!(GET "/v1/sessions/{session}", "getSession", "Get a session", Sessions, SessionsRead, Path, Forward, body: None, query: &[], 200, Object(SESSION_INFO), idempotent: false, sends: false, requires: None),
+            row!(DELETE "/v1/sessions/{session}", "deleteSession", "Delete a session", Sessions, SessionsWrite, Path, DeleteSession, body: None, query: &[], 200, Empty, idempotent: false, sends: false, requires: None),
+            row!(GET "/v1/{session}/auth/qr", "getQrCode", "Get the QR code to scan", Sessions, SessionsRead, Path, Forward, body: None, query: QR_QUERY, 200, QrCode, idempotent: false, sends: false, requires: Some(ScanQrCode)),
+            row!(GET "/v1/{session}/auth/pairing-code", "getPairingCode", "Request a pairing code (phone number authentication)", Sessions, SessionsWrite, Path, Forward, body: None, query: PAIRING_QUERY, 200, Object(PAIRING_CODE), idempotent: false, sends: false, requires: Some(ScanQrCode)),
+            row!(POST "/v1/{session}/auth/request-code", "requestPairingCode", "Request a pairing code (the engine's own call)", Sessions, SessionsWrite, Path, Forward, body: Some(REQUEST_CODE), query: &[], 201, Object(PAIRING_CODE), idempotent: false, sends: false, requires: None),
             // Messages
-            row!(POST "/v1/sendText", "sendText", "Send a text message", Messages, MessagesSend, Body("session"), Forward, body: Some(SEND_TEXT), query: &[], 201, Object(MESSAGE), idempotent: true, requires: Some(Working)),
-            row!(POST "/v1/sendImage", "sendImage", "Send an image with an optional caption", Messages, MessagesSend, Body("session"), Forward, body: Some(SEND_MEDIA), query: &[], 201, Object(MESSAGE), idempotent: true, requires: Some(Working)),
-            row!(POST "/v1/sendFile", "sendFile", "Send any file (PDF, DOCX, ...)", Messages, MessagesSend, Body("session"), Forward, body: Some(SEND_MEDIA), query: &[], 201, Object(MESSAGE), idempotent: true, requires: Some(Working)),
-            row!(POST "/v1/sendVideo", "sendVideo", "Send a video", Messages, MessagesSend, Body("session"), Forward, body: Some(SEND_VIDEO), query: &[], 201, Object(MESSAGE), idempotent: true, requires: Some(Working)),
-            row!(POST "/v1/sendVoice", "sendVoice", "Send a voice note", Messages, MessagesSend, Body("session"), Forward, body: Some(SEND_VOICE), query: &[], 201, Object(MESSAGE), idempotent: true, requires: Some(Working)),
-            row!(POST "/v1/sendLocation", "sendLocation", "Send a location pin", Messages, MessagesSend, Body("session"), Forward, body: Some(SEND_LOCATION), query: &[], 201, Object(MESSAGE), idempotent: true, requires: Some(Working)),
-            row!(POST "/v1/sendContactVcard", "sendContactVcard", "Share contact cards", Messages, MessagesSend, Body("session"), Forward, body: Some(SEND_VCARD), query: &[], 201, Object(MESSAGE), idempotent: true, requires: Some(Working)),
-            row!(POST "/v1/sendPoll", "sendPoll", "Send a poll", Messages, MessagesSend, Body("session"), Forward, body: Some(SEND_POLL), query: &[], 201, Object(MESSAGE), idempotent: true, requires: Some(Working)),
-            row!(POST "/v1/reply", "reply", "Reply to a message", Messages, MessagesSend, Body("session"), Forward, body: Some(SEND_TEXT), query: &[], 201, Object(MESSAGE), idempotent: true, requires: Some(Working)),
-            row!(POST "/v1/sendSeen", "sendSeen", "Mark messages as read", Messages, MessagesSend, Body("session"), Forward, body: Some(SEND_SEEN), query: &[], 201, Empty, idempotent: false, requires: Some(Working)),
-            row!(POST "/v1/startTyping", "startTyping", "Start the typing indicator", Messages, MessagesSend, Body("session"), Forward, body: Some(CHAT_ONLY), query: &[], 201, Object(RESULT), idempotent: false, requires: Some(Working)),
-            row!(POST "/v1/stopTyping", "stopTyping", "Stop the typing indicator", Messages, MessagesSend, Body("session"), Forward, body: Some(CHAT_ONLY), query: &[], 201, Object(RESULT), idempotent: false, requires: Some(Working)),
+            row!(POST "/v1/sendText", "sendText", "Send a text message", Messages, MessagesSend, Body("session"), Forward, body: Some(SEND_TEXT), query: &[], 201, Object(MESSAGE), idempotent: true, sends: true, requires: Some(Working)),
+            row!(POST "/v1/sendImage", "sendImage", "Send an image with an optional caption", Messages, MessagesSend, Body("session"), Forward, body: Some(SEND_MEDIA), query: &[], 201, Object(MESSAGE), idempotent: true, sends: true, requires: Some(Working)),
+            row!(POST "/v1/sendFile", "sendFile", "Send any file (PDF, DOCX, ...)", Messages, MessagesSend, Body("session"), Forward, body: Some(SEND_MEDIA), query: &[], 201, Object(MESSAGE), idempotent: true, sends: true, requires: Some(Working)),
+            row!(POST "/v1/sendVideo", "sendVideo", "Send a video", Messages, MessagesSend, Body("session"), Forward, body: Some(SEND_VIDEO), query: &[], 201, Object(MESSAGE), idempotent: true, sends: true, requires: Some(Working)),
+            row!(POST "/v1/sendVoice", "sendVoice", "Send a voice note", Messages, MessagesSend, Body("session"), Forward, body: Some(SEND_VOICE), query: &[], 201, Object(MESSAGE), idempotent: true, sends: true, requires: Some(Working)),
+            row!(POST "/v1/sendLocation", "sendLocation", "Send a location pin", Messages, MessagesSend, Body("session"), Forward, body: Some(SEND_LOCATION), query: &[], 201, Object(MESSAGE), idempotent: true, sends: true, requires: Some(Working)),
+            row!(POST "/v1/sendContactVcard", "sendContactVcard", "Share contact cards", Messages, MessagesSend, Body("session"), Forward, body: Some(SEND_VCARD), query: &[], 201, Object(MESSAGE), idempotent: true, sends: true, requires: Some(Working)),
+            row!(POST "/v1/sendPoll", "sendPoll", "Send a poll", Messages, MessagesSend, Body("session"), Forward, body: Some(SEND_POLL), query: &[], 201, Object(MESSAGE), idempotent: true, sends: true, requires: Some(Working)),
+            row!(POST "/v1/reply", "reply", "Reply to a message", Messages, MessagesSend, Body("session"), Forward, body: Some(SEND_TEXT), query: &[], 201, Object(MESSAGE), idempotent: true, sends: true, requires: Some(Working)),
+            row!(POST "/v1/sendSeen", "sendSeen", "Mark messages as read", Messages, MessagesSend, Body("session"), Forward, body: Some(SEND_SEEN), query: &[], 201, Empty, idempotent: false, sends: false, requires: Some(Working)),
+            row!(POST "/v1/startTyping", "startTyping", "Start the typing indicator", Messages, MessagesSend, Body("session"), Forward, body: Some(CHAT_ONLY), query: &[], 201, Object(RESULT), idempotent: false, sends: false, requires: Some(Working)),
+            row!(POST "/v1/stopTyping", "stopTyping", "Stop the typing indicator", Messages, MessagesSend, Body("session"), Forward, body: Some(CHAT_ONLY), query: &[], 201, Object(RESULT), idempotent: false, sends: false, requires: Some(Working)),
             // Webhooks (relayed: the gateway's own subscriptions, see crate::services::webhooks)
-            row!(GET "/v1/sessions/{session}/webhooks", "listWebhooks", "List the session's webhooks (gateway addition)", Webhooks, WebhooksRead, Path, WebhookRelay, body: None, query: &[], 200, List(WEBHOOK), idempotent: false, requires: None),
-            row!(POST "/v1/sessions/{session}/webhooks", "addWebhook", "Register a webhook URL for a session", Webhooks, WebhooksWrite, Path, WebhookRelay, body: Some(ADD_WEBHOOK), query: &[], 201, Object(WEBHOOK), idempotent: false, requires: None),
-            row!(DELETE "/v1/sessions/{session}/webhooks", "deleteWebhooks", "Remove a webhook URL (or all of the session's)", Webhooks, WebhooksWrite, Path, WebhookRelay, body: None, query: WEBHOOK_DELETE_QUERY, 200, Empty, idempotent: false, requires: None),
+            row!(GET "/v1/sessions/{session}/webhooks", "listWebhooks", "List the session's webhooks (gateway addition)", Webhooks, WebhooksRead, Path, WebhookRelay, body: None, query: &[], 200, List(WEBHOOK), idempotent: false, sends: false, requires: None),
+            row!(POST "/v1/sessions/{session}/webhooks", "addWebhook", "Register a webhook URL for a session", Webhooks, WebhooksWrite, Path, WebhookRelay, body: Some(ADD_WEBHOOK), query: &[], 201, Object(WEBHOOK), idempotent: false, sends: false, requires: None),
+            row!(DELETE "/v1/sessions/{session}/webhooks", "deleteWebhooks", "Remove a webhook URL (or all of the session's)", Webhooks, WebhooksWrite, Path, WebhookRelay, body: None, query: WEBHOOK_DELETE_QUERY, 200, Empty, idempotent: false, sends: false, requires: None),
             // Groups
-            row!(GET "/v1/sessions/{session}/groups", "listGroups", "List all groups", Groups, GroupsRead, Path, Forward, body: None, query: &[], 200, Native(GROUP_LIST), idempotent: false, requires: Some(Working)),
-            row!(POST "/v1/sessions/{session}/groups", "createGroup", "Create a group", Groups, GroupsWrite, Path, Forward, body: Some(CREATE_GROUP), query: &[], 201, Native(GROUP_NATIVE), idempotent: false, requires: Some(Working)),
-            row!(GET "/v1/sessions/{session}/groups/{groupId}", "getGroup", "Get a group", Groups, GroupsRead, Path, Forward, body: None, query: &[], 200, Native(GROUP_NATIVE), idempotent: false, requires: Some(Working)),
-            row!(DELETE "/v1/sessions/{session}/groups/{groupId}", "deleteGroup", "Delete a group", Groups, GroupsWrite, Path, Forward, body: None, query: &[], 200, Empty, idempotent: false, requires: Some(Working)),
-            row!(POST "/v1/sessions/{session}/groups/{groupId}/leave", "leaveGroup", "Leave a group", Groups, GroupsWrite, Path, Forward, body: None, query: &[], 200, Native(GROUP_ACTION), idempotent: false, requires: Some(Working)),
-            row!(PUT "/v1/sessions/{session}/groups/{groupId}/subject", "setGroupSubject", "Update the group name", Groups, GroupsWrite, Path, Forward, body: Some(SUBJECT), query: &[], 200, Native(GROUP_ACTION), idempotent: false, requires: Some(Working)),
-            row!(PUT "/v1/sessions/{session}/groups/{groupId}/description", "setGroupDescription", "Update the group description", Groups, GroupsWrite, Path, Forward, body: Some(DESCRIPTION), query: &[], 200, Native(GROUP_ACTION), idempotent: false, requires: Some(Working)),
-            row!(POST "/v1/sessions/{session}/groups/{groupId}/participants/add", "addParticipants", "Add participants", Groups, GroupsWrite, Path, Forward, body: Some(PARTICIPANTS), query: &[], 200, Native(GROUP_ACTION), idempotent: false, requires: Some(Working)),
-            row!(POST "/v1/sessions/{session}/groups/{groupId}/participants/remove", "removeParticipants", "Remove participants", Groups, GroupsWrite, Path, Forward, body: Some(PARTICIPANTS), query: &[], 200, Native(GROUP_ACTION), idempotent: false, requires: Some(Working)),
-            row!(POST "/v1/sessions/{session}/groups/{groupId}/admin/promote", "promoteParticipants", "Promote participants to admin", Groups, GroupsWrite, Path, Forward, body: Some(PARTICIPANTS), query: &[], 200, Native(GROUP_ACTION), idempotent: false, requires: Some(Working)),
-            row!(POST "/v1/sessions/{session}/groups/{groupId}/admin/demote", "demoteParticipants", "Demote admins", Groups, GroupsWrite, Path, Forward, body: Some(PARTICIPANTS), query: &[], 200, Native(GROUP_ACTION), idempotent: false, requires: Some(Working)),
+            row!(GET "/v1/sessions/{session}/groups", "listGroups", "List all groups", Groups, GroupsRead, Path, Forward, body: None, query: &[], 200, Native(GROUP_LIST), idempotent: false, sends: false, requires: Some(Working)),
+            row!(POST "/v1/sessions/{session}/groups", "createGroup", "Create a group", Groups, GroupsWrite, Path, Forward, body: Some(CREATE_GROUP), query: &[], 201, Native(GROUP_NATIVE), idempotent: false, sends: false, requires: Some(Working)),
+            row!(GET "/v1/sessions/{session}/groups/{groupId}", "getGroup", "Get a group", Groups, GroupsRead, Path, Forward, body: None, query: &[], 200, Native(GROUP_NATIVE), idempotent: false, sends: false, requires: Some(Working)),
+            row!(DELETE "/v1/sessions/{session}/groups/{groupId}", "deleteGroup", "Delete a group", Groups, GroupsWrite, Path, Forward, body: None, query: &[], 200, Empty, idempotent: false, sends: false, requires: Some(Working)),
+            row!(POST "/v1/sessions/{session}/groups/{groupId}/leave", "leaveGroup", "Leave a group", Groups, GroupsWrite, Path, Forward, body: None, query: &[], 200, Native(GROUP_ACTION), idempotent: false, sends: false, requires: Some(Working)),
+            row!(PUT "/v1/sessions/{session}/groups/{groupId}/subject", "setGroupSubject", "Update the group name", Groups, GroupsWrite, Path, Forward, body: Some(SUBJECT), query: &[], 200, Native(GROUP_ACTION), idempotent: false, sends: false, requires: Some(Working)),
+            row!(PUT "/v1/sessions/{session}/groups/{groupId}/description", "setGroupDescription", "Update the group description", Groups, GroupsWrite, Path, Forward, body: Some(DESCRIPTION), query: &[], 200, Native(GROUP_ACTION), idempotent: false, sends: false, requires: Some(Working)),
+            row!(POST "/v1/sessions/{session}/groups/{groupId}/participants/add", "addParticipants", "Add participants", Groups, GroupsWrite, Path, Forward, body: Some(PARTICIPANTS), query: &[], 200, Native(GROUP_ACTION), idempotent: false, sends: false, requires: Some(Working)),
+            row!(POST "/v1/sessions/{session}/groups/{groupId}/participants/remove", "removeParticipants", "Remove participants", Groups, GroupsWrite, Path, Forward, body: Some(PARTICIPANTS), query: &[], 200, Native(GROUP_ACTION), idempotent: false, sends: false, requires: Some(Working)),
+            row!(POST "/v1/sessions/{session}/groups/{groupId}/admin/promote", "promoteParticipants", "Promote participants to admin", Groups, GroupsWrite, Path, Forward, body: Some(PARTICIPANTS), query: &[], 200, Native(GROUP_ACTION), idempotent: false, sends: false, requires: Some(Working)),
+            row!(POST "/v1/sessions/{session}/groups/{groupId}/admin/demote", "demoteParticipants", "Demote admins", Groups, GroupsWrite, Path, Forward, body: Some(PARTICIPANTS), query: &[], 200, Native(GROUP_ACTION), idempotent: false, sends: false, requires: Some(Working)),
             // Channels
-            row!(GET "/v1/sessions/{session}/channels", "listChannels", "List subscribed channels", Channels, ChannelsRead, Path, Forward, body: None, query: &[], 200, List(CHANNEL), idempotent: false, requires: Some(Working)),
-            row!(POST "/v1/sessions/{session}/channels", "createChannel", "Create a channel", Channels, ChannelsWrite, Path, Forward, body: Some(CREATE_CHANNEL), query: &[], 201, Object(CHANNEL), idempotent: false, requires: Some(Working)),
-            row!(GET "/v1/sessions/{session}/channels/{channelId}", "getChannel", "Get a channel", Channels, ChannelsRead, Path, Forward, body: None, query: &[], 200, Object(CHANNEL), idempotent: false, requires: Some(Working)),
-            row!(DELETE "/v1/sessions/{session}/channels/{channelId}", "deleteChannel", "Delete a channel", Channels, ChannelsWrite, Path, Forward, body: None, query: &[], 200, Empty, idempotent: false, requires: Some(Working)),
-            row!(GET "/v1/sessions/{session}/channels/{channelId}/messages/preview", "previewChannelMessages", "Preview a channel's messages", Channels, ChannelsRead, Path, Forward, body: None, query: &[], 200, List(CHANNEL_MESSAGE), idempotent: false, requires: Some(Working)),
+            row!(GET "/v1/sessions/{session}/channels", "listChannels", "List subscribed channels", Channels, ChannelsRead, Path, Forward, body: None, query: &[], 200, List(CHANNEL), idempotent: false, sends: false, requires: Some(Working)),
+            row!(POST "/v1/sessions/{session}/channels", "createChannel", "Create a channel", Channels, ChannelsWrite, Path, Forward, body: Some(CREATE_CHANNEL), query: &[], 201, Object(CHANNEL), idempotent: false, sends: false, requires: Some(Working)),
+            row!(GET "/v1/sessions/{session}/channels/{channelId}", "getChannel", "Get a channel", Channels, ChannelsRead, Path, Forward, body: None, query: &[], 200, Object(CHANNEL), idempotent: false, sends: false, requires: Some(Working)),
+            row!(DELETE "/v1/sessions/{session}/channels/{channelId}", "deleteChannel", "Delete a channel", Channels, ChannelsWrite, Path, Forward, body: None, query: &[], 200, Empty, idempotent: false, sends: false, requires: Some(Working)),
+            row!(GET "/v1/sessions/{session}/channels/{channelId}/messages/preview", "previewChannelMessages", "Preview a channel's messages", Channels, ChannelsRead, Path, Forward, body: None, query: &[], 200, List(CHANNEL_MESSAGE), idempotent: false, sends: false, requires: Some(Working)),
             // Contacts
-            row!(GET "/v1/contacts/check-exists", "checkExists", "Check whether a phone number is on WhatsApp", Contacts, ContactsRead, Query("session"), CheckExists, body: None, query: CHECK_EXISTS_QUERY, 200, Object(CHECK_EXISTS), idempotent: false, requires: Some(Working)),
+            row!(GET "/v1/contacts/check-exists", "checkExists", "Check whether a phone number is on WhatsApp", Contacts, ContactsRead, Query("session"), CheckExists, body: None, query: CHECK_EXISTS_QUERY, 200, Object(CHECK_EXISTS), idempotent: false, sends: false, requires: Some(Working)),
             // Presence
-            row!(POST "/v1/sessions/{session}/presence", "setPresence", "Set the session's presence", Presence, PresenceWrite, Path, Forward, body: Some(SET_PRESENCE), query: &[], 201, Object(RESULT), idempotent: false, requires: Some(Working)),
-            row!(GET "/v1/sessions/{session}/presence", "listPresence", "Get all chats' presence", Presence, PresenceRead, Path, Forward, body: None, query: &[], 200, List(PRESENCE), idempotent: false, requires: Some(Working)),
+            row!(POST "/v1/sessions/{session}/presence", "setPresence", "Set the session's presence", Presence, PresenceWrite, Path, Forward, body: Some(SET_PRESENCE), query: &[], 201, Object(RESULT), idempotent: false, sends: false, requires: Some(Working)),
+            row!(GET "/v1/sessions/{session}/presence", "listPresence", "Get all chats' presence", Presence, PresenceRead, Path, Forward, body: None, query: &[], 200, List(PRESENCE), idempotent: false, sends: false, requires: Some(Working)),
         ]
     });
     &TABLE

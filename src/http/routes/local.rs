@@ -1,5 +1,5 @@
-//! The routes the gateway serves itself: the local `/v1` rows (deliveries, redelivery, `/v1/me`,
-//! `/v1/usage`), the admin API, the operations probes, the web console and the upstream's
+//! The routes the gateway serves itself: the local `/v1` rows (deliveries, redelivery, a
+//! session's pacing, `/v1/me`, `/v1/usage`), the admin API, the operations probes, the web console and the upstream's
 //! webhook ingress. With
 //! the forwarded table ([`super::endpoints`]) this is the whole HTTP surface: `super::routes`
 //! registers both, and the OpenAPI document is built from both.
@@ -24,7 +24,7 @@
 use crate::domain::Scope;
 use crate::http::admin::{admins, audit, keys, sessions, tenants, usage};
 use crate::http::routes::endpoints::Endpoint;
-use crate::http::tenant::{me, webhooks};
+use crate::http::tenant::{me, pacing, webhooks};
 use actix_web::http::Method;
 use actix_web::web;
 use std::sync::LazyLock;
@@ -111,7 +111,7 @@ pub fn all() -> &'static [Route] {
     static TABLE: LazyLock<Vec<Route>> = LazyLock::new(|| {
         use crate::http::ops;
         use Guard::{Admin, AdminLogin, MetricsToken, Open, Tenant};
-        use Scope::{UsageRead, WebhooksRead, WebhooksWrite};
+        use Scope::{SessionsRead, SessionsWrite, UsageRead, WebhooksRead, WebhooksWrite};
         vec![
             // The tenant's own rows under /v1
             route!(Tenant(None), me::me, __path_me),
@@ -130,6 +130,21 @@ pub fn all() -> &'static [Route] {
                 webhooks::redeliver,
                 __path_redeliver
             ),
+            route!(
+                Tenant(Some(SessionsRead)),
+                pacing::get_pacing,
+                __path_get_pacing
+            ),
+            route!(
+                Tenant(Some(SessionsWrite)),
+                pacing::set_pacing,
+                __path_set_pacing
+            ),
+            route!(
+                Tenant(Some(SessionsWrite)),
+                pacing::delete_pacing,
+                __path_delete_pacing
+            ),
             // Admin
             route!(AdminLogin, admins::login, __path_login),
             route!(Admin, admins::list_admins, __path_list_admins),
@@ -145,6 +160,7 @@ pub fn all() -> &'static [Route] {
             route!(Admin, tenants::get_tenant, __path_get_tenant),
             route!(Admin, tenants::update_tenant, __path_update_tenant),
             route!(Admin, tenants::delete_tenant, __path_delete_tenant),
+            route!(Admin, tenants::get_tenant_pacing, __path_get_tenant_pacing),
             route!(Admin, keys::create_key, __path_create_key),
             route!(Admin, keys::list_keys, __path_list_keys),
             route!(Admin, keys::revoke_key, __path_revoke_key),

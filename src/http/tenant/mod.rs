@@ -1,7 +1,9 @@
-//! What a tenant calls with its API key: the forwarded rows, its webhooks, `/v1/me`.
+//! What a tenant calls with its API key: the forwarded rows, its webhooks, its sessions'
+//! pacing, `/v1/me`.
 
 pub mod me;
 pub mod ownership;
+pub mod pacing;
 pub mod proxy;
 pub mod rewrite;
 pub mod session_config;

@@ -18,7 +18,9 @@ mod usage;
 pub use clock::{Clock, OffsetClock, SystemClock};
 pub use limit::{Limit, QuotaError, Refusal};
 pub use monthly::MonthlyStanding;
-pub use report::{DayUsage, EndpointUsage, RefusalCount, TestUsage, TopUp, UsageReport};
+pub use report::{
+    DayUsage, EndpointUsage, RefusalCount, SessionPacing, TestUsage, TopUp, UsageReport,
+};
 pub use standing::UpstreamReport;
 pub use upstream_gate::QueueReport;
 
@@ -156,6 +158,12 @@ impl Quotas {
     pub fn record_test_call(&self, tenant: Uuid, endpoint: &'static str) {
         self.usage
             .record_test_call(tenant, self.clock.now().date_naive(), endpoint);
+    }
+
+    /// Counts a refusal of the tenant's decided outside the quotas (pacing), under `reason`.
+    pub fn record_refusal(&self, tenant: Uuid, reason: &'static str) {
+        self.usage
+            .record_refusal(tenant, self.clock.now().date_naive(), reason);
     }
 
     /// Admits one of the gateway's own calls (admin routes, clean-up): it belongs to no

@@ -3,6 +3,7 @@
 
 use crate::domain::{Invalid, Tenant};
 use crate::services::quota::{clock, QuotaError, Quotas};
+pub use crate::store::pacing::SessionPacing;
 use chrono::{Datelike, NaiveDate};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -25,6 +26,9 @@ pub struct UsageReport {
     pub refusals: Vec<RefusalCount>,
     /// Calls made with test keys this month: served by the simulator, not in `used`.
     pub test: TestUsage,
+    /// This month's paced sends per session: how many waited, how long, how many were
+    /// refused for waiting too long.
+    pub pacing: Vec<SessionPacing>,
 }
 
 /// A month's calls of test keys, apart from the month's usage (they spend none of it).
@@ -49,7 +53,7 @@ pub struct EndpointUsage {
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct RefusalCount {
-    /// `monthly_quota`, `rate_limit`, `upstream_monthly` or `upstream_rate`.
+    /// `monthly_quota`, `rate_limit`, `upstream_monthly`, `upstream_rate` or `pacing`.
     pub reason: String,
     pub refusals: i64,
 }
@@ -137,6 +141,7 @@ impl Quotas {
         )
         .fetch_all(pool)
         .await?;
+        let pacing = crate::store::pacing::usage(pool, tenant, first_day, next_month).await?;
         let endpoints = by_endpoint(&live_rows);
         let test_endpoints = by_endpoint(&test_rows);
         let test = TestUsage {
@@ -174,6 +179,7 @@ impl Quotas {
             endpoints,
             refusals,
             test,
+            pacing,
         })
     }
 

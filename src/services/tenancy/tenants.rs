@@ -10,6 +10,7 @@
 use crate::db::Db;
 use crate::domain::tenant::{check_name, Plan, Quota, Tenant, TenantStatus};
 use crate::services::auth::{Auth, Change};
+use crate::services::pacing::{self, PacingError, TenantPacingPatch};
 use crate::services::tenancy::TenancyError;
 use crate::services::upstream::{Gateway, UpstreamCall};
 use crate::store::audit::{Actor, Audit, AuditedTx};
@@ -38,6 +39,9 @@ pub struct TenantPatch {
     /// Setting a quota makes the plan `custom`.
     pub quota: Option<Quota>,
     pub status: Option<TenantStatus>,
+    /// The tenant's send pacing: `default` for its sessions without a policy of their own,
+    /// `ceiling` the loosest any may go (a field left out is kept, `null` removes it).
+    pub pacing: Option<TenantPacingPatch>,
 }
 
 impl TenantPatch {
@@ -104,13 +108,27 @@ pub async fn update(
     let current = tenants::lock(tx.conn(), id)
         .await?
         .ok_or(TenancyError::NoTenant(id))?;
+    let pacing = match &patch.pacing {
+        Some(change) => Some(pacing::patch_tenant(tx.conn(), id, change).await.map_err(
+            |e| match e {
+                PacingError::Invalid(invalid) => TenancyError::Invalid(invalid),
+                PacingError::Store(store) => TenancyError::Store(store),
+                other => TenancyError::Internal(other.into()),
+            },
+        )?),
+        None => None,
+    };
     let updated = tenants::update(tx.conn(), &patch.applied_to(&current)?).await?;
     let action = match (current.status, updated.status) {
         (before, after) if before == after => "tenant.update",
         (_, TenantStatus::Suspended) => "tenant.suspend",
         (_, TenantStatus::Active) => "tenant.reactivate",
     };
-    let details = serde_json::json!({"before": current, "after": updated});
+    let mut details = serde_json::json!({"before": current, "after": updated});
+    if let Some((before, after)) = pacing {
+        details["before"]["pacing"] = serde_json::json!(before);
+        details["after"]["pacing"] = serde_json::json!(after);
+    }
     let change = Change::Tenant(id);
     tx.commit_announcing(Audit::new(action, "tenant", id, details), &change)
         .await?;

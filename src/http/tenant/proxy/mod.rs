@@ -1,11 +1,12 @@
 //! A tenant call as named phases over one `ProxyCtx` (pingora's `ProxyHttp` shape):
-//! scope → resolve_session → validate → idempotency → admit → upstream_request →
+//! scope → resolve_session → validate → idempotency → pace → admit → upstream_request →
 //! response_filter → settle. Authentication happened in the `TenantCaller` extractor, so
 //! nothing here runs for an unauthenticated request; the quota headers are stamped on the
 //! answer by `http::quota_headers`, whatever it is.
 
 mod answer;
 mod cache;
+mod pace;
 mod request;
 mod special;
 
@@ -45,10 +46,11 @@ pub struct ProxyState {
 }
 
 impl ProxyState {
-    pub fn new(check_exists_ttl: Duration, request_timeout: Duration) -> Self {
+    /// `longest_call`: the most a call may take (its pacing wait and the upstream's timeout).
+    pub fn new(check_exists_ttl: Duration, longest_call: Duration) -> Self {
         Self {
             check_exists: CheckExistsCache::new(check_exists_ttl),
-            idempotency_wait: request_timeout + Duration::from_secs(1),
+            idempotency_wait: longest_call + Duration::from_secs(1),
         }
     }
 }
@@ -97,7 +99,18 @@ pub async fn handle(
     if let Some(stored) = ctx.idempotency().await? {
         return Ok(answer::replay(stored));
     }
-    let outcome = ctx.forward().await;
+    let outcome = match ctx.pace().await {
+        Ok(turn) => {
+            let outcome = ctx.forward().await;
+            if let Some(turn) = turn {
+                // `Err`: nothing reached the upstream, so the next send need not keep its
+                // distance from this one.
+                turn.end(outcome.is_ok()).await;
+            }
+            outcome
+        }
+        Err(refused) => Err(refused),
+    };
     settle(ctx.claim.take(), outcome).await
 }
 
