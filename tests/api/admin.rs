@@ -311,6 +311,40 @@ async fn tenants_are_paged_and_deleted() {
     assert_eq!(root.get(&path).await.0, 404);
 }
 
+/// Paging a hostile caller controls: out-of-range numbers are brought into range (a page is
+/// 1 to 200 rows, pages start at 1), a page past the end is empty, and what is not a number is
+/// a 400 in the error shape.
+#[tokio::test]
+async fn paging_out_of_range_is_bounded_and_garbage_is_400() {
+    let app = app().await;
+    let root = Admin::root(&app).await;
+    for name in ["a1", "a2", "a3"] {
+        tenant(&root, json!({"name": name, "plan": "basic"})).await;
+    }
+    let (_, page) = root.get("/admin/v1/tenants?per_page=0&page=0").await;
+    assert_eq!(
+        (page["page"].clone(), page["per_page"].clone()),
+        (json!(1), json!(1))
+    );
+    assert_eq!(page["items"][0]["name"], "a1");
+    let (_, page) = root.get("/admin/v1/tenants?per_page=4294967295").await;
+    assert_eq!(page["per_page"], 200);
+    assert_eq!(page["items"].as_array().unwrap().len(), 3);
+    let (status, page) = root
+        .get("/admin/v1/tenants?page=4294967295&per_page=200")
+        .await;
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(
+        (page["total"].clone(), page["items"].clone()),
+        (json!(3), json!([]))
+    );
+    for garbage in ["page=-1", "per_page=abc", "page=4294967296", "page=1e3"] {
+        let (status, body) = root.get(&format!("/admin/v1/tenants?{garbage}")).await;
+        assert_eq!(status, 400, "{garbage}: {body}");
+        assert_eq!(body["statusCode"], 400, "{garbage}: {body}");
+    }
+}
+
 #[tokio::test]
 async fn the_keys_table_holds_no_plaintext() {
     let app = app().await;

@@ -66,20 +66,20 @@ struct CallRow {
     requests: i64,
 }
 
-/// Sums `requests` by `key`, most called first (then by key).
-fn summed<K: Ord + Clone>(rows: &[&CallRow], key: impl Fn(&CallRow) -> K) -> Vec<(K, i64)> {
+/// Sums `requests` by `key`, in the key's order.
+fn summed<K: Ord>(rows: &[&CallRow], key: impl Fn(&CallRow) -> K) -> Vec<(K, i64)> {
     let mut sums = std::collections::BTreeMap::<K, i64>::new();
     for row in rows {
         *sums.entry(key(row)).or_default() += row.requests;
     }
-    let mut sums: Vec<_> = sums.into_iter().collect();
-    sums.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-    sums
+    sums.into_iter().collect()
 }
 
+/// Calls per endpoint, most called first (then by name).
 fn by_endpoint(rows: &[&CallRow]) -> Vec<EndpointUsage> {
-    summed(rows, |r| r.endpoint.clone())
-        .into_iter()
+    let mut sums = summed(rows, |r| r.endpoint.clone());
+    sums.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    sums.into_iter()
         .map(|(endpoint, requests)| EndpointUsage { endpoint, requests })
         .collect()
 }
@@ -126,11 +126,10 @@ impl Quotas {
         .fetch_all(pool)
         .await?;
         let (test_rows, live_rows): (Vec<_>, Vec<_>) = rows.iter().partition(|r| r.test);
-        let mut days: Vec<DayUsage> = summed(&live_rows, |r| r.day)
+        let days: Vec<DayUsage> = summed(&live_rows, |r| r.day)
             .into_iter()
             .map(|(day, requests)| DayUsage { day, requests })
             .collect();
-        days.sort_by_key(|d| d.day);
         let refusals = sqlx::query_as!(
             RefusalCount,
             r#"SELECT reason, sum(refusals)::bigint AS "refusals!" FROM refusals_daily
