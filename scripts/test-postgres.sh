@@ -33,6 +33,8 @@ case "$action" in
     fi
     echo "--- the last lines of $dir/server.log"
     tail -n 60 "$dir/server.log" 2>/dev/null || true
+    echo "--- free disk where the cluster lives (a full disk PANICs its WAL writer)"
+    df -h "$dir" 2>/dev/null || true
     echo "--- the kernel's recent kills, if it lets us read them"
     dmesg 2>/dev/null | grep -iE 'out of memory|oom|killed process' | tail -n 20 || true
     ;;
