@@ -72,31 +72,6 @@ async fn connect_patiently(options: &PgConnectOptions) -> sqlx::PgConnection {
     }
 }
 
-/// A test's database is dropped when the test lets go of it: a suite leaves ~260 databases
-/// behind otherwise (about 2 GB, and more on a shared server run after run), and a test
-/// PostgreSQL that runs out of disk dies in the middle of the suite (a WAL write PANICs), which
-/// fails every test after it with nothing saying why.
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        let statement = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
-        // Its own thread and runtime: a drop may run on a test's runtime, which cannot block
-        // on another future.
-        let dropped = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .ok()?;
-            runtime.block_on(async {
-                let admin = PgConnectOptions::from_str(server_url()).ok()?;
-                let mut conn = admin.connect().await.ok()?;
-                sqlx::query(&statement).execute(&mut conn).await.ok()?;
-                conn.close().await.ok()
-            })
-        });
-        let _ = dropped.join();
-    }
-}
-
 /// The server URL with its database path replaced (a socket `host=` query survives).
 pub fn database_url(server: &str, database: &str) -> String {
     let mut url = url::Url::parse(server).expect("test server URL");
