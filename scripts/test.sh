@@ -23,6 +23,16 @@ pg_dir=$(mktemp -d /tmp/wagw-test-pg.XXXXXX)
 trap 'scripts/test-postgres.sh stop "$pg_dir"' EXIT
 eval "$(scripts/test-postgres.sh start "$pg_dir")"
 
+step "the Standard Webhooks reference library for Python (the README's receiver, in a test)"
+if python=$(scripts/python-verifier.sh); then
+  export WAGW_PYTHON="$python" WAGW_REQUIRE_PYTHON_VERIFIER=1
+elif [ "${CI:-}" = true ]; then
+  echo "python3 with standardwebhooks could not be had" >&2
+  exit 1
+else
+  echo "python3 with standardwebhooks could not be had: that test will be skipped" >&2
+fi
+
 step "unit and integration tests"
 if ! cargo test --locked --all-targets -- --test-threads="${WAGW_TEST_THREADS:-6}"; then
   step "the tests failed; the test PostgreSQL's state"

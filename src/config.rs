@@ -131,6 +131,12 @@ pub struct WebhookConfig {
     pub allow_private: bool,
     pub delivered_retention: Duration,
     pub failed_retention: Duration,
+    /// An endpoint failing without a success for this long is disabled.
+    pub disable_after: Duration,
+    /// Deliveries one tenant may have pending; past it the oldest end failed.
+    pub max_pending_per_tenant: i64,
+    /// `WAGW_INGRESS_BATCH`: the most events the ingress commits in one transaction.
+    pub ingress_batch: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -427,7 +433,25 @@ fn webhook_config(env: &Env) -> Result<WebhookConfig, ConfigError> {
         allow_private: env.parse_or("WAGW_WEBHOOK_ALLOW_PRIVATE", false, "true")?,
         delivered_retention: env.seconds("WAGW_WEBHOOK_DELIVERED_RETENTION_SECS", 7 * 86400)?,
         failed_retention: env.seconds("WAGW_WEBHOOK_FAILED_RETENTION_SECS", 30 * 86400)?,
+        disable_after: env.seconds("WAGW_WEBHOOK_DISABLE_AFTER_SECS", 5 * 86400)?,
+        max_pending_per_tenant: max_pending(env)?,
+        ingress_batch: positive(
+            env.parse_or("WAGW_INGRESS_BATCH", 256, "256")?,
+            "WAGW_INGRESS_BATCH",
+        )? as usize,
     })
+}
+
+fn max_pending(env: &Env) -> Result<i64, ConfigError> {
+    const VAR: &str = "WAGW_WEBHOOK_MAX_PENDING_PER_TENANT";
+    match env.parse_or(VAR, 10_000i64, "10000")? {
+        n if n >= 1 => Ok(n),
+        _ => Err(ConfigError {
+            var: VAR,
+            problem: "must be at least 1".into(),
+            example: "10000",
+        }),
+    }
 }
 
 fn quota_config(env: &Env) -> Result<QuotaConfig, ConfigError> {

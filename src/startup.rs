@@ -134,7 +134,8 @@ impl Application {
             test_upstream,
         )
         .await?;
-        let jobs = Jobs::start(&state.db, &state.quotas, &state.auth, &state.feed);
+        let mut jobs = Jobs::start(&state.db, &state.quotas, &state.auth, &state.feed);
+        webhooks::upkeep::schedule(&mut jobs, &state.db, &state.config.webhooks, &state.metrics);
         let server = match serve(listener, state.clone()) {
             Ok(server) => server,
             Err(e) => {

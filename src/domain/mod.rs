@@ -9,6 +9,7 @@ pub mod pacing;
 pub mod scope;
 pub mod session_name;
 pub mod tenant;
+pub mod webhook_signing;
 pub mod webhooks;
 
 pub use error::Invalid;

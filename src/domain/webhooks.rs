@@ -1,6 +1,7 @@
 //! A webhook subscription's parts: its retry policy (`retries` in the seed) and the schedule
 //! it gives, its custom headers, and the states a delivery goes through.
 
+use crate::domain::webhook_signing::Signing;
 use crate::domain::Invalid;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
@@ -134,7 +135,7 @@ pub struct CustomHeader {
 pub struct NewSubscription {
     pub url: Url,
     pub events: Vec<String>,
-    pub hmac_key: Option<String>,
+    pub signing: Signing,
     pub retries: RetryPolicy,
     pub custom_headers: Vec<CustomHeader>,
 }

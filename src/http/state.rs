@@ -13,6 +13,7 @@ use crate::services::pacing::Pacing;
 use crate::services::quota::{Clock, Quotas};
 use crate::services::sessions::SessionStore;
 use crate::services::upstream::{TestUpstream, UpstreamClient, Upstreams};
+use crate::services::webhooks::ingest::Ingest;
 use crate::services::webhooks::Relay;
 use secrecy::SecretString;
 use std::sync::Arc;
@@ -101,12 +102,21 @@ impl AppState {
         sessions.follow(&feed);
         pacing.follow(&feed);
         let outbox_changed = feed.subscribe(crate::store::webhooks::outbox::NOTIFY_CHANNEL);
+        let metrics = Arc::new(Metrics::new());
         let relay = Arc::new(Relay {
             public_base,
             allow_private: config.webhooks.allow_private,
             wake: Arc::new(tokio::sync::Notify::new()),
             tokens: Default::default(),
+            ingest: Ingest::start(db.clone(), metrics.clone(), config.webhooks.ingress_batch),
         });
+        relay.tokens.follow(
+            &feed,
+            &[
+                crate::services::sessions::CHANNEL,
+                crate::services::auth::CHANNEL,
+            ],
+        );
         let upstream_key = config
             .upstream
             .key

@@ -20,9 +20,23 @@ pub struct Actor {
 impl Actor {
     /// The command line acting directly on the database.
     pub fn cli() -> Self {
+        Self::named("cli")
+    }
+
+    /// The gateway itself (a webhook disabled for failing).
+    pub fn gateway() -> Self {
+        Self::named("gateway")
+    }
+
+    /// A tenant acting on its own resources (enabling its webhook): `tenant:<id>`.
+    pub fn tenant(id: Uuid) -> Self {
+        Self::named(&format!("tenant:{id}"))
+    }
+
+    fn named(username: &str) -> Self {
         Self {
             admin_id: None,
-            username: "cli".to_owned(),
+            username: username.to_owned(),
             client_addr: None,
             request_id: None,
         }

@@ -458,3 +458,39 @@ async fn on_two_replicas_test_calls_leave_the_upstream_and_the_month_untouched()
     .await;
     assert!(both, "both replicas' sends counted as test calls only");
 }
+
+#[tokio::test]
+async fn a_test_keys_webhook_is_its_own_for_rotation_enabling_and_its_disabled_event() {
+    let app = spawn_app().await;
+    let live = app.tenant().await;
+    let test = test_key_of(&app, &live).await;
+    app.working_session(&live, "main").await;
+    self_scanned_session(&app, &test, "main").await;
+    let gone = Receiver::answering(410).await;
+    let body = json!({"webhookUrl": gone.url, "events": ["message.any"], "signing": "standard"});
+    let added = app.post_as(&test, "/v1/sessions/main/webhooks", body).await;
+    assert_eq!(added.status, 201, "{added:?}");
+    let id = added.json["id"].as_str().unwrap();
+    // The live key's session of the same name has no such webhook.
+    for action in ["rotate-secret", "enable"] {
+        let path = format!("/v1/sessions/main/webhooks/{id}/{action}");
+        assert_eq!(app.post_as(&live, &path, json!({})).await.status, 404);
+    }
+    // The test session's send meets a 410: the test webhook is disabled, and the event that
+    // says so is in the test log.
+    let sent = app.post_as(&test, "/v1/sendText", send_text("main")).await;
+    assert_eq!(sent.status, 201, "{sent:?}");
+    let disabled = eventually(PATIENCE, || async {
+        app.get_as(&test, "/v1/sessions/main/webhooks").await.json[0]["enabled"] == false
+    })
+    .await;
+    assert!(disabled);
+    let modes: Vec<String> =
+        sqlx::query_scalar("SELECT mode FROM webhook_events WHERE event = 'webhook.disabled'")
+            .fetch_all(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(modes, vec!["test".to_owned()]);
+    let path = format!("/v1/sessions/main/webhooks/{id}/enable");
+    assert_eq!(app.post_as(&test, &path, json!({})).await.status, 200);
+}

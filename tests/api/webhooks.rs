@@ -9,16 +9,14 @@
 
 use crate::helpers::eventually;
 use crate::helpers::{
-    post_signed, registrations, spawn_app, spawn_app_with, spawn_replica, spawn_replica_with,
-    subscription, GatewayProcess, Hit, Receiver, RelayedSession, TestApp, TestTenant,
-    DEFAULT_POLICY, UPSTREAM_KEY,
+    post_signed, registrations, spawn_app, spawn_replica, spawn_replica_with, subscription,
+    GatewayProcess, Hit, Receiver, RelayedSession, TestApp, TestTenant, DEFAULT_POLICY,
+    UPSTREAM_KEY,
 };
 use reqwest::Method;
 use serde_json::{json, Value};
-use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::collections::HashSet;
+use std::time::Duration;
 use wa_gateway::sim::webhook_signature;
 
 const PATIENCE: Duration = Duration::from_secs(10);
@@ -595,104 +593,6 @@ async fn through_the_simulator_an_incoming_message_arrives_once_signed_with_the_
     assert_eq!(hits[1].json()["session"], "default");
 }
 
-/// Posts `n` signed events (`evt_0` ...) for `s` to the ingress at `base` from `concurrency`
-/// senders; answers when each was sent.
-async fn send_events(
-    base: &str,
-    s: Arc<RelayedSession>,
-    n: usize,
-    concurrency: usize,
-) -> HashMap<String, Instant> {
-    let sent_at: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
-    let next = Arc::new(AtomicUsize::new(0));
-    let senders = (0..concurrency).map(|_| {
-        let (s, sent_at, next) = (s.clone(), sent_at.clone(), next.clone());
-        let url = format!("{base}/webhooks/ingress/{}", s.token);
-        tokio::spawn(async move {
-            let client = reqwest::Client::new();
-            loop {
-                let i = next.fetch_add(1, Ordering::SeqCst);
-                if i >= n {
-                    return;
-                }
-                let id = format!("evt_{i}");
-                let e = s.event(
-                    &id,
-                    "message",
-                    json!({"body": "benchmark", "fromMe": false}),
-                );
-                let body = serde_json::to_vec(&e).unwrap();
-                let signature = webhook_signature(&s.ingress_key, &body);
-                sent_at.lock().unwrap().insert(id, Instant::now());
-                let r = client
-                    .post(&url)
-                    .header("content-type", "application/json")
-                    .header("x-webhook-hmac", signature)
-                    .body(body)
-                    .send()
-                    .await
-                    .unwrap();
-                assert_eq!(r.status(), 200);
-            }
-        })
-    });
-    for sender in senders.collect::<Vec<_>>() {
-        sender.await.unwrap();
-    }
-    let sent_at = sent_at.lock().unwrap().clone();
-    sent_at
-}
-
-/// The relay's throughput and latency, end to end: events posted to the ingress (signed, as the
-/// upstream does) by `WAGW_BENCH_CONCURRENCY` senders, until a receiver has every one of them.
-/// Run by `bench/webhooks.sh`; ignored in the normal suite.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "benchmark: run with bench/webhooks.sh"]
-async fn relay_benchmark() {
-    let n: usize = std::env::var("WAGW_BENCH_EVENTS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(2000);
-    let concurrency: usize = std::env::var("WAGW_BENCH_CONCURRENCY")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(32);
-    let app = spawn_app_with(|vars| {
-        vars.insert("WAGW_DB_MAX_CONNECTIONS".into(), "20".into());
-        vars.insert("RUST_LOG".into(), "warn".into());
-    })
-    .await;
-    let receiver = Receiver::start().await;
-    let s = Arc::new(relayed(&app, &receiver, &["message"], Some("bench-key")).await);
-
-    let started = Instant::now();
-    let sent_at = send_events(&app.address, s, n, concurrency).await;
-    let ingested = started.elapsed();
-    let hits = receiver.wait_for(n, Duration::from_secs(300)).await;
-    assert_eq!(hits.len(), n, "every event arrived");
-    let last = hits.iter().map(|h| h.at).max().unwrap();
-    let relayed = last - started;
-    let mut latencies: Vec<Duration> = hits
-        .iter()
-        .map(|h| h.at - sent_at[h.json()["id"].as_str().unwrap()])
-        .collect();
-    latencies.sort();
-    let pct = |p: f64| {
-        latencies[((latencies.len() as f64 * p).ceil() as usize).clamp(1, latencies.len()) - 1]
-    };
-    let distinct: HashSet<_> = event_ids(&hits).into_iter().collect();
-    assert_eq!(distinct.len(), n, "none twice");
-    println!(
-        "webhook relay: {n} events, {concurrency} senders: ingress {:.0} events/s; relayed end to end {:.0} events/s; \
-         ingress->receiver p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
-        n as f64 / ingested.as_secs_f64(),
-        n as f64 / relayed.as_secs_f64(),
-        pct(0.50).as_secs_f64() * 1e3,
-        pct(0.99).as_secs_f64() * 1e3,
-        latencies.last().unwrap().as_secs_f64() * 1e3,
-    );
-}
-
 // ---- A tenant's own webhook routes ---------------------------------------------------------------
 
 const HOOKS: &str = "/v1/sessions/default/webhooks";
@@ -916,4 +816,32 @@ async fn removing_a_webhook_withdraws_the_upstream_registration() {
         json!([]),
         "the upstream registration is withdrawn"
     );
+}
+
+#[tokio::test]
+async fn a_deleted_sessions_ingress_is_refused_on_every_replica_long_before_its_cache_expires() {
+    let app = spawn_app().await;
+    let replica = spawn_replica(&app).await;
+    let receiver = Receiver::start().await;
+    let s = relayed(&app, &receiver, &["message"], None).await;
+    // The replica has read (and keeps) the token's session.
+    s.deliver(&replica.address, &s.event("evt_1", "message", json!({})))
+        .await;
+
+    let deleted = app
+        .call(&s.tenant, Method::DELETE, "/v1/sessions/default")
+        .send()
+        .await
+        .unwrap();
+    assert!(deleted.status().is_success(), "{}", deleted.status());
+    // The announcement reaches the replica in milliseconds; the cache's own limit is 30 s.
+    let refused = eventually(Duration::from_secs(5), || async {
+        let e = s.event("evt_2", "message", json!({}));
+        post_signed(&replica.address, &s.token, &s.ingress_key, &e)
+            .await
+            .status()
+            == 401
+    })
+    .await;
+    assert!(refused, "the replica forgot the deleted session's ingress");
 }

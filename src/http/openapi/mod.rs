@@ -101,6 +101,7 @@ fn build() -> OpenApi {
     doc.merge(crate::http::admin::TenancyApi::openapi());
     doc.merge(crate::http::admin::sessions::SessionsAdminApi::openapi());
     doc.merge(crate::http::tenant::webhooks::WebhooksApi::openapi());
+    doc.merge(crate::http::tenant::webhook_endpoints::WebhookEndpointsApi::openapi());
     doc.info = InfoBuilder::new()
         .title("wa-gateway")
         .version(env!("CARGO_PKG_VERSION"))

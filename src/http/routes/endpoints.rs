@@ -3,6 +3,7 @@
 //! against, and how it answers. Routing, scope and ownership checks, rewriting, validation
 //! and the OpenAPI paths are all driven by this table: adding an endpoint is one row.
 
+use crate::domain::webhook_signing::Scheme;
 use crate::domain::webhooks as policy;
 use crate::domain::Scope;
 use crate::http::routes::schema::{self, Field, FieldType};
@@ -448,6 +449,13 @@ const CONFIG_WEBHOOK: &[Field] = &[
         "The hosted API's form of `hmac.key` (requests only)",
         r#""my-secret-key""#,
     ),
+    WEBHOOK_SIGNING,
+    Field::optional(
+        "secret",
+        FieldType::String,
+        "With signing standard: the whsec_ secret, required here (requests only)",
+        r#""whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw""#,
+    ),
     Field::optional(
         "signed",
         FieldType::Bool,
@@ -639,37 +647,76 @@ pub const CUSTOM_HEADER: &[Field] = &[
         r#""Bearer my-token""#,
     ),
 ];
+const WEBHOOK_URL: Field = Field::required(
+    "webhookUrl",
+    FieldType::Text,
+    "The http(s) URL that receives one POST per event",
+    r#""https://your-server.com/webhook""#,
+);
+const WEBHOOK_HMAC_KEY: Field = Field::optional(
+    "hmacKey",
+    FieldType::String,
+    "Sign each delivery: X-Webhook-Hmac = HMAC-SHA512 hex of the body (signing hmac-sha512)",
+    r#""my-secret-key""#,
+);
+const WEBHOOK_SIGNING: Field = Field::optional(
+    "signing",
+    FieldType::Enum(Scheme::NAMES),
+    "hmac-sha512 (default: the engine's X-Webhook-Hmac with hmacKey) or standard (Standard \
+     Webhooks: webhook-id, webhook-timestamp, webhook-signature v1,<base64 HMAC-SHA256 of \
+     id.timestamp.body> with secret) (gateway addition)",
+    r#""standard""#,
+);
+const WEBHOOK_SECRET: Field = Field::optional(
+    "secret",
+    FieldType::String,
+    "With signing standard: whsec_ and the base64 of 24 to 64 bytes; generated when absent \
+     and then shown once, in the 201 (gateway addition)",
+    r#""whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw""#,
+);
+const WEBHOOK_CUSTOM_HEADERS: Field = Field::optional(
+    "customHeaders",
+    FieldType::Objects {
+        fields: CUSTOM_HEADER,
+        min: 0,
+    },
+    "Headers added to every delivery",
+    r#"[{"name": "X-Token", "value": "abc"}]"#,
+);
 pub const ADD_WEBHOOK: &schema::Body = &schema::Body::new(
     "AddWebhookRequest",
     &[
-        Field::required(
-            "webhookUrl",
-            FieldType::Text,
-            "The http(s) URL that receives one POST per event",
-            r#""https://your-server.com/webhook""#,
-        ),
+        WEBHOOK_URL,
         WEBHOOK_EVENTS,
-        Field::optional(
-            "hmacKey",
-            FieldType::String,
-            "Sign each delivery: X-Webhook-Hmac = HMAC-SHA512 hex of the body",
-            r#""my-secret-key""#,
-        ),
+        WEBHOOK_HMAC_KEY,
+        WEBHOOK_SIGNING,
+        WEBHOOK_SECRET,
         WEBHOOK_RETRIES,
-        Field::optional(
-            "customHeaders",
-            FieldType::Objects {
-                fields: CUSTOM_HEADER,
-                min: 0,
-            },
-            "Headers added to every delivery",
-            r#"[{"name": "X-Token", "value": "abc"}]"#,
-        ),
+        WEBHOOK_CUSTOM_HEADERS,
     ],
 );
 
-/// A webhook as answers show it: the fields it was added with.
-const WEBHOOK: &schema::Body = &schema::Body::new("Webhook", ADD_WEBHOOK.fields);
+/// A webhook as answers show it: the fields it was added with (never its keys), and its
+/// health.
+const WEBHOOK: &schema::Body = &schema::Body::new(
+    "Webhook",
+    &[
+        Field::required("id", FieldType::String, "The webhook's id", r#""0190f0c4-6f1e-7c4a-9d2b-3f4e5a6b7c8d""#),
+        WEBHOOK_URL,
+        WEBHOOK_EVENTS,
+        WEBHOOK_SIGNING,
+        Field::required("signed", FieldType::Bool, "Whether deliveries are signed (keys are never shown)", "true"),
+        WEBHOOK_SECRET,
+        WEBHOOK_RETRIES,
+        WEBHOOK_CUSTOM_HEADERS,
+        Field::required("enabled", FieldType::Bool, "False once the gateway disabled it (failing for WAGW_WEBHOOK_DISABLE_AFTER_SECS, or a 410); POST .../webhooks/{id}/enable", "true"),
+        Field::optional("disabledAt", FieldType::String, "When it was disabled", "null"),
+        Field::optional("disabledReason", FieldType::String, "Why it was disabled", "null"),
+        Field::optional("failingSince", FieldType::String, "Failing without a success since then", "null"),
+        Field::optional("previousSecretExpiresAt", FieldType::String, "After rotate-secret: until then the previous secret signs too", "null"),
+        Field::required("createdAt", FieldType::String, "When it was added", r#""2026-01-31T12:00:00Z""#),
+    ],
+);
 
 // ---- Answers ---------------------------------------------------------------------------------
 

@@ -24,7 +24,7 @@
 use crate::domain::Scope;
 use crate::http::admin::{admins, audit, keys, sessions, tenants, usage};
 use crate::http::routes::endpoints::Endpoint;
-use crate::http::tenant::{me, pacing, webhooks};
+use crate::http::tenant::{me, pacing, webhook_endpoints, webhooks};
 use actix_web::http::Method;
 use actix_web::web;
 use std::sync::LazyLock;
@@ -129,6 +129,21 @@ pub fn all() -> &'static [Route] {
                 Tenant(Some(WebhooksWrite)),
                 webhooks::redeliver,
                 __path_redeliver
+            ),
+            route!(
+                Tenant(Some(WebhooksWrite)),
+                webhook_endpoints::rotate_secret,
+                __path_rotate_secret
+            ),
+            route!(
+                Tenant(Some(WebhooksWrite)),
+                webhook_endpoints::enable,
+                __path_enable
+            ),
+            route!(
+                Tenant(Some(WebhooksWrite)),
+                webhook_endpoints::recover,
+                __path_recover
             ),
             route!(
                 Tenant(Some(SessionsRead)),

@@ -7,6 +7,7 @@ pub mod pacing;
 pub mod proxy;
 pub mod rewrite;
 pub mod session_config;
+pub mod webhook_endpoints;
 pub mod webhooks;
 
 pub use proxy::ProxyState;

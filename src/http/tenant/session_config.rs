@@ -62,11 +62,17 @@ pub async fn take_webhooks(
     for (i, item) in items.iter().enumerate() {
         let named = |e: ApiError| naming_item(e, i, item);
         let hosted = hosted_form(item).map_err(named)?;
-        checked.push(
-            webhooks::parse_subscription(&hosted, allow_private)
-                .await
-                .map_err(named)?,
-        );
+        let new = webhooks::parse_subscription(&hosted, allow_private)
+            .await
+            .map_err(named)?;
+        // A session's answer has no place to show a generated secret once.
+        if new.signing.generated_secret().is_some() {
+            return Err(named(ApiError::bad_request(
+                "secret is required with \"signing\": \"standard\" here \
+                 (POST /v1/sessions/{session}/webhooks generates one)",
+            )));
+        }
+        checked.push(new);
     }
     Ok(checked)
 }

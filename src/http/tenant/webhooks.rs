@@ -4,6 +4,7 @@
 
 use crate::db::Db;
 use crate::domain::events;
+use crate::domain::webhook_signing::{Scheme, Signing, WebhookSecret};
 use crate::domain::webhooks::{CustomHeader, DeliveryStatus, NewSubscription, RetryPolicy};
 use crate::domain::{Mode, SessionName, UpstreamSession};
 use crate::http::body::{self, json as json_body};
@@ -37,8 +38,9 @@ const MAX_HEADER_VALUE_BYTES: usize = 1024;
 /// Names and values of all of a subscription's custom headers together.
 const MAX_CUSTOM_HEADERS_BYTES: usize = 8 * 1024;
 /// The gateway's signature and delivery headers (`X-Webhook-Hmac`, `-Hmac-Algorithm`,
-/// `-Request-Id`, `-Timestamp`) all start so; a tenant may set none of them.
-const SIGNATURE_PREFIX: &str = "x-webhook-";
+/// `-Request-Id`, `-Timestamp`; Standard Webhooks' `webhook-id`, `-timestamp`, `-signature`)
+/// all start so; a tenant may set none of them.
+const SIGNATURE_PREFIXES: &[&str] = &["x-webhook-", "webhook-"];
 /// Headers a tenant may not set on deliveries: ours, and those that describe the connection.
 const RESERVED_HEADERS: &[&str] = &[
     "host",
@@ -64,17 +66,31 @@ const MAX_LIMIT: i64 = 200;
 #[openapi(components(schemas(DeliveryView, AdminDeliveryView)))]
 pub struct WebhooksApi;
 
-/// A webhook as the tenant sees it: never its `hmacKey`, nor its headers' values.
+/// A webhook as the tenant sees it: never its `hmacKey` or secret (except a generated secret,
+/// once, in the answer that made it), nor its headers' values.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct WebhookView {
     pub id: Uuid,
     pub webhook_url: String,
     pub events: Vec<String>,
-    /// Whether deliveries are signed (an `hmacKey` was given); the key itself is never shown.
+    /// `hmac-sha512` or `standard`.
+    pub signing: &'static str,
+    /// Whether deliveries are signed (an `hmacKey`, or `standard`); keys are never shown.
     pub signed: bool,
+    /// The `whsec_` secret the gateway generated: in the 201 that made it, never again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
     pub retries: RetryPolicy,
     pub custom_headers: Vec<CustomHeader>,
+    /// False once the endpoint was disabled (failing for too long, or a 410); see `enable`.
+    pub enabled: bool,
+    pub disabled_at: Option<DateTime<Utc>>,
+    pub disabled_reason: Option<String>,
+    /// Failing without a success since then.
+    pub failing_since: Option<DateTime<Utc>>,
+    /// After a secret rotation: until then the previous secret signs too.
+    pub previous_secret_expires_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
 }
 
@@ -84,8 +100,15 @@ impl From<Subscription> for WebhookView {
             id: s.id,
             webhook_url: s.url,
             events: s.events,
+            signing: s.signing.as_str(),
             signed: s.signed,
+            secret: None,
             retries: s.retries,
+            enabled: s.health.disabled_at.is_none(),
+            disabled_at: s.health.disabled_at,
+            disabled_reason: s.health.disabled_reason,
+            failing_since: s.health.failing_since,
+            previous_secret_expires_at: s.health.previous_secret_expires_at,
             custom_headers: s
                 .custom_headers
                 .into_iter()
@@ -100,22 +123,22 @@ impl From<Subscription> for WebhookView {
 }
 
 /// A tenant's call on one of its sessions' webhooks (the session as the path names it).
-struct Call<'a> {
+pub(super) struct Call<'a> {
     session: &'a str,
     caller: &'a TenantCaller,
     state: &'a AppState,
 }
 
 /// The session a call may act on: the caller's key has the scope, and the tenant owns it.
-struct OnSession<'a> {
-    caller: &'a TenantCaller,
-    state: &'a AppState,
-    name: SessionName,
+pub(super) struct OnSession<'a> {
+    pub caller: &'a TenantCaller,
+    pub state: &'a AppState,
+    pub name: SessionName,
     upstream: UpstreamSession,
 }
 
 impl<'a> Call<'a> {
-    fn new(session: &'a str, caller: &'a TenantCaller, state: &'a AppState) -> Self {
+    pub(super) fn new(session: &'a str, caller: &'a TenantCaller, state: &'a AppState) -> Self {
         Self {
             session,
             caller,
@@ -127,7 +150,7 @@ impl<'a> Call<'a> {
     /// exactly as for a session that does not exist). The row's scope was checked by the
     /// extractor (`http::extract::requiring`); the quota headers are stamped on the answer,
     /// errors included, by `http::quota_headers`.
-    async fn answer<Work, Fut>(self, work: Work) -> Result<HttpResponse, ApiError>
+    pub(super) async fn answer<Work, Fut>(self, work: Work) -> Result<HttpResponse, ApiError>
     where
         Work: FnOnce(OnSession<'a>) -> Fut,
         Fut: Future<Output = Result<HttpResponse, ApiError>>,
@@ -198,8 +221,9 @@ async fn parse_new(
 }
 
 /// One subscription in the hosted API's shape (`webhookUrl`, `events`, `hmacKey`, `retries`,
-/// `customHeaders`), checked as `POST /v1/sessions/{session}/webhooks` checks it: the route
-/// table's types, bounds, and the target's address as it resolves now.
+/// `customHeaders`, and the gateway's `signing` and `secret`), checked as
+/// `POST /v1/sessions/{session}/webhooks` checks it: the route table's types, bounds, and the
+/// target's address as it resolves now.
 pub async fn parse_subscription(
     json: &Value,
     allow_private: bool,
@@ -214,13 +238,13 @@ pub async fn parse_subscription(
         .get("events")
         .and_then(|v| serde_json::from_value(v.clone()).ok());
     let events = events::parse_events(events.as_deref())?;
-    let hmac_key = parse_hmac_key(json.get("hmacKey").and_then(Value::as_str))?;
+    let signing = parse_signing(json)?;
     let retries = RetryPolicy::from_request(json.get("retries"))?;
     let custom_headers = parse_custom_headers(json.get("customHeaders"))?;
     Ok(NewSubscription {
         url,
         events,
-        hmac_key,
+        signing,
         retries,
         custom_headers,
     })
@@ -276,6 +300,43 @@ fn parse_hmac_key(raw: Option<&str>) -> Result<Option<String>, ApiError> {
     }
 }
 
+/// `signing` with its key: `hmac-sha512` (the default) takes an optional `hmacKey`;
+/// `standard` takes an optional `secret` (`whsec_...`), one being generated when none is given.
+fn parse_signing(json: &Value) -> Result<Signing, ApiError> {
+    let scheme = match json.get("signing") {
+        None | Some(Value::Null) => Scheme::default(),
+        Some(Value::String(name)) => name.parse::<Scheme>()?,
+        Some(_) => return Err(ApiError::bad_request("signing must be a string")),
+    };
+    let hmac_key = json.get("hmacKey").filter(|v| !v.is_null());
+    let secret = match json.get("secret") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(raw)) => Some(raw.as_str()),
+        Some(_) => return Err(ApiError::bad_request("secret must be a string")),
+    };
+    match scheme {
+        Scheme::HmacSha512 if secret.is_some() => Err(ApiError::bad_request(
+            "secret is for \"signing\": \"standard\"; hmac-sha512 signs with hmacKey",
+        )),
+        Scheme::HmacSha512 => Ok(Signing::HmacSha512 {
+            key: parse_hmac_key(hmac_key.and_then(Value::as_str))?,
+        }),
+        Scheme::Standard if hmac_key.is_some() => Err(ApiError::bad_request(
+            "hmacKey is for \"signing\": \"hmac-sha512\"; standard signs with secret",
+        )),
+        Scheme::Standard => Ok(match secret {
+            Some(raw) => Signing::Standard {
+                secret: WebhookSecret::parse(raw)?,
+                generated: false,
+            },
+            None => Signing::Standard {
+                secret: WebhookSecret::generate(),
+                generated: true,
+            },
+        }),
+    }
+}
+
 /// `customHeaders`, bounded (they go out with every delivery) and never one the gateway sets.
 fn parse_custom_headers(raw: Option<&Value>) -> Result<Vec<CustomHeader>, ApiError> {
     let bad = |why: String| ApiError::bad_request(format!("customHeaders: {why}"));
@@ -313,7 +374,10 @@ fn check_custom_header(h: &CustomHeader) -> Result<(), String> {
     }
     let name = HeaderName::from_bytes(h.name.as_bytes())
         .map_err(|_| format!("`{}` is not a valid header name", h.name))?;
-    if RESERVED_HEADERS.contains(&name.as_str()) || name.as_str().starts_with(SIGNATURE_PREFIX) {
+    let ours = SIGNATURE_PREFIXES
+        .iter()
+        .any(|p| name.as_str().starts_with(p));
+    if RESERVED_HEADERS.contains(&name.as_str()) || ours {
         return Err(format!(
             "`{}` is set by the gateway and cannot be overridden",
             h.name
@@ -347,7 +411,9 @@ async fn add_webhook(
     let new = parse_new(req, &body, on.state.relay.allow_private).await?;
     let new = std::slice::from_ref(&new);
     let mut added = subscriptions::subscribe(&on.registrar(), &on.target(), new).await?;
-    Ok(HttpResponse::Created().json(WebhookView::from(added.remove(0))))
+    let mut view = WebhookView::from(added.remove(0));
+    view.secret = new[0].signing.generated_secret().map(str::to_owned);
+    Ok(HttpResponse::Created().json(view))
 }
 
 /// The tenant's session that subscriptions are added to.
@@ -667,7 +733,8 @@ mod tests {
         .unwrap();
         assert_eq!(new.events, vec!["message"]);
         assert_eq!(new.retries, RetryPolicy::default());
-        assert!(new.hmac_key.is_none() && new.custom_headers.is_empty());
+        assert_eq!(new.signing, Signing::HmacSha512 { key: None });
+        assert!(new.custom_headers.is_empty());
     }
 
     #[actix_web::test]
@@ -732,15 +799,19 @@ mod tests {
     #[test]
     fn every_header_the_gateway_signs_with_is_reserved() {
         use crate::services::webhooks::signing::{
-            ALGORITHM_HEADER, HMAC_HEADER, REQUEST_ID_HEADER, TIMESTAMP_HEADER,
+            ALGORITHM_HEADER, HMAC_HEADER, REQUEST_ID_HEADER, STANDARD_ID_HEADER,
+            STANDARD_SIGNATURE_HEADER, STANDARD_TIMESTAMP_HEADER, TIMESTAMP_HEADER,
         };
         for h in [
             HMAC_HEADER,
             ALGORITHM_HEADER,
             REQUEST_ID_HEADER,
             TIMESTAMP_HEADER,
+            STANDARD_ID_HEADER,
+            STANDARD_SIGNATURE_HEADER,
+            STANDARD_TIMESTAMP_HEADER,
         ] {
-            assert!(h.starts_with(SIGNATURE_PREFIX), "{h}");
+            assert!(SIGNATURE_PREFIXES.iter().any(|p| h.starts_with(p)), "{h}");
         }
     }
 
@@ -751,7 +822,9 @@ mod tests {
             session_name: "default".to_owned(),
             url: "https://8.8.8.8/".to_owned(),
             events: vec!["message".to_owned()],
+            signing: Scheme::HmacSha512,
             signed: true,
+            health: Default::default(),
             retries: RetryPolicy::default(),
             custom_headers: vec![CustomHeader {
                 name: "Authorization".into(),

@@ -4,10 +4,15 @@
 //!
 //! awc is `!Send`, so the workers run on their own thread with its own actix (current-thread)
 //! runtime: one dispatcher claims rows and spawns one local task per attempt, up to
-//! `CONCURRENCY` at once. That thread also runs the retention purge, the registration
-//! reconciler and the retries of upstream session deletions. It has its own small pool:
-//! connections are tied to the runtime that opened them, and this runtime ends before the
-//! application's pool is closed.
+//! `CONCURRENCY` at once. That thread also runs the registration reconciler and the retries
+//! of upstream session deletions (both call the upstream with awc); the outbox's upkeep
+//! (retention, bounds) runs among the application's jobs (`upkeep`).
+//!
+//! Isolation (security review M5): the claim is fair (`outbox::claim`: at most
+//! [`IN_FLIGHT`] attempts per endpoint and per tenant across replicas, round-robin across
+//! tenants), a retry waits at least [`MIN_RETRY_DELAY`], and resolving and sending share one
+//! deadline inside the claim's lease, so one slow or dead endpoint holds a bounded share of
+//! the slots and never delays another tenant's deliveries, nor another endpoint's.
 
 use crate::config::{UpstreamConfig, WebhookConfig};
 use crate::db::Db;
@@ -17,10 +22,12 @@ use crate::services::upstream::{UpstreamClient, Upstreams};
 use crate::services::webhooks::registration::{self, Registrar, SessionRef};
 use crate::services::webhooks::relay::Relay;
 use crate::services::webhooks::signing::{
-    self, ALGORITHM, ALGORITHM_HEADER, HMAC_HEADER, REQUEST_ID_HEADER, TIMESTAMP_HEADER,
+    self, ALGORITHM, ALGORITHM_HEADER, HMAC_HEADER, REQUEST_ID_HEADER, STANDARD_ID_HEADER,
+    STANDARD_SIGNATURE_HEADER, STANDARD_TIMESTAMP_HEADER, TIMESTAMP_HEADER,
 };
 use crate::services::webhooks::ssrf::{self, TargetRefused, Why};
-use crate::store::webhooks::outbox::{self, Claimed, Completion};
+use crate::services::webhooks::{health, retry_after};
+use crate::store::webhooks::outbox::{self, Claimed, Completion, InFlight, Keys};
 use actix_web::http::StatusCode;
 use actix_web::web;
 use awc::error::{ConnectError, SendRequestError};
@@ -32,8 +39,17 @@ use std::time::{Duration, Instant};
 use tokio::sync::{watch, Notify, Semaphore};
 use url::Url;
 
-/// Attempts in flight at once on one replica.
-const CONCURRENCY: usize = 64;
+/// Attempts in flight at once on one replica. An attempt is a small local task, so this is
+/// generous: with [`IN_FLIGHT`] no tenant holds more than an eighth of it.
+const CONCURRENCY: usize = 256;
+/// Attempts in flight at once to one endpoint, and to all of one tenant's, across replicas.
+pub const IN_FLIGHT: InFlight = InFlight {
+    per_endpoint: 8,
+    per_tenant: 32,
+};
+/// The shortest wait before a retry, whatever the policy (`delaySeconds: 0`) or the receiver's
+/// `Retry-After` say.
+pub const MIN_RETRY_DELAY: Duration = retry_after::MIN;
 /// How long a receiver has to answer one attempt.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -46,7 +62,6 @@ const ATTEMPT_DEADLINE: Duration = Duration::from_secs(12);
 const _: () = assert!(ATTEMPT_DEADLINE.as_secs() + 3 <= LEASE.as_secs());
 /// The longest the dispatcher sleeps without looking (NOTIFY usually wakes it sooner).
 const IDLE_POLL: Duration = Duration::from_millis(500);
-const PURGE_EVERY: Duration = Duration::from_secs(600);
 const RECONCILE_EVERY: Duration = Duration::from_secs(3);
 /// How often due upstream session deletions are looked for (each row has its own backoff).
 const DELETION_RETRY_EVERY: Duration = Duration::from_secs(2);
@@ -108,6 +123,8 @@ struct Worker {
     http: awc::Client,
     metrics: web::Data<Metrics>,
     allow_private: bool,
+    /// An endpoint failing without a success this long is disabled.
+    disable_after: Duration,
     /// Signalled when an attempt ends, so the dispatcher can claim again.
     wake: Notify,
     slots: Arc<Semaphore>,
@@ -120,6 +137,7 @@ async fn run(settings: WorkerSettings, mut stop: watch::Receiver<bool>) {
         http: delivery_client(),
         metrics: settings.metrics.clone(),
         allow_private: settings.webhooks.allow_private,
+        disable_after: settings.webhooks.disable_after,
         wake: Notify::new(),
         slots: Arc::new(Semaphore::new(CONCURRENCY)),
     });
@@ -142,13 +160,7 @@ async fn run(settings: WorkerSettings, mut stop: watch::Receiver<bool>) {
         upstream,
         settings.quotas.clone(),
     ));
-    let mut last_purge: Option<Instant> = None;
-
     while !*stop.borrow() {
-        if last_purge.is_none_or(|at| at.elapsed() >= PURGE_EVERY) {
-            last_purge = Some(Instant::now());
-            purge(&pool, &settings.webhooks).await;
-        }
         let dispatched = worker.dispatch().await;
         if dispatched == Dispatched::Full {
             continue;
@@ -179,20 +191,6 @@ async fn run(settings: WorkerSettings, mut stop: watch::Receiver<bool>) {
     deletions.abort();
 }
 
-async fn purge(pool: &Db, retention: &WebhookConfig) {
-    match outbox::purge(
-        pool,
-        retention.delivered_retention,
-        retention.failed_retention,
-    )
-    .await
-    {
-        Ok(0) => {}
-        Ok(n) => tracing::info!(rows = n, "purged old webhook deliveries and events"),
-        Err(e) => tracing::warn!("purging webhook deliveries: {e}"),
-    }
-}
-
 /// What one round of claiming came to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Dispatched {
@@ -208,7 +206,7 @@ fn delivery_client() -> awc::Client {
         .connector(
             awc::Connector::new()
                 .timeout(CONNECT_TIMEOUT)
-                .limit(256)
+                .limit(CONCURRENCY)
                 .conn_keep_alive(Duration::from_secs(30)),
         )
         .timeout(ATTEMPT_TIMEOUT)
@@ -221,7 +219,8 @@ fn delivery_client() -> awc::Client {
 /// What one attempt came to.
 #[derive(Debug)]
 enum Attempt {
-    Answered(StatusCode),
+    /// With the wait its `Retry-After` asked for, on a 429 or 503 (bounded).
+    Answered(StatusCode, Option<Duration>),
     Unreachable(String),
     TimedOut,
     Refused(TargetRefused),
@@ -234,7 +233,7 @@ impl Worker {
         if free == 0 {
             return Dispatched::None;
         }
-        let rows = match outbox::claim(&self.pool, free as i64, LEASE).await {
+        let rows = match outbox::claim(&self.pool, free as i64, LEASE, IN_FLIGHT).await {
             Ok(rows) => rows,
             Err(e) => {
                 tracing::warn!("claiming webhook deliveries: {e}");
@@ -299,9 +298,37 @@ impl Worker {
             .webhook_attempt_latency
             .with_label_values(&[outcome])
             .observe(started.elapsed().as_secs_f64());
-        if let Err(e) = outbox::complete(&self.pool, &claimed, &completion).await {
-            // The row falls due again when its lease ends: delivered at least once, never lost.
-            tracing::warn!(delivery = %claimed.id, "recording a webhook attempt: {e}");
+        let failing_long =
+            match outbox::complete(&self.pool, &claimed, &completion, self.disable_after).await {
+                Ok(failing_long) => failing_long,
+                Err(e) => {
+                    // The row falls due again when its lease ends: delivered at least once,
+                    // never lost.
+                    tracing::warn!(delivery = %claimed.id, "recording a webhook attempt: {e}");
+                    return;
+                }
+            };
+        // Standard Webhooks: a 410 asks for the endpoint to be disabled.
+        let gone = matches!(
+            completion,
+            Completion::Failed {
+                status: Some(410),
+                ..
+            }
+        );
+        if failing_long || gone {
+            let reason = if gone {
+                "the receiver answered 410 Gone".to_owned()
+            } else {
+                format!(
+                    "the receiver failed every attempt for {} s",
+                    self.disable_after.as_secs()
+                )
+            };
+            if let Err(e) = health::disable(&self.pool, claimed.subscription_id, &reason).await {
+                // The next failure tries again.
+                tracing::warn!(webhook = %claimed.subscription_id, "disabling a failing webhook: {e}");
+            }
         }
     }
 
@@ -333,23 +360,22 @@ impl Worker {
         for h in &claimed.custom_headers {
             request = request.insert_header((h.name.as_str(), h.value.as_str()));
         }
-        request = request
-            .insert_header((REQUEST_ID_HEADER, uuid::Uuid::new_v4().to_string()))
-            .insert_header((
-                TIMESTAMP_HEADER,
-                chrono::Utc::now().timestamp_millis().to_string(),
-            ));
-        if let Some(key) = &claimed.hmac_key {
-            request = request
-                .insert_header((HMAC_HEADER, signing::sign(key.as_bytes(), &claimed.body)))
-                .insert_header((ALGORITHM_HEADER, ALGORITHM));
+        for (name, value) in signature_headers(claimed) {
+            request = request.insert_header((name, value));
         }
         match request.send_body(claimed.body.clone()).await {
             Ok(mut response) => {
+                let status = response.status();
+                let asked = (status == StatusCode::TOO_MANY_REQUESTS
+                    || status == StatusCode::SERVICE_UNAVAILABLE)
+                    .then(|| response.headers().get("retry-after"))
+                    .flatten()
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| retry_after::parse(v, std::time::SystemTime::now()));
                 // Drain a little of the answer so the connection can be reused; its content
                 // is the receiver's business and is not kept.
                 let _ = response.body().limit(MAX_ANSWER).await;
-                Attempt::Answered(response.status())
+                Attempt::Answered(status, asked)
             }
             Err(SendRequestError::Timeout)
             | Err(SendRequestError::Connect(ConnectError::Timeout)) => Attempt::TimedOut,
@@ -358,18 +384,58 @@ impl Worker {
     }
 }
 
-/// Delivered on 2xx; retried on network errors, timeouts, 5xx and 429 while attempts remain;
-/// given up at once on any other answer (4xx, and 3xx since redirects are not followed) and on
-/// a refused address.
+/// The headers that sign a delivery, and say which attempt it is, by the subscription's
+/// scheme. Standard Webhooks' `webhook-id` is the delivery's id, the same on every attempt, so
+/// a receiver can deduplicate; its timestamp is the attempt's, in seconds.
+fn signature_headers(claimed: &Claimed) -> Vec<(&'static str, String)> {
+    match &claimed.signing {
+        Keys::HmacSha512(key) => {
+            let mut headers = vec![
+                (REQUEST_ID_HEADER, uuid::Uuid::new_v4().to_string()),
+                (
+                    TIMESTAMP_HEADER,
+                    chrono::Utc::now().timestamp_millis().to_string(),
+                ),
+            ];
+            if let Some(key) = key {
+                headers.push((HMAC_HEADER, signing::sign(key.as_bytes(), &claimed.body)));
+                headers.push((ALGORITHM_HEADER, ALGORITHM.to_owned()));
+            }
+            headers
+        }
+        Keys::Standard { current, previous } => {
+            let id = claimed.id.to_string();
+            let timestamp = chrono::Utc::now().timestamp();
+            let secrets = std::iter::once(current).chain(previous.as_ref());
+            let signature = signing::standard_signature(secrets, &id, timestamp, &claimed.body);
+            vec![
+                (STANDARD_ID_HEADER, id),
+                (STANDARD_TIMESTAMP_HEADER, timestamp.to_string()),
+                (STANDARD_SIGNATURE_HEADER, signature),
+            ]
+        }
+    }
+}
+
+/// Delivered on 2xx; retried on network errors, timeouts, 5xx and 429 while attempts remain,
+/// no sooner than [`MIN_RETRY_DELAY`] and, when the receiver asked with `Retry-After`, no
+/// sooner than it asked (bounded in `retry_after`); given up at once on any other answer (4xx,
+/// and 3xx since redirects are not followed) and on a refused address.
 fn judge(claimed: &Claimed, attempt: Attempt) -> Completion {
-    let (status, error) = match attempt {
-        Attempt::Answered(s) if s.is_success() => {
+    let (status, error, asked) = match attempt {
+        Attempt::Answered(s, _) if s.is_success() => {
             return Completion::Delivered { status: s.as_u16() }
         }
-        Attempt::Answered(s) if s.is_server_error() || s == StatusCode::TOO_MANY_REQUESTS => {
-            (Some(s.as_u16()), format!("the receiver answered {s}"))
+        Attempt::Answered(s, asked)
+            if s.is_server_error() || s == StatusCode::TOO_MANY_REQUESTS =>
+        {
+            (
+                Some(s.as_u16()),
+                format!("the receiver answered {s}"),
+                asked,
+            )
         }
-        Attempt::Answered(s) => {
+        Attempt::Answered(s, _) => {
             return Completion::Failed {
                 status: Some(s.as_u16()),
                 error: format!("the receiver answered {s}; not retried"),
@@ -383,12 +449,12 @@ fn judge(claimed: &Claimed, attempt: Attempt) -> Completion {
                 error: refused.detail(),
             };
         }
-        Attempt::TimedOut => (None, "the receiver did not answer in time".to_owned()),
-        Attempt::Unreachable(e) => (None, format!("the receiver is unreachable: {e}")),
+        Attempt::TimedOut => (None, "the receiver did not answer in time".to_owned(), None),
+        Attempt::Unreachable(e) => (None, format!("the receiver is unreachable: {e}"), None),
     };
     match claimed.retries.delay_after(claimed.attempt) {
         Some(after) => Completion::Retry {
-            after,
+            after: after.max(MIN_RETRY_DELAY).max(asked.unwrap_or_default()),
             status,
             error,
         },
@@ -483,10 +549,11 @@ mod tests {
     fn claimed(attempt: i32) -> Claimed {
         Claimed {
             id: uuid::Uuid::nil(),
+            subscription_id: uuid::Uuid::nil(),
             attempt,
             body: bytes::Bytes::new(),
             url: "http://example.com".into(),
-            hmac_key: None,
+            signing: Keys::HmacSha512(None),
             custom_headers: vec![],
             retries: RetryPolicy {
                 policy: Backoff::Constant,
@@ -496,11 +563,70 @@ mod tests {
         }
     }
 
+    fn answered(status: StatusCode) -> Attempt {
+        Attempt::Answered(status, None)
+    }
+
+    fn retry_after(completion: Completion) -> Duration {
+        match completion {
+            Completion::Retry { after, .. } => after,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_retry_waits_at_least_a_second_and_what_the_receiver_asked() {
+        let mut eager = claimed(1);
+        eager.retries.delay_seconds = 0;
+        assert_eq!(
+            retry_after(judge(&eager, answered(StatusCode::BAD_GATEWAY))),
+            MIN_RETRY_DELAY
+        );
+        let asked = Attempt::Answered(
+            StatusCode::SERVICE_UNAVAILABLE,
+            Some(Duration::from_secs(30)),
+        );
+        assert_eq!(
+            retry_after(judge(&claimed(1), asked)),
+            Duration::from_secs(30)
+        );
+        // Asking for less than the policy's wait does not make it sooner.
+        let asked = Attempt::Answered(StatusCode::TOO_MANY_REQUESTS, Some(Duration::from_secs(1)));
+        assert_eq!(
+            retry_after(judge(&claimed(1), asked)),
+            Duration::from_secs(2)
+        );
+    }
+
+    #[test]
+    fn standard_deliveries_carry_the_three_headers_and_one_signature_per_secret() {
+        use crate::domain::webhook_signing::WebhookSecret;
+        let mut c = claimed(1);
+        let (current, previous) = (WebhookSecret::generate(), WebhookSecret::generate());
+        c.signing = Keys::Standard {
+            current: current.clone(),
+            previous: Some(previous),
+        };
+        let headers: HashMap<_, _> = signature_headers(&c).into_iter().collect();
+        assert_eq!(headers.len(), 3, "{headers:?}");
+        assert_eq!(headers[STANDARD_ID_HEADER], c.id.to_string());
+        let ts: i64 = headers[STANDARD_TIMESTAMP_HEADER].parse().unwrap();
+        assert!((ts - chrono::Utc::now().timestamp()).abs() <= 2);
+        let signatures: Vec<&str> = headers[STANDARD_SIGNATURE_HEADER].split(' ').collect();
+        assert_eq!(signatures.len(), 2);
+        assert_eq!(
+            signatures[0],
+            signing::standard_signature([&current], &c.id.to_string(), ts, &c.body)
+        );
+        let plain: HashMap<_, _> = signature_headers(&claimed(1)).into_iter().collect();
+        assert!(!plain.contains_key(HMAC_HEADER), "unsigned without a key");
+    }
+
     #[test]
     fn retries_on_5xx_429_and_network_errors_until_attempts_are_spent() {
         for attempt in [
-            Attempt::Answered(StatusCode::INTERNAL_SERVER_ERROR),
-            Attempt::Answered(StatusCode::TOO_MANY_REQUESTS),
+            answered(StatusCode::INTERNAL_SERVER_ERROR),
+            answered(StatusCode::TOO_MANY_REQUESTS),
             Attempt::TimedOut,
             Attempt::Unreachable("refused".into()),
         ] {
@@ -510,7 +636,7 @@ mod tests {
             ));
         }
         assert!(matches!(
-            judge(&claimed(3), Attempt::Answered(StatusCode::BAD_GATEWAY)),
+            judge(&claimed(3), answered(StatusCode::BAD_GATEWAY)),
             Completion::Failed {
                 status: Some(502),
                 ..
@@ -522,12 +648,12 @@ mod tests {
     fn other_answers_stop_at_once() {
         for s in [StatusCode::BAD_REQUEST, StatusCode::GONE, StatusCode::FOUND] {
             assert!(matches!(
-                judge(&claimed(1), Attempt::Answered(s)),
+                judge(&claimed(1), answered(s)),
                 Completion::Failed { .. }
             ));
         }
         assert!(matches!(
-            judge(&claimed(1), Attempt::Answered(StatusCode::NO_CONTENT)),
+            judge(&claimed(1), answered(StatusCode::NO_CONTENT)),
             Completion::Delivered { status: 204 }
         ));
         assert!(matches!(

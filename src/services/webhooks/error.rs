@@ -17,6 +17,13 @@ pub enum WebhookError {
     NoSuchWebhook { url: String, session: String },
     #[error("delivery {0} not found")]
     NoSuchDelivery(String),
+    #[error("webhook {0} not found")]
+    NoSuchWebhookId(String),
+    #[error("only webhooks with \"signing\": \"standard\" have a secret to rotate; change an hmacKey by registering the webhook again")]
+    NotStandard,
+    /// The session's deliveries were recovered less than a minute ago; try after this.
+    #[error("the session's deliveries were recovered less than a minute ago")]
+    RecoveredRecently(std::time::Duration),
     #[error("the delivery is still pending; it will be attempted on its own")]
     StillPending,
     /// The tenant's quotas or the organisation's budget refused the registration call: the

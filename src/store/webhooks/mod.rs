@@ -2,10 +2,12 @@
 //! upstream session, and the outbox of events and their deliveries.
 
 pub mod deliveries;
+pub mod health;
 pub mod ingress;
 pub mod outbox;
 pub mod subscriptions;
 
+use crate::domain::webhook_signing::Scheme;
 use crate::domain::webhooks::{Backoff, DeliveryStatus};
 use sqlx::error::BoxDynError;
 use sqlx::postgres::{PgTypeInfo, PgValueRef};
@@ -35,3 +37,4 @@ macro_rules! text_column {
 
 text_column!(Backoff);
 text_column!(DeliveryStatus);
+text_column!(Scheme);

@@ -8,6 +8,7 @@
 //! overwrite a newer attempt.
 
 use crate::db::Db;
+use crate::domain::webhook_signing::{Scheme, WebhookSecret};
 use crate::domain::webhooks::{Backoff, CustomHeader, DeliveryStatus, RetryPolicy};
 use crate::domain::Mode;
 use crate::store::StoreError;
@@ -29,15 +30,16 @@ pub const MIN_EVENT_KEY_RETENTION: Duration = Duration::from_secs(2 * 86_400);
 const PURGE_BATCH: u64 = 1000;
 
 /// A verified event on its way in, as the tenant will receive it.
-pub struct NewEvent<'a> {
-    pub upstream_session: &'a str,
-    pub event_id: &'a str,
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub upstream_session: String,
+    pub event_id: String,
     pub tenant_id: Uuid,
-    pub session_name: &'a str,
+    pub session_name: String,
     /// The session's mode: only subscriptions of that mode get the event.
     pub mode: Mode,
-    pub event: &'a str,
-    pub body: &'a [u8],
+    pub event: String,
+    pub body: Vec<u8>,
     /// An incoming `message.any`: subscriptions that also take `message` get it from there.
     pub incoming_duplicate: bool,
 }
@@ -46,13 +48,45 @@ pub struct NewEvent<'a> {
 #[derive(Debug, Clone)]
 pub struct Claimed {
     pub id: Uuid,
+    pub subscription_id: Uuid,
     /// This attempt's number (1 for the first).
     pub attempt: i32,
     pub body: Bytes,
     pub url: String,
-    pub hmac_key: Option<String>,
+    pub signing: Keys,
     pub custom_headers: Vec<CustomHeader>,
     pub retries: RetryPolicy,
+}
+
+/// The keys an attempt signs with.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Keys {
+    HmacSha512(Option<String>),
+    /// The current secret, and the previous one while its grace period lasts.
+    Standard {
+        current: WebhookSecret,
+        previous: Option<WebhookSecret>,
+    },
+}
+
+impl std::fmt::Debug for Keys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Keys::HmacSha512(key) => write!(f, "HmacSha512(signed: {})", key.is_some()),
+            Keys::Standard { previous, .. } => {
+                write!(f, "Standard(rotating: {})", previous.is_some())
+            }
+        }
+    }
+}
+
+/// How many attempts may be in flight at once, across every replica.
+#[derive(Debug, Clone, Copy)]
+pub struct InFlight {
+    /// To one endpoint (subscription).
+    pub per_endpoint: i64,
+    /// To all of one tenant's endpoints.
+    pub per_tenant: i64,
 }
 
 /// How an attempt ended, as far as the outbox is concerned.
@@ -82,55 +116,127 @@ pub struct Standing {
     pub now: DateTime<Utc>,
 }
 
-/// Stores the event and its deliveries in one statement (so one round trip and one commit),
-/// answering how many deliveries it made; `None` when the event was already stored.
-pub async fn insert_event(db: &Db, event: &NewEvent<'_>) -> Result<Option<i64>, StoreError> {
-    // No NOTIFY: it serialises every committing transaction that sends one, capping ingress at
-    // one fsync at a time; this replica's workers are woken in-process and the others find the
-    // rows on their next poll. The event's key is recorded first and kept longer than its
-    // body, so a replay is recognised even after the body was purged.
-    let made = sqlx::query_scalar!(
-        r#"WITH key AS (
-             INSERT INTO webhook_event_keys (upstream_session, event_id) VALUES ($2, $3)
-             ON CONFLICT DO NOTHING RETURNING 1),
+/// Stores `events` and their deliveries in one statement (so one round trip and one commit,
+/// however many there are), answering for each, in order, how many deliveries it made, or
+/// `None` when it was already stored (before, or earlier in `events`).
+pub async fn insert_events(
+    db: impl PgExecutor<'_>,
+    events: &[NewEvent],
+) -> Result<Vec<Option<i64>>, StoreError> {
+    let ids: Vec<Uuid> = events.iter().map(|_| Uuid::now_v7()).collect();
+    let column = |f: fn(&NewEvent) -> &str| events.iter().map(f).collect::<Vec<_>>();
+    let tenants: Vec<Uuid> = events.iter().map(|e| e.tenant_id).collect();
+    let bodies: Vec<&[u8]> = events.iter().map(|e| e.body.as_slice()).collect();
+    let duplicates: Vec<bool> = events.iter().map(|e| e.incoming_duplicate).collect();
+    // No NOTIFY: it serialises every committing transaction that sends one; this replica's
+    // workers are woken in-process and the others find the rows on their next poll. An
+    // event's key is recorded first and kept longer than its body, so a replay is recognised
+    // even after the body was purged. Two copies of one event in `events` meet the same key:
+    // the second inserts nothing.
+    let made = sqlx::query!(
+        r#"WITH input AS (
+             SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::uuid[], $5::text[],
+                                  $6::text[], $7::bytea[], $8::bool[], $9::text[])
+               AS t(id, upstream_session, event_id, tenant_id, session_name, event, body,
+                    incoming_duplicate, mode)),
+           key AS (
+             INSERT INTO webhook_event_keys (upstream_session, event_id)
+             SELECT upstream_session, event_id FROM input
+             ON CONFLICT DO NOTHING RETURNING upstream_session, event_id),
            event AS (
              INSERT INTO webhook_events (id, upstream_session, event_id, tenant_id, session_name, event, body, mode)
-             SELECT $1, $2, $3, $4, $5, $6, $7, $9 FROM key
+             SELECT i.id, i.upstream_session, i.event_id, i.tenant_id, i.session_name, i.event, i.body, i.mode
+             FROM input i JOIN key k USING (upstream_session, event_id)
              ON CONFLICT ON CONSTRAINT webhook_events_dedupe_key DO NOTHING RETURNING id),
            deliveries AS (
              INSERT INTO webhook_deliveries (id, event_pk, subscription_id, tenant_id, session_name, mode)
-             SELECT gen_random_uuid(), event.id, w.id, w.tenant_id, w.session_name, w.mode
-             FROM event, webhook_subscriptions w
-             WHERE w.tenant_id = $4 AND w.mode = $9 AND w.session_name = $5 AND $6 = ANY(w.events)
-               AND NOT ($8 AND 'message' = ANY(w.events))
-             ON CONFLICT ON CONSTRAINT webhook_deliveries_once_key DO NOTHING RETURNING 1)
-           SELECT (SELECT count(*) FROM deliveries) AS "made!" FROM event"#,
-        Uuid::now_v7(),
-        event.upstream_session,
-        event.event_id,
-        event.tenant_id,
-        event.session_name,
-        event.event,
-        event.body,
-        event.incoming_duplicate,
-        event.mode.as_str(),
+             SELECT gen_random_uuid(), e.id, w.id, w.tenant_id, w.session_name, w.mode
+             FROM event e JOIN input i ON i.id = e.id
+             JOIN webhook_subscriptions w
+               ON w.tenant_id = i.tenant_id AND w.mode = i.mode AND w.session_name = i.session_name
+              AND i.event = ANY(w.events) AND NOT (i.incoming_duplicate AND 'message' = ANY(w.events))
+             ON CONFLICT ON CONSTRAINT webhook_deliveries_once_key DO NOTHING RETURNING event_pk)
+           SELECT e.id AS "id!", count(d.event_pk) AS "made!"
+           FROM event e LEFT JOIN deliveries d ON d.event_pk = e.id GROUP BY e.id"#,
+        &ids,
+        &column(|e| &e.upstream_session) as &[&str],
+        &column(|e| &e.event_id) as &[&str],
+        &tenants,
+        &column(|e| &e.session_name) as &[&str],
+        &column(|e| &e.event) as &[&str],
+        &bodies as &[&[u8]],
+        &duplicates,
+        &column(|e| e.mode.as_str()) as &[&str],
     )
-    .fetch_optional(db)
+    .fetch_all(db)
     .await?;
-    Ok(made)
+    let made: std::collections::HashMap<Uuid, i64> =
+        made.into_iter().map(|r| (r.id, r.made)).collect();
+    Ok(ids.iter().map(|id| made.get(id).copied()).collect())
 }
 
-/// Takes up to `limit` due deliveries, leasing each for `lease`.
-pub async fn claim(db: &Db, limit: i64, lease: Duration) -> Result<Vec<Claimed>, StoreError> {
+/// Takes up to `limit` due deliveries, leasing each for `lease`, fairly: never more than
+/// `in_flight` allows per endpoint and per tenant (counting every replica's attempts), and
+/// round-robin across tenants (each tenant's first due delivery before anyone's second).
+/// Disabled endpoints are skipped. The walk is over the endpoints that have pending rows (a
+/// loose index scan) and each one's earliest due rows, so an endpoint with a large backlog
+/// costs no more than one with a single row.
+pub async fn claim(
+    db: &Db,
+    limit: i64,
+    lease: Duration,
+    in_flight: InFlight,
+) -> Result<Vec<Claimed>, StoreError> {
     let rows = sqlx::query!(
-        r#"WITH claimed AS (
+        r#"WITH RECURSIVE endpoints AS (
+             (SELECT subscription_id AS id FROM webhook_deliveries WHERE status = 'pending'
+              ORDER BY subscription_id LIMIT 1)
+             UNION ALL
+             SELECT (SELECT d.subscription_id FROM webhook_deliveries d
+                     WHERE d.status = 'pending' AND d.subscription_id > e.id
+                     ORDER BY d.subscription_id LIMIT 1)
+             FROM endpoints e WHERE e.id IS NOT NULL),
+           busy AS (
+             SELECT subscription_id, tenant_id, count(*) AS n FROM webhook_deliveries
+             WHERE leased_until > now() GROUP BY subscription_id, tenant_id),
+           tenant_busy AS (SELECT tenant_id, sum(n)::bigint AS n FROM busy GROUP BY tenant_id),
+           candidates AS (
+             SELECT c.id, c.tenant_id, c.next_attempt_at,
+                    row_number() OVER (PARTITION BY c.subscription_id
+                                       ORDER BY c.next_attempt_at) AS endpoint_rank
+             FROM endpoints e
+             JOIN webhook_subscriptions w ON w.id = e.id AND w.disabled_at IS NULL
+             CROSS JOIN LATERAL (
+               SELECT d.id, d.tenant_id, d.subscription_id, d.next_attempt_at
+               FROM webhook_deliveries d
+               WHERE d.subscription_id = e.id AND d.status = 'pending'
+                 AND d.next_attempt_at <= now()
+               ORDER BY d.next_attempt_at
+               LIMIT greatest(0, $3 - coalesce(
+                 (SELECT b.n FROM busy b WHERE b.subscription_id = e.id), 0))) c),
+           fair AS (
+             SELECT c.id, c.next_attempt_at,
+                    row_number() OVER (PARTITION BY c.tenant_id
+                                       ORDER BY c.endpoint_rank, c.next_attempt_at) AS tenant_rank,
+                    coalesce(t.n, 0) AS tenant_busy
+             FROM candidates c LEFT JOIN tenant_busy t ON t.tenant_id = c.tenant_id),
+           picked AS (
+             SELECT id FROM fair WHERE tenant_rank + tenant_busy <= $4
+             ORDER BY tenant_rank, next_attempt_at LIMIT $1),
+           claimed AS (
              UPDATE webhook_deliveries d SET attempts = d.attempts + 1, last_attempt_at = now(),
-                    next_attempt_at = now() + make_interval(secs => $2)
+                    next_attempt_at = now() + make_interval(secs => $2),
+                    leased_until = now() + make_interval(secs => $2)
              WHERE d.id IN (SELECT id FROM webhook_deliveries
-                            WHERE status = 'pending' AND next_attempt_at <= now()
-                            ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED)
+                            WHERE id IN (SELECT id FROM picked)
+                              AND status = 'pending' AND next_attempt_at <= now()
+                            FOR UPDATE SKIP LOCKED)
              RETURNING d.id, d.attempts, d.event_pk, d.subscription_id)
-           SELECT c.id AS "id!", c.attempts AS "attempt!", e.body, w.url, w.hmac_key,
+           SELECT c.id AS "id!", c.subscription_id AS "subscription_id!",
+                  c.attempts AS "attempt!", e.body, w.url, w.hmac_key,
+                  w.signing AS "signing: Scheme", w.signing_secret,
+                  CASE WHEN w.previous_secret_expires_at > now() THEN w.previous_secret END
+                      AS previous_secret,
                   w.custom_headers AS "custom_headers: Json<Vec<CustomHeader>>",
                   w.retry_policy AS "retry_policy: Backoff", w.retry_delay_seconds,
                   w.retry_attempts
@@ -138,17 +244,29 @@ pub async fn claim(db: &Db, limit: i64, lease: Duration) -> Result<Vec<Claimed>,
            JOIN webhook_subscriptions w ON w.id = c.subscription_id"#,
         limit,
         lease.as_secs_f64(),
+        in_flight.per_endpoint,
+        in_flight.per_tenant,
     )
     .fetch_all(db)
     .await?;
+    let secret = |raw: Option<String>| raw.and_then(|s| WebhookSecret::parse(&s).ok());
     Ok(rows
         .into_iter()
         .map(|r| Claimed {
             id: r.id,
+            subscription_id: r.subscription_id,
             attempt: r.attempt,
             body: Bytes::from(r.body),
             url: r.url,
-            hmac_key: r.hmac_key,
+            signing: match (r.signing, secret(r.signing_secret)) {
+                (Scheme::Standard, Some(current)) => Keys::Standard {
+                    current,
+                    previous: secret(r.previous_secret),
+                },
+                // The table's CHECK keeps a standard subscription's secret; stored secrets
+                // were checked when given.
+                _ => Keys::HmacSha512(r.hmac_key),
+            },
             custom_headers: r.custom_headers.0,
             retries: RetryPolicy {
                 policy: r.retry_policy,
@@ -159,12 +277,16 @@ pub async fn claim(db: &Db, limit: i64, lease: Duration) -> Result<Vec<Claimed>,
         .collect())
 }
 
-/// Records how the claimed attempt ended, unless a newer attempt has the row.
+/// Records how the claimed attempt ended, unless a newer attempt has the row, and keeps the
+/// endpoint's health: a success clears its `failing_since`, a failure sets it when unset.
+/// Answers whether the endpoint has now been failing for at least `disable_after` (by the
+/// database's clock).
 pub async fn complete(
     db: &Db,
     claimed: &Claimed,
     completion: &Completion,
-) -> Result<(), StoreError> {
+    disable_after: Duration,
+) -> Result<bool, StoreError> {
     let (status, next_in, last_status, error) = match completion {
         Completion::Delivered { status } => (
             DeliveryStatus::Delivered,
@@ -189,22 +311,38 @@ pub async fn complete(
             Some(error.as_str()),
         ),
     };
-    sqlx::query!(
-        "UPDATE webhook_deliveries SET status = $3, last_status = $4, last_error = $5, \
-                next_attempt_at = CASE WHEN $3 = 'pending' \
-                    THEN now() + make_interval(secs => $6) ELSE next_attempt_at END, \
-                finished_at = CASE WHEN $3 = 'pending' THEN NULL ELSE now() END \
-         WHERE id = $1 AND attempts = $2 AND status = 'pending'",
+    let delivered = status == DeliveryStatus::Delivered;
+    let failing_long = sqlx::query_scalar!(
+        r#"WITH done AS (
+             UPDATE webhook_deliveries SET status = $3, last_status = $4, last_error = $5,
+                    next_attempt_at = CASE WHEN $3 = 'pending'
+                        THEN now() + make_interval(secs => $6) ELSE next_attempt_at END,
+                    finished_at = CASE WHEN $3 = 'pending' THEN NULL ELSE now() END,
+                    leased_until = NULL
+             WHERE id = $1 AND attempts = $2 AND status = 'pending'
+             RETURNING subscription_id),
+           health AS (
+             UPDATE webhook_subscriptions w
+             SET failing_since = CASE WHEN $7 THEN NULL ELSE now() END
+             FROM done WHERE w.id = done.subscription_id
+               AND (CASE WHEN $7 THEN w.failing_since IS NOT NULL
+                         ELSE w.failing_since IS NULL END)
+             RETURNING w.id)
+           SELECT (NOT $7 AND w.failing_since <= now() - make_interval(secs => $8)
+                   AND NOT EXISTS (SELECT 1 FROM health)) AS "failing_long!"
+           FROM done JOIN webhook_subscriptions w ON w.id = done.subscription_id"#,
         claimed.id,
         claimed.attempt,
         status.as_str(),
         last_status,
         error,
         next_in,
+        delivered,
+        disable_after.as_secs_f64(),
     )
-    .execute(db)
+    .fetch_optional(db)
     .await?;
-    Ok(())
+    Ok(failing_long.unwrap_or(false))
 }
 
 pub async fn standing(db: &Db) -> Result<Standing, StoreError> {

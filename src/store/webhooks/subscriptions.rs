@@ -2,6 +2,7 @@
 //! they outlive the upstream session, and a test session's never receive a live one's events).
 
 use crate::db::Db;
+use crate::domain::webhook_signing::Scheme;
 use crate::domain::webhooks::{Backoff, CustomHeader, NewSubscription, RetryPolicy};
 use crate::domain::Mode;
 use crate::store::{ResultExt, StoreError};
@@ -13,17 +14,30 @@ use uuid::Uuid;
 /// The tenant a subscription is added for is gone (deleted while its key was still cached).
 pub const TENANT_FKEY: &str = "webhook_subscriptions_tenant_id_fkey";
 
-/// A subscription as stored, without its `hmac_key` (only whether it has one).
+/// A subscription as stored, without its `hmac_key` or secrets (only whether it signs).
 #[derive(Debug, Clone)]
 pub struct Subscription {
     pub id: Uuid,
     pub session_name: String,
     pub url: String,
     pub events: Vec<String>,
+    pub signing: Scheme,
     pub signed: bool,
     pub retries: RetryPolicy,
     pub custom_headers: Vec<CustomHeader>,
     pub created_at: DateTime<Utc>,
+    pub health: Health,
+}
+
+/// How an endpoint is doing, and its secret's rotation.
+#[derive(Debug, Clone, Default)]
+pub struct Health {
+    /// Failing without a success since then.
+    pub failing_since: Option<DateTime<Utc>>,
+    pub disabled_at: Option<DateTime<Utc>>,
+    pub disabled_reason: Option<String>,
+    /// Until then deliveries are also signed with the secret before the last rotation.
+    pub previous_secret_expires_at: Option<DateTime<Utc>>,
 }
 
 struct Row {
@@ -31,12 +45,17 @@ struct Row {
     session_name: String,
     url: String,
     events: Vec<String>,
+    signing: Scheme,
     signed: bool,
     retry_policy: Backoff,
     retry_delay_seconds: i32,
     retry_attempts: i32,
     custom_headers: Json<Vec<CustomHeader>>,
     created_at: DateTime<Utc>,
+    failing_since: Option<DateTime<Utc>>,
+    disabled_at: Option<DateTime<Utc>>,
+    disabled_reason: Option<String>,
+    previous_secret_expires_at: Option<DateTime<Utc>>,
 }
 
 impl From<Row> for Subscription {
@@ -46,6 +65,7 @@ impl From<Row> for Subscription {
             session_name: r.session_name,
             url: r.url,
             events: r.events,
+            signing: r.signing,
             signed: r.signed,
             retries: RetryPolicy {
                 policy: r.retry_policy,
@@ -54,6 +74,12 @@ impl From<Row> for Subscription {
             },
             custom_headers: r.custom_headers.0,
             created_at: r.created_at,
+            health: Health {
+                failing_since: r.failing_since,
+                disabled_at: r.disabled_at,
+                disabled_reason: r.disabled_reason,
+                previous_secret_expires_at: r.previous_secret_expires_at,
+            },
         }
     }
 }
@@ -67,9 +93,13 @@ pub async fn list(
 ) -> Result<Vec<Subscription>, StoreError> {
     let rows = sqlx::query_as!(
         Row,
-        r#"SELECT id, session_name, url, events, hmac_key IS NOT NULL AS "signed!",
+        r#"SELECT id, session_name, url, events, signing AS "signing: Scheme",
+                  (hmac_key IS NOT NULL OR signing_secret IS NOT NULL) AS "signed!",
                   retry_policy AS "retry_policy: Backoff", retry_delay_seconds, retry_attempts,
-                  custom_headers AS "custom_headers: Json<Vec<CustomHeader>>", created_at
+                  custom_headers AS "custom_headers: Json<Vec<CustomHeader>>", created_at,
+                  failing_since, disabled_at, disabled_reason,
+                  CASE WHEN previous_secret_expires_at > now() THEN previous_secret_expires_at END
+                      AS previous_secret_expires_at
            FROM webhook_subscriptions
            WHERE tenant_id = $1 AND mode = $2 AND ($3::text IS NULL OR session_name = $3)
            ORDER BY created_at, id"#,
@@ -103,7 +133,8 @@ pub async fn count_others(
     Ok(others)
 }
 
-/// Adds a subscription, or replaces the one the session has for the same URL. A tenant that
+/// Adds a subscription, or replaces the one the session has for the same URL (its signing,
+/// secrets and health too: a replaced endpoint starts enabled and not failing). A tenant that
 /// no longer exists is a conflict on [`TENANT_FKEY`].
 pub async fn upsert(
     conn: &mut PgConnection,
@@ -115,29 +146,37 @@ pub async fn upsert(
     let row = sqlx::query_as!(
         Row,
         r#"INSERT INTO webhook_subscriptions (id, tenant_id, session_name, url, events, hmac_key,
-               retry_policy, retry_delay_seconds, retry_attempts, custom_headers, mode)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+               retry_policy, retry_delay_seconds, retry_attempts, custom_headers, mode, signing,
+               signing_secret)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
            ON CONFLICT ON CONSTRAINT webhook_subscriptions_target_key DO UPDATE SET
                events = EXCLUDED.events, hmac_key = EXCLUDED.hmac_key,
                retry_policy = EXCLUDED.retry_policy,
                retry_delay_seconds = EXCLUDED.retry_delay_seconds,
                retry_attempts = EXCLUDED.retry_attempts,
-               custom_headers = EXCLUDED.custom_headers, updated_at = now()
-           RETURNING id, session_name, url, events, hmac_key IS NOT NULL AS "signed!",
+               custom_headers = EXCLUDED.custom_headers, signing = EXCLUDED.signing,
+               signing_secret = EXCLUDED.signing_secret, previous_secret = NULL,
+               previous_secret_expires_at = NULL, failing_since = NULL, disabled_at = NULL,
+               disabled_reason = NULL, updated_at = now()
+           RETURNING id, session_name, url, events, signing AS "signing: Scheme",
+                     (hmac_key IS NOT NULL OR signing_secret IS NOT NULL) AS "signed!",
                      retry_policy AS "retry_policy: Backoff", retry_delay_seconds,
                      retry_attempts,
-                     custom_headers AS "custom_headers: Json<Vec<CustomHeader>>", created_at"#,
+                     custom_headers AS "custom_headers: Json<Vec<CustomHeader>>", created_at,
+                     failing_since, disabled_at, disabled_reason, previous_secret_expires_at"#,
         Uuid::now_v7(),
         tenant,
         session,
         new.url.as_str(),
         &new.events,
-        new.hmac_key.as_deref(),
+        new.signing.hmac_key(),
         new.retries.policy.as_str(),
         new.retries.delay_seconds,
         new.retries.attempts,
         Json(&new.custom_headers) as _,
         mode.as_str(),
+        new.signing.scheme().as_str(),
+        new.signing.secret().map(|s| s.expose()),
     )
     .fetch_one(conn)
     .await
@@ -183,4 +222,91 @@ pub async fn needed_events(
     .fetch_one(conn)
     .await?;
     Ok(needed)
+}
+
+/// Which of the tenant's subscriptions a call names: by id, on the session (of the mode)
+/// given, so another tenant's or another session's is simply not found.
+#[derive(Debug, Clone, Copy)]
+pub struct Named<'a> {
+    pub tenant: Uuid,
+    pub mode: Mode,
+    pub session: &'a str,
+    pub id: Uuid,
+}
+
+/// The named subscription's signing scheme, locked until `conn`'s transaction ends.
+pub async fn lock_scheme(
+    conn: &mut PgConnection,
+    named: Named<'_>,
+) -> Result<Option<Scheme>, StoreError> {
+    let scheme = sqlx::query_scalar!(
+        r#"SELECT signing AS "signing: Scheme" FROM webhook_subscriptions
+           WHERE id = $1 AND tenant_id = $2 AND mode = $3 AND session_name = $4 FOR UPDATE"#,
+        named.id,
+        named.tenant,
+        named.mode.as_str(),
+        named.session,
+    )
+    .fetch_optional(conn)
+    .await?;
+    Ok(scheme)
+}
+
+/// Signs with `secret` from now on; the secret it replaces keeps signing too for `grace`
+/// (none when zero). When the previous secret was itself still in its grace period, it is
+/// dropped: at most two secrets sign at once. Answers when the previous secret stops signing.
+pub async fn rotate_secret(
+    conn: &mut PgConnection,
+    named: Named<'_>,
+    secret: &str,
+    grace: std::time::Duration,
+) -> Result<Option<DateTime<Utc>>, StoreError> {
+    let until = sqlx::query_scalar!(
+        "UPDATE webhook_subscriptions SET
+             previous_secret = CASE WHEN $5::float8 > 0 THEN signing_secret END,
+             previous_secret_expires_at = CASE WHEN $5::float8 > 0
+                 THEN now() + make_interval(secs => $5) END,
+             signing_secret = $6, updated_at = now()
+         WHERE id = $1 AND tenant_id = $2 AND mode = $3 AND session_name = $4
+           AND signing = 'standard'
+         RETURNING previous_secret_expires_at",
+        named.id,
+        named.tenant,
+        named.mode.as_str(),
+        named.session,
+        grace.as_secs_f64(),
+        secret,
+    )
+    .fetch_one(conn)
+    .await?;
+    Ok(until)
+}
+
+/// Enables the named subscription again, as if it had never failed; `None` when there is no
+/// such subscription.
+pub async fn enable(
+    conn: &mut PgConnection,
+    named: Named<'_>,
+) -> Result<Option<Subscription>, StoreError> {
+    let row = sqlx::query_as!(
+        Row,
+        r#"UPDATE webhook_subscriptions SET disabled_at = NULL, disabled_reason = NULL,
+               failing_since = NULL, updated_at = now()
+           WHERE id = $1 AND tenant_id = $2 AND mode = $3 AND session_name = $4
+           RETURNING id, session_name, url, events, signing AS "signing: Scheme",
+                     (hmac_key IS NOT NULL OR signing_secret IS NOT NULL) AS "signed!",
+                     retry_policy AS "retry_policy: Backoff", retry_delay_seconds,
+                     retry_attempts,
+                     custom_headers AS "custom_headers: Json<Vec<CustomHeader>>", created_at,
+                     failing_since, disabled_at, disabled_reason,
+                     CASE WHEN previous_secret_expires_at > now() THEN previous_secret_expires_at END
+                         AS previous_secret_expires_at"#,
+        named.id,
+        named.tenant,
+        named.mode.as_str(),
+        named.session,
+    )
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.map(Into::into))
 }

@@ -40,6 +40,11 @@ struct ReceiverState {
     status: AtomicU16,
     /// How long each answer takes, in milliseconds.
     delay_ms: AtomicU64,
+    /// A `Retry-After` sent with every answer, when set.
+    retry_after: Mutex<Option<String>>,
+    /// Requests being answered now, and the most there ever were at once.
+    in_flight: AtomicUsize,
+    most_in_flight: AtomicUsize,
 }
 
 /// An HTTP server recording every request, on its own thread and actix runtime.
@@ -105,9 +110,19 @@ impl Receiver {
             .store(delay.as_millis() as u64, Ordering::SeqCst);
     }
 
+    /// Sends `Retry-After: value` with every answer from now on.
+    pub fn retry_after(&self, value: &str) {
+        *self.state.retry_after.lock().unwrap() = Some(value.to_owned());
+    }
+
     /// Answers `status` from now on.
     pub fn answer_with(&self, status: u16) {
         self.state.status.store(status, Ordering::SeqCst);
+    }
+
+    /// The most requests this receiver was answering at once.
+    pub fn most_in_flight(&self) -> usize {
+        self.state.most_in_flight.load(Ordering::SeqCst)
     }
 
     pub fn hits(&self) -> Vec<Hit> {
@@ -176,20 +191,27 @@ async fn record(
         headers,
         body: body.to_vec(),
     });
+    let now = state.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+    state.most_in_flight.fetch_max(now, Ordering::SeqCst);
     let delay = state.delay_ms.load(Ordering::SeqCst);
     if delay > 0 {
         // reason: a slow receiver is what the test asks for
         tokio::time::sleep(Duration::from_millis(delay)).await;
     }
+    state.in_flight.fetch_sub(1, Ordering::SeqCst);
     let failing = state
         .fail_first
         .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
         .is_ok();
-    if failing {
-        return HttpResponse::ServiceUnavailable().finish();
+    let mut answer = if failing {
+        HttpResponse::ServiceUnavailable()
+    } else {
+        HttpResponse::build(
+            actix_web::http::StatusCode::from_u16(state.status.load(Ordering::SeqCst)).unwrap(),
+        )
+    };
+    if let Some(value) = state.retry_after.lock().unwrap().clone() {
+        answer.insert_header(("retry-after", value));
     }
-    HttpResponse::build(
-        actix_web::http::StatusCode::from_u16(state.status.load(Ordering::SeqCst)).unwrap(),
-    )
-    .finish()
+    answer.finish()
 }

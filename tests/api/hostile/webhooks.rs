@@ -467,3 +467,382 @@ async fn tenants_see_a_coarse_delivery_outcome_and_admins_the_raw_error() {
         "the admin sees the raw error: {admin_error}"
     );
 }
+
+// ---- Signing, rotation, health and recovery (issue 15 part 2) ---------------------------------
+
+/// A tenant's session `default` with one Standard Webhooks subscription at `receiver`: the
+/// tenant and the 201.
+async fn standard_hook(app: &TestApp, receiver: &Receiver) -> (TestTenant, Value) {
+    let tenant = app.tenant().await;
+    app.working_session(&tenant, "default").await;
+    let created = app
+        .subscribe(
+            &tenant,
+            "default",
+            json!({"webhookUrl": receiver.url, "signing": "standard"}),
+        )
+        .await;
+    (tenant, created)
+}
+
+#[tokio::test]
+async fn bad_signing_and_secrets_are_refused_and_nothing_is_stored() {
+    let app = spawn_app().await;
+    let tenant = app.tenant().await;
+    app.working_session(&tenant, "default").await;
+    let url = "http://127.0.0.1:9/hook";
+    let b64 = |n: usize| {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.encode(vec![1u8; n])
+    };
+    let refused = [
+        ("an unknown scheme", json!({"signing": "sha1"}), "signing"),
+        ("a number", json!({"signing": 5}), "signing"),
+        (
+            "no whsec_",
+            json!({"signing": "standard", "secret": b64(32)}),
+            "whsec_",
+        ),
+        (
+            "23 bytes",
+            json!({"signing": "standard", "secret": format!("whsec_{}", b64(23))}),
+            "24",
+        ),
+        (
+            "65 bytes",
+            json!({"signing": "standard", "secret": format!("whsec_{}", b64(65))}),
+            "64",
+        ),
+        (
+            "100 KB",
+            json!({"signing": "standard", "secret": format!("whsec_{}", "A".repeat(100_000))}),
+            "secret",
+        ),
+        (
+            "not base64",
+            json!({"signing": "standard", "secret": "whsec_!!!!not-base64!!!!"}),
+            "base64",
+        ),
+        (
+            "a secret for hmac",
+            json!({"secret": format!("whsec_{}", b64(32))}),
+            "secret",
+        ),
+        (
+            "an hmacKey for standard",
+            json!({"signing": "standard", "hmacKey": "k"}),
+            "hmacKey",
+        ),
+        (
+            "a forged standard header",
+            json!({"customHeaders": [{"name": "Webhook-Signature", "value": "v1,x"}]}),
+            "customHeaders",
+        ),
+    ];
+    for (what, mut body, named) in refused {
+        body["webhookUrl"] = json!(url);
+        let (status, answer) = register(&app, &tenant, &body).await;
+        assert_eq!(status, 400, "{what}: {answer}");
+        let message = answer["message"].as_str().unwrap();
+        assert!(message.contains(named), "{what}: {message}");
+        assert!(!message.contains("AAAAAAAAAA"), "{what}: the secret echoed");
+    }
+    assert_eq!(subscriptions(&app).await, 0, "nothing was stored");
+    // config.webhooks cannot show a generated secret: one must be given there.
+    let created = app
+        .post_as(
+            &tenant,
+            "/v1/sessions",
+            json!({"name": "other", "config": {"webhooks": [
+                {"url": url, "signing": "standard"}]}}),
+        )
+        .await;
+    assert_eq!(created.status, 400, "{created:?}");
+    assert!(
+        created.message().contains("config.webhooks[0]"),
+        "{created:?}"
+    );
+}
+
+#[tokio::test]
+async fn rotating_another_tenants_secret_is_404_and_changes_nothing() {
+    let app = spawn_app().await;
+    let receiver = Receiver::start().await;
+    let (owner, created) = standard_hook(&app, &receiver).await;
+    let id = created["id"].as_str().unwrap();
+    let rotate = format!("{HOOKS}/{id}/rotate-secret");
+    // Another tenant with a session of the same name.
+    let other = app.tenant().await;
+    app.working_session(&other, "default").await;
+    let res = app.post_as(&other, &rotate, json!({})).await;
+    assert_eq!(res.status, 404, "{res:?}");
+    assert!(res.json.get("secret").is_none());
+    let res = app
+        .post_as(
+            &owner,
+            &format!("{HOOKS}/not-a-uuid/rotate-secret"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(res.status, 404);
+    // Bad bodies, refused before anything changes.
+    for body in [
+        json!({"gracePeriodSeconds": -1}),
+        json!({"gracePeriodSeconds": 604_801}),
+        json!({"gracePeriodSeconds": "soon"}),
+        json!({"secret": "whsec_short"}),
+        json!({"secret": 7}),
+        json!([1, 2]),
+    ] {
+        let res = app.post_as(&owner, &rotate, body.clone()).await;
+        assert_eq!(res.status, 400, "{body}: {res:?}");
+    }
+    let listed = app.get_as(&owner, HOOKS).await.json;
+    assert!(listed[0]["previousSecretExpiresAt"].is_null(), "{listed}");
+    // An hmac-sha512 webhook has no secret to rotate.
+    let hmac = app
+        .subscribe(
+            &owner,
+            "default",
+            json!({"webhookUrl": format!("{}/hmac", receiver.base), "hmacKey": "k"}),
+        )
+        .await;
+    let res = app
+        .post_as(
+            &owner,
+            &format!("{HOOKS}/{}/rotate-secret", hmac["id"].as_str().unwrap()),
+            json!({}),
+        )
+        .await;
+    assert_eq!(res.status, 409, "{res:?}");
+    // The owner still can.
+    assert_eq!(app.post_as(&owner, &rotate, json!({})).await.status, 200);
+}
+
+#[tokio::test]
+async fn enabling_another_tenants_endpoint_is_404_and_it_stays_disabled() {
+    let app = spawn_app().await;
+    let receiver = Receiver::answering(410).await;
+    let (owner, created) = standard_hook(&app, &receiver).await;
+    let id = created["id"].as_str().unwrap();
+    let upstream = app.upstream_name(&owner, "default").await;
+    app.sim_incoming(&upstream, "hi").await;
+    let disabled = eventually(Duration::from_secs(10), || async {
+        app.get_as(&owner, HOOKS).await.json[0]["enabled"] == false
+    })
+    .await;
+    assert!(disabled, "a 410 disables the endpoint");
+    let other = app.tenant().await;
+    app.working_session(&other, "default").await;
+    let enable = format!("{HOOKS}/{id}/enable");
+    assert_eq!(app.post_as(&other, &enable, json!({})).await.status, 404);
+    assert_eq!(
+        app.post_as(
+            &owner,
+            &format!("{HOOKS}/{}/enable", uuid_like()),
+            json!({})
+        )
+        .await
+        .status,
+        404
+    );
+    assert_eq!(app.get_as(&owner, HOOKS).await.json[0]["enabled"], false);
+    let res = app.post_as(&owner, &enable, json!({})).await;
+    assert_eq!(res.status, 200, "{res:?}");
+    assert_eq!(res.json["enabled"], true);
+}
+
+fn uuid_like() -> String {
+    "0190f0c4-6f1e-7c4a-9d2b-3f4e5a6b7c8d".to_owned()
+}
+
+#[tokio::test]
+async fn recover_refuses_a_bad_since_and_runs_once_a_minute() {
+    let app = spawn_app().await;
+    let receiver = Receiver::start().await;
+    let (tenant, _) = standard_hook(&app, &receiver).await;
+    let recover = format!("{HOOKS}/recover");
+    let now = chrono::Utc::now();
+    for body in [
+        json!({}),
+        json!({"since": "yesterday"}),
+        json!({"since": 1_700_000_000}),
+        json!({"since": (now + chrono::Duration::hours(1)).to_rfc3339()}),
+        json!({"since": (now - chrono::Duration::days(400)).to_rfc3339()}),
+        json!({"since": "+275760-09-13T00:00:00Z"}),
+    ] {
+        let res = app.post_as(&tenant, &recover, body.clone()).await;
+        assert_eq!(res.status, 400, "{body}: {res:?}");
+        assert!(res.message().contains("since"), "{res:?}");
+    }
+    let since = json!({"since": (now - chrono::Duration::hours(1)).to_rfc3339()});
+    let first = app.post_as(&tenant, &recover, since.clone()).await;
+    assert_eq!(first.status, 202, "{first:?}");
+    assert_eq!(first.json["recovered"], 0);
+    let again = app.post_as(&tenant, &recover, since.clone()).await;
+    assert_eq!(again.status, 429, "{again:?}");
+    assert!(again.retry_after().is_some_and(|s| (1..=60).contains(&s)));
+    // Another tenant's session of the same name has its own allowance; none is 404.
+    let other = app.tenant().await;
+    assert_eq!(
+        app.post_as(&other, &recover, since.clone()).await.status,
+        404
+    );
+    app.working_session(&other, "default").await;
+    assert_eq!(app.post_as(&other, &recover, since).await.status, 202);
+}
+
+/// The wait between the last attempt's start and the next one, as the tenant's listing shows
+/// it.
+async fn scheduled_wait(app: &TestApp, tenant: &TestTenant) -> Option<i64> {
+    let d = app
+        .get_as(tenant, "/v1/sessions/default/webhooks/deliveries")
+        .await
+        .json;
+    let parse = |v: &Value| {
+        v.as_str()
+            .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
+    };
+    let (last, next) = (
+        parse(&d[0]["lastAttemptAt"])?,
+        parse(&d[0]["nextAttemptAt"])?,
+    );
+    (d[0]["attempts"] == 1 && d[0]["status"] == "pending").then(|| (next - last).num_seconds())
+}
+
+#[tokio::test]
+async fn absurd_retry_after_values_are_bounded() {
+    let app = spawn_app().await;
+    // (Retry-After, the wait expected in seconds, give or take one)
+    let cases = [
+        ("99999999999999999999", 3600),
+        ("-5", 1),
+        ("Fri, 31 Dec 9999 23:59:59 GMT", 3600),
+        ("Thu, 01 Jan 1970 00:00:00 GMT", 1),
+        ("0", 1),
+        ("soon", 1),
+    ];
+    for (value, expected) in cases {
+        let receiver = Receiver::answering(503).await;
+        receiver.retry_after(value);
+        let tenant = app.tenant().await;
+        let upstream = app.working_session(&tenant, "default").await;
+        app.subscribe(
+            &tenant,
+            "default",
+            json!({"webhookUrl": receiver.url,
+                   "retries": {"policy": "constant", "delaySeconds": 0, "attempts": 3}}),
+        )
+        .await;
+        app.sim_incoming(&upstream, "hi").await;
+        let seen = eventually(Duration::from_secs(10), || async {
+            scheduled_wait(&app, &tenant).await.is_some()
+        })
+        .await;
+        assert!(seen, "{value}: the first attempt is recorded");
+        let wait = scheduled_wait(&app, &tenant).await.unwrap();
+        assert!(
+            // The next attempt is scheduled from the answer, the last from the claim: a loaded
+            // machine can put seconds between the two.
+            (expected - 1..=expected + 5).contains(&wait),
+            "Retry-After {value}: the next attempt in {wait} s"
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_oversized_ingress_body_is_refused_even_correctly_signed_and_stores_nothing() {
+    let app = spawn_app().await;
+    let receiver = Receiver::start().await;
+    let (upstream, token, key) = ingress_session(&app, &receiver).await;
+    let event = json!({"id": "evt_big", "timestamp": chrono::Utc::now().timestamp_millis(),
+                       "event": "message", "session": upstream,
+                       "payload": {"body": "x".repeat(2 * 1024 * 1024)}});
+    let res = post_event(&app, &token, &key, &event).await;
+    assert_eq!(res.status(), 413);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["statusCode"], 413, "{body}");
+    assert_eq!(app.rows("webhook_events").await, 0);
+    assert_eq!(app.rows("webhook_event_keys").await, 0);
+}
+
+/// Posts every one of `events` at once to the ingress of `token`, signed with `key`; the
+/// statuses in order.
+async fn post_all_at_once(app: &TestApp, token: &str, key: &str, events: &[Value]) -> Vec<u16> {
+    futures_util::future::join_all(
+        events
+            .iter()
+            .map(|e| async move { post_event(app, token, key, e).await.status().as_u16() }),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_flood_of_duplicates_is_stored_once_and_delivered_once() {
+    let app = spawn_app().await;
+    let receiver = Receiver::start().await;
+    let (upstream, token, key) = ingress_session(&app, &receiver).await;
+    let now = chrono::Utc::now().timestamp_millis();
+    // 20 events, each sent 15 times at once: copies share commits and race across them.
+    let flood: Vec<Value> = (0..300)
+        .map(|i| {
+            json!({"id": format!("evt_{}", i % 20), "timestamp": now, "event": "message",
+                   "session": upstream, "payload": {"body": "dup"}})
+        })
+        .collect();
+    let statuses = post_all_at_once(&app, &token, &key, &flood).await;
+    assert!(
+        statuses.iter().all(|s| *s == 200),
+        "every copy is acknowledged: {statuses:?}"
+    );
+    assert_eq!(app.rows("webhook_events").await, 20);
+    assert_eq!(app.rows("webhook_deliveries").await, 20);
+    receiver.wait_for(20, Duration::from_secs(30)).await;
+    app.outbox_drained().await;
+    let ids = receiver.event_ids();
+    assert_eq!(ids.len(), 20, "each event arrived once: {ids:?}");
+}
+
+#[tokio::test]
+async fn hostile_events_in_a_burst_are_refused_alone_and_their_neighbours_are_stored() {
+    let app = spawn_app().await;
+    let receiver = Receiver::start().await;
+    let (upstream, token, key) = ingress_session(&app, &receiver).await;
+    let now = chrono::Utc::now().timestamp_millis();
+    let event = |id: &str| {
+        json!({"id": id, "timestamp": now, "event": "message", "session": upstream,
+               "payload": {"body": "hi"}})
+    };
+    // Ids the database cannot hold (a NUL) or index (too long), among good events, all at once.
+    let mut burst = Vec::new();
+    for i in 0..60 {
+        burst.push(event(&format!("evt_{i}")));
+        if i % 3 == 0 {
+            burst.push(event(&format!("evt_nul_{i}\u{0}")));
+            // Random, so that it does not compress below the index's limit.
+            let long = Alphanumeric.sample_string(&mut rand::thread_rng(), 3000);
+            burst.push(event(&format!("evt_long_{i}_{long}")));
+        }
+    }
+    let statuses = post_all_at_once(&app, &token, &key, &burst).await;
+    for (e, status) in burst.iter().zip(&statuses) {
+        let id = e["id"].as_str().unwrap();
+        let hostile = id.starts_with("evt_nul_") || id.starts_with("evt_long_");
+        let expected = if hostile { 400 } else { 200 };
+        assert_eq!(*status, expected, "{}", &id[..id.len().min(20)]);
+    }
+    // Signed with the wrong key or sent to a token nobody has: refused, never queued.
+    let good = event("evt_good");
+    let forged = post_all_at_once(&app, &token, "not-the-key", &vec![good.clone(); 50]).await;
+    let stranger = post_all_at_once(&app, &random_token(), &key, &vec![good; 50]).await;
+    assert!(forged.iter().chain(&stranger).all(|s| *s == 401));
+
+    assert_eq!(app.rows("webhook_events").await, 60);
+    receiver.wait_for(60, Duration::from_secs(30)).await;
+    app.outbox_drained().await;
+    assert_eq!(
+        receiver.hits().len(),
+        60,
+        "the good events arrived once each"
+    );
+}
