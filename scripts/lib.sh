@@ -6,7 +6,8 @@
 #   apt_install PKG...      installs Debian packages that are missing (quietly)
 #   free_port               prints a free loopback TCP port
 #   wait_http URL [PID]     waits up to 60 s for URL to answer 2xx; fails early when PID dies
-#   on_exit CMD             runs CMD when the script exits (last registered runs first)
+#   on_exit CMD             runs CMD when the script exits (last registered runs first; CMD
+#                           may read $status, the exit status)
 #   work_dir PREFIX         makes a temporary directory (world-readable, for PostgreSQL) in WORK
 #   throwaway_postgres      DATABASE_URL, or a fresh cluster under $WORK/pg stopped on exit
 #   start_gateway BIN LOG   migrates and serves BIN in the background (GATEWAY_PID), waits for

@@ -2,7 +2,9 @@
 # Starts a throwaway PostgreSQL cluster for the test suite and prints its superuser URL.
 # Usage: eval "$(scripts/test-postgres.sh start DIR)"   ...   scripts/test-postgres.sh stop DIR
 #        scripts/test-postgres.sh report DIR   (after a failure: is it up, and what it logged)
-# Tuned for tests, not durability (fsync off), listening on a unix socket only.
+# Tuned for tests, not durability (fsync off), listening on a unix socket only; with
+# PG_DURABLE=1 it keeps PostgreSQL's durable defaults (fsync and synchronous commit on), for a
+# benchmark of what a commit really costs.
 set -euo pipefail
 action=$1
 dir=$2
@@ -18,8 +20,10 @@ case "$action" in
     chmod 755 "$dir"
     [ "$(id -u)" -eq 0 ] && chown postgres: "$dir"
     as_pg "$bin/initdb" -D "$dir/data" -U postgres --auth=trust -E UTF8 --no-instructions >/dev/null
+    fast="-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+    [ "${PG_DURABLE:-}" = 1 ] && fast=""
     as_pg "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
-      -o "-c listen_addresses='' -k $dir -c max_connections=500 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c shared_buffers=256MB" \
+      -o "-c listen_addresses='' -k $dir -c max_connections=500 $fast -c shared_buffers=256MB" \
       start >/dev/null
     echo "export WAGW_TEST_DATABASE_URL='postgres://postgres@localhost:5432/postgres?host=$dir'"
     ;;

@@ -51,6 +51,7 @@ pub struct Config {
     pub db_max_connections: u32,
     pub admin: AdminConfig,
     pub webhooks: WebhookConfig,
+    pub events: EventConfig,
     pub quota: QuotaConfig,
     pub pacing: PacingConfig,
     /// How the listener treats connections and request bodies.
@@ -131,6 +132,17 @@ pub struct WebhookConfig {
     pub allow_private: bool,
     pub delivered_retention: Duration,
     pub failed_retention: Duration,
+    /// `WAGW_INGRESS_BATCH`: the most events the ingress commits in one transaction.
+    pub ingress_batch: usize,
+}
+
+/// The event log and its streams (`GET /v1/events`, SSE, WebSocket).
+#[derive(Debug, Clone)]
+pub struct EventConfig {
+    /// How long an event stays in the log (one with deliveries still kept stays longer).
+    pub retention: Duration,
+    /// How often an idle stream says it is alive (an SSE comment, a WebSocket ping).
+    pub keepalive: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -193,6 +205,7 @@ impl Config {
             db_max_connections: env.parse_or("WAGW_DB_MAX_CONNECTIONS", 20, "20")?,
             admin,
             webhooks: webhook_config(&env)?,
+            events: event_config(&env)?,
             quota: quota_config(&env)?,
             pacing: pacing_config(&env)?,
             http: http_config(&env)?,
@@ -427,6 +440,25 @@ fn webhook_config(env: &Env) -> Result<WebhookConfig, ConfigError> {
         allow_private: env.parse_or("WAGW_WEBHOOK_ALLOW_PRIVATE", false, "true")?,
         delivered_retention: env.seconds("WAGW_WEBHOOK_DELIVERED_RETENTION_SECS", 7 * 86400)?,
         failed_retention: env.seconds("WAGW_WEBHOOK_FAILED_RETENTION_SECS", 30 * 86400)?,
+        ingress_batch: positive(
+            env.parse_or("WAGW_INGRESS_BATCH", 256, "256")?,
+            "WAGW_INGRESS_BATCH",
+        )? as usize,
+    })
+}
+
+fn event_config(env: &Env) -> Result<EventConfig, ConfigError> {
+    let keepalive = env.seconds("WAGW_EVENT_KEEPALIVE_SECS", 15)?;
+    if !(1..=3600).contains(&keepalive.as_secs()) {
+        return Err(ConfigError {
+            var: "WAGW_EVENT_KEEPALIVE_SECS",
+            problem: "must be between 1 and 3600 seconds".into(),
+            example: "15",
+        });
+    }
+    Ok(EventConfig {
+        retention: env.seconds("WAGW_EVENT_RETENTION_SECS", 7 * 86400)?,
+        keepalive,
     })
 }
 

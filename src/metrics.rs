@@ -20,6 +20,11 @@ pub const SERVED_METHODS: [Method; 7] = [
     Method::OPTIONS,
 ];
 
+/// Events per ingress transaction, up to well past the default `WAGW_INGRESS_BATCH` (256).
+const BATCH_BUCKETS: &[f64] = &[
+    1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0,
+];
+
 const LATENCY_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 ];
@@ -41,6 +46,9 @@ pub struct Metrics {
     /// Reads of pacing policies from the database (cache misses): an unpaced session's sends
     /// cost none once its "no policy" is cached.
     pub pacing_policy_reads: prometheus::IntCounter,
+    /// Events per ingress commit: `_count` is the transactions, `_sum` the events they stored.
+    webhook_ingress_batch: prometheus::Histogram,
+    webhook_ingress_commit: prometheus::Histogram,
 }
 
 impl Metrics {
@@ -107,6 +115,22 @@ impl Metrics {
         let webhook_outbox_depth =
             IntGauge::new("webhook_outbox_depth", "Deliveries waiting to be attempted").unwrap();
         let (pacing_sends, pacing_policy_reads) = pacing_metrics(&registry);
+        let webhook_ingress_batch = prometheus::Histogram::with_opts(
+            HistogramOpts::new(
+                "webhook_ingress_batch_events",
+                "Upstream events committed together by one ingress transaction",
+            )
+            .buckets(BATCH_BUCKETS.to_vec()),
+        )
+        .unwrap();
+        let webhook_ingress_commit = prometheus::Histogram::with_opts(
+            HistogramOpts::new(
+                "webhook_ingress_commit_duration_seconds",
+                "Time one ingress transaction took to store its events",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
+        )
+        .unwrap();
         for c in [
             Box::new(http_requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(http_latency.clone()),
@@ -117,6 +141,8 @@ impl Metrics {
             Box::new(webhook_deliveries.clone()),
             Box::new(webhook_attempt_latency.clone()),
             Box::new(webhook_outbox_depth.clone()),
+            Box::new(webhook_ingress_batch.clone()),
+            Box::new(webhook_ingress_commit.clone()),
         ] {
             registry.register(c).expect("metric names are unique");
         }
@@ -133,7 +159,15 @@ impl Metrics {
             webhook_outbox_depth,
             pacing_sends,
             pacing_policy_reads,
+            webhook_ingress_batch,
+            webhook_ingress_commit,
         }
+    }
+
+    /// One ingress transaction committed `events` events in `elapsed`.
+    pub fn observe_ingress_commit(&self, events: usize, elapsed: Duration) {
+        self.webhook_ingress_batch.observe(events as f64);
+        self.webhook_ingress_commit.observe(elapsed.as_secs_f64());
     }
 
     /// `route` is a route template (or `unmatched`), never a client's path: every label comes

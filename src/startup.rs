@@ -134,7 +134,14 @@ impl Application {
             test_upstream,
         )
         .await?;
-        let jobs = Jobs::start(&state.db, &state.quotas, &state.auth, &state.feed);
+        let jobs = Jobs::start(
+            &state.db,
+            &state.quotas,
+            &state.auth,
+            &state.feed,
+            &state.events,
+        );
+        close_streams_on_signal(state.events.clone());
         let server = match serve(listener, state.clone()) {
             Ok(server) => server,
             Err(e) => {
@@ -243,6 +250,27 @@ async fn start_sandbox(config: &mut Config) -> anyhow::Result<RunningSim> {
     Ok(sim)
 }
 
+/// Ends the event streams as soon as a shutdown signal comes: actix then lets requests in
+/// flight finish, and a stream, which never finishes by itself, would hold the replica up for
+/// all of `WAGW_SHUTDOWN_TIMEOUT_SECS`.
+fn close_streams_on_signal(hub: Arc<crate::services::events::Hub>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut interrupt)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::warn!("no signal handler: event streams end only with the shutdown timeout");
+        return;
+    };
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = interrupt.recv() => {}
+        }
+        hub.close();
+    });
+}
+
 /// The server over `listener`, each worker serving `http::app`.
 fn serve(listener: TcpListener, state: SharedState) -> anyhow::Result<Server> {
     let config = state.config.clone();
@@ -274,5 +302,6 @@ fn delivery_settings(state: &SharedState) -> webhooks::delivery::WorkerSettings 
         quotas: state.quotas.clone(),
         relay: state.relay.clone(),
         outbox_changed: state.outbox_changed.clone(),
+        event_retention: config.events.retention,
     }
 }

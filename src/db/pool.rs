@@ -107,6 +107,17 @@ impl Db {
             .await
     }
 
+    /// Runs `task` on the I/O runtime: a background task of the database's (the ingress's
+    /// group commit) runs beside the sockets it uses, whichever worker started it, and ends
+    /// with the runtime.
+    pub fn spawn<F>(&self, task: F) -> tokio::task::JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.io.spawn(task)
+    }
+
     pub async fn close(&self) {
         self.on_io(Box::pin(self.pool.close())).await
     }

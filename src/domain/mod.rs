@@ -3,6 +3,7 @@
 
 pub mod api_key;
 pub mod error;
+pub mod event_cursor;
 pub mod events;
 pub mod mode;
 pub mod pacing;
@@ -12,6 +13,7 @@ pub mod tenant;
 pub mod webhooks;
 
 pub use error::Invalid;
+pub use event_cursor::EventCursor;
 pub use mode::Mode;
 pub use scope::{Scope, Scopes};
 pub use session_name::{SessionName, UpstreamSession};

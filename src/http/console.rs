@@ -141,9 +141,9 @@ mod tests {
         assert_eq!(on_disk, served);
     }
 
-    /// Routes the console calls that another branch is building (issue 15, events): until
+    /// Routes the console calls that another branch is building (issue 15, webhooks): until
     /// they are merged the console says in plain words that they are unavailable.
-    const COMING: &[&str] = &["/v1/events/stream", "/v1/sessions/{}/webhooks/recover"];
+    const COMING: &[&str] = &["/v1/sessions/{}/webhooks/recover"];
 
     /// A path with every parameter written `{}`: `/v1/sessions/{session}` is `/v1/sessions/{}`.
     fn shape(path: &str) -> String {

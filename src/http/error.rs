@@ -14,6 +14,10 @@ use actix_web::{HttpRequest, HttpResponse, ResponseError};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
+/// What a 503 for the database being away tells the caller to wait: a restart or a failover
+/// usually takes a few seconds.
+pub const DATABASE_RETRY_AFTER_SECS: u64 = 2;
+
 /// The wire form of every error.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -92,6 +96,13 @@ impl ApiError {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, message)
     }
 
+    /// 503 for the database being away (a restart, a failover, a saturated pool), with the
+    /// `Retry-After` a caller such as the upstream's webhook delivery can wait on.
+    pub fn database_unavailable() -> Self {
+        Self::service_unavailable("the database is unavailable, retry shortly")
+            .with_retry_after(DATABASE_RETRY_AFTER_SECS)
+    }
+
     /// A failure of ours: logged in full, answered with a generic 500.
     pub fn internal(cause: impl Into<anyhow::Error>) -> Self {
         Self {
@@ -139,9 +150,8 @@ impl From<std::sync::Arc<sqlx::Error>> for ApiError {
             Ok(err) => Self::from(err),
             // Shared with other waiters: keep the classification, log the shared cause.
             Err(shared) => match &*shared {
-                sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
-                    Self::service_unavailable("the database is unavailable, retry shortly")
-                        .with_cause(shared)
+                e if crate::store::error::is_unavailable(e) => {
+                    Self::database_unavailable().with_cause(shared)
                 }
                 sqlx::Error::Database(e) if crate::store::error::is_untranslatable(&**e) => {
                     Self::bad_request("text values may not contain NUL (\\u0000) characters")
@@ -161,10 +171,7 @@ impl From<crate::store::StoreError> for ApiError {
             E::NotFound(what) => Self::not_found(format!("{what} not found")),
             E::Conflict { message, .. } => Self::conflict(message),
             E::Untranslatable(_) => Self::bad_request(err.to_string()).with_cause(err),
-            E::Unavailable(_) => {
-                Self::service_unavailable("the database is unavailable, retry shortly")
-                    .with_cause(err)
-            }
+            E::Unavailable(_) => Self::database_unavailable().with_cause(err),
             E::Other(_) => Self::internal(err),
         }
     }
@@ -190,6 +197,21 @@ impl From<crate::services::webhooks::WebhookError> for ApiError {
                 "the upstream could not register the webhook; retry shortly",
             )
             .with_cause(err),
+        }
+    }
+}
+
+/// The group commit's refusals: all of them ask the upstream to retry.
+impl From<crate::services::webhooks::ingest::IngestError> for ApiError {
+    fn from(err: crate::services::webhooks::ingest::IngestError) -> Self {
+        use crate::services::webhooks::ingest::IngestError as E;
+        match err {
+            E::Unavailable => Self::database_unavailable(),
+            E::Saturated => {
+                Self::service_unavailable("too many events are waiting to be stored; retry shortly")
+                    .with_retry_after(1)
+            }
+            E::Failed => Self::internal(err),
         }
     }
 }

@@ -5,17 +5,20 @@
 //! read (a stranger's body is never buffered), and unknown tokens are told apart in memory
 //! (`known_tokens`), so guessing costs no database round trip. A verified event is refused
 //! when its `timestamp` is far from now (a captured event replayed), then stored, with one
-//! outbox row per matching subscription, in one transaction before the 2xx: an acknowledged
-//! event is never lost, and an event id seen before is acknowledged without storing it twice.
+//! outbox row per matching subscription, through the group commit (`services::webhooks::ingest`)
+//! before the 2xx: an acknowledged event is never lost, and an event id seen before is
+//! acknowledged without storing it twice. While the database is away the answer is 503 with
+//! `Retry-After`, and the upstream retries.
 
 use crate::domain::events::is_incoming_duplicate;
 use crate::http::body;
 use crate::http::error::ApiError;
 use crate::http::state::AppState;
 use crate::http::tenant::rewrite::rename_session_fields;
+use crate::services::webhooks::ingest::Stored;
 use crate::services::webhooks::signing::{self, HMAC_HEADER};
-use crate::store::webhooks::ingress::{self, Ingress};
-use crate::store::webhooks::outbox::{self, NewEvent};
+use crate::store::webhooks::ingress::Ingress;
+use crate::store::webhooks::outbox::NewEvent;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{Map, Value};
 use std::time::Duration;
@@ -41,6 +44,9 @@ const EVENT_FIELDS: &[&str] = &[
 pub const MAX_EVENT_AGE: Duration = Duration::from_secs(3600);
 /// How far ahead of this replica's clock an event may be (the upstream's clock may run ahead).
 pub const MAX_EVENT_AHEAD: Duration = Duration::from_secs(300);
+/// The longest event `id` or `event` name taken: the upstream's are about 30 bytes; far longer
+/// ones would not fit the dedupe index.
+pub const MAX_ID_BYTES: usize = 256;
 
 pub async fn receive(
     req: HttpRequest,
@@ -52,7 +58,10 @@ pub async fn receive(
     if !state.relay.tokens.may_exist(&state.db, &token).await? {
         return Err(refused());
     }
-    let ingress = ingress::lookup(&state.db, &token)
+    let ingress = state
+        .relay
+        .tokens
+        .ingress(&state.db, &token)
         .await?
         .ok_or_else(refused)?;
     let signature = req
@@ -68,43 +77,55 @@ pub async fn receive(
     }
 
     let event = body::json(&req, &body)?.unwrap_or(Value::Null);
-    let (event_id, name) = match (
-        event.get("id").and_then(Value::as_str),
-        event.get("event").and_then(Value::as_str),
-    ) {
-        (Some(id), Some(name)) if !id.is_empty() => (id.to_owned(), name.to_owned()),
-        _ => {
-            return Err(ApiError::bad_request(
-                "an event needs string `id` and `event`",
-            ))
-        }
-    };
+    let (event_id, name) = identify(&event)?;
     check_timestamp(&event, chrono::Utc::now().timestamp_millis()).inspect_err(|_| {
         tracing::warn!(event = %name, event_id = %event_id, "webhook ingress refused: timestamp missing or far from now");
     })?;
     let incoming_duplicate = is_incoming_duplicate(&name, event.get("payload"));
-    let tenant_body = tenant_view(event, &ingress);
+    let body = tenant_view(event, &ingress);
 
-    let stored = outbox::insert_event(
-        &state.db,
-        &NewEvent {
-            upstream_session: &ingress.upstream_name,
-            event_id: &event_id,
+    let stored = state
+        .relay
+        .ingest
+        .store(NewEvent {
+            upstream_session: ingress.upstream_name,
+            event_id,
             tenant_id: ingress.tenant_id,
-            session_name: &ingress.session_name,
+            session_name: ingress.session_name,
             mode: ingress.mode,
-            event: &name,
-            body: &tenant_body,
+            event: name,
+            body,
             incoming_duplicate,
-        },
-    )
-    .await?;
+        })
+        .await?;
+    if matches!(stored, Stored::New { .. }) {
+        state.events.ingested();
+    }
     match stored {
-        Some(0) => tracing::debug!(event = %name, "webhook event stored; no subscription wants it"),
-        Some(_) => state.relay.wake.notify_one(),
-        None => tracing::debug!(event = %name, "webhook event seen before; acknowledged"),
+        Stored::New { deliveries: 0 } => {
+            tracing::debug!("webhook event stored; no subscription wants it")
+        }
+        Stored::New { .. } => state.relay.wake.notify_one(),
+        Stored::Seen => tracing::debug!("webhook event seen before; acknowledged"),
     }
     Ok(HttpResponse::Ok().json(serde_json::json!({ "received": true })))
+}
+
+/// The event's `id` and `event`: non-empty strings the database can hold and index (no NUL,
+/// at most [`MAX_ID_BYTES`]), so that no event can fail the batch it is committed with.
+fn identify(event: &Value) -> Result<(String, String), ApiError> {
+    let field = |name| {
+        event
+            .get(name)
+            .and_then(Value::as_str)
+            .filter(|v| !v.is_empty() && v.len() <= MAX_ID_BYTES && !v.contains('\0'))
+    };
+    match (field("id"), field("event")) {
+        (Some(id), Some(name)) => Ok((id.to_owned(), name.to_owned())),
+        _ => Err(ApiError::bad_request(format!(
+            "an event needs string `id` and `event` of 1 to {MAX_ID_BYTES} bytes, without NUL"
+        ))),
+    }
 }
 
 /// An event must say when it happened (`timestamp`, Unix milliseconds), and that must be

@@ -9,10 +9,12 @@ use crate::db::{ChangeFeed, Db, Readiness};
 use crate::http::tenant::ProxyState;
 use crate::metrics::Metrics;
 use crate::services::auth::Auth;
+use crate::services::events::Hub;
 use crate::services::pacing::Pacing;
 use crate::services::quota::{Clock, Quotas};
 use crate::services::sessions::SessionStore;
 use crate::services::upstream::{TestUpstream, UpstreamClient, Upstreams};
+use crate::services::webhooks::ingest::Ingest;
 use crate::services::webhooks::Relay;
 use secrecy::SecretString;
 use std::sync::Arc;
@@ -55,6 +57,8 @@ pub struct SharedState {
     pub proxy: Arc<ProxyState>,
     pub relay: Arc<Relay>,
     pub pacing: Arc<Pacing>,
+    /// The event log's broadcast to this replica's streams, and the poller that feeds it.
+    pub events: Arc<Hub>,
     pub metrics: Arc<Metrics>,
     pub readiness: Arc<Readiness>,
     /// The replica's one LISTEN connection; the caches follow it.
@@ -106,7 +110,16 @@ impl AppState {
             allow_private: config.webhooks.allow_private,
             wake: Arc::new(tokio::sync::Notify::new()),
             tokens: Default::default(),
+            ingest: Ingest::start(db.clone(), metrics.clone(), config.webhooks.ingress_batch),
         });
+        relay.tokens.follow(
+            &feed,
+            &[
+                crate::services::sessions::CHANNEL,
+                crate::services::auth::CHANNEL,
+            ],
+        );
+        let events = Hub::start(&db).await?;
         let upstream_key = config
             .upstream
             .key
@@ -122,6 +135,7 @@ impl AppState {
             proxy,
             relay,
             pacing,
+            events,
             metrics,
             readiness: Arc::new(Readiness::new()),
             feed,

@@ -20,7 +20,9 @@ pub enum StoreError {
     /// A text value PostgreSQL cannot store: the statement failed whole, nothing changed.
     #[error("text values may not contain NUL (\\u0000) characters")]
     Untranslatable(#[source] sqlx::Error),
-    /// No connection could be had: the database is down or saturated.
+    /// The database is away or overloaded: no connection could be had, the connection broke,
+    /// or the server is shutting down or starting up. Nothing the caller did; retrying later
+    /// will do.
     #[error("the database is unavailable")]
     Unavailable(#[source] sqlx::Error),
     #[error(transparent)]
@@ -30,12 +32,24 @@ pub enum StoreError {
 impl From<sqlx::Error> for StoreError {
     fn from(err: sqlx::Error) -> Self {
         match &err {
-            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
-                Self::Unavailable(err)
-            }
+            _ if is_unavailable(&err) => Self::Unavailable(err),
             sqlx::Error::Database(e) if is_untranslatable(&**e) => Self::Untranslatable(err),
             _ => Self::Other(err),
         }
+    }
+}
+
+/// Whether `err` says the database is away rather than that the statement was wrong: no
+/// connection within the pool's timeout, a broken socket, the pool closed, or an answer of
+/// SQLSTATE class 08 (connection exception) or 57P0x (the server shutting down, crashing,
+/// starting up, or ending the session), which is what a restart looks like from the client.
+pub fn is_unavailable(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => true,
+        sqlx::Error::Database(e) => e
+            .code()
+            .is_some_and(|code| code.starts_with("08") || code.starts_with("57P0")),
+        _ => false,
     }
 }
 

@@ -9,16 +9,14 @@
 
 use crate::helpers::eventually;
 use crate::helpers::{
-    post_signed, registrations, spawn_app, spawn_app_with, spawn_replica, spawn_replica_with,
-    subscription, GatewayProcess, Hit, Receiver, RelayedSession, TestApp, TestTenant,
-    DEFAULT_POLICY, UPSTREAM_KEY,
+    post_signed, registrations, spawn_app, spawn_replica, spawn_replica_with, subscription,
+    GatewayProcess, Hit, Receiver, RelayedSession, TestApp, TestTenant, DEFAULT_POLICY,
+    UPSTREAM_KEY,
 };
 use reqwest::Method;
 use serde_json::{json, Value};
-use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::collections::HashSet;
+use std::time::Duration;
 use wa_gateway::sim::webhook_signature;
 
 const PATIENCE: Duration = Duration::from_secs(10);
@@ -127,7 +125,7 @@ async fn an_event_arrives_once_signed_and_with_the_tenants_session_name() {
         hits[1].header("x-webhook-request-id")
     );
     assert_eq!(
-        app.rows("webhook_events").await,
+        app.stored_events().await,
         3,
         "the repeated event was stored once"
     );
@@ -179,7 +177,7 @@ async fn ingress_refuses_anything_not_signed_with_the_sessions_key() {
         .unwrap();
     assert_eq!(tampered.status(), 401);
 
-    assert_eq!(app.rows("webhook_events").await, 0);
+    assert_eq!(app.stored_events().await, 0);
     app.outbox_drained().await;
     assert!(receiver.hits().is_empty());
 }
@@ -453,11 +451,34 @@ fn body_of(call: &Value) -> Value {
 }
 
 #[tokio::test]
-async fn the_gateway_registers_its_own_ingress_and_keeps_it_in_step() {
+async fn every_session_is_registered_for_every_event_before_its_creation_answers() {
     let app = spawn_app().await;
     let receiver = Receiver::start().await;
     let tenant = app.tenant().await;
     let upstream = app.working_session(&tenant, "default").await;
+    // Registered when the 201 came, with no subscription at all: the event log needs it.
+    assert_eq!(
+        ingress_events(&app, &upstream).await,
+        Some(vec!["*".to_owned()])
+    );
+    let log = app.sim_log().await;
+    let calls = registrations(&log, &upstream);
+    assert_eq!(calls.len(), 1, "one registration: {calls:?}");
+    let call = calls[0];
+    assert_eq!(call["method"], "POST");
+    assert_eq!(call["headers"]["x-rapidapi-key"], UPSTREAM_KEY);
+    let body = body_of(call);
+    assert_eq!(body["events"], json!(["*"]));
+    let webhook_url = body["webhookUrl"].as_str().unwrap().to_owned();
+    assert!(
+        webhook_url.starts_with(&format!("{}/webhooks/ingress/", app.address)),
+        "{webhook_url}"
+    );
+    let token = webhook_url.rsplit('/').next().unwrap();
+    assert!(token.len() >= 40, "an unguessable token");
+    let key = body["hmacKey"].as_str().unwrap().to_owned();
+
+    // Subscribing needs no other registration: the upstream already sends everything.
     let other = format!("{}/other", receiver.base);
     for (url, events) in [
         (&receiver.url, ["message.ack", "message"]),
@@ -470,73 +491,38 @@ async fn the_gateway_registers_its_own_ingress_and_keeps_it_in_step() {
         )
         .await;
     }
-
-    let union = vec!["message", "message.ack", "session.status"];
-    assert!(
-        eventually(PATIENCE, || async {
-            ingress_events(&app, &upstream).await
-                == Some(union.iter().map(|e| e.to_string()).collect())
-        })
-        .await,
-        "the ingress is registered for the union of the subscriptions' events"
-    );
-    let log = app.sim_log().await;
-    let calls = registrations(&log, &upstream);
-    let call = calls.last().unwrap();
-    assert_eq!(call["method"], "POST");
-    assert_eq!(call["headers"]["x-rapidapi-key"], UPSTREAM_KEY);
-    let body = body_of(call);
-    assert_eq!(body["events"], json!(union));
-    let webhook_url = body["webhookUrl"].as_str().unwrap().to_owned();
-    assert!(
-        webhook_url.starts_with(&format!("{}/webhooks/ingress/", app.address)),
-        "{webhook_url}"
-    );
-    assert!(
-        calls
-            .iter()
-            .all(|c| body_of(c)["webhookUrl"] == webhook_url.as_str()),
-        "one URL per session"
-    );
-    let token = webhook_url.rsplit('/').next().unwrap();
-    assert!(token.len() >= 40, "an unguessable token");
-    let key = body["hmacKey"].as_str().unwrap().to_owned();
-    let posts = calls.len();
-
-    // The upstream now posts events there, signed with that key.
-    let e = json!({"id": "evt_1", "timestamp": chrono::Utc::now().timestamp_millis(),
-                   "event": "message.ack", "session": upstream, "payload": {"ack": 3}});
-    let r = post_signed(&app.address, token, &key, &e).await;
-    assert_eq!(r.status(), 200);
+    let now = chrono::Utc::now().timestamp_millis();
+    for (id, event) in [("evt_1", "message.ack"), ("evt_2", "presence.update")] {
+        let e = json!({"id": id, "timestamp": now, "event": event, "session": upstream,
+                       "payload": {"ack": 3}});
+        let r = post_signed(&app.address, token, &key, &e).await;
+        assert_eq!(r.status(), 200);
+    }
     let acked = eventually(PATIENCE, || async { !receiver.hits_at("/hook").is_empty() }).await;
     assert!(acked, "the event reached the subscription");
     let hit = &receiver.hits_at("/hook")[0];
     assert_eq!(hit.json()["event"], "message.ack");
     assert_eq!(hit.json()["session"], "default");
+    // The event nobody subscribed to is logged and delivered to nobody.
+    app.outbox_drained().await;
+    assert_eq!(event_ids(&receiver.hits()), vec!["evt_1"]);
+    let logged = app
+        .get_as(&tenant, "/v1/events?event=presence.update")
+        .await;
+    assert_eq!(logged.json["events"][0]["id"], "evt_2", "{logged:?}");
 
-    // Every subscription removed: the registration is withdrawn.
+    // Every subscription removed: the registration stays, for the log.
     for url in [&receiver.url, &other] {
         let path = format!("/v1/sessions/default/webhooks?webhookUrl={url}");
         let removed = crate::helpers::answer(app.call(&tenant, Method::DELETE, &path)).await;
         assert_eq!(removed.status, 200, "{removed:?}");
     }
-    assert!(
-        eventually(PATIENCE, || async {
-            ingress_events(&app, &upstream).await.is_none()
-        })
-        .await,
-        "the registration is withdrawn"
+    assert_eq!(
+        ingress_events(&app, &upstream).await,
+        Some(vec!["*".to_owned()])
     );
     let log = app.sim_log().await;
-    let calls = registrations(&log, &upstream);
-    assert_eq!(
-        calls.len(),
-        posts + 2,
-        "narrowed to what is left, then withdrawn"
-    );
-    assert_eq!(calls[posts]["method"], "POST");
-    assert_eq!(calls[posts + 1]["method"], "DELETE");
-    assert_eq!(body_of(calls[posts + 1])["webhookUrl"], webhook_url);
+    assert_eq!(registrations(&log, &upstream).len(), 1, "no call since");
 }
 
 #[tokio::test]
@@ -561,7 +547,7 @@ async fn through_the_simulator_an_incoming_message_arrives_once_signed_with_the_
     let incoming = app.sim_incoming(&s.upstream, "hello").await;
     let hits = receiver.wait_for(1, PATIENCE).await;
     // `message` and `message.any` both fired; the subscription has both: once.
-    let both_in = eventually(PATIENCE, || async { app.rows("webhook_events").await == 2 }).await;
+    let both_in = eventually(PATIENCE, || async { app.stored_events().await == 2 }).await;
     assert!(both_in, "the upstream posted both events");
     app.outbox_drained().await;
     assert_eq!(
@@ -593,104 +579,6 @@ async fn through_the_simulator_an_incoming_message_arrives_once_signed_with_the_
     let hits = receiver.wait_for(2, PATIENCE).await;
     assert_eq!(hits[1].json()["event"], "message.ack");
     assert_eq!(hits[1].json()["session"], "default");
-}
-
-/// Posts `n` signed events (`evt_0` ...) for `s` to the ingress at `base` from `concurrency`
-/// senders; answers when each was sent.
-async fn send_events(
-    base: &str,
-    s: Arc<RelayedSession>,
-    n: usize,
-    concurrency: usize,
-) -> HashMap<String, Instant> {
-    let sent_at: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
-    let next = Arc::new(AtomicUsize::new(0));
-    let senders = (0..concurrency).map(|_| {
-        let (s, sent_at, next) = (s.clone(), sent_at.clone(), next.clone());
-        let url = format!("{base}/webhooks/ingress/{}", s.token);
-        tokio::spawn(async move {
-            let client = reqwest::Client::new();
-            loop {
-                let i = next.fetch_add(1, Ordering::SeqCst);
-                if i >= n {
-                    return;
-                }
-                let id = format!("evt_{i}");
-                let e = s.event(
-                    &id,
-                    "message",
-                    json!({"body": "benchmark", "fromMe": false}),
-                );
-                let body = serde_json::to_vec(&e).unwrap();
-                let signature = webhook_signature(&s.ingress_key, &body);
-                sent_at.lock().unwrap().insert(id, Instant::now());
-                let r = client
-                    .post(&url)
-                    .header("content-type", "application/json")
-                    .header("x-webhook-hmac", signature)
-                    .body(body)
-                    .send()
-                    .await
-                    .unwrap();
-                assert_eq!(r.status(), 200);
-            }
-        })
-    });
-    for sender in senders.collect::<Vec<_>>() {
-        sender.await.unwrap();
-    }
-    let sent_at = sent_at.lock().unwrap().clone();
-    sent_at
-}
-
-/// The relay's throughput and latency, end to end: events posted to the ingress (signed, as the
-/// upstream does) by `WAGW_BENCH_CONCURRENCY` senders, until a receiver has every one of them.
-/// Run by `bench/webhooks.sh`; ignored in the normal suite.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "benchmark: run with bench/webhooks.sh"]
-async fn relay_benchmark() {
-    let n: usize = std::env::var("WAGW_BENCH_EVENTS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(2000);
-    let concurrency: usize = std::env::var("WAGW_BENCH_CONCURRENCY")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(32);
-    let app = spawn_app_with(|vars| {
-        vars.insert("WAGW_DB_MAX_CONNECTIONS".into(), "20".into());
-        vars.insert("RUST_LOG".into(), "warn".into());
-    })
-    .await;
-    let receiver = Receiver::start().await;
-    let s = Arc::new(relayed(&app, &receiver, &["message"], Some("bench-key")).await);
-
-    let started = Instant::now();
-    let sent_at = send_events(&app.address, s, n, concurrency).await;
-    let ingested = started.elapsed();
-    let hits = receiver.wait_for(n, Duration::from_secs(300)).await;
-    assert_eq!(hits.len(), n, "every event arrived");
-    let last = hits.iter().map(|h| h.at).max().unwrap();
-    let relayed = last - started;
-    let mut latencies: Vec<Duration> = hits
-        .iter()
-        .map(|h| h.at - sent_at[h.json()["id"].as_str().unwrap()])
-        .collect();
-    latencies.sort();
-    let pct = |p: f64| {
-        latencies[((latencies.len() as f64 * p).ceil() as usize).clamp(1, latencies.len()) - 1]
-    };
-    let distinct: HashSet<_> = event_ids(&hits).into_iter().collect();
-    assert_eq!(distinct.len(), n, "none twice");
-    println!(
-        "webhook relay: {n} events, {concurrency} senders: ingress {:.0} events/s; relayed end to end {:.0} events/s; \
-         ingress->receiver p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
-        n as f64 / ingested.as_secs_f64(),
-        n as f64 / relayed.as_secs_f64(),
-        pct(0.50).as_secs_f64() * 1e3,
-        pct(0.99).as_secs_f64() * 1e3,
-        latencies.last().unwrap().as_secs_f64() * 1e3,
-    );
 }
 
 // ---- A tenant's own webhook routes ---------------------------------------------------------------
@@ -903,7 +791,7 @@ async fn an_admin_redelivers_any_tenants_delivery_only_under_its_owner() {
 }
 
 #[tokio::test]
-async fn removing_a_webhook_withdraws_the_upstream_registration() {
+async fn a_removed_webhook_gets_nothing_more_and_the_session_stays_registered() {
     let app = spawn_app().await;
     let receiver = Receiver::start().await;
     let (tenant, upstream, _) = tenant_with_webhook(&app, &receiver).await;
@@ -912,8 +800,52 @@ async fn removing_a_webhook_withdraws_the_upstream_registration() {
     assert_eq!(res.status, 200);
     assert_eq!(app.get_as(&tenant, HOOKS).await.json, json!([]));
     assert_eq!(
-        app.sim_session(&upstream).await["webhooks"],
-        json!([]),
-        "the upstream registration is withdrawn"
+        app.sim_session(&upstream).await["webhooks"]
+            .as_array()
+            .map(Vec::len),
+        Some(1),
+        "the gateway's own registration stays: the session's events still reach its log"
     );
+    app.sim_incoming(&upstream, "after the webhook went").await;
+    let logged = eventually(PATIENCE, || async {
+        let page = app.get_as(&tenant, "/v1/events?event=message").await;
+        page.json["events"]
+            .as_array()
+            .is_some_and(|e| !e.is_empty())
+    })
+    .await;
+    assert!(logged, "the message is in the log");
+    app.outbox_drained().await;
+    assert!(
+        receiver.hits().is_empty(),
+        "nothing reached the removed webhook"
+    );
+}
+
+#[tokio::test]
+async fn a_deleted_sessions_ingress_is_refused_on_every_replica_long_before_its_cache_expires() {
+    let app = spawn_app().await;
+    let replica = spawn_replica(&app).await;
+    let receiver = Receiver::start().await;
+    let s = relayed(&app, &receiver, &["message"], None).await;
+    // The replica has read (and keeps) the token's session.
+    s.deliver(&replica.address, &s.event("evt_1", "message", json!({})))
+        .await;
+
+    let deleted = app
+        .call(&s.tenant, Method::DELETE, "/v1/sessions/default")
+        .send()
+        .await
+        .unwrap();
+    assert!(deleted.status().is_success(), "{}", deleted.status());
+    // The announcement reaches the replica in milliseconds; the cache's own limit is 30 s.
+    let refused = eventually(Duration::from_secs(5), || async {
+        let e = s.event("evt_2", "message", json!({}));
+        post_signed(&replica.address, &s.token, &s.ingress_key, &e)
+            .await
+            .status()
+            == 401
+    })
+    .await;
+    assert!(refused, "the replica forgot the deleted session's ingress");
 }

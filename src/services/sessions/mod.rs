@@ -2,7 +2,7 @@
 
 mod store;
 
-pub use store::{OwnedSession, SessionStore, TenantSession};
+pub use store::{OwnedSession, SessionStore, TenantSession, CHANNEL};
 
 use crate::store::StoreError;
 use std::sync::Arc;

@@ -4,10 +4,10 @@
 //!
 //! awc is `!Send`, so the workers run on their own thread with its own actix (current-thread)
 //! runtime: one dispatcher claims rows and spawns one local task per attempt, up to
-//! `CONCURRENCY` at once. That thread also runs the retention purge, the registration
-//! reconciler and the retries of upstream session deletions. It has its own small pool:
-//! connections are tied to the runtime that opened them, and this runtime ends before the
-//! application's pool is closed.
+//! `CONCURRENCY` at once. That thread also runs the retention purge (of deliveries and of the
+//! event log), the registration reconciler and the retries of upstream session deletions. It
+//! has its own small pool: connections are tied to the runtime that opened them, and this
+//! runtime ends before the application's pool is closed.
 
 use crate::config::{UpstreamConfig, WebhookConfig};
 use crate::db::Db;
@@ -71,6 +71,8 @@ pub struct WorkerSettings {
     /// Woken by the replica's one change feed (`db::ChangeFeed`) for every outbox
     /// notification from any replica.
     pub outbox_changed: Arc<Notify>,
+    /// How long the event log keeps an event (`WAGW_EVENT_RETENTION_SECS`).
+    pub event_retention: Duration,
 }
 
 /// The running workers; `stop` ends them.
@@ -142,12 +144,18 @@ async fn run(settings: WorkerSettings, mut stop: watch::Receiver<bool>) {
         upstream,
         settings.quotas.clone(),
     ));
+    let retention = outbox::Retention {
+        delivered: settings.webhooks.delivered_retention,
+        failed: settings.webhooks.failed_retention,
+        events: settings.event_retention,
+    };
+    let purge_every = purge_period(&retention);
     let mut last_purge: Option<Instant> = None;
 
     while !*stop.borrow() {
-        if last_purge.is_none_or(|at| at.elapsed() >= PURGE_EVERY) {
+        if last_purge.is_none_or(|at| at.elapsed() >= purge_every) {
             last_purge = Some(Instant::now());
-            purge(&pool, &settings.webhooks).await;
+            purge(&pool, retention).await;
         }
         let dispatched = worker.dispatch().await;
         if dispatched == Dispatched::Full {
@@ -179,18 +187,22 @@ async fn run(settings: WorkerSettings, mut stop: watch::Receiver<bool>) {
     deletions.abort();
 }
 
-async fn purge(pool: &Db, retention: &WebhookConfig) {
-    match outbox::purge(
-        pool,
-        retention.delivered_retention,
-        retention.failed_retention,
-    )
-    .await
-    {
+async fn purge(pool: &Db, retention: outbox::Retention) {
+    match outbox::purge(pool, retention).await {
         Ok(0) => {}
         Ok(n) => tracing::info!(rows = n, "purged old webhook deliveries and events"),
         Err(e) => tracing::warn!("purging webhook deliveries: {e}"),
     }
+}
+
+/// How often the purge runs: every [`PURGE_EVERY`], or a tenth of the shortest retention when
+/// that is shorter (an operator keeping events for minutes sees them go within seconds of it).
+fn purge_period(retention: &outbox::Retention) -> Duration {
+    let shortest = retention
+        .delivered
+        .min(retention.failed)
+        .min(retention.events);
+    (shortest / 10).clamp(Duration::from_secs(1), PURGE_EVERY)
 }
 
 /// What one round of claiming came to.
@@ -417,9 +429,9 @@ async fn retry_session_deletions(pool: Db, client: Rc<UpstreamClient>, quotas: A
     }
 }
 
-/// Keeps every session's upstream registration in step with its subscriptions: sessions created
-/// again under a known name, and changes that failed half way. A session that keeps failing is
-/// tried less and less often (up to every 5 minutes), since each try may spend quota.
+/// Keeps every session's ingress registered with the upstream: registrations that failed, and
+/// sessions from before every session was registered. A session that keeps failing is tried
+/// less and less often (up to every 5 minutes), since each try may spend the budget.
 async fn reconcile(
     pool: Db,
     (live, test): (Rc<UpstreamClient>, Rc<UpstreamClient>),

@@ -8,9 +8,11 @@
 //! - `subscriptions`: the tenants' webhooks and the redelivery of their deliveries.
 //! - ingress (`http::ingress`): refuses unknown tokens from memory (`known_tokens`) before any
 //!   body is read, verifies the upstream's `X-Webhook-Hmac` (constant time), refuses events
-//!   far from now (replays), stores the event and one outbox row per matching subscription in
-//!   one transaction, then answers 2xx; an event id seen before is acknowledged and not stored
-//!   twice.
+//!   far from now (replays), then hands the event to `ingest`, the group commit, which stores
+//!   it and one outbox row per matching subscription together with the events that arrived
+//!   beside it, in one transaction, before the 2xx; an event id seen before is acknowledged
+//!   and not stored twice. While the database is away the ingress answers 503 with
+//!   `Retry-After`, and the upstream retries.
 //! - `delivery` (over `store::webhooks::outbox`): workers on every replica claim due rows with
 //!   `FOR UPDATE SKIP LOCKED`, deliver them with awc (redirects off, the address check on the
 //!   resolved address), sign them with the tenant's `hmacKey`, and schedule retries in the
@@ -22,6 +24,7 @@
 
 pub mod delivery;
 pub mod error;
+pub mod ingest;
 pub mod known_tokens;
 pub mod registration;
 pub mod relay;

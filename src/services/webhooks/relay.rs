@@ -12,6 +12,8 @@ pub struct Relay {
     pub wake: std::sync::Arc<tokio::sync::Notify>,
     /// The ingress tokens that exist, so unknown ones are refused without a database query.
     pub tokens: crate::services::webhooks::known_tokens::KnownTokens,
+    /// The group commit verified events are stored through.
+    pub ingest: crate::services::webhooks::ingest::Ingest,
 }
 
 impl Relay {

@@ -29,15 +29,16 @@ pub const MIN_EVENT_KEY_RETENTION: Duration = Duration::from_secs(2 * 86_400);
 const PURGE_BATCH: u64 = 1000;
 
 /// A verified event on its way in, as the tenant will receive it.
-pub struct NewEvent<'a> {
-    pub upstream_session: &'a str,
-    pub event_id: &'a str,
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub upstream_session: String,
+    pub event_id: String,
     pub tenant_id: Uuid,
-    pub session_name: &'a str,
+    pub session_name: String,
     /// The session's mode: only subscriptions of that mode get the event.
     pub mode: Mode,
-    pub event: &'a str,
-    pub body: &'a [u8],
+    pub event: String,
+    pub body: Vec<u8>,
     /// An incoming `message.any`: subscriptions that also take `message` get it from there.
     pub incoming_duplicate: bool,
 }
@@ -82,42 +83,63 @@ pub struct Standing {
     pub now: DateTime<Utc>,
 }
 
-/// Stores the event and its deliveries in one statement (so one round trip and one commit),
-/// answering how many deliveries it made; `None` when the event was already stored.
-pub async fn insert_event(db: &Db, event: &NewEvent<'_>) -> Result<Option<i64>, StoreError> {
-    // No NOTIFY: it serialises every committing transaction that sends one, capping ingress at
-    // one fsync at a time; this replica's workers are woken in-process and the others find the
-    // rows on their next poll. The event's key is recorded first and kept longer than its
-    // body, so a replay is recognised even after the body was purged.
-    let made = sqlx::query_scalar!(
-        r#"WITH key AS (
-             INSERT INTO webhook_event_keys (upstream_session, event_id) VALUES ($2, $3)
-             ON CONFLICT DO NOTHING RETURNING 1),
+/// Stores `events` and their deliveries in one statement (so one round trip and one commit,
+/// however many there are), answering for each, in order, how many deliveries it made, or
+/// `None` when it was already stored (before, or earlier in `events`).
+pub async fn insert_events(
+    db: impl PgExecutor<'_>,
+    events: &[NewEvent],
+) -> Result<Vec<Option<i64>>, StoreError> {
+    let ids: Vec<Uuid> = events.iter().map(|_| Uuid::now_v7()).collect();
+    let column = |f: fn(&NewEvent) -> &str| events.iter().map(f).collect::<Vec<_>>();
+    let tenants: Vec<Uuid> = events.iter().map(|e| e.tenant_id).collect();
+    let bodies: Vec<&[u8]> = events.iter().map(|e| e.body.as_slice()).collect();
+    let duplicates: Vec<bool> = events.iter().map(|e| e.incoming_duplicate).collect();
+    // No NOTIFY: it serialises every committing transaction that sends one; this replica's
+    // workers are woken in-process and the others find the rows on their next poll. An
+    // event's key is recorded first and kept longer than its body, so a replay is recognised
+    // even after the body was purged. Two copies of one event in `events` meet the same key:
+    // the second inserts nothing.
+    let made = sqlx::query!(
+        r#"WITH input AS (
+             SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::uuid[], $5::text[],
+                                  $6::text[], $7::bytea[], $8::bool[], $9::text[])
+               AS t(id, upstream_session, event_id, tenant_id, session_name, event, body,
+                    incoming_duplicate, mode)),
+           key AS (
+             INSERT INTO webhook_event_keys (upstream_session, event_id)
+             SELECT upstream_session, event_id FROM input
+             ON CONFLICT DO NOTHING RETURNING upstream_session, event_id),
            event AS (
              INSERT INTO webhook_events (id, upstream_session, event_id, tenant_id, session_name, event, body, mode)
-             SELECT $1, $2, $3, $4, $5, $6, $7, $9 FROM key
+             SELECT i.id, i.upstream_session, i.event_id, i.tenant_id, i.session_name, i.event, i.body, i.mode
+             FROM input i JOIN key k USING (upstream_session, event_id)
              ON CONFLICT ON CONSTRAINT webhook_events_dedupe_key DO NOTHING RETURNING id),
            deliveries AS (
              INSERT INTO webhook_deliveries (id, event_pk, subscription_id, tenant_id, session_name, mode)
-             SELECT gen_random_uuid(), event.id, w.id, w.tenant_id, w.session_name, w.mode
-             FROM event, webhook_subscriptions w
-             WHERE w.tenant_id = $4 AND w.mode = $9 AND w.session_name = $5 AND $6 = ANY(w.events)
-               AND NOT ($8 AND 'message' = ANY(w.events))
-             ON CONFLICT ON CONSTRAINT webhook_deliveries_once_key DO NOTHING RETURNING 1)
-           SELECT (SELECT count(*) FROM deliveries) AS "made!" FROM event"#,
-        Uuid::now_v7(),
-        event.upstream_session,
-        event.event_id,
-        event.tenant_id,
-        event.session_name,
-        event.event,
-        event.body,
-        event.incoming_duplicate,
-        event.mode.as_str(),
+             SELECT gen_random_uuid(), e.id, w.id, w.tenant_id, w.session_name, w.mode
+             FROM event e JOIN input i ON i.id = e.id
+             JOIN webhook_subscriptions w
+               ON w.tenant_id = i.tenant_id AND w.mode = i.mode AND w.session_name = i.session_name
+              AND i.event = ANY(w.events) AND NOT (i.incoming_duplicate AND 'message' = ANY(w.events))
+             ON CONFLICT ON CONSTRAINT webhook_deliveries_once_key DO NOTHING RETURNING event_pk)
+           SELECT e.id AS "id!", count(d.event_pk) AS "made!"
+           FROM event e LEFT JOIN deliveries d ON d.event_pk = e.id GROUP BY e.id"#,
+        &ids,
+        &column(|e| &e.upstream_session) as &[&str],
+        &column(|e| &e.event_id) as &[&str],
+        &tenants,
+        &column(|e| &e.session_name) as &[&str],
+        &column(|e| &e.event) as &[&str],
+        &bodies as &[&[u8]],
+        &duplicates,
+        &column(|e| e.mode.as_str()) as &[&str],
     )
-    .fetch_optional(db)
+    .fetch_all(db)
     .await?;
-    Ok(made)
+    let made: std::collections::HashMap<Uuid, i64> =
+        made.into_iter().map(|r| (r.id, r.made)).collect();
+    Ok(ids.iter().map(|id| made.get(id).copied()).collect())
 }
 
 /// Takes up to `limit` due deliveries, leasing each for `lease`.
@@ -226,11 +248,25 @@ pub async fn notify(db: impl PgExecutor<'_>) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// How long each kind of row is kept.
+#[derive(Debug, Clone, Copy)]
+pub struct Retention {
+    pub delivered: Duration,
+    pub failed: Duration,
+    /// The event log (`WAGW_EVENT_RETENTION_SECS`): an event still referred to by a delivery
+    /// is kept longer.
+    pub events: Duration,
+}
+
 /// Retention: delivered deliveries after `delivered`, failed ones after `failed`, then events
-/// no delivery refers to any more (and that are older than `delivered`, so late duplicates of
-/// them are still recognised), then event ids older than both `delivered` and
-/// [`MIN_EVENT_KEY_RETENTION`]. Answers the deliveries and events purged.
-pub async fn purge(db: &Db, delivered: Duration, failed: Duration) -> Result<u64, StoreError> {
+/// older than `events` that no delivery refers to any more, then event ids older than both
+/// `delivered` and [`MIN_EVENT_KEY_RETENTION`]. Answers the deliveries and events purged.
+pub async fn purge(db: &Db, retention: Retention) -> Result<u64, StoreError> {
+    let Retention {
+        delivered,
+        failed,
+        events,
+    } = retention;
     let mut purged = 0;
     for (status, keep) in [
         (DeliveryStatus::Delivered, delivered),
@@ -254,7 +290,7 @@ pub async fn purge(db: &Db, delivered: Duration, failed: Duration) -> Result<u64
              WHERE e.received_at < now() - make_interval(secs => $1) \
                AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.event_pk = e.id) \
              LIMIT 1000)",
-            delivered.as_secs_f64(),
+            events.as_secs_f64(),
         )
         .execute(db)
         .await

@@ -81,7 +81,13 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Vars)) -> TestApp {
 
 /// A gateway with settings and overrides (the quota clock) changed by `configure`.
 pub async fn spawn_app_full(configure: impl FnOnce(&mut AppOptions)) -> TestApp {
-    let db = Arc::new(TestDb::create().await);
+    spawn_app_on(TestDb::create().await, configure).await
+}
+
+/// A gateway on `db` (a database on a server of the test's own, say), with settings and
+/// overrides changed by `configure`.
+pub async fn spawn_app_on(db: TestDb, configure: impl FnOnce(&mut AppOptions)) -> TestApp {
+    let db = Arc::new(db);
     let mut options = AppOptions {
         // Nothing listens on port 9 (discard): an upstream that is certainly unreachable,
         // replaced by the simulator's address when there is one.

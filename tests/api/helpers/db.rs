@@ -33,7 +33,12 @@ pub struct TestDb {
 
 impl TestDb {
     pub async fn create() -> Self {
-        let admin = PgConnectOptions::from_str(server_url()).expect("test server URL");
+        Self::create_on(server_url()).await
+    }
+
+    /// A fresh database on the server at `server` (a superuser URL).
+    pub async fn create_on(server: &str) -> Self {
+        let admin = PgConnectOptions::from_str(server).expect("test server URL");
         let mut conn = connect_patiently(&admin).await;
         let name = format!("t_{}", uuid::Uuid::new_v4().simple());
         sqlx::query(&format!("CREATE DATABASE {name}"))
@@ -41,7 +46,7 @@ impl TestDb {
             .await
             .expect("creating the test database");
         let _ = conn.close().await;
-        let url = database_url(server_url(), &name);
+        let url = database_url(server, &name);
         Self { name, url }
     }
 
@@ -77,4 +82,55 @@ pub fn database_url(server: &str, database: &str) -> String {
     let mut url = url::Url::parse(server).expect("test server URL");
     url.set_path(&format!("/{database}"));
     url.to_string()
+}
+
+/// A PostgreSQL cluster of the test's own, in a temporary directory, for what must not happen
+/// to the shared server (a restart); stopped and removed when dropped. Durable as a
+/// production server is (fsync on).
+pub struct OwnPostgres {
+    cluster: std::sync::Arc<wa_gateway::db::EmbeddedPostgres>,
+    _dir: tempfile::TempDir,
+}
+
+impl OwnPostgres {
+    pub async fn start() -> Self {
+        let dir = super::shared_tempdir();
+        let cluster = wa_gateway::db::EmbeddedPostgres::locate(dir.path(), None)
+            .expect("PostgreSQL server binaries for a cluster of the test's own");
+        let own = Self {
+            cluster: std::sync::Arc::new(cluster),
+            _dir: dir,
+        };
+        own.start_again().await;
+        own
+    }
+
+    /// The superuser URL (over the cluster's private socket).
+    pub fn url(&self) -> String {
+        self.cluster.url()
+    }
+
+    /// Fast shutdown, as an operator's restart begins: sessions are ended, the socket goes.
+    pub async fn stop(&self) {
+        let cluster = self.cluster.clone();
+        tokio::task::spawn_blocking(move || cluster.stop())
+            .await
+            .unwrap()
+            .expect("stopping the test's own PostgreSQL");
+    }
+
+    /// Starts the cluster (again); `pg_ctl -w` returns once it accepts connections.
+    pub async fn start_again(&self) {
+        let cluster = self.cluster.clone();
+        tokio::task::spawn_blocking(move || cluster.start())
+            .await
+            .unwrap()
+            .expect("starting the test's own PostgreSQL");
+    }
+}
+
+impl Drop for OwnPostgres {
+    fn drop(&mut self) {
+        let _ = self.cluster.stop();
+    }
 }
