@@ -389,7 +389,8 @@ async fn after_a_sigkill_with_deliveries_pending_every_event_arrives() {
     )
     .await;
     let (vars, pool) = (app.vars.clone(), app.pool.clone());
-    let _sim = app.sim.clone();
+    // The binary goes on with the app's simulator and database.
+    let (_sim, _db) = (app.sim.clone(), app.db.clone());
     app.stop().await;
     let gateway = GatewayProcess::start(&vars).await;
 
