@@ -11,9 +11,7 @@ import { columns, rows, meter, monthDays } from './charts.js';
 const PLANS = ['basic', 'pro', 'ultra', 'mega', 'custom'].map((p) => [p, p]);
 const SCOPES = ['sessions:read', 'sessions:write', 'messages:send', 'groups:read', 'groups:write',
   'channels:read', 'channels:write', 'contacts:read', 'presence:read', 'presence:write',
-  'webhooks:read', 'webhooks:write', 'usage:read',
-  // The event log's scope (issue 15, merged separately): refused as unknown until it is.
-  'events:read'];
+  'webhooks:read', 'webhooks:write', 'usage:read', 'events:read'];
 
 function heading(text) {
   return h('h1', { tabindex: -1 }, text);

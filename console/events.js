@@ -1,7 +1,9 @@
 // The tenant's live events from `GET /v1/events/stream` (Server-Sent Events: `id:`, `event:`,
 // `data:` with the envelope JSON). Read with fetch rather than EventSource so that the key
 // goes in the `X-Api-Key` header, never in the URL (where proxies and logs would keep it);
-// a dropped stream is resumed with `Last-Event-ID`, as EventSource would.
+// a dropped stream is resumed with `Last-Event-ID`, as EventSource would (the gateway also
+// takes the key in an `x-api-key` query parameter there, for clients that must use
+// EventSource; the console does not need to).
 
 import { send, problem } from './api.js';
 
@@ -64,8 +66,10 @@ export function follow({ onEvent, onState }) {
       const { events, rest } = parseEvents(buffer);
       buffer = rest;
       for (const e of events) {
+        // The opening block and the keep-alives carry only the position (`id:`): kept for
+        // the resume, not shown, as EventSource dispatches no event without data.
         if (e.id) lastId = e.id;
-        onEvent(e);
+        if (e.data) onEvent(e);
       }
     }
   }

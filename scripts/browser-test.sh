@@ -4,7 +4,8 @@
 #   tenant key, "Try it out" on POST /v1/sendText answers 201 from the sandbox;
 # - tests/browser/console.mjs: the console at /console, as an admin (sign in with the keyboard,
 #   create a tenant and a key, usage charts, every admin view) and as that tenant on a phone-sized
-#   window (create a session, its QR code until the sandbox scans it, then WORKING).
+#   window (create a session, its QR code until the sandbox scans it, then WORKING, a sent
+#   message in the live tail of its events).
 # Screenshots: tests/output/swagger-sendText.png, tests/output/console-*.png.
 #
 #   scripts/browser-test.sh            # throwaway PostgreSQL + sandbox gateway

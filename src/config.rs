@@ -51,6 +51,7 @@ pub struct Config {
     pub db_max_connections: u32,
     pub admin: AdminConfig,
     pub webhooks: WebhookConfig,
+    pub events: EventConfig,
     pub quota: QuotaConfig,
     pub pacing: PacingConfig,
     /// How the listener treats connections and request bodies.
@@ -139,6 +140,15 @@ pub struct WebhookConfig {
     pub ingress_batch: usize,
 }
 
+/// The event log and its streams (`GET /v1/events`, SSE, WebSocket).
+#[derive(Debug, Clone)]
+pub struct EventConfig {
+    /// How long an event stays in the log (one with deliveries still kept stays longer).
+    pub retention: Duration,
+    /// How often an idle stream says it is alive (an SSE comment, a WebSocket ping).
+    pub keepalive: Duration,
+}
+
 #[derive(Debug, Clone)]
 pub struct QuotaConfig {
     /// The organisation's plan: calls per second, per month, and sessions. `None`: unlimited.
@@ -199,6 +209,7 @@ impl Config {
             db_max_connections: env.parse_or("WAGW_DB_MAX_CONNECTIONS", 20, "20")?,
             admin,
             webhooks: webhook_config(&env)?,
+            events: event_config(&env)?,
             quota: quota_config(&env)?,
             pacing: pacing_config(&env)?,
             http: http_config(&env)?,
@@ -439,6 +450,21 @@ fn webhook_config(env: &Env) -> Result<WebhookConfig, ConfigError> {
             env.parse_or("WAGW_INGRESS_BATCH", 256, "256")?,
             "WAGW_INGRESS_BATCH",
         )? as usize,
+    })
+}
+
+fn event_config(env: &Env) -> Result<EventConfig, ConfigError> {
+    let keepalive = env.seconds("WAGW_EVENT_KEEPALIVE_SECS", 15)?;
+    if !(1..=3600).contains(&keepalive.as_secs()) {
+        return Err(ConfigError {
+            var: "WAGW_EVENT_KEEPALIVE_SECS",
+            problem: "must be between 1 and 3600 seconds".into(),
+            example: "15",
+        });
+    }
+    Ok(EventConfig {
+        retention: env.seconds("WAGW_EVENT_RETENTION_SECS", 7 * 86400)?,
+        keepalive,
     })
 }
 

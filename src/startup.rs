@@ -134,8 +134,21 @@ impl Application {
             test_upstream,
         )
         .await?;
-        let mut jobs = Jobs::start(&state.db, &state.quotas, &state.auth, &state.feed);
-        webhooks::upkeep::schedule(&mut jobs, &state.db, &state.config.webhooks, &state.metrics);
+        let mut jobs = Jobs::start(
+            &state.db,
+            &state.quotas,
+            &state.auth,
+            &state.feed,
+            &state.events,
+        );
+        webhooks::upkeep::schedule(
+            &mut jobs,
+            &state.db,
+            &state.config.webhooks,
+            state.config.events.retention,
+            &state.metrics,
+        );
+        close_streams_on_signal(state.events.clone());
         let server = match serve(listener, state.clone()) {
             Ok(server) => server,
             Err(e) => {
@@ -242,6 +255,27 @@ async fn start_sandbox(config: &mut Config) -> anyhow::Result<RunningSim> {
          nothing reaches WhatsApp (sessions scan themselves 3 s after their QR code is fetched)"
     );
     Ok(sim)
+}
+
+/// Ends the event streams as soon as a shutdown signal comes: actix then lets requests in
+/// flight finish, and a stream, which never finishes by itself, would hold the replica up for
+/// all of `WAGW_SHUTDOWN_TIMEOUT_SECS`.
+fn close_streams_on_signal(hub: Arc<crate::services::events::Hub>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut interrupt)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::warn!("no signal handler: event streams end only with the shutdown timeout");
+        return;
+    };
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = interrupt.recv() => {}
+        }
+        hub.close();
+    });
 }
 
 /// The server over `listener`, each worker serving `http::app`.

@@ -1,4 +1,5 @@
-//! The event names a subscription may ask for: the seed's table, nothing else.
+//! The event names a subscription may ask for (the seed's table, nothing else), and those the
+//! gateway adds to the event log.
 
 use crate::domain::Invalid;
 
@@ -33,6 +34,14 @@ pub const EVENT_NAMES: &[&str] = &[
     "event.response.failed",
     "engine.event",
 ];
+
+/// Events the gateway itself writes to a tenant's event log, beside the upstream's.
+pub const GATEWAY_EVENTS: &[&str] = &["webhook.disabled"];
+
+/// Whether a tenant's event log can hold `name`: one of the upstream's events or the gateway's.
+pub fn is_logged(name: &str) -> bool {
+    EVENT_NAMES.contains(&name) || GATEWAY_EVENTS.contains(&name)
+}
 
 /// What a subscription asks for when it names no events.
 pub const DEFAULT_EVENTS: &[&str] = &["message"];

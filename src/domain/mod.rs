@@ -3,6 +3,7 @@
 
 pub mod api_key;
 pub mod error;
+pub mod event_cursor;
 pub mod events;
 pub mod mode;
 pub mod pacing;
@@ -13,6 +14,7 @@ pub mod webhook_signing;
 pub mod webhooks;
 
 pub use error::Invalid;
+pub use event_cursor::EventCursor;
 pub use mode::Mode;
 pub use scope::{Scope, Scopes};
 pub use session_name::{SessionName, UpstreamSession};

@@ -18,12 +18,14 @@ pub enum Scope {
     WebhooksRead,
     WebhooksWrite,
     UsageRead,
+    /// The event log: `GET /v1/events`, its SSE stream and the WebSocket.
+    EventsRead,
     /// Every scope, including ones added later.
     All,
 }
 
 impl Scope {
-    pub const EVERY: [Scope; 14] = [
+    pub const EVERY: [Scope; 15] = [
         Scope::SessionsRead,
         Scope::SessionsWrite,
         Scope::MessagesSend,
@@ -37,6 +39,7 @@ impl Scope {
         Scope::WebhooksRead,
         Scope::WebhooksWrite,
         Scope::UsageRead,
+        Scope::EventsRead,
         Scope::All,
     ];
 
@@ -55,6 +58,7 @@ impl Scope {
             Scope::WebhooksRead => "webhooks:read",
             Scope::WebhooksWrite => "webhooks:write",
             Scope::UsageRead => "usage:read",
+            Scope::EventsRead => "events:read",
             Scope::All => "*",
         }
     }

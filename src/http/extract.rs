@@ -75,16 +75,47 @@ pub fn bearer(req: &HttpRequest) -> Option<&str> {
         .filter(|t| !t.is_empty())
 }
 
-fn presented_key(req: &HttpRequest) -> Option<String> {
+/// The query parameter the event stream routes also take the key in: a browser's
+/// `EventSource` and `WebSocket` cannot send headers. Never logged (the access log writes the
+/// path alone), and refused everywhere else.
+pub const QUERY_KEY: &str = "x-api-key";
+const QUERY_KEY_ELSEWHERE: &str = "the API key is taken in the `x-api-key` query parameter \
+     only on /v1/events/stream and /v1/ws; send it in the `X-Api-Key` or `Authorization` header";
+
+/// The key the request presents: a header, or on the stream routes the query parameter.
+pub fn presented_key(req: &HttpRequest) -> Option<String> {
     if let Some(token) = bearer(req) {
         return Some(token.to_owned());
     }
-    [X_API_KEY, X_RAPIDAPI_KEY].iter().find_map(|name| {
+    let in_header = [X_API_KEY, X_RAPIDAPI_KEY].iter().find_map(|name| {
         req.headers()
             .get(name)
             .and_then(|v| v.to_str().ok())
             .map(|v| v.trim().to_owned())
+    });
+    in_header.or_else(|| {
+        req.extensions()
+            .get::<Marks>()
+            .is_some_and(|m| m.key_in_query)
+            .then(|| key_in_query(req))
+            .flatten()
     })
+}
+
+fn key_in_query(req: &HttpRequest) -> Option<String> {
+    crate::http::tenant::rewrite::query_param(req.query_string(), QUERY_KEY)
+        .map(|k| k.trim().to_owned())
+        .filter(|k| !k.is_empty())
+}
+
+/// 401 for a request without a key: said plainly when the key came in the query of a route
+/// that does not take it there.
+fn no_key(req: &HttpRequest) -> ApiError {
+    if key_in_query(req).is_some() {
+        ApiError::unauthorized(QUERY_KEY_ELSEWHERE)
+    } else {
+        ApiError::unauthorized(INVALID_KEY)
+    }
 }
 
 fn not_wired() -> ApiError {
@@ -97,12 +128,12 @@ impl FromRequest for TenantCaller {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let auth = auth(req);
-        let key = presented_key(req);
+        let key = presented_key(req).ok_or_else(|| no_key(req));
         let client = client_addr(req).map(|a| a.to_string());
         let req = req.clone();
         Box::pin(async move {
             let auth = auth.ok_or_else(not_wired)?;
-            let key = key.ok_or_else(|| ApiError::unauthorized(INVALID_KEY))?;
+            let key = key?;
             let caller = auth
                 .authenticate_tenant(&key, client.as_deref().unwrap_or_default())
                 .await?;
@@ -112,8 +143,8 @@ impl FromRequest for TenantCaller {
             };
             // For `http::quota_headers`, which stamps every answer to an authenticated caller.
             req.extensions_mut().insert(caller.clone());
-            let required = req.extensions().get::<RequiredScope>().copied();
-            if let Some(RequiredScope(scope)) = required {
+            let required = req.extensions().get::<Marks>().map(|m| m.scope);
+            if let Some(scope) = required {
                 caller.require(scope)?;
             }
             Ok(caller)
@@ -250,15 +281,38 @@ mod tests {
     }
 }
 
-/// The scope a route's table row names, left in the request by [`requiring`] for the
-/// `TenantCaller` extractor: the scope is checked once the key is known (401 before 403)
+/// What a route's table row says of its callers, left in the request by [`requiring`] for
+/// the `TenantCaller` extractor: the scope is checked once the key is known (401 before 403)
 /// and before the handler reads anything, and no handler states it again.
 #[derive(Clone, Copy)]
-struct RequiredScope(Scope);
-
-/// Wraps a tenant route so that its caller must hold `scope`.
-pub fn requiring<S>(
+pub struct Marks {
     scope: Scope,
+    /// The key may come in the `x-api-key` query parameter ([`QUERY_KEY`]).
+    key_in_query: bool,
+}
+
+impl Marks {
+    /// A tenant route whose caller must hold `scope`.
+    pub fn scope(scope: Scope) -> Self {
+        Self {
+            scope,
+            key_in_query: false,
+        }
+    }
+
+    /// An event stream route: its caller must hold `scope`, and may present the key in the
+    /// query.
+    pub fn stream(scope: Scope) -> Self {
+        Self {
+            scope,
+            key_in_query: true,
+        }
+    }
+}
+
+/// Wraps a tenant route so that its caller is held to `marks`.
+pub fn requiring<S>(
+    marks: Marks,
 ) -> impl Transform<
     S,
     ServiceRequest,
@@ -271,7 +325,7 @@ where
         + 'static,
 {
     from_fn(move |req: ServiceRequest, next: Next<BoxBody>| async move {
-        req.extensions_mut().insert(RequiredScope(scope));
+        req.extensions_mut().insert(marks);
         next.call(req).await
     })
 }

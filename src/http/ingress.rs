@@ -98,6 +98,9 @@ pub async fn receive(
             incoming_duplicate,
         })
         .await?;
+    if matches!(stored, Stored::New { .. }) {
+        state.events.ingested();
+    }
     match stored {
         Stored::New { deliveries: 0 } => {
             tracing::debug!("webhook event stored; no subscription wants it")

@@ -9,6 +9,7 @@ use crate::db::{ChangeFeed, Db, Readiness};
 use crate::http::tenant::ProxyState;
 use crate::metrics::Metrics;
 use crate::services::auth::Auth;
+use crate::services::events::Hub;
 use crate::services::pacing::Pacing;
 use crate::services::quota::{Clock, Quotas};
 use crate::services::sessions::SessionStore;
@@ -56,6 +57,8 @@ pub struct SharedState {
     pub proxy: Arc<ProxyState>,
     pub relay: Arc<Relay>,
     pub pacing: Arc<Pacing>,
+    /// The event log's broadcast to this replica's streams, and the poller that feeds it.
+    pub events: Arc<Hub>,
     pub metrics: Arc<Metrics>,
     pub readiness: Arc<Readiness>,
     /// The replica's one LISTEN connection; the caches follow it.
@@ -117,6 +120,7 @@ impl AppState {
                 crate::services::auth::CHANNEL,
             ],
         );
+        let events = Hub::start(&db).await?;
         let upstream_key = config
             .upstream
             .key
@@ -132,6 +136,7 @@ impl AppState {
             proxy,
             relay,
             pacing,
+            events,
             metrics,
             readiness: Arc::new(Readiness::new()),
             feed,

@@ -4,6 +4,7 @@
 
 use crate::db::{ChangeFeed, Db};
 use crate::services::auth::Auth;
+use crate::services::events::Hub;
 use crate::services::quota::Quotas;
 use std::future::Future;
 use std::sync::Arc;
@@ -34,10 +35,22 @@ impl Jobs {
         }
     }
 
-    /// The gateway's own loops: the usage flush, the purges (idempotency, paced sends, failures), and the change feed (subscribe
-    /// to it before this: its channels are listened to from the start).
-    pub fn start(db: &Db, quotas: &Arc<Quotas>, auth: &Arc<Auth>, feed: &Arc<ChangeFeed>) -> Self {
+    /// The gateway's own loops: the usage flush, the purges (idempotency, paced sends,
+    /// failures), the event log's poller and the change feed (subscribe to it before this: its
+    /// channels are listened to from the start).
+    pub fn start(
+        db: &Db,
+        quotas: &Arc<Quotas>,
+        auth: &Arc<Auth>,
+        feed: &Arc<ChangeFeed>,
+        events: &Arc<Hub>,
+    ) -> Self {
         let mut jobs = Self::new();
+        let (hub, pool) = (events.clone(), db.clone());
+        let elsewhere = feed.subscribe(crate::store::events::NOTIFY_CHANNEL);
+        jobs.spawn("event log poller", move |stop| {
+            hub.run(pool, elsewhere, stop)
+        });
         let flushed = quotas.clone();
         jobs.every("usage flush", USAGE_FLUSH_EVERY, move || {
             let quotas = flushed.clone();

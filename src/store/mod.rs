@@ -4,6 +4,7 @@
 pub mod admins;
 pub mod audit;
 pub mod error;
+pub mod events;
 pub mod idempotency;
 pub mod keys;
 pub mod pacing;

@@ -6,6 +6,7 @@ mod admin;
 mod console;
 mod contract;
 mod embedded_db;
+mod events;
 mod forwarding;
 mod foundation;
 mod hostile;

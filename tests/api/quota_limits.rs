@@ -85,7 +85,8 @@ async fn a_burst_across_two_replicas_admits_no_more_than_rate_plus_burst() {
     assert!(refused_for_rate >= local_refusals, "{report}");
     // Both replicas hand back what they hold at shutdown: what stays leased is what was
     // admitted; nothing refused was taken from the month.
-    let pool = app.pool.clone();
+    // The database outlives both gateways: it is read after they are gone.
+    let (pool, _db) = (app.pool.clone(), app.db.clone());
     app.stop().await;
     replica.stop().await;
     assert_eq!(leased(&pool, &tenant).await, admitted as i64);

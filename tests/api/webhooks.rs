@@ -125,7 +125,7 @@ async fn an_event_arrives_once_signed_and_with_the_tenants_session_name() {
         hits[1].header("x-webhook-request-id")
     );
     assert_eq!(
-        app.rows("webhook_events").await,
+        app.stored_events().await,
         3,
         "the repeated event was stored once"
     );
@@ -177,7 +177,7 @@ async fn ingress_refuses_anything_not_signed_with_the_sessions_key() {
         .unwrap();
     assert_eq!(tampered.status(), 401);
 
-    assert_eq!(app.rows("webhook_events").await, 0);
+    assert_eq!(app.stored_events().await, 0);
     app.outbox_drained().await;
     assert!(receiver.hits().is_empty());
 }
@@ -389,7 +389,8 @@ async fn after_a_sigkill_with_deliveries_pending_every_event_arrives() {
     )
     .await;
     let (vars, pool) = (app.vars.clone(), app.pool.clone());
-    let _sim = app.sim.clone();
+    // The binary goes on with the app's simulator and database.
+    let (_sim, _db) = (app.sim.clone(), app.db.clone());
     app.stop().await;
     let gateway = GatewayProcess::start(&vars).await;
 
@@ -451,11 +452,34 @@ fn body_of(call: &Value) -> Value {
 }
 
 #[tokio::test]
-async fn the_gateway_registers_its_own_ingress_and_keeps_it_in_step() {
+async fn every_session_is_registered_for_every_event_before_its_creation_answers() {
     let app = spawn_app().await;
     let receiver = Receiver::start().await;
     let tenant = app.tenant().await;
     let upstream = app.working_session(&tenant, "default").await;
+    // Registered when the 201 came, with no subscription at all: the event log needs it.
+    assert_eq!(
+        ingress_events(&app, &upstream).await,
+        Some(vec!["*".to_owned()])
+    );
+    let log = app.sim_log().await;
+    let calls = registrations(&log, &upstream);
+    assert_eq!(calls.len(), 1, "one registration: {calls:?}");
+    let call = calls[0];
+    assert_eq!(call["method"], "POST");
+    assert_eq!(call["headers"]["x-rapidapi-key"], UPSTREAM_KEY);
+    let body = body_of(call);
+    assert_eq!(body["events"], json!(["*"]));
+    let webhook_url = body["webhookUrl"].as_str().unwrap().to_owned();
+    assert!(
+        webhook_url.starts_with(&format!("{}/webhooks/ingress/", app.address)),
+        "{webhook_url}"
+    );
+    let token = webhook_url.rsplit('/').next().unwrap();
+    assert!(token.len() >= 40, "an unguessable token");
+    let key = body["hmacKey"].as_str().unwrap().to_owned();
+
+    // Subscribing needs no other registration: the upstream already sends everything.
     let other = format!("{}/other", receiver.base);
     for (url, events) in [
         (&receiver.url, ["message.ack", "message"]),
@@ -468,73 +492,38 @@ async fn the_gateway_registers_its_own_ingress_and_keeps_it_in_step() {
         )
         .await;
     }
-
-    let union = vec!["message", "message.ack", "session.status"];
-    assert!(
-        eventually(PATIENCE, || async {
-            ingress_events(&app, &upstream).await
-                == Some(union.iter().map(|e| e.to_string()).collect())
-        })
-        .await,
-        "the ingress is registered for the union of the subscriptions' events"
-    );
-    let log = app.sim_log().await;
-    let calls = registrations(&log, &upstream);
-    let call = calls.last().unwrap();
-    assert_eq!(call["method"], "POST");
-    assert_eq!(call["headers"]["x-rapidapi-key"], UPSTREAM_KEY);
-    let body = body_of(call);
-    assert_eq!(body["events"], json!(union));
-    let webhook_url = body["webhookUrl"].as_str().unwrap().to_owned();
-    assert!(
-        webhook_url.starts_with(&format!("{}/webhooks/ingress/", app.address)),
-        "{webhook_url}"
-    );
-    assert!(
-        calls
-            .iter()
-            .all(|c| body_of(c)["webhookUrl"] == webhook_url.as_str()),
-        "one URL per session"
-    );
-    let token = webhook_url.rsplit('/').next().unwrap();
-    assert!(token.len() >= 40, "an unguessable token");
-    let key = body["hmacKey"].as_str().unwrap().to_owned();
-    let posts = calls.len();
-
-    // The upstream now posts events there, signed with that key.
-    let e = json!({"id": "evt_1", "timestamp": chrono::Utc::now().timestamp_millis(),
-                   "event": "message.ack", "session": upstream, "payload": {"ack": 3}});
-    let r = post_signed(&app.address, token, &key, &e).await;
-    assert_eq!(r.status(), 200);
+    let now = chrono::Utc::now().timestamp_millis();
+    for (id, event) in [("evt_1", "message.ack"), ("evt_2", "presence.update")] {
+        let e = json!({"id": id, "timestamp": now, "event": event, "session": upstream,
+                       "payload": {"ack": 3}});
+        let r = post_signed(&app.address, token, &key, &e).await;
+        assert_eq!(r.status(), 200);
+    }
     let acked = eventually(PATIENCE, || async { !receiver.hits_at("/hook").is_empty() }).await;
     assert!(acked, "the event reached the subscription");
     let hit = &receiver.hits_at("/hook")[0];
     assert_eq!(hit.json()["event"], "message.ack");
     assert_eq!(hit.json()["session"], "default");
+    // The event nobody subscribed to is logged and delivered to nobody.
+    app.outbox_drained().await;
+    assert_eq!(event_ids(&receiver.hits()), vec!["evt_1"]);
+    let logged = app
+        .get_as(&tenant, "/v1/events?event=presence.update")
+        .await;
+    assert_eq!(logged.json["events"][0]["id"], "evt_2", "{logged:?}");
 
-    // Every subscription removed: the registration is withdrawn.
+    // Every subscription removed: the registration stays, for the log.
     for url in [&receiver.url, &other] {
         let path = format!("/v1/sessions/default/webhooks?webhookUrl={url}");
         let removed = crate::helpers::answer(app.call(&tenant, Method::DELETE, &path)).await;
         assert_eq!(removed.status, 200, "{removed:?}");
     }
-    assert!(
-        eventually(PATIENCE, || async {
-            ingress_events(&app, &upstream).await.is_none()
-        })
-        .await,
-        "the registration is withdrawn"
+    assert_eq!(
+        ingress_events(&app, &upstream).await,
+        Some(vec!["*".to_owned()])
     );
     let log = app.sim_log().await;
-    let calls = registrations(&log, &upstream);
-    assert_eq!(
-        calls.len(),
-        posts + 2,
-        "narrowed to what is left, then withdrawn"
-    );
-    assert_eq!(calls[posts]["method"], "POST");
-    assert_eq!(calls[posts + 1]["method"], "DELETE");
-    assert_eq!(body_of(calls[posts + 1])["webhookUrl"], webhook_url);
+    assert_eq!(registrations(&log, &upstream).len(), 1, "no call since");
 }
 
 #[tokio::test]
@@ -559,7 +548,7 @@ async fn through_the_simulator_an_incoming_message_arrives_once_signed_with_the_
     let incoming = app.sim_incoming(&s.upstream, "hello").await;
     let hits = receiver.wait_for(1, PATIENCE).await;
     // `message` and `message.any` both fired; the subscription has both: once.
-    let both_in = eventually(PATIENCE, || async { app.rows("webhook_events").await == 2 }).await;
+    let both_in = eventually(PATIENCE, || async { app.stored_events().await == 2 }).await;
     assert!(both_in, "the upstream posted both events");
     app.outbox_drained().await;
     assert_eq!(
@@ -803,7 +792,7 @@ async fn an_admin_redelivers_any_tenants_delivery_only_under_its_owner() {
 }
 
 #[tokio::test]
-async fn removing_a_webhook_withdraws_the_upstream_registration() {
+async fn a_removed_webhook_gets_nothing_more_and_the_session_stays_registered() {
     let app = spawn_app().await;
     let receiver = Receiver::start().await;
     let (tenant, upstream, _) = tenant_with_webhook(&app, &receiver).await;
@@ -812,9 +801,25 @@ async fn removing_a_webhook_withdraws_the_upstream_registration() {
     assert_eq!(res.status, 200);
     assert_eq!(app.get_as(&tenant, HOOKS).await.json, json!([]));
     assert_eq!(
-        app.sim_session(&upstream).await["webhooks"],
-        json!([]),
-        "the upstream registration is withdrawn"
+        app.sim_session(&upstream).await["webhooks"]
+            .as_array()
+            .map(Vec::len),
+        Some(1),
+        "the gateway's own registration stays: the session's events still reach its log"
+    );
+    app.sim_incoming(&upstream, "after the webhook went").await;
+    let logged = eventually(PATIENCE, || async {
+        let page = app.get_as(&tenant, "/v1/events?event=message").await;
+        page.json["events"]
+            .as_array()
+            .is_some_and(|e| !e.is_empty())
+    })
+    .await;
+    assert!(logged, "the message is in the log");
+    app.outbox_drained().await;
+    assert!(
+        receiver.hits().is_empty(),
+        "nothing reached the removed webhook"
     );
 }
 

@@ -1,13 +1,14 @@
 //! Admins see every session, owned or not, adopt upstream sessions into tenants (so phones
 //! paired before the gateway move in without scanning again) and delete any session.
 
-use crate::domain::{SessionName, UpstreamSession};
+use crate::domain::{Mode, SessionName, UpstreamSession};
 use crate::http::error::ApiError;
 use crate::http::extract::AdminCaller;
 use crate::http::state::AppState;
 use crate::services::upstream::{
     Gateway, OwnAnswer, UpstreamCall, UpstreamError, UpstreamErrorKind,
 };
+use crate::services::webhooks::registration::{Registrar, SessionRef};
 use crate::store::audit::{self, Actor, Audit};
 use actix_web::http::{Method, StatusCode};
 use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
@@ -115,6 +116,7 @@ pub async fn adopt_session(
         .sessions
         .adopt(body.tenant_id, &name, &upstream)
         .await?;
+    register_ingress(&state, body.tenant_id, &name, &upstream).await;
     let tenant_name = crate::store::sessions::tenant_name(&state.db, body.tenant_id).await?;
     let details = serde_json::json!({"tenant_id": body.tenant_id, "name": name.as_str()});
     let audit = Audit::new("session.adopt", "session", upstream.as_str(), details);
@@ -126,6 +128,36 @@ pub async fn adopt_session(
         name: Some(name.as_str().to_owned()),
         status: Some(status),
     }))
+}
+
+/// Registers an adopted session's ingress for every event before the adoption answers, so
+/// its tenant's event log has the session's events from now on. A failure is logged and left
+/// to the reconciler: the session is adopted either way.
+async fn register_ingress(
+    state: &AppState,
+    tenant: Uuid,
+    name: &SessionName,
+    upstream: &UpstreamSession,
+) {
+    let registered = async {
+        let tenant = crate::services::tenancy::tenants::find(&state.db, tenant).await?;
+        let registrar = Registrar {
+            db: &state.db,
+            upstreams: state.upstreams(),
+            quotas: &state.quotas,
+            relay: &state.relay,
+        };
+        let session = SessionRef {
+            tenant: &tenant,
+            mode: Mode::Live,
+            name: name.as_str(),
+            upstream,
+        };
+        registrar.resync(&session).await.map_err(ApiError::from)
+    };
+    if let Err(e) = registered.await {
+        tracing::warn!(session = %name, "registering an adopted session's ingress: {}", e.message());
+    }
 }
 
 /// Deletes a session on the upstream, whoever owns it, and forgets its owner.

@@ -40,6 +40,12 @@ struct HandlerSchemas;
 const LOCAL_TAGS: &[(&str, &str)] = &[
     ("Usage", "The tenant's own quota and usage."),
     (
+        "Events",
+        "The tenant's event log: every event of its sessions, kept for a week, read by cursor, \
+         streamed as Server-Sent Events or over a WebSocket; a reader that reconnects with its \
+         last cursor gets exactly what it missed.",
+    ),
+    (
         "Admin",
         "Tenants, keys, quotas, usage and admins (admin JWT from `POST /admin/v1/login`).",
     ),
@@ -102,6 +108,7 @@ fn build() -> OpenApi {
     doc.merge(crate::http::admin::sessions::SessionsAdminApi::openapi());
     doc.merge(crate::http::tenant::webhooks::WebhooksApi::openapi());
     doc.merge(crate::http::tenant::webhook_endpoints::WebhookEndpointsApi::openapi());
+    doc.merge(crate::http::tenant::events::EventsApi::openapi());
     doc.info = InfoBuilder::new()
         .title("wa-gateway")
         .version(env!("CARGO_PKG_VERSION"))
@@ -333,6 +340,8 @@ mod tests {
             let security = &paths[&route.path][&method]["security"];
             let expected = match route.guard {
                 Guard::Tenant(_) => tenant.clone(),
+                Guard::Stream(_) => json!([{"tenantBearer": []}, {"tenantApiKey": []},
+                                           {"rapidApiKey": []}, {"tenantQueryKey": []}]),
                 Guard::Admin => json!([{"adminJwt": []}]),
                 Guard::MetricsToken => json!([{}, {"metricsToken": []}]),
                 Guard::AdminLogin | Guard::Open | Guard::Ingress => json!([]),

@@ -11,6 +11,8 @@ use utoipa::openapi::Components;
 pub const TENANT_BEARER: &str = "tenantBearer";
 pub const TENANT_API_KEY: &str = "tenantApiKey";
 pub const TENANT_RAPIDAPI_KEY: &str = "rapidApiKey";
+/// The key in the `x-api-key` query parameter: the event streams only.
+pub const TENANT_QUERY_KEY: &str = "tenantQueryKey";
 pub const ADMIN_JWT: &str = "adminJwt";
 /// The optional `WAGW_METRICS_TOKEN` guarding `/metrics`.
 pub const METRICS_TOKEN: &str = "metricsToken";
@@ -24,6 +26,15 @@ pub fn requirements(guard: Guard) -> Vec<SecurityRequirement> {
             .into_iter()
             .map(scheme)
             .collect(),
+        Guard::Stream(_) => [
+            TENANT_BEARER,
+            TENANT_API_KEY,
+            TENANT_RAPIDAPI_KEY,
+            TENANT_QUERY_KEY,
+        ]
+        .into_iter()
+        .map(scheme)
+        .collect(),
         Guard::Admin => vec![scheme(ADMIN_JWT)],
         // Open unless the operator set a token: either requirement satisfies it.
         Guard::MetricsToken => vec![SecurityRequirement::default(), scheme(METRICS_TOKEN)],
@@ -33,7 +44,7 @@ pub fn requirements(guard: Guard) -> Vec<SecurityRequirement> {
 
 /// Whether a route so guarded answers 401 to missing or bad credentials.
 pub fn answers_unauthorized(guard: Guard) -> bool {
-    matches!(guard, Guard::Tenant(_) | Guard::Admin)
+    matches!(guard, Guard::Tenant(_) | Guard::Stream(_) | Guard::Admin)
 }
 
 pub fn add_schemes(components: &mut Components) {
@@ -67,6 +78,14 @@ pub fn add_schemes(components: &mut Components) {
             "x-rapidapi-key",
             "Tenant key in the hosted API's own header, so existing clients only change the key",
         ),
+    );
+    components.add_security_scheme(
+        TENANT_QUERY_KEY,
+        SecurityScheme::ApiKey(ApiKey::Query(ApiKeyValue::with_description(
+            crate::http::extract::QUERY_KEY,
+            "Tenant key in the `x-api-key` query parameter, for a browser's EventSource or \
+             WebSocket, which cannot send headers: taken on /v1/events/stream and /v1/ws only",
+        ))),
     );
     components.add_security_scheme(
         ADMIN_JWT,

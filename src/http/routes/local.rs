@@ -1,5 +1,5 @@
 //! The routes the gateway serves itself: the local `/v1` rows (deliveries, redelivery, a
-//! session's pacing, `/v1/me`, `/v1/usage`), the admin API, the operations probes, the web console and the upstream's
+//! session's pacing, `/v1/me`, `/v1/usage`, the event log and its streams), the admin API, the operations probes, the web console and the upstream's
 //! webhook ingress. With
 //! the forwarded table ([`super::endpoints`]) this is the whole HTTP surface: `super::routes`
 //! registers both, and the OpenAPI document is built from both.
@@ -24,7 +24,7 @@
 use crate::domain::Scope;
 use crate::http::admin::{admins, audit, keys, sessions, tenants, usage};
 use crate::http::routes::endpoints::Endpoint;
-use crate::http::tenant::{me, pacing, webhook_endpoints, webhooks};
+use crate::http::tenant::{events, me, pacing, webhook_endpoints, webhooks};
 use actix_web::http::Method;
 use actix_web::web;
 use std::sync::LazyLock;
@@ -35,6 +35,9 @@ use utoipa::openapi::path::{Operation, PathItemType};
 pub enum Guard {
     /// A tenant key; with a scope, one that grants it.
     Tenant(Option<Scope>),
+    /// A tenant key granting the scope, which may also come in the `x-api-key` query
+    /// parameter: the event streams, which a browser opens without headers.
+    Stream(Scope),
     /// An admin token from `POST /admin/v1/login`.
     Admin,
     /// Anyone: the admin login, which issues the admin token (and reads the database).
@@ -110,8 +113,10 @@ const fn same(a: &str, b: &str) -> bool {
 pub fn all() -> &'static [Route] {
     static TABLE: LazyLock<Vec<Route>> = LazyLock::new(|| {
         use crate::http::ops;
-        use Guard::{Admin, AdminLogin, MetricsToken, Open, Tenant};
-        use Scope::{SessionsRead, SessionsWrite, UsageRead, WebhooksRead, WebhooksWrite};
+        use Guard::{Admin, AdminLogin, MetricsToken, Open, Stream, Tenant};
+        use Scope::{
+            EventsRead, SessionsRead, SessionsWrite, UsageRead, WebhooksRead, WebhooksWrite,
+        };
         vec![
             // The tenant's own rows under /v1
             route!(Tenant(None), me::me, __path_me),
@@ -160,6 +165,10 @@ pub fn all() -> &'static [Route] {
                 pacing::delete_pacing,
                 __path_delete_pacing
             ),
+            // The event log
+            route!(Tenant(Some(EventsRead)), events::list, __path_list),
+            route!(Stream(EventsRead), events::stream, __path_stream),
+            route!(Stream(EventsRead), events::websocket, __path_websocket),
             // Admin
             route!(AdminLogin, admins::login, __path_login),
             route!(Admin, admins::list_admins, __path_list_admins),

@@ -9,6 +9,7 @@ pub mod schema;
 
 pub use endpoints::{Endpoint, Handling};
 
+use crate::http::extract::{requiring, Marks};
 use actix_web::web;
 
 /// Registers every row of both tables. Rows sharing a path become one resource, so a method
@@ -23,7 +24,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         let forwarded = endpoints::all().iter().filter(|e| e.path == path).map(|e| {
             serve(e)
                 .method(e.method.clone())
-                .wrap(crate::http::extract::requiring(e.scope))
+                .wrap(requiring(Marks::scope(e.scope)))
         });
         let local = local::all()
             .iter()
@@ -31,7 +32,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .map(|r| match r.guard {
                 local::Guard::Tenant(Some(scope)) => (r.handler)()
                     .method(r.method.clone())
-                    .wrap(crate::http::extract::requiring(scope)),
+                    .wrap(requiring(Marks::scope(scope))),
+                local::Guard::Stream(scope) => (r.handler)()
+                    .method(r.method.clone())
+                    .wrap(requiring(Marks::stream(scope))),
                 _ => (r.handler)().method(r.method.clone()),
             });
         cfg.service(

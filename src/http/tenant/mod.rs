@@ -1,6 +1,7 @@
 //! What a tenant calls with its API key: the forwarded rows, its webhooks, its sessions'
-//! pacing, `/v1/me`.
+//! pacing, its event log, `/v1/me`.
 
+pub mod events;
 pub mod me;
 pub mod ownership;
 pub mod pacing;

@@ -79,6 +79,20 @@ impl Auth {
         Ok(caller)
     }
 
+    /// Whether a key that opened a stream may still hold it: not revoked nor expired, its
+    /// tenant not suspended. A stream is one request, so no request limit is taken.
+    pub async fn recheck_tenant(
+        &self,
+        raw: &str,
+        client: &str,
+    ) -> Result<Authenticated, AuthError> {
+        let caller = self.authenticate_key(raw, client).await?;
+        if caller.tenant.is_suspended() {
+            return Err(AuthError::Suspended);
+        }
+        Ok(caller)
+    }
+
     /// The per-key request limiter: refused once the key sends faster than its share.
     pub fn admit_request(&self, caller: &Authenticated) -> Result<(), AuthError> {
         let per_second = match caller.tenant.quota.requests_per_second {

@@ -24,7 +24,7 @@ pub struct NewKeyRequest {
     pub name: String,
     /// Any of `sessions:read`, `sessions:write`, `messages:send`, `groups:read`, `groups:write`,
     /// `channels:read`, `channels:write`, `contacts:read`, `presence:read`, `presence:write`,
-    /// `webhooks:read`, `webhooks:write`, `usage:read`, or `*`.
+    /// `webhooks:read`, `webhooks:write`, `usage:read`, `events:read`, or `*`.
     #[schema(example = json!(["messages:send", "sessions:read"]))]
     pub scopes: Vec<String>,
     /// Limits the key to these of the tenant's sessions; absent: all of them.

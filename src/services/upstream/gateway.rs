@@ -33,6 +33,15 @@ impl<'a> Payer<'a> {
             Mode::Test => Payer::Test(tenant),
         }
     }
+
+    /// Who pays for a call the gateway makes of its own about `tenant`'s session in `mode`
+    /// (registering its ingress): the organisation for a live one, nobody for a test one.
+    pub fn own(mode: Mode, tenant: &'a Tenant) -> Self {
+        match mode {
+            Mode::Live => Payer::Gateway,
+            Mode::Test => Payer::Test(tenant),
+        }
+    }
 }
 
 #[derive(Clone, Copy)]

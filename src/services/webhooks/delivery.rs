@@ -483,9 +483,9 @@ async fn retry_session_deletions(pool: Db, client: Rc<UpstreamClient>, quotas: A
     }
 }
 
-/// Keeps every session's upstream registration in step with its subscriptions: sessions created
-/// again under a known name, and changes that failed half way. A session that keeps failing is
-/// tried less and less often (up to every 5 minutes), since each try may spend quota.
+/// Keeps every session's ingress registered with the upstream: registrations that failed, and
+/// sessions from before every session was registered. A session that keeps failing is tried
+/// less and less often (up to every 5 minutes), since each try may spend the budget.
 async fn reconcile(
     pool: Db,
     (live, test): (Rc<UpstreamClient>, Rc<UpstreamClient>),

@@ -82,6 +82,16 @@ impl KnownTokens {
         }
     }
 
+    /// A token this replica is about to register: the upstream may post to it at once, before
+    /// the set is read again.
+    pub fn learn(&self, token: &str) {
+        let mut known = self
+            .known
+            .write()
+            .expect("the token set's lock is never poisoned");
+        known.tokens.insert(token.to_owned());
+    }
+
     /// Whether `token` is (as far as this replica can tell cheaply) a session's ingress token.
     /// `false` is definite; `true` still needs the row.
     pub async fn may_exist(&self, db: &Db, token: &str) -> Result<bool, StoreError> {

@@ -1,13 +1,15 @@
 //! The gateway's own webhook on each upstream session: one ingress URL (with an unguessable
-//! token) and one signing key per upstream session, registered for the union of the events
-//! the session's subscriptions need, and kept in step with them.
+//! token) and one signing key per upstream session, registered for every event (`*`) when the
+//! session is created or adopted, so the tenant's event log has all of its events whether or
+//! not a subscription wants them; an event no subscription wants is logged and delivered to
+//! nobody.
 //!
-//! Every change to a session's subscriptions is made under a transaction-scoped advisory lock
-//! ([`Registrar::begin`]), so concurrent changes (on any replica) are applied one after the
-//! other. The upstream is told once that transaction has committed, never while it is open:
-//! a registration can take as long as the upstream's timeout. What the upstream was sent is
-//! then recorded in `webhook_ingress`; a change committed meanwhile is sent in turn, and
-//! whatever is left out of step (a failed call, a replica gone) the reconciler finds.
+//! A registration is made under a transaction-scoped advisory lock ([`Registrar::begin`]), so
+//! concurrent changes to a session (on any replica) are applied one after the other. The
+//! upstream is told once that transaction has committed, never while it is open: a
+//! registration can take as long as the upstream's timeout. What the upstream was sent is then
+//! recorded in `webhook_ingress`; whatever is left out of step (a failed call, a replica gone,
+//! a session from before the event log) the reconciler finds.
 
 use crate::db::Db;
 use crate::domain::{Mode, Quota, Tenant, TenantStatus, UpstreamSession};
@@ -17,18 +19,21 @@ use crate::services::webhooks::error::WebhookError;
 use crate::services::webhooks::relay::Relay;
 use crate::services::webhooks::signing::random_secret;
 use crate::store::webhooks::ingress::{self, Registration};
-use crate::store::webhooks::subscriptions::needed_events;
 use crate::store::StoreError;
-use actix_web::http::{Method, StatusCode};
+use actix_web::http::Method;
 use serde_json::{json, Value};
 use sqlx::{PgConnection, Postgres, Transaction};
 use std::sync::Arc;
 
 /// The route label the registration calls carry in metrics.
 const ROUTE: &str = "/v1/sessions/{session}/webhooks";
-/// How often one change sends again because more changes committed while it was sending;
-/// past that the reconciler (or the later changes' own calls) finish the work.
-const MAX_ROUNDS: usize = 3;
+/// What every session's ingress is registered for: every event the upstream sends.
+pub const ALL_EVENTS: &str = "*";
+
+/// The events of a registration in step, as `webhook_ingress.events` records them.
+pub fn registered_events() -> Vec<String> {
+    vec![ALL_EVENTS.to_owned()]
+}
 
 /// What bringing a session's registration in step takes.
 pub struct Registrar<'a> {
@@ -57,16 +62,14 @@ pub struct OutOfStep {
     pub upstream: UpstreamSession,
 }
 
-/// What the upstream must be told: the session's ingress, and the events its subscriptions
-/// need now (`None`: none, so the registration goes).
+/// What the upstream must be told: the session's ingress (for every event).
 struct Change {
     registration: Registration,
-    needed: Option<Vec<String>>,
 }
 
 impl Registrar<'_> {
-    /// The transaction a change to the session's subscriptions is made in, holding the
-    /// session's lock. The session's ingress exists (committed) before the upstream hears of
+    /// The transaction a change to the session's webhooks is made in, holding the session's
+    /// lock. The session's ingress exists (committed) before the upstream hears of
     /// it, so an event the upstream sends at once is recognised.
     pub async fn begin(
         &self,
@@ -79,10 +82,10 @@ impl Registrar<'_> {
         Ok(tx)
     }
 
-    /// Commits the change made in `tx` (from [`Self::begin`]), then brings the upstream's
-    /// registration in step with it. A call that reaches the upstream is admitted against the
-    /// tenant's quotas and the organisation's budget like any other; nothing to change means
-    /// no call and nothing spent.
+    /// Commits the change made in `tx` (from [`Self::begin`]), then registers the session's
+    /// ingress with the upstream unless it is already. The call is the gateway's own: it
+    /// spends the organisation's budget (nothing for a test session), not the tenant's month;
+    /// a registration already in step means no call and nothing spent.
     pub async fn commit(
         &self,
         mut tx: Transaction<'static, Postgres>,
@@ -90,13 +93,16 @@ impl Registrar<'_> {
     ) -> Result<(), WebhookError> {
         let change = pending_change(&mut tx, session).await?;
         tx.commit().await.map_err(StoreError::from)?;
-        match change {
-            Some(change) => self.bring_in_step(session, change).await,
-            None => Ok(()),
-        }
+        let Some(change) = change else {
+            return Ok(());
+        };
+        // The upstream may post the session's first events before the answer comes back.
+        self.relay.tokens.learn(&change.registration.token);
+        self.bring_in_step(session, change).await
     }
 
-    /// Brings a session found out of step in step (the reconciler's work).
+    /// Registers a session's ingress unless it is already: a session just created or adopted
+    /// (before its creation answers), and sessions the reconciler finds out of step.
     pub async fn resync(&self, session: &SessionRef<'_>) -> Result<(), WebhookError> {
         let tx = self.begin(session).await?;
         self.commit(tx, session).await
@@ -105,48 +111,38 @@ impl Registrar<'_> {
     async fn bring_in_step(
         &self,
         session: &SessionRef<'_>,
-        mut change: Change,
+        change: Change,
     ) -> Result<(), WebhookError> {
         let upstream = session.upstream.as_str();
-        for _ in 0..MAX_ROUNDS {
-            self.tell_upstream(session, &change).await?;
-            let mut tx = self.db.begin().await.map_err(StoreError::from)?;
-            ingress::lock_session(&mut tx, upstream).await?;
-            ingress::record_registered(&mut tx, upstream, change.needed.as_deref()).await?;
-            let needed_now =
-                needed_events(&mut tx, session.tenant.id, session.mode, session.name).await?;
-            tx.commit().await.map_err(StoreError::from)?;
-            tracing::info!(
-                session = session.name,
-                events = ?change.needed,
-                "webhook registration with the upstream brought in step"
-            );
-            if needed_now == change.needed {
-                return Ok(());
-            }
-            change.needed = needed_now;
-        }
+        self.tell_upstream(session, &change).await?;
+        let mut tx = self.db.begin().await.map_err(StoreError::from)?;
+        ingress::lock_session(&mut tx, upstream).await?;
+        ingress::record_registered(&mut tx, upstream, Some(&registered_events())).await?;
+        tx.commit().await.map_err(StoreError::from)?;
+        tracing::info!(
+            session = session.name,
+            "the session's ingress is registered with the upstream for every event"
+        );
         Ok(())
     }
 
-    /// One registration call: the session's ingress for the events needed, or its removal.
+    /// One registration call: the session's ingress, for every event.
     async fn tell_upstream(
         &self,
         session: &SessionRef<'_>,
         change: &Change,
     ) -> Result<(), WebhookError> {
-        let (method, operation, body) = self.request(change);
+        let body = self.request(change);
         let path = format!("/v1/sessions/{}/webhooks", session.upstream.as_str());
-        let call = UpstreamCall::own(method.clone(), path, ROUTE, Some(&body));
+        let call = UpstreamCall::own(Method::POST, path, ROUTE, Some(&body));
         let client = self.upstreams.of(session.mode);
         let admitted = Gateway::new(client, self.quotas)
-            .admit(Payer::of(session.mode, session.tenant), operation)
+            .admit(Payer::own(session.mode, session.tenant), "addWebhook")
             .await
             .map_err(WebhookError::Admission)?;
         let mut answer = admitted.send(&call).await?;
         let status = answer.status();
-        // Removing a registration from a session the upstream no longer has is done already.
-        if status.is_success() || (method == Method::DELETE && status == StatusCode::NOT_FOUND) {
+        if status.is_success() {
             return Ok(());
         }
         let message = answer
@@ -164,48 +160,30 @@ impl Registrar<'_> {
         })
     }
 
-    fn request(&self, change: &Change) -> (Method, &'static str, Value) {
-        let url = self.relay.ingress_url(&change.registration.token);
-        match &change.needed {
-            Some(events) => (
-                Method::POST,
-                "addWebhook",
-                json!({
-                    "webhookUrl": url,
-                    "events": events,
-                    "hmacKey": change.registration.hmac_key,
-                    // The upstream retries in memory only; our ingress is rarely down for long.
-                    "retries": {"policy": "exponential", "delaySeconds": 2, "attempts": 5},
-                }),
-            ),
-            None => (
-                Method::DELETE,
-                "deleteWebhooks",
-                json!({ "webhookUrl": url }),
-            ),
-        }
+    fn request(&self, change: &Change) -> Value {
+        json!({
+            "webhookUrl": self.relay.ingress_url(&change.registration.token),
+            "events": registered_events(),
+            "hmacKey": change.registration.hmac_key,
+            // The upstream retries in memory only; our ingress is rarely down for long.
+            "retries": {"policy": "exponential", "delaySeconds": 2, "attempts": 5},
+        })
     }
 }
 
-/// What the upstream must be told, as the caller's transaction leaves the subscriptions;
-/// `None` when its registration already matches.
+/// What the upstream must be told; `None` when the session's ingress is registered already.
 async fn pending_change(
     conn: &mut PgConnection,
     session: &SessionRef<'_>,
 ) -> Result<Option<Change>, WebhookError> {
-    let needed = needed_events(conn, session.tenant.id, session.mode, session.name).await?;
     let registration = ingress::registration(conn, session.upstream.as_str()).await?;
-    Ok((needed != registration.events).then_some(Change {
-        registration,
-        needed,
-    }))
+    Ok((registration.events != Some(registered_events())).then_some(Change { registration }))
 }
 
-/// Sessions whose upstream registration is not what their subscriptions need: a session
-/// created again under a known name (a new upstream session), or a change that failed half
-/// way.
+/// Sessions whose ingress is not registered: a registration that failed (the upstream away,
+/// a replica gone half way), or a session from before every session was registered.
 pub async fn out_of_step(db: &Db) -> Result<Vec<OutOfStep>, WebhookError> {
-    let rows = ingress::out_of_step(db).await?;
+    let rows = ingress::out_of_step(db, &registered_events()).await?;
     Ok(rows
         .into_iter()
         .map(|r| OutOfStep {

@@ -1,5 +1,6 @@
 //! The outbox's upkeep, among the application's jobs (`services::jobs`; none of it calls out,
-//! so it needs no thread of its own): the retention purge, and every second the outbox's
+//! so it needs no thread of its own): the retention purge of deliveries and of the event log,
+//! and every second the outbox's
 //! bounds: pending deliveries of disabled endpoints end failed, and no tenant keeps more than
 //! `WAGW_WEBHOOK_MAX_PENDING_PER_TENANT` pending (the oldest past it end failed, recorded on
 //! the delivery and counted as `dropped`). Each step is safe on several replicas at once.
@@ -15,12 +16,23 @@ use std::time::Duration;
 const PURGE_EVERY: Duration = Duration::from_secs(600);
 const BOUNDS_EVERY: Duration = Duration::from_secs(1);
 
-/// Adds the upkeep loops to `jobs`.
-pub fn schedule(jobs: &mut Jobs, db: &Db, config: &WebhookConfig, metrics: &Arc<Metrics>) {
-    let (pool, retention) = (db.clone(), config.clone());
-    jobs.every("webhook purge", PURGE_EVERY, move || {
-        let (pool, retention) = (pool.clone(), retention.clone());
-        async move { purge(&pool, &retention).await }
+/// Adds the upkeep loops to `jobs`; events stay in the log for `event_retention`.
+pub fn schedule(
+    jobs: &mut Jobs,
+    db: &Db,
+    config: &WebhookConfig,
+    event_retention: Duration,
+    metrics: &Arc<Metrics>,
+) {
+    let retention = outbox::Retention {
+        delivered: config.delivered_retention,
+        failed: config.failed_retention,
+        events: event_retention,
+    };
+    let pool = db.clone();
+    jobs.every("webhook purge", purge_period(&retention), move || {
+        let pool = pool.clone();
+        async move { purge(&pool, retention).await }
     });
     let (pool, cap, metrics) = (db.clone(), config.max_pending_per_tenant, metrics.clone());
     jobs.every("webhook outbox bounds", BOUNDS_EVERY, move || {
@@ -29,18 +41,22 @@ pub fn schedule(jobs: &mut Jobs, db: &Db, config: &WebhookConfig, metrics: &Arc<
     });
 }
 
-async fn purge(pool: &Db, retention: &WebhookConfig) {
-    match outbox::purge(
-        pool,
-        retention.delivered_retention,
-        retention.failed_retention,
-    )
-    .await
-    {
+async fn purge(pool: &Db, retention: outbox::Retention) {
+    match outbox::purge(pool, retention).await {
         Ok(0) => {}
         Ok(n) => tracing::info!(rows = n, "purged old webhook deliveries and events"),
         Err(e) => tracing::warn!("purging webhook deliveries: {e}"),
     }
+}
+
+/// Every [`PURGE_EVERY`], or a tenth of the shortest retention when that is shorter (an
+/// operator keeping events for minutes sees them go within seconds of it).
+fn purge_period(retention: &outbox::Retention) -> Duration {
+    let shortest = retention
+        .delivered
+        .min(retention.failed)
+        .min(retention.events);
+    (shortest / 10).clamp(Duration::from_secs(1), PURGE_EVERY)
 }
 
 async fn bound(pool: &Db, cap: i64, metrics: &Metrics) {

@@ -28,7 +28,7 @@ pub struct Ingress {
     pub mode: Mode,
 }
 
-/// A session whose registration is not what its subscriptions need, with its tenant (active).
+/// A session whose ingress is not registered, with its tenant (active).
 #[derive(Debug, Clone)]
 pub struct OutOfStep {
     pub tenant_id: Uuid,
@@ -128,10 +128,11 @@ pub async fn lookup(db: &Db, token: &str) -> Result<Option<Ingress>, StoreError>
     Ok(found)
 }
 
-/// Sessions of active tenants whose upstream registration is not what their subscriptions
-/// need: a session created again under a known name (a new upstream session), or a change
-/// that failed half way. At most 100 at a time.
-pub async fn out_of_step(db: &Db) -> Result<Vec<OutOfStep>, StoreError> {
+/// Sessions of active tenants whose ingress is not registered for `wanted` (a registration
+/// that failed, or a session from before every session was registered). A session created in
+/// the last few seconds is its creation's to register (the upstream may not have it yet). At
+/// most 100 at a time.
+pub async fn out_of_step(db: &Db, wanted: &[String]) -> Result<Vec<OutOfStep>, StoreError> {
     let rows = sqlx::query_as!(
         OutOfStep,
         r#"SELECT t.id AS tenant_id, t.name AS tenant_name, t.plan AS "plan: Plan", t.monthly_requests,
@@ -139,11 +140,10 @@ pub async fn out_of_step(db: &Db) -> Result<Vec<OutOfStep>, StoreError> {
                 s.name AS session_name, s.mode AS "mode: Mode", s.upstream_name
          FROM sessions s JOIN tenants t ON t.id = s.tenant_id
          LEFT JOIN webhook_ingress i ON i.upstream_name = s.upstream_name
-         WHERE t.status = 'active' AND (SELECT array_agg(DISTINCT e ORDER BY e)
-                FROM webhook_subscriptions w, unnest(w.events) e
-                WHERE w.tenant_id = s.tenant_id AND w.mode = s.mode
-                  AND w.session_name = s.name) IS DISTINCT FROM i.events
+         WHERE t.status = 'active' AND i.events IS DISTINCT FROM $1::text[]
+           AND s.created_at < now() - interval '10 seconds'
          LIMIT 100"#,
+        wanted,
     )
     .fetch_all(db)
     .await?;

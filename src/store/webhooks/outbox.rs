@@ -364,11 +364,25 @@ pub async fn notify(db: impl PgExecutor<'_>) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// How long each kind of row is kept.
+#[derive(Debug, Clone, Copy)]
+pub struct Retention {
+    pub delivered: Duration,
+    pub failed: Duration,
+    /// The event log (`WAGW_EVENT_RETENTION_SECS`): an event still referred to by a delivery
+    /// is kept longer.
+    pub events: Duration,
+}
+
 /// Retention: delivered deliveries after `delivered`, failed ones after `failed`, then events
-/// no delivery refers to any more (and that are older than `delivered`, so late duplicates of
-/// them are still recognised), then event ids older than both `delivered` and
-/// [`MIN_EVENT_KEY_RETENTION`]. Answers the deliveries and events purged.
-pub async fn purge(db: &Db, delivered: Duration, failed: Duration) -> Result<u64, StoreError> {
+/// older than `events` that no delivery refers to any more, then event ids older than both
+/// `delivered` and [`MIN_EVENT_KEY_RETENTION`]. Answers the deliveries and events purged.
+pub async fn purge(db: &Db, retention: Retention) -> Result<u64, StoreError> {
+    let Retention {
+        delivered,
+        failed,
+        events,
+    } = retention;
     let mut purged = 0;
     for (status, keep) in [
         (DeliveryStatus::Delivered, delivered),
@@ -392,7 +406,7 @@ pub async fn purge(db: &Db, delivered: Duration, failed: Duration) -> Result<u64
              WHERE e.received_at < now() - make_interval(secs => $1) \
                AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.event_pk = e.id) \
              LIMIT 1000)",
-            delivered.as_secs_f64(),
+            events.as_secs_f64(),
         )
         .execute(db)
         .await

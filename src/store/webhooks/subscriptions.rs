@@ -205,25 +205,6 @@ pub async fn delete(
     Ok(done.rows_affected())
 }
 
-/// The events the session's subscriptions need, sorted, or `None` when it has none.
-pub async fn needed_events(
-    conn: &mut PgConnection,
-    tenant: Uuid,
-    mode: Mode,
-    session: &str,
-) -> Result<Option<Vec<String>>, StoreError> {
-    let needed = sqlx::query_scalar!(
-        "SELECT array_agg(DISTINCT e ORDER BY e) FROM webhook_subscriptions w, unnest(w.events) e \
-         WHERE w.tenant_id = $1 AND w.mode = $3 AND w.session_name = $2",
-        tenant,
-        session,
-        mode.as_str(),
-    )
-    .fetch_one(conn)
-    .await?;
-    Ok(needed)
-}
-
 /// Which of the tenant's subscriptions a call names: by id, on the session (of the mode)
 /// given, so another tenant's or another session's is simply not found.
 #[derive(Debug, Clone, Copy)]

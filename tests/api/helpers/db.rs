@@ -29,6 +29,8 @@ fn server_url() -> &'static str {
 pub struct TestDb {
     pub name: String,
     url: String,
+    /// The superuser URL of the server it lives on (where it is dropped from).
+    server: String,
 }
 
 impl TestDb {
@@ -47,7 +49,11 @@ impl TestDb {
             .expect("creating the test database");
         let _ = conn.close().await;
         let url = database_url(server, &name);
-        Self { name, url }
+        Self {
+            name,
+            url,
+            server: server.to_owned(),
+        }
     }
 
     /// `DATABASE_URL` for this database.
@@ -74,6 +80,33 @@ async fn connect_patiently(options: &PgConnectOptions) -> sqlx::PgConnection {
             }
             Err(_) => tokio::time::sleep(Duration::from_millis(100)).await, // poll
         }
+    }
+}
+
+/// A test's database is dropped when its last owner lets go of it (a `TestApp` and its replicas
+/// share one through an `Arc`; a test that outlives its app keeps a clone). A suite leaves ~260
+/// databases behind otherwise (about 2 GB, and more on a shared server run after run), and a test
+/// PostgreSQL that runs out of disk dies in the middle of the suite (a WAL write PANICs), which
+/// fails every test after it with nothing saying why.
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let statement = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
+        let server = self.server.clone();
+        // Its own thread and runtime: a drop may run on a test's runtime, which cannot block
+        // on another future. A failed drop leaves a database behind, nothing worse.
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
+            runtime.block_on(async {
+                let admin = PgConnectOptions::from_str(&server).ok()?;
+                let mut conn = admin.connect().await.ok()?;
+                sqlx::query(&statement).execute(&mut conn).await.ok()?;
+                conn.close().await.ok()
+            })
+        });
+        let _ = dropped.join();
     }
 }
 

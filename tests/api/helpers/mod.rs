@@ -13,6 +13,7 @@ mod pg_relay;
 mod process;
 mod receiver;
 mod relay;
+mod sse;
 
 pub use api::*;
 pub use app::*;
@@ -21,6 +22,7 @@ pub use pg_relay::PgRelay;
 pub use process::*;
 pub use receiver::{Hit, Receiver};
 pub use relay::*;
+pub use sse::{Block, SseStream};
 
 use secrecy::SecretString;
 use serde_json::Value;

@@ -44,15 +44,14 @@ pub struct RelayedSession {
 }
 
 impl RelayedSession {
-    /// A new tenant's session `default` with `subscriptions` registered (at least one: the
-    /// gateway registers its ingress with the upstream for the first).
+    /// A new tenant's session `default` with `subscriptions` registered (the gateway
+    /// registered its ingress with the upstream when it created the session).
     pub async fn start(app: &TestApp, subscriptions: &[Value]) -> Self {
         let tenant = app.tenant().await;
         Self::start_for(app, tenant, subscriptions).await
     }
 
     pub async fn start_for(app: &TestApp, tenant: TestTenant, subscriptions: &[Value]) -> Self {
-        assert!(!subscriptions.is_empty(), "an ingress needs a subscription");
         let name = "default".to_owned();
         let upstream = app.working_session(&tenant, &name).await;
         for body in subscriptions {
@@ -101,6 +100,19 @@ pub async fn post_signed(base: &str, token: &str, key: &str, event: &Value) -> r
         .unwrap()
 }
 
+/// The calls of `log` but the gateway's own ingress registrations, which it makes for every
+/// session it creates (`POST /v1/sessions/{upstream}/webhooks`).
+pub fn without_registrations(log: Vec<Value>) -> Vec<Value> {
+    log.into_iter()
+        .filter(|c| {
+            let path = c["path"].as_str().unwrap_or_default();
+            !(c["method"] == "POST"
+                && path.starts_with("/v1/sessions/")
+                && path.ends_with("/webhooks"))
+        })
+        .collect()
+}
+
 /// The registration calls the simulator received for its session `upstream`, oldest first.
 pub fn registrations<'a>(log: &'a [Value], upstream: &str) -> Vec<&'a Value> {
     let path = format!("/v1/sessions/{upstream}/webhooks");
@@ -129,6 +141,35 @@ impl TestApp {
         let url = body["webhookUrl"].as_str().unwrap();
         let token = url.rsplit('/').next().unwrap().to_owned();
         (token, body["hmacKey"].as_str().unwrap().to_owned())
+    }
+
+    /// How many events the gateway stored, but the sessions' status changes: the simulator
+    /// sends those for every session, whose ingress the gateway registers for every event.
+    pub async fn stored_events(&self) -> i64 {
+        sqlx::query_scalar("SELECT count(*) FROM webhook_events WHERE event <> 'session.status'")
+            .fetch_one(&self.pool)
+            .await
+            .unwrap()
+    }
+
+    /// Waits until the simulator has no webhook delivery pending: every event it fired (the
+    /// sessions' status changes among them) has reached the gateway's ingress.
+    pub async fn sim_delivered(&self) {
+        let url = format!("{}/_sim/deliveries", self.sim().url());
+        let done = eventually(Duration::from_secs(30), || async {
+            let pending: Value = self
+                .client
+                .get(&url)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            pending["pending"] == 0
+        })
+        .await;
+        assert!(done, "the simulator delivered every event");
     }
 
     /// Waits until the outbox holds no pending delivery: every attempt due has been made and

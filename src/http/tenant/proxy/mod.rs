@@ -26,7 +26,7 @@ use crate::services::upstream::gateway::credentials_refused;
 use crate::services::upstream::{
     Admitted, Gateway, Payer, UpstreamAnswer, UpstreamCall, UpstreamError,
 };
-use crate::services::webhooks::registration::Registrar;
+use crate::services::webhooks::registration::{Registrar, SessionRef};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use answer::Answer;
@@ -269,8 +269,8 @@ impl<'a> ProxyCtx<'a> {
         request::upstream_call(self)
     }
 
-    /// Keeps the sessions table in step with what the upstream now has, subscribes
-    /// `config.webhooks`, and filters the answer.
+    /// Keeps the sessions table in step with what the upstream now has, registers a new
+    /// session's ingress, subscribes `config.webhooks`, and filters the answer.
     async fn after_send(
         &self,
         sent: Result<UpstreamAnswer, UpstreamError>,
@@ -284,6 +284,9 @@ impl<'a> ProxyCtx<'a> {
             }
         }
         let upstream = sent?;
+        if upstream.status().is_success() && self.special.creates_session() {
+            self.register_ingress().await;
+        }
         if upstream.status().is_success() && !self.config_webhooks.is_empty() {
             if let Err(error) = self.subscribe_config_webhooks().await {
                 return Ok(Answer::failed(&error));
@@ -377,14 +380,7 @@ impl<'a> ProxyCtx<'a> {
             name,
             upstream,
         };
-        let state = self.state;
-        let registrar = Registrar {
-            db: &state.db,
-            upstreams: state.upstreams(),
-            quotas: &state.quotas,
-            relay: &state.relay,
-        };
-        webhooks::subscribe(&registrar, &target, &self.config_webhooks)
+        webhooks::subscribe(&self.registrar(), &target, &self.config_webhooks)
             .await
             .map(drop)
             .map_err(|e| {
@@ -393,6 +389,34 @@ impl<'a> ProxyCtx<'a> {
                     format!("the session was created upstream, but config.webhooks could not be subscribed: {}", e.message()),
                 )
             })
+    }
+
+    /// Registers the new session's ingress with the upstream for every event before the
+    /// creation answers, so the tenant's event log misses none of the session's events. A
+    /// failure is logged and left to the reconciler: the session exists either way.
+    async fn register_ingress(&self) {
+        let (Some(name), Some(upstream)) = (&self.session, &self.upstream) else {
+            return;
+        };
+        let session = SessionRef {
+            tenant: &self.caller.tenant,
+            mode: self.mode(),
+            name: name.as_str(),
+            upstream,
+        };
+        if let Err(e) = self.registrar().resync(&session).await {
+            tracing::warn!(session = %name, "registering a new session's ingress: {e:?}");
+        }
+    }
+
+    fn registrar(&self) -> Registrar<'_> {
+        let state = self.state;
+        Registrar {
+            db: &state.db,
+            upstreams: state.upstreams(),
+            quotas: &state.quotas,
+            relay: &state.relay,
+        }
     }
 
     fn tenant(&self) -> uuid::Uuid {
