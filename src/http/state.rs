@@ -105,7 +105,6 @@ impl AppState {
         sessions.follow(&feed);
         pacing.follow(&feed);
         let outbox_changed = feed.subscribe(crate::store::webhooks::outbox::NOTIFY_CHANNEL);
-        let metrics = Arc::new(Metrics::new());
         let relay = Arc::new(Relay {
             public_base,
             allow_private: config.webhooks.allow_private,

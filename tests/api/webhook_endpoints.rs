@@ -286,7 +286,7 @@ async fn an_event_sent_twice_reaches_each_endpoint_once_and_is_logged_once() {
     app.outbox_drained().await;
     assert_eq!(plain.hits().len(), 1);
     assert_eq!(signed.hits().len(), 1);
-    assert_eq!(app.rows("webhook_events").await, 1, "logged once");
+    assert_eq!(app.stored_events().await, 1, "logged once");
     assert_eq!(app.rows("webhook_deliveries").await, 2, "once per endpoint");
 }
 

@@ -694,28 +694,29 @@ async fn recover_refuses_a_bad_since_and_runs_once_a_minute() {
     assert_eq!(app.post_as(&other, &recover, since).await.status, 202);
 }
 
-/// The wait between the last attempt's start and the next one, as the tenant's listing shows
-/// it.
-async fn scheduled_wait(app: &TestApp, tenant: &TestTenant) -> Option<i64> {
+/// When the tenant's listing schedules the next attempt, once the first attempt's answer is
+/// recorded (while an attempt is in flight its `nextAttemptAt` is the claim's lease, not a
+/// retry), and the wall-clock time at which the test saw it recorded.
+async fn scheduled_retry(
+    app: &TestApp,
+    tenant: &TestTenant,
+) -> Option<(chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>)> {
     let d = app
         .get_as(tenant, "/v1/sessions/default/webhooks/deliveries")
         .await
         .json;
-    let parse = |v: &Value| {
-        v.as_str()
-            .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
-    };
-    let (last, next) = (
-        parse(&d[0]["lastAttemptAt"])?,
-        parse(&d[0]["nextAttemptAt"])?,
-    );
-    (d[0]["attempts"] == 1 && d[0]["status"] == "pending").then(|| (next - last).num_seconds())
+    let seen = chrono::Utc::now();
+    let answered = d[0]["attempts"] == 1 && d[0]["lastStatusCode"] == 503;
+    let next = d[0]["nextAttemptAt"]
+        .as_str()
+        .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())?;
+    (answered && d[0]["status"] == "pending").then(|| (next.to_utc(), seen))
 }
 
 #[tokio::test]
 async fn absurd_retry_after_values_are_bounded() {
     let app = spawn_app().await;
-    // (Retry-After, the wait expected in seconds, give or take one)
+    // (Retry-After, the wait expected in seconds from the receiver's answer)
     let cases = [
         ("99999999999999999999", 3600),
         ("-5", 1),
@@ -737,17 +738,28 @@ async fn absurd_retry_after_values_are_bounded() {
         )
         .await;
         app.sim_incoming(&upstream, "hi").await;
+        receiver.wait_for(1, Duration::from_secs(10)).await;
+        // The receiver answered at `answered`; the gateway recorded the answer after that and
+        // before the test saw it, so the next attempt is `expected` after a moment in between
+        // (a second either way for the timestamps' rounding).
+        let answered = chrono::Utc::now()
+            - chrono::Duration::from_std(receiver.hits()[0].at.elapsed()).unwrap();
+        let recorded = std::cell::RefCell::new(None);
         let seen = eventually(Duration::from_secs(10), || async {
-            scheduled_wait(&app, &tenant).await.is_some()
+            let retry = scheduled_retry(&app, &tenant).await;
+            let found = retry.is_some();
+            *recorded.borrow_mut() = retry;
+            found
         })
         .await;
-        assert!(seen, "{value}: the first attempt is recorded");
-        let wait = scheduled_wait(&app, &tenant).await.unwrap();
+        assert!(seen, "{value}: the first answer is recorded");
+        let (next, seen_at) = recorded.into_inner().unwrap();
+        let wait = chrono::Duration::seconds(expected);
+        let slack = chrono::Duration::seconds(1);
         assert!(
-            // The next attempt is scheduled from the answer, the last from the claim: a loaded
-            // machine can put seconds between the two.
-            (expected - 1..=expected + 5).contains(&wait),
-            "Retry-After {value}: the next attempt in {wait} s"
+            next >= answered + wait - slack && next <= seen_at + wait + slack,
+            "Retry-After {value}: the next attempt at {next}, answered at {answered}, \
+             recorded by {seen_at}"
         );
     }
 }
