@@ -479,6 +479,9 @@ async fn every_session_is_registered_for_every_event_before_its_creation_answers
     assert!(token.len() >= 40, "an unguessable token");
     let key = body["hmacKey"].as_str().unwrap().to_owned();
 
+    // The session's own status events have all arrived (and reached nobody) before anyone
+    // subscribes to `session.status`.
+    app.sim_delivered().await;
     // Subscribing needs no other registration: the upstream already sends everything.
     let other = format!("{}/other", receiver.base);
     for (url, events) in [
