@@ -41,7 +41,8 @@ on_exit "kill $SIM_PID 2>/dev/null"
 export WAGW_LISTEN=127.0.0.1:$GW_PORT WAGW_UPSTREAM_URL=http://127.0.0.1:$SIM_PORT WAGW_UPSTREAM_KEY=$KEY \
   WAGW_UPSTREAM_HOST=whatsapp-messaging-bot.p.rapidapi.com \
   WAGW_JWT_SECRET=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n') \
-  WAGW_WEBHOOK_ALLOW_PRIVATE=true RUST_LOG=warn
+  WAGW_WEBHOOK_ALLOW_PRIVATE=true RUST_LOG=warn \
+  WAGW_WEBHOOK_MAX_PENDING_PER_TENANT=$((EVENTS * 2)) # the burst is one tenant's: past the default cap (10,000) its oldest would be dropped
 "$BIN" migrate >/dev/null 2>&1
 "$BIN" admin create-tenant --name bench --plan custom --monthly-requests 1000000000 \
   --requests-per-second 100000 --max-sessions 10 >/dev/null

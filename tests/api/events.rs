@@ -295,6 +295,27 @@ async fn a_websocket_with_the_engines_query_sends_one_envelope_per_frame() {
     );
     fire(&app, &upstream, 2).await;
     assert_eq!(ns(&frames(&mut replaying, 1).await), [2]);
+
+    // `Authorization: Bearer` as the engine allows; a wrong key is refused before the upgrade.
+    let after = replayed[2]["cursor"].as_str().unwrap();
+    let bearer = |key: &str| {
+        let mut request = format!("{base}?session=default&events={FIRED}&after={after}")
+            .into_client_request()
+            .unwrap();
+        let value = format!("Bearer {key}").parse().unwrap();
+        request.headers_mut().insert("authorization", value);
+        request
+    };
+    let (mut by_bearer, _) = tokio_tungstenite::connect_async(bearer(&tenant.key))
+        .await
+        .unwrap();
+    assert_eq!(ns(&frames(&mut by_bearer, 1).await), [2]);
+    match tokio_tungstenite::connect_async(bearer("wagw_not-a-key")).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(answer)) => {
+            assert_eq!(answer.status(), 401)
+        }
+        other => panic!("a wrong bearer key was not refused: {other:?}"),
+    }
 }
 
 #[tokio::test]
