@@ -347,7 +347,7 @@ export function deliveries(view) {
         const redeliver = d.status === 'pending' ? '' : h('div', {}, action('Redeliver', slot, async () => {
           await call('POST', `/admin/v1/tenants/${d.tenantId}/sessions/${seg(d.sessionName)}/webhooks/deliveries/${d.id}/redeliver`);
           await refresh();
-        }, { 'aria-label': `Redeliver ${d.event} ${d.eventId}` }), slot.el);
+        }, { 'aria-label': `Redeliver ${d.event} ${d.eventId} to ${d.webhookUrl}` }), slot.el);
         return [when(d.createdAt), names.get(d.tenantId) ?? d.tenantId, d.sessionName, d.event, h('code', {}, d.webhookUrl),
           h('span', { class: `badge ${d.status}` }, d.status), String(d.attempts),
           [d.lastStatusCode ? `HTTP ${d.lastStatusCode}` : '', d.lastError ? ` ${d.lastError}` : ''].join('') || '—', redeliver];

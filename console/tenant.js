@@ -4,7 +4,7 @@
 
 import { call, signedIn, seg, query } from './api.js';
 import {
-  h, fill, field, form, errorSlot, action, confirm, table, when, number, section, describe,
+  h, fill, field, form, errorSlot, action, confirm, shownOnce, table, when, number, section, describe,
 } from './dom.js';
 import { meter, rows } from './charts.js';
 import { usageFigures } from './admin.js';
@@ -204,15 +204,29 @@ function sessionWebhooks(el, session) {
   const refreshSubs = async () => {
     try {
       const list = await call('GET', `/v1/sessions/${seg(session)}/webhooks`);
-      fill(subs, table(`Webhooks of ${session}`, ['URL', 'Events', 'Signed', 'Retries', 'Actions'], list.map((w) => {
+      fill(subs, table(`Webhooks of ${session}`, ['URL', 'Events', 'Signing', 'Retries', 'State', 'Actions'], list.map((w) => {
         const slot = errorSlot();
-        return [h('code', {}, w.webhookUrl), w.events.join(', '), w.signed ? 'yes' : 'no',
-          `${w.retries?.attempts ?? '?'} × ${w.retries?.delaySeconds ?? '?'} s (${w.retries?.policy ?? ''})`,
-          h('div', {}, action('Remove', slot, async () => {
-            if (!await confirm(`Remove the webhook ${w.webhookUrl} of ${session}?`, 'Remove')) return;
-            await call('DELETE', `/v1/sessions/${seg(session)}/webhooks${query({ webhookUrl: w.webhookUrl })}`);
+        // The gateway disables an endpoint that failed for too long, or that answered 410.
+        const state = w.enabled
+          ? h('div', {}, h('span', { class: 'badge enabled' }, 'enabled'),
+            w.failingSince ? h('span', { class: 'muted' }, ` failing since ${when(w.failingSince)}`) : null)
+          : h('div', {}, h('span', { class: 'badge disabled' }, 'disabled'),
+            h('span', { class: 'muted' }, ` since ${when(w.disabledAt)}${w.disabledReason ? `: ${w.disabledReason}` : ''}`));
+        const buttons = [];
+        if (!w.enabled) {
+          buttons.push(action('Enable', slot, async () => {
+            await call('POST', `/v1/sessions/${seg(session)}/webhooks/${seg(w.id)}/enable`);
             await refreshSubs();
-          }, { class: 'danger', 'aria-label': `Remove ${w.webhookUrl}` }), slot.el)];
+          }, { 'aria-label': `Enable ${w.webhookUrl}` }));
+        }
+        buttons.push(action('Remove', slot, async () => {
+          if (!await confirm(`Remove the webhook ${w.webhookUrl} of ${session}?`, 'Remove')) return;
+          await call('DELETE', `/v1/sessions/${seg(session)}/webhooks${query({ webhookUrl: w.webhookUrl })}`);
+          await refreshSubs();
+        }, { class: 'danger', 'aria-label': `Remove ${w.webhookUrl}` }));
+        return [h('code', {}, w.webhookUrl), w.events.join(', '), w.signed ? w.signing : `${w.signing}, unsigned`,
+          `${w.retries?.attempts ?? '?'} × ${w.retries?.delaySeconds ?? '?'} s (${w.retries?.policy ?? ''})`,
+          state, h('div', {}, h('div', { class: 'actions' }, buttons), slot.el)];
       }), 'No webhooks on this session.'));
     } catch (e) {
       fill(subs, h('p', { class: 'error', role: 'alert' }, describe(e)));
@@ -229,7 +243,7 @@ function sessionWebhooks(el, session) {
           d.status === 'pending' ? '' : h('div', {}, action('Redeliver', slot, async () => {
             await call('POST', `/v1/sessions/${seg(session)}/webhooks/deliveries/${seg(d.id)}/redeliver`);
             await refreshDeliveries();
-          }, { 'aria-label': `Redeliver ${d.event} ${d.eventId}` }), slot.el)];
+          }, { 'aria-label': `Redeliver ${d.event} ${d.eventId} to ${d.webhookUrl}` }), slot.el)];
       }), 'No deliveries yet.'));
     } catch (e) {
       fill(deliveriesEl, h('p', { class: 'error', role: 'alert' }, describe(e)));
@@ -237,13 +251,27 @@ function sessionWebhooks(el, session) {
   };
   const url = field('Webhook URL', { type: 'url', autocomplete: 'off', placeholder: 'your receiver, http or https' });
   const events = field('Events (comma-separated)', { value: 'message', autocomplete: 'off' });
+  const signing = field('Signing', { value: 'hmac-sha512' }, [
+    ['hmac-sha512', 'hmac-sha512: X-Webhook-Hmac with your HMAC key'],
+    ['standard', 'standard: Standard Webhooks, with a secret the gateway generates'],
+  ]);
   const hmac = field('HMAC key (optional)', { type: 'password', autocomplete: 'off' });
-  const { el: add } = form('Add a webhook', [url.row, events.row, hmac.row], 'Add webhook', async () => {
-    const body = { webhookUrl: url.input.value.trim(), events: events.input.value.split(',').map((e) => e.trim()).filter(Boolean) };
-    if (hmac.input.value) body.hmacKey = hmac.input.value;
-    await call('POST', `/v1/sessions/${seg(session)}/webhooks`, body);
+  // A standard webhook signs with a generated secret: the HMAC key is for hmac-sha512 only.
+  signing.input.addEventListener('change', () => { hmac.row.hidden = signing.input.value !== 'hmac-sha512'; });
+  const secret = h('div');
+  const { el: add } = form('Add a webhook', [url.row, events.row, signing.row, hmac.row], 'Add webhook', async () => {
+    fill(secret);
+    const body = {
+      webhookUrl: url.input.value.trim(),
+      events: events.input.value.split(',').map((e) => e.trim()).filter(Boolean),
+      signing: signing.input.value,
+    };
+    if (body.signing === 'hmac-sha512' && hmac.input.value) body.hmacKey = hmac.input.value;
+    const added = await call('POST', `/v1/sessions/${seg(session)}/webhooks`, body);
     url.input.value = '';
     hmac.input.value = '';
+    // The generated secret is in this answer only.
+    if (added?.secret) fill(secret, shownOnce(`Signing secret for ${added.webhookUrl}`, added.secret));
     await refreshSubs();
   });
   const since = field('Redeliver failures since', { type: 'datetime-local' });
@@ -253,12 +281,13 @@ function sessionWebhooks(el, session) {
     const when_ = since.input.value ? new Date(since.input.value).toISOString() : new Date(Date.now() - 86_400_000).toISOString();
     const answer = await call('POST', `/v1/sessions/${seg(session)}/webhooks/recover`, { since: when_ });
     recovered.textContent = typeof answer?.recovered === 'number'
-      ? `${answer.recovered} failed deliveries since ${when(when_)} queued again.`
+      ? `${answer.recovered} failed deliveries since ${when(answer.since ?? when_)} queued again.`
       : 'Recovery queued.';
     await refreshDeliveries();
   });
-  const { el: filter } = form('Filter deliveries', [status.row], 'Show', refreshDeliveries);
-  fill(el, section('Subscriptions', subs, h('h3', {}, 'Add a webhook'), add),
+  // Showing the deliveries refreshes the subscriptions too: failures are what disable one.
+  const { el: filter } = form('Filter deliveries', [status.row], 'Show', () => Promise.all([refreshDeliveries(), refreshSubs()]));
+  fill(el, section('Subscriptions', subs, h('h3', {}, 'Add a webhook'), add, secret),
     section('Deliveries', filter, deliveriesEl, h('h3', {}, 'Recover'), recover, recovered));
   refreshSubs();
   refreshDeliveries();
