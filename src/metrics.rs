@@ -115,22 +115,7 @@ impl Metrics {
         let webhook_outbox_depth =
             IntGauge::new("webhook_outbox_depth", "Deliveries waiting to be attempted").unwrap();
         let (pacing_sends, pacing_policy_reads) = pacing_metrics(&registry);
-        let webhook_ingress_batch = prometheus::Histogram::with_opts(
-            HistogramOpts::new(
-                "webhook_ingress_batch_events",
-                "Upstream events committed together by one ingress transaction",
-            )
-            .buckets(BATCH_BUCKETS.to_vec()),
-        )
-        .unwrap();
-        let webhook_ingress_commit = prometheus::Histogram::with_opts(
-            HistogramOpts::new(
-                "webhook_ingress_commit_duration_seconds",
-                "Time one ingress transaction took to store its events",
-            )
-            .buckets(LATENCY_BUCKETS.to_vec()),
-        )
-        .unwrap();
+        let (webhook_ingress_batch, webhook_ingress_commit) = ingress_metrics(&registry);
         for c in [
             Box::new(http_requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(http_latency.clone()),
@@ -141,8 +126,6 @@ impl Metrics {
             Box::new(webhook_deliveries.clone()),
             Box::new(webhook_attempt_latency.clone()),
             Box::new(webhook_outbox_depth.clone()),
-            Box::new(webhook_ingress_batch.clone()),
-            Box::new(webhook_ingress_commit.clone()),
         ] {
             registry.register(c).expect("metric names are unique");
         }
@@ -203,6 +186,32 @@ impl Metrics {
             .expect("text encoding cannot fail");
         String::from_utf8(out).expect("exposition is UTF-8")
     }
+}
+
+/// The ingress's group commit: events per transaction and each transaction's time, registered.
+fn ingress_metrics(registry: &Registry) -> (prometheus::Histogram, prometheus::Histogram) {
+    let webhook_ingress_batch = prometheus::Histogram::with_opts(
+        HistogramOpts::new(
+            "webhook_ingress_batch_events",
+            "Upstream events committed together by one ingress transaction",
+        )
+        .buckets(BATCH_BUCKETS.to_vec()),
+    )
+    .unwrap();
+    let webhook_ingress_commit = prometheus::Histogram::with_opts(
+        HistogramOpts::new(
+            "webhook_ingress_commit_duration_seconds",
+            "Time one ingress transaction took to store its events",
+        )
+        .buckets(LATENCY_BUCKETS.to_vec()),
+    )
+    .unwrap();
+    for h in [&webhook_ingress_batch, &webhook_ingress_commit] {
+        registry
+            .register(Box::new(h.clone()))
+            .expect("metric names are unique");
+    }
+    (webhook_ingress_batch, webhook_ingress_commit)
 }
 
 /// Pacing's metrics, registered in `registry`.

@@ -112,124 +112,144 @@ const fn same(a: &str, b: &str) -> bool {
 /// Every route of this table.
 pub fn all() -> &'static [Route] {
     static TABLE: LazyLock<Vec<Route>> = LazyLock::new(|| {
-        use crate::http::ops;
-        use Guard::{Admin, AdminLogin, MetricsToken, Open, Stream, Tenant};
-        use Scope::{
-            EventsRead, SessionsRead, SessionsWrite, UsageRead, WebhooksRead, WebhooksWrite,
-        };
-        vec![
-            // The tenant's own rows under /v1
-            route!(Tenant(None), me::me, __path_me),
-            route!(
-                Tenant(Some(UsageRead)),
-                usage::tenant_usage,
-                __path_tenant_usage
-            ),
-            route!(
-                Tenant(Some(WebhooksRead)),
-                webhooks::deliveries,
-                __path_deliveries
-            ),
-            route!(
-                Tenant(Some(WebhooksWrite)),
-                webhooks::redeliver,
-                __path_redeliver
-            ),
-            route!(
-                Tenant(Some(WebhooksWrite)),
-                webhook_endpoints::rotate_secret,
-                __path_rotate_secret
-            ),
-            route!(
-                Tenant(Some(WebhooksWrite)),
-                webhook_endpoints::enable,
-                __path_enable
-            ),
-            route!(
-                Tenant(Some(WebhooksWrite)),
-                webhook_endpoints::recover,
-                __path_recover
-            ),
-            route!(
-                Tenant(Some(SessionsRead)),
-                pacing::get_pacing,
-                __path_get_pacing
-            ),
-            route!(
-                Tenant(Some(SessionsWrite)),
-                pacing::set_pacing,
-                __path_set_pacing
-            ),
-            route!(
-                Tenant(Some(SessionsWrite)),
-                pacing::delete_pacing,
-                __path_delete_pacing
-            ),
-            // The event log
-            route!(Tenant(Some(EventsRead)), events::list, __path_list),
-            route!(Stream(EventsRead), events::stream, __path_stream),
-            route!(Stream(EventsRead), events::websocket, __path_websocket),
-            // Admin
-            route!(AdminLogin, admins::login, __path_login),
-            route!(Admin, admins::list_admins, __path_list_admins),
-            route!(Admin, admins::create_admin, __path_create_admin),
-            route!(Admin, admins::delete_admin, __path_delete_admin),
-            route!(
-                Admin,
-                admins::change_own_password,
-                __path_change_own_password
-            ),
-            route!(Admin, tenants::create_tenant, __path_create_tenant),
-            route!(Admin, tenants::list_tenants, __path_list_tenants),
-            route!(Admin, tenants::get_tenant, __path_get_tenant),
-            route!(Admin, tenants::update_tenant, __path_update_tenant),
-            route!(Admin, tenants::delete_tenant, __path_delete_tenant),
-            route!(Admin, tenants::get_tenant_pacing, __path_get_tenant_pacing),
-            route!(Admin, keys::create_key, __path_create_key),
-            route!(Admin, keys::list_keys, __path_list_keys),
-            route!(Admin, keys::revoke_key, __path_revoke_key),
-            route!(Admin, keys::rotate_key, __path_rotate_key),
-            route!(Admin, audit::list_audit, __path_list_audit),
-            route!(Admin, usage::admin_tenant_usage, __path_admin_tenant_usage),
-            route!(Admin, usage::top_up, __path_top_up),
-            route!(Admin, usage::reset_month, __path_reset_month),
-            route!(Admin, usage::upstream_standing, __path_upstream_standing),
-            route!(Admin, sessions::list_sessions, __path_list_sessions),
-            route!(Admin, sessions::adopt_session, __path_adopt_session),
-            route!(Admin, sessions::delete_session, __path_delete_session),
-            route!(Admin, webhooks::admin_deliveries, __path_admin_deliveries),
-            route!(Admin, webhooks::admin_redeliver, __path_admin_redeliver),
-            // Operations
-            route!(Open, ops::healthz, __path_healthz),
-            route!(Open, ops::readyz, __path_readyz),
-            route!(MetricsToken, ops::metrics, __path_metrics),
-            // The web console: its page and files, open (it holds no data; the APIs it calls
-            // take the credentials the user types in)
-            Route {
-                method: Method::GET,
-                path: crate::http::console::CONSOLE_PATH.to_owned(),
-                guard: Open,
-                handler: || web::route().to(crate::http::console::page),
-                operation: None,
-            },
-            Route {
-                method: Method::GET,
-                path: format!("{}/{{asset:.*}}", crate::http::console::CONSOLE_PATH),
-                guard: Open,
-                handler: || web::route().to(crate::http::console::file),
-                operation: None,
-            },
-            // The upstream's events
-            Route {
-                method: Method::POST,
-                path: format!("{}{{token}}", crate::services::webhooks::INGRESS_PREFIX),
-                guard: Guard::Ingress,
-                handler: || web::route().to(crate::http::ingress::receive),
-                operation: None,
-            },
-        ]
+        [tenant_rows(), admin_rows(), service_rows()]
+            .into_iter()
+            .flatten()
+            .collect()
     });
     &TABLE
+}
+
+/// The tenant's own rows under /v1, and its event log.
+fn tenant_rows() -> Vec<Route> {
+    use Guard::{Stream, Tenant};
+    use Scope::{EventsRead, SessionsRead, SessionsWrite, UsageRead, WebhooksRead, WebhooksWrite};
+    vec![
+        // The tenant's own rows under /v1
+        route!(Tenant(None), me::me, __path_me),
+        route!(
+            Tenant(Some(UsageRead)),
+            usage::tenant_usage,
+            __path_tenant_usage
+        ),
+        route!(
+            Tenant(Some(WebhooksRead)),
+            webhooks::deliveries,
+            __path_deliveries
+        ),
+        route!(
+            Tenant(Some(WebhooksWrite)),
+            webhooks::redeliver,
+            __path_redeliver
+        ),
+        route!(
+            Tenant(Some(WebhooksWrite)),
+            webhook_endpoints::rotate_secret,
+            __path_rotate_secret
+        ),
+        route!(
+            Tenant(Some(WebhooksWrite)),
+            webhook_endpoints::enable,
+            __path_enable
+        ),
+        route!(
+            Tenant(Some(WebhooksWrite)),
+            webhook_endpoints::recover,
+            __path_recover
+        ),
+        route!(
+            Tenant(Some(SessionsRead)),
+            pacing::get_pacing,
+            __path_get_pacing
+        ),
+        route!(
+            Tenant(Some(SessionsWrite)),
+            pacing::set_pacing,
+            __path_set_pacing
+        ),
+        route!(
+            Tenant(Some(SessionsWrite)),
+            pacing::delete_pacing,
+            __path_delete_pacing
+        ),
+        // The event log
+        route!(Tenant(Some(EventsRead)), events::list, __path_list),
+        route!(Stream(EventsRead), events::stream, __path_stream),
+        route!(Stream(EventsRead), events::websocket, __path_websocket),
+    ]
+}
+
+/// The admin API.
+fn admin_rows() -> Vec<Route> {
+    use Guard::{Admin, AdminLogin};
+    vec![
+        // Admin
+        route!(AdminLogin, admins::login, __path_login),
+        route!(Admin, admins::list_admins, __path_list_admins),
+        route!(Admin, admins::create_admin, __path_create_admin),
+        route!(Admin, admins::delete_admin, __path_delete_admin),
+        route!(
+            Admin,
+            admins::change_own_password,
+            __path_change_own_password
+        ),
+        route!(Admin, tenants::create_tenant, __path_create_tenant),
+        route!(Admin, tenants::list_tenants, __path_list_tenants),
+        route!(Admin, tenants::get_tenant, __path_get_tenant),
+        route!(Admin, tenants::update_tenant, __path_update_tenant),
+        route!(Admin, tenants::delete_tenant, __path_delete_tenant),
+        route!(Admin, tenants::get_tenant_pacing, __path_get_tenant_pacing),
+        route!(Admin, keys::create_key, __path_create_key),
+        route!(Admin, keys::list_keys, __path_list_keys),
+        route!(Admin, keys::revoke_key, __path_revoke_key),
+        route!(Admin, keys::rotate_key, __path_rotate_key),
+        route!(Admin, audit::list_audit, __path_list_audit),
+        route!(Admin, usage::admin_tenant_usage, __path_admin_tenant_usage),
+        route!(Admin, usage::top_up, __path_top_up),
+        route!(Admin, usage::reset_month, __path_reset_month),
+        route!(Admin, usage::upstream_standing, __path_upstream_standing),
+        route!(Admin, sessions::list_sessions, __path_list_sessions),
+        route!(Admin, sessions::adopt_session, __path_adopt_session),
+        route!(Admin, sessions::delete_session, __path_delete_session),
+        route!(Admin, webhooks::admin_deliveries, __path_admin_deliveries),
+        route!(Admin, webhooks::admin_redeliver, __path_admin_redeliver),
+    ]
+}
+
+/// Operations, the web console's files and the upstream's events.
+fn service_rows() -> Vec<Route> {
+    use crate::http::ops;
+    use Guard::{MetricsToken, Open};
+    vec![
+        // Operations
+        route!(Open, ops::healthz, __path_healthz),
+        route!(Open, ops::readyz, __path_readyz),
+        route!(MetricsToken, ops::metrics, __path_metrics),
+        // The web console: its page and files, open (it holds no data; the APIs it calls
+        // take the credentials the user types in)
+        Route {
+            method: Method::GET,
+            path: crate::http::console::CONSOLE_PATH.to_owned(),
+            guard: Open,
+            handler: || web::route().to(crate::http::console::page),
+            operation: None,
+        },
+        Route {
+            method: Method::GET,
+            path: format!("{}/{{asset:.*}}", crate::http::console::CONSOLE_PATH),
+            guard: Open,
+            handler: || web::route().to(crate::http::console::file),
+            operation: None,
+        },
+        // The upstream's events
+        Route {
+            method: Method::POST,
+            path: format!("{}{{token}}", crate::services::webhooks::INGRESS_PREFIX),
+            guard: Guard::Ingress,
+            handler: || web::route().to(crate::http::ingress::receive),
+            operation: None,
+        },
+    ]
 }
 
 /// The handler of a forwarded-table row the gateway serves itself (`Handling::WebhookRelay`):
