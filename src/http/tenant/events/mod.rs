@@ -65,7 +65,8 @@ pub struct EventEnvelope {
     /// The tenant's name for the session.
     #[schema(example = "default")]
     session: String,
-    #[schema(value_type = Object)]
+    /// The logged-in account; `null` while the session is not (the engine sends it so).
+    #[schema(value_type = Option<Object>)]
     me: (),
     #[schema(value_type = Object)]
     payload: (),
