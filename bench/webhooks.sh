@@ -11,6 +11,8 @@
 # event was lost.
 #
 #   bench/webhooks.sh                      # EVENTS=20000 CONCURRENCY=64 RATE=200 STEADY_SECS=20
+#   BENCH_BIN=/tmp/wa-gateway-before bench/webhooks.sh   # another build of the gateway, to compare
+#   PROFILE_SQL=1 bench/webhooks.sh        # also prints the statements PostgreSQL spent the burst on
 set -euo pipefail
 cd "$(dirname "$0")/.."
 EVENTS=${EVENTS:-20000}
@@ -20,8 +22,8 @@ STEADY_SECS=${STEADY_SECS:-20}
 KEY=bench-upstream-key
 
 . scripts/lib.sh
-cargo build --release --locked --quiet
-BIN=$PWD/target/release/wa-gateway
+if [ -z "${BENCH_BIN:-}" ]; then cargo build --release --locked --quiet; fi
+BIN=${BENCH_BIN:-$PWD/target/release/wa-gateway}
 CARGO_TARGET_DIR=$PWD/target/relay-load cargo build --release --locked --quiet \
   --manifest-path bench/relay-load/Cargo.toml
 LOAD=$PWD/target/relay-load/release/relay-load
@@ -30,6 +32,7 @@ work_dir wagw-webhooks-bench
 work=$WORK
 on_exit 'if [ "$status" -eq 0 ]; then rm -rf "$work"; else echo "bench/webhooks.sh: failed; logs in $work" >&2; fi'
 unset DATABASE_URL # always a throwaway cluster, and a durable one: commits cost what they cost
+if [ "${PROFILE_SQL:-}" = 1 ]; then export PG_OPTIONS='-c shared_preload_libraries=pg_stat_statements'; fi
 PG_DURABLE=1 throwaway_postgres
 
 SIM_PORT=$(free_port)
@@ -44,6 +47,7 @@ export WAGW_LISTEN=127.0.0.1:$GW_PORT WAGW_UPSTREAM_URL=http://127.0.0.1:$SIM_PO
   WAGW_WEBHOOK_ALLOW_PRIVATE=true RUST_LOG=warn \
   WAGW_WEBHOOK_MAX_PENDING_PER_TENANT=$((EVENTS * 2)) # the burst is one tenant's: past the default cap (10,000) its oldest would be dropped
 "$BIN" migrate >/dev/null 2>&1
+if [ "${PROFILE_SQL:-}" = 1 ]; then psql "$DATABASE_URL" -qc 'CREATE EXTENSION pg_stat_statements'; fi
 "$BIN" admin create-tenant --name bench --plan custom --monthly-requests 1000000000 \
   --requests-per-second 100000 --max-sessions 10 >/dev/null
 TENANT_KEY=$("$BIN" admin create-key --tenant bench --name bench --scopes '*' |
@@ -90,6 +94,7 @@ cpu_ticks() {
   echo "$(ticks_of "$GATEWAY_PID") $(ticks_of "$postmaster" $(pgrep -P "$postmaster"))"
 }
 
+if [ "${PROFILE_SQL:-}" = 1 ]; then psql "$DATABASE_URL" -qAtc 'SELECT pg_stat_statements_reset()' >/dev/null; fi
 before=$(commits)
 cpu_before=$(cpu_ticks)
 burst=$(load --events "$EVENTS" --concurrency "$CONCURRENCY" --prefix evt_burst) || {
@@ -99,6 +104,12 @@ burst=$(load --events "$EVENTS" --concurrency "$CONCURRENCY" --prefix evt_burst)
 }
 after=$(commits)
 cpu_after=$(cpu_ticks)
+if [ "${PROFILE_SQL:-}" = 1 ]; then
+  echo "the burst's statements by PostgreSQL time:"
+  psql "$DATABASE_URL" -c "SELECT calls, round(total_exec_time) AS total_ms,
+      round((total_exec_time / calls)::numeric, 3) AS mean_ms, left(regexp_replace(query, '\s+', ' ', 'g'), 90) AS query
+    FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT 12"
+fi
 steady=$(load --events $((RATE * STEADY_SECS)) --rate "$RATE" --prefix evt_steady) || {
   echo "bench/webhooks.sh: the steady run failed: $steady" >&2
   tail -n 50 "$work/gateway.log" >&2

@@ -4,7 +4,8 @@
 #        scripts/test-postgres.sh report DIR   (after a failure: is it up, and what it logged)
 # Tuned for tests, not durability (fsync off), listening on a unix socket only; with
 # PG_DURABLE=1 it keeps PostgreSQL's durable defaults (fsync and synchronous commit on), for a
-# benchmark of what a commit really costs.
+# benchmark of what a commit really costs; PG_OPTIONS adds server options (a profile:
+# PG_OPTIONS='-c shared_preload_libraries=pg_stat_statements').
 set -euo pipefail
 action=$1
 dir=$2
@@ -23,7 +24,7 @@ case "$action" in
     fast="-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
     [ "${PG_DURABLE:-}" = 1 ] && fast=""
     as_pg "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
-      -o "-c listen_addresses='' -k $dir -c max_connections=500 $fast -c shared_buffers=256MB" \
+      -o "-c listen_addresses='' -k $dir -c max_connections=500 $fast -c shared_buffers=256MB ${PG_OPTIONS:-}" \
       start >/dev/null
     echo "export WAGW_TEST_DATABASE_URL='postgres://postgres@localhost:5432/postgres?host=$dir'"
     ;;

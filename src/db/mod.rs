@@ -2,6 +2,7 @@
 
 mod change_feed;
 pub mod embedded;
+pub mod group_commit;
 mod pool;
 mod readiness;
 

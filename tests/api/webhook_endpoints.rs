@@ -11,6 +11,7 @@ use crate::helpers::{
 use reqwest::Method;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
+use wa_gateway::services::webhooks::delivery::IN_FLIGHT;
 use wa_gateway::sim::webhook_signature;
 
 const PATIENCE: Duration = Duration::from_secs(10);
@@ -328,9 +329,10 @@ async fn a_slow_endpoint_delays_neither_another_tenant_nor_another_endpoint() {
     )
     .await;
 
+    let per_endpoint = IN_FLIGHT.per_endpoint as usize;
     burst(&app, &a, "a", "message", 80).await;
     // The slow endpoint holds its share of attempts, and no more.
-    slow.wait_for(8, PATIENCE).await;
+    slow.wait_for(per_endpoint, PATIENCE).await;
 
     let sent = Instant::now();
     b.deliver(&app.address, &b.event("b_1", "message", json!({})))
@@ -355,38 +357,45 @@ async fn a_slow_endpoint_delays_neither_another_tenant_nor_another_endpoint() {
     );
     assert_eq!(
         slow.hits().len(),
-        8,
-        "at most 8 attempts in flight to one endpoint"
+        per_endpoint,
+        "at most {per_endpoint} attempts in flight to one endpoint"
     );
-    assert_eq!(slow.most_in_flight(), 8);
+    assert_eq!(slow.most_in_flight(), per_endpoint);
 }
 
 #[tokio::test]
-async fn one_tenant_holds_at_most_32_attempts_in_flight() {
+async fn one_tenant_holds_at_most_its_share_of_attempts_in_flight() {
+    let (per_tenant, per_endpoint) = (
+        IN_FLIGHT.per_tenant as usize,
+        IN_FLIGHT.per_endpoint as usize,
+    );
+    // Endpoints enough that the tenant's cap binds before theirs do.
+    let endpoints = per_tenant.div_ceil(per_endpoint) + 1;
     let app = spawn_app().await;
     let receiver = Receiver::start().await;
     receiver.answer_after(Duration::from_secs(4));
-    let bodies: Vec<Value> = (0..5)
+    let bodies: Vec<Value> = (0..endpoints)
         .map(|i| {
             let url = format!("{}/hook{i}", receiver.base);
             subscription(&url, &["message"], None, DEFAULT_POLICY)
         })
         .collect();
     let (s, _) = session_with(&app, &bodies).await;
-    burst(&app, &s, "evt", "message", 10).await; // 50 deliveries
-    receiver.wait_for(32, PATIENCE).await;
+    // More deliveries for every endpoint than it may have in flight.
+    burst(&app, &s, "evt", "message", per_endpoint + 4).await;
+    receiver.wait_for(per_tenant, PATIENCE).await;
     // Nothing ends for 4 s: whatever more arrives meanwhile is over the cap.
     let held = eventually(Duration::from_secs(2), || async {
-        receiver.hits().len() > 32
+        receiver.hits().len() > per_tenant
     })
     .await;
     assert!(!held, "{} attempts in flight", receiver.hits().len());
-    assert_eq!(receiver.most_in_flight(), 32);
-    let per_endpoint = (0..5)
+    assert_eq!(receiver.most_in_flight(), per_tenant);
+    let most_to_one = (0..endpoints)
         .map(|i| receiver.hits_at(&format!("/hook{i}")).len())
         .max()
         .unwrap();
-    assert!(per_endpoint <= 8, "{per_endpoint}");
+    assert!(most_to_one <= per_endpoint, "{most_to_one}");
 }
 
 #[tokio::test]

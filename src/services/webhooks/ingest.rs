@@ -2,24 +2,22 @@
 //! events arriving together share one transaction.
 //!
 //! One commit per event caps the ingress at one fsync per event (about 240 a second on a small
-//! machine). Instead each verified event is queued with a reply channel; one task per replica
-//! takes whatever is queued (up to `WAGW_INGRESS_BATCH`), stores it all in one statement, and
-//! answers every waiter after the commit. Alone, an event is committed at once; under load, the
-//! events that arrive during one commit go together in the next, so throughput grows with the
-//! load while each event still waits for about one commit.
+//! machine). Instead verified events go through a [`GroupCommit`]: whatever is queued (up to
+//! `WAGW_INGRESS_BATCH`) is stored in one statement, and every waiter is answered after the
+//! commit.
 //!
 //! A batch that fails while the database is away answers every waiter "unavailable" (503 with
 //! `Retry-After`: the upstream retries, and the dedupe on event id makes a retry of an event
 //! that did commit harmless). A batch that fails for any other reason is stored again one
 //! event at a time, so one event the database refuses cannot fail the events beside it.
 
+use crate::db::group_commit::{GroupCommit, NotQueued};
 use crate::db::Db;
 use crate::metrics::Metrics;
 use crate::store::webhooks::outbox::{self, NewEvent};
 use crate::store::StoreError;
 use std::sync::Arc;
 use std::time::Instant;
-use tokio::sync::{mpsc, oneshot};
 
 /// Events that may wait for the group commit, in batches of `WAGW_INGRESS_BATCH`; beyond
 /// that the ingress answers 503 at once rather than hold ever more upstream requests open.
@@ -56,11 +54,9 @@ impl From<&StoreError> for IngestError {
     }
 }
 
-type Reply = oneshot::Sender<Result<Stored, IngestError>>;
-
 /// The replica's group commit: where the ingress hands verified events.
 pub struct Ingest {
-    queue: mpsc::Sender<(NewEvent, Reply)>,
+    commits: GroupCommit<NewEvent, Result<Stored, IngestError>>,
 }
 
 impl Ingest {
@@ -68,41 +64,27 @@ impl Ingest {
     /// (or with that runtime).
     pub fn start(db: Db, metrics: Arc<Metrics>, max_batch: usize) -> Self {
         let max_batch = max_batch.max(1);
-        let (queue, waiting) = mpsc::channel(max_batch * QUEUED_BATCHES);
-        db.spawn(commit_loop(db.clone(), metrics, waiting, max_batch));
-        Self { queue }
+        let commits = GroupCommit::start(
+            &db.clone(),
+            max_batch,
+            max_batch * QUEUED_BATCHES,
+            move |events: Vec<NewEvent>| {
+                let (db, metrics) = (db.clone(), metrics.clone());
+                async move { commit(&db, &metrics, &events).await }
+            },
+        );
+        Self { commits }
     }
 
     /// Stores `event` with the events queued beside it; answers once it is committed.
     pub async fn store(&self, event: NewEvent) -> Result<Stored, IngestError> {
-        let (reply, answer) = oneshot::channel();
-        self.queue
-            .try_send((event, reply))
-            .map_err(|full_or_closed| match full_or_closed {
-                mpsc::error::TrySendError::Full(_) => IngestError::Saturated,
-                mpsc::error::TrySendError::Closed(_) => IngestError::Unavailable,
-            })?;
-        // The task only drops a reply unanswered when its runtime is shutting down.
-        answer.await.unwrap_or(Err(IngestError::Unavailable))
-    }
-}
-
-async fn commit_loop(
-    db: Db,
-    metrics: Arc<Metrics>,
-    mut waiting: mpsc::Receiver<(NewEvent, Reply)>,
-    max_batch: usize,
-) {
-    let mut batch = Vec::with_capacity(max_batch);
-    while waiting.recv_many(&mut batch, max_batch).await > 0 {
-        let (events, replies): (Vec<NewEvent>, Vec<Reply>) = batch.drain(..).unzip();
-        for (reply, outcome) in replies
-            .into_iter()
-            .zip(commit(&db, &metrics, &events).await)
-        {
-            // A waiter that went away (the upstream hung up) retries; its event is stored.
-            let _ = reply.send(outcome);
-        }
+        self.commits
+            .try_submit(event)
+            .await
+            .map_err(|not_queued| match not_queued {
+                NotQueued::Full => IngestError::Saturated,
+                NotQueued::Closed => IngestError::Unavailable,
+            })?
     }
 }
 

@@ -33,6 +33,7 @@ pub mod error;
 pub mod health;
 pub mod ingest;
 pub mod known_tokens;
+pub mod outcomes;
 pub mod registration;
 pub mod relay;
 pub mod retry_after;

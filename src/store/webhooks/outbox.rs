@@ -108,11 +108,10 @@ pub enum Completion {
     },
 }
 
-/// The outbox's depth (pending rows) and when the next one falls due, by the database's clock.
+/// When the next pending row falls due, if any, and the database's clock.
 #[derive(Debug, Clone, Copy)]
-pub struct Standing {
-    pub depth: i64,
-    pub next_due: Option<DateTime<Utc>>,
+pub struct NextDue {
+    pub at: Option<DateTime<Utc>>,
     pub now: DateTime<Utc>,
 }
 
@@ -196,24 +195,29 @@ pub async fn claim(
                      WHERE d.status = 'pending' AND d.subscription_id > e.id
                      ORDER BY d.subscription_id LIMIT 1)
              FROM endpoints e WHERE e.id IS NOT NULL),
+           -- Attempts in flight per endpoint, each counted through the in-flight index (a
+           -- few rows) rather than by scanning the table: every row in flight is pending, so
+           -- its endpoint is among `endpoints`.
            busy AS (
-             SELECT subscription_id, tenant_id, count(*) AS n FROM webhook_deliveries
-             WHERE leased_until > now() GROUP BY subscription_id, tenant_id),
+             SELECT e.id, w.tenant_id, w.disabled_at IS NULL AS enabled,
+                    (SELECT count(*) FROM webhook_deliveries b
+                     WHERE b.subscription_id = e.id AND b.leased_until IS NOT NULL
+                       AND b.leased_until > now()) AS n
+             FROM endpoints e JOIN webhook_subscriptions w ON w.id = e.id),
            tenant_busy AS (SELECT tenant_id, sum(n)::bigint AS n FROM busy GROUP BY tenant_id),
            candidates AS (
              SELECT c.id, c.tenant_id, c.next_attempt_at,
                     row_number() OVER (PARTITION BY c.subscription_id
                                        ORDER BY c.next_attempt_at) AS endpoint_rank
-             FROM endpoints e
-             JOIN webhook_subscriptions w ON w.id = e.id AND w.disabled_at IS NULL
+             FROM busy b
              CROSS JOIN LATERAL (
                SELECT d.id, d.tenant_id, d.subscription_id, d.next_attempt_at
                FROM webhook_deliveries d
-               WHERE d.subscription_id = e.id AND d.status = 'pending'
+               WHERE d.subscription_id = b.id AND d.status = 'pending'
                  AND d.next_attempt_at <= now()
                ORDER BY d.next_attempt_at
-               LIMIT greatest(0, $3 - coalesce(
-                 (SELECT b.n FROM busy b WHERE b.subscription_id = e.id), 0))) c),
+               LIMIT greatest(0, $3 - b.n)) c
+             WHERE b.enabled),
            fair AS (
              SELECT c.id, c.next_attempt_at,
                     row_number() OVER (PARTITION BY c.tenant_id
@@ -227,8 +231,10 @@ pub async fn claim(
              UPDATE webhook_deliveries d SET attempts = d.attempts + 1, last_attempt_at = now(),
                     next_attempt_at = now() + make_interval(secs => $2),
                     leased_until = now() + make_interval(secs => $2)
+             -- The picked ids as one array, so the rows are found by primary key whatever
+             -- the planner thinks of the due rows (it would scan them all to join with a few).
              WHERE d.id IN (SELECT id FROM webhook_deliveries
-                            WHERE id IN (SELECT id FROM picked)
+                            WHERE id = ANY(ARRAY(SELECT id FROM picked))
                               AND status = 'pending' AND next_attempt_at <= now()
                             FOR UPDATE SKIP LOCKED)
              RETURNING d.id, d.attempts, d.event_pk, d.subscription_id)
@@ -277,17 +283,56 @@ pub async fn claim(
         .collect())
 }
 
+/// An attempt that has ended, to be recorded: the row and attempt it claimed, and how it ended.
+#[derive(Debug, Clone)]
+pub struct Finished {
+    pub id: Uuid,
+    pub subscription_id: Uuid,
+    pub attempt: i32,
+    pub completion: Completion,
+}
+
+impl Finished {
+    pub fn of(claimed: &Claimed, completion: Completion) -> Self {
+        Self {
+            id: claimed.id,
+            subscription_id: claimed.subscription_id,
+            attempt: claimed.attempt,
+            completion,
+        }
+    }
+}
+
+/// Records every attempt of `finished` in one transaction (one commit, however many), each by
+/// the statement [`complete`] runs, so each sees the health its predecessors left. Rows are
+/// taken by endpoint, then id, so two replicas' transactions lock endpoints in one order.
+/// Answers, in the order given, whether each endpoint has now been failing long.
+pub async fn complete_all(
+    db: &Db,
+    finished: &[Finished],
+    disable_after: Duration,
+) -> Result<Vec<bool>, StoreError> {
+    let mut order: Vec<usize> = (0..finished.len()).collect();
+    order.sort_by_key(|&i| (finished[i].subscription_id, finished[i].id));
+    let mut failing_long = vec![false; finished.len()];
+    let mut tx = db.begin().await?;
+    for i in order {
+        failing_long[i] = complete(&mut *tx, &finished[i], disable_after).await?;
+    }
+    tx.commit().await?;
+    Ok(failing_long)
+}
+
 /// Records how the claimed attempt ended, unless a newer attempt has the row, and keeps the
 /// endpoint's health: a success clears its `failing_since`, a failure sets it when unset.
 /// Answers whether the endpoint has now been failing for at least `disable_after` (by the
 /// database's clock).
 pub async fn complete(
-    db: &Db,
-    claimed: &Claimed,
-    completion: &Completion,
+    db: impl PgExecutor<'_>,
+    finished: &Finished,
     disable_after: Duration,
 ) -> Result<bool, StoreError> {
-    let (status, next_in, last_status, error) = match completion {
+    let (status, next_in, last_status, error) = match &finished.completion {
         Completion::Delivered { status } => (
             DeliveryStatus::Delivered,
             0.0,
@@ -331,8 +376,8 @@ pub async fn complete(
            SELECT (NOT $7 AND w.failing_since <= now() - make_interval(secs => $8)
                    AND NOT EXISTS (SELECT 1 FROM health)) AS "failing_long!"
            FROM done JOIN webhook_subscriptions w ON w.id = done.subscription_id"#,
-        claimed.id,
-        claimed.attempt,
+        finished.id,
+        finished.attempt,
         status.as_str(),
         last_status,
         error,
@@ -345,15 +390,27 @@ pub async fn complete(
     Ok(failing_long.unwrap_or(false))
 }
 
-pub async fn standing(db: &Db) -> Result<Standing, StoreError> {
-    let standing = sqlx::query_as!(
-        Standing,
-        r#"SELECT count(*) AS "depth!", min(next_attempt_at) AS next_due, now() AS "now!"
-           FROM webhook_deliveries WHERE status = 'pending'"#,
+/// When the next pending row falls due (an index lookup: the earliest), by the database's
+/// clock.
+pub async fn next_due(db: &Db) -> Result<NextDue, StoreError> {
+    let next = sqlx::query_as!(
+        NextDue,
+        r#"SELECT (SELECT next_attempt_at FROM webhook_deliveries WHERE status = 'pending'
+                   ORDER BY next_attempt_at LIMIT 1) AS at, now() AS "now!""#,
     )
     .fetch_one(db)
     .await?;
-    Ok(standing)
+    Ok(next)
+}
+
+/// The outbox's depth: pending rows (a count of them all, so read it seldom).
+pub async fn depth(db: &Db) -> Result<i64, StoreError> {
+    let depth = sqlx::query_scalar!(
+        r#"SELECT count(*) AS "depth!" FROM webhook_deliveries WHERE status = 'pending'"#
+    )
+    .fetch_one(db)
+    .await?;
+    Ok(depth)
 }
 
 /// Wakes the delivery workers of every replica when `db`'s transaction commits.
