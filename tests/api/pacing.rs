@@ -7,8 +7,8 @@
 //! tenant's session, a test key's session, spellings of one number as several chats.
 
 use crate::helpers::{
-    answer, eventually, spawn_app, spawn_app_with, spawn_replica, subscription, Answer, Receiver,
-    RelayedSession, TestApp, TestTenant, DEFAULT_POLICY,
+    answer, eventually, message_subscription, spawn_app, spawn_app_with, spawn_replica, Answer,
+    Receiver, RelayedSession, TestApp, TestTenant,
 };
 use crate::test_keys::{self_scanned_session, test_key_of};
 use chrono::{DateTime, Utc};
@@ -258,7 +258,7 @@ async fn max_per_minute_lets_that_many_through_then_refuses_until_the_minute_is_
 async fn new_chats_are_limited_per_day_while_known_and_heard_from_chats_are_not() {
     let app = impatient_app().await;
     let receiver = Receiver::start().await;
-    let hook = subscription(&receiver.url, &["message"], None, DEFAULT_POLICY);
+    let hook = message_subscription(&receiver.url);
     let s = RelayedSession::start(&app, &[hook]).await;
     let (tenant, name) = (&s.tenant, s.name.as_str());
     // 1234567890 writes to the session: a chat it has heard from.

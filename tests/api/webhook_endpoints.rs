@@ -5,8 +5,8 @@
 //! pending deliveries, an endpoint disabled for failing and recovered, `Retry-After`.
 
 use crate::helpers::{
-    eventually, spawn_app, spawn_app_with, subscription, Hit, Receiver, RelayedSession, TestApp,
-    TestTenant, DEFAULT_POLICY,
+    eventually, message_subscription, spawn_app, spawn_app_with, subscription, Hit, Receiver,
+    RelayedSession, TestApp, TestTenant, DEFAULT_POLICY,
 };
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -313,21 +313,12 @@ async fn a_slow_endpoint_delays_neither_another_tenant_nor_another_endpoint() {
     let (a, _) = session_with(
         &app,
         &[
-            subscription(&slow.url, &["message"], None, DEFAULT_POLICY),
+            message_subscription(&slow.url),
             subscription(&fast_a.url, &["message.ack"], None, DEFAULT_POLICY),
         ],
     )
     .await;
-    let (b, _) = session_with(
-        &app,
-        &[subscription(
-            &fast_b.url,
-            &["message"],
-            None,
-            DEFAULT_POLICY,
-        )],
-    )
-    .await;
+    let (b, _) = session_with(&app, &[message_subscription(&fast_b.url)]).await;
 
     let per_endpoint = IN_FLIGHT.per_endpoint as usize;
     burst(&app, &a, "a", "message", 80).await;
@@ -377,7 +368,7 @@ async fn one_tenant_holds_at_most_its_share_of_attempts_in_flight() {
     let bodies: Vec<Value> = (0..endpoints)
         .map(|i| {
             let url = format!("{}/hook{i}", receiver.base);
-            subscription(&url, &["message"], None, DEFAULT_POLICY)
+            message_subscription(&url)
         })
         .collect();
     let (s, _) = session_with(&app, &bodies).await;
@@ -562,16 +553,7 @@ async fn an_endpoint_failing_too_long_is_disabled_logged_enabled_and_recovered()
 async fn a_410_disables_the_endpoint_at_once() {
     let app = spawn_app().await;
     let receiver = Receiver::answering(410).await;
-    let (s, _) = session_with(
-        &app,
-        &[subscription(
-            &receiver.url,
-            &["message"],
-            None,
-            DEFAULT_POLICY,
-        )],
-    )
-    .await;
+    let (s, _) = session_with(&app, &[message_subscription(&receiver.url)]).await;
     s.deliver(&app.address, &s.event("evt_1", "message", json!({})))
         .await;
     assert!(until_disabled(&app, &s.tenant).await);

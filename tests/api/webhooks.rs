@@ -9,9 +9,9 @@
 
 use crate::helpers::eventually;
 use crate::helpers::{
-    post_signed, registrations, spawn_app, spawn_replica, spawn_replica_with, subscription,
-    GatewayProcess, Hit, Receiver, RelayedSession, TestApp, TestTenant, DEFAULT_POLICY,
-    UPSTREAM_KEY,
+    message_subscription, post_signed, registrations, spawn_app, spawn_replica, spawn_replica_with,
+    subscription, GatewayProcess, Hit, Receiver, RelayedSession, TestApp, TestTenant,
+    DEFAULT_POLICY, UPSTREAM_KEY,
 };
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -343,11 +343,7 @@ async fn a_private_address_is_refused_at_delivery_when_not_allowed() {
     let permissive = spawn_app().await;
     let receiver = Receiver::start().await;
     let url = receiver.url.replace("127.0.0.1", "localhost");
-    let s = RelayedSession::start(
-        &permissive,
-        &[subscription(&url, &["message"], None, DEFAULT_POLICY)],
-    )
-    .await;
+    let s = RelayedSession::start(&permissive, &[message_subscription(&url)]).await;
     let app = spawn_replica_with(&permissive, |vars| {
         vars.insert("WAGW_WEBHOOK_ALLOW_PRIVATE".into(), "false".into());
     })

@@ -12,6 +12,12 @@ use wa_gateway::sim::webhook_signature;
 pub const DEFAULT_POLICY: (&str, i32, i32) = ("exponential", 2, 5);
 
 /// The body of `POST /v1/sessions/{session}/webhooks`, with one custom header `X-Token: abc`.
+/// A subscription to `message` at `url`, unsigned, with the default retries: what most
+/// relay tests need.
+pub fn message_subscription(url: &str) -> Value {
+    subscription(url, &["message"], None, DEFAULT_POLICY)
+}
+
 pub fn subscription(
     url: &str,
     events: &[&str],

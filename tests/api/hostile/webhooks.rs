@@ -249,16 +249,7 @@ async fn a_stranger_trickling_a_body_to_a_random_ingress_token_is_answered_at_on
 /// A tenant's session with the gateway's ingress registered for it (a subscription to
 /// `receiver`): the upstream name, the token and the HMAC key.
 async fn ingress_session(app: &TestApp, receiver: &Receiver) -> (String, String, String) {
-    let s = RelayedSession::start(
-        app,
-        &[subscription(
-            &receiver.url,
-            &["message"],
-            None,
-            DEFAULT_POLICY,
-        )],
-    )
-    .await;
+    let s = RelayedSession::start(app, &[message_subscription(&receiver.url)]).await;
     (s.upstream, s.token, s.ingress_key)
 }
 
