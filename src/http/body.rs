@@ -2,8 +2,8 @@
 //! whole body (408, enforced by [`deadline`] around the payload stream), and JSON turned into a
 //! `serde_json::Value` only when the tree it builds stays within a few times the body's size.
 //!
-//! Handlers take `web::Payload` and call [`read`] after the caller is authenticated, so a
-//! stranger's body is never buffered.
+//! Handlers take `web::Payload` (or [`Unread`]) and read it after the caller is authenticated,
+//! so a stranger's body is never buffered.
 
 use crate::http::error::{payload_error, ApiError};
 use actix_web::body::MessageBody;
@@ -12,7 +12,7 @@ use actix_web::error::PayloadError;
 use actix_web::http::header::{self, HeaderMap};
 use actix_web::http::StatusCode;
 use actix_web::middleware::Next;
-use actix_web::{web, HttpMessage, HttpRequest};
+use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
 use bytes::{Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
 use serde_json::Value;
@@ -51,6 +51,38 @@ pub async fn read(
         body.extend_from_slice(&chunk);
     }
     Ok(body.freeze())
+}
+
+/// A `/v1` handler's body, taken as an argument but not read yet: the handler reads it (within
+/// `limits::PLAIN`) once it knows the call may go on, so a body is never buffered for a caller
+/// who may not make the call.
+pub struct Unread {
+    req: HttpRequest,
+    payload: web::Payload,
+}
+
+impl FromRequest for Unread {
+    type Error = actix_web::Error;
+    type Future = futures_util::future::LocalBoxFuture<'static, Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let payload = web::Payload::from_request(req, payload);
+        let req = req.clone();
+        Box::pin(async move {
+            Ok(Self {
+                req,
+                payload: payload.await?,
+            })
+        })
+    }
+}
+
+impl Unread {
+    /// The body as JSON, `None` when it is empty ([`json`] says what else it refuses).
+    pub async fn json(self) -> Result<Option<Value>, ApiError> {
+        let raw = read(&self.req, self.payload, limits::PLAIN).await?;
+        json(&self.req, &raw)
+    }
 }
 
 fn declared_length(headers: &HeaderMap) -> Option<usize> {

@@ -4,15 +4,13 @@
 //! Another tenant's webhook, or another session's, is 404 like one that does not exist.
 
 use crate::domain::webhook_signing::WebhookSecret;
-use crate::http::body::{self, json as json_body};
+use crate::http::body::Unread;
 use crate::http::error::ApiError;
-use crate::http::extract::TenantCaller;
-use crate::http::state::AppState;
-use crate::http::tenant::webhooks::{Call, OnSession, WebhookView};
+use crate::http::tenant::webhooks::{IdPath, OnSession, WebhookView};
 use crate::services::webhooks::endpoints;
 use crate::store::webhooks::health::Recovery;
 use crate::store::webhooks::subscriptions::Named;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -68,7 +66,7 @@ pub struct Recovered {
 }
 
 /// The webhook a path names, on the caller's session: a malformed id is simply not found.
-fn named<'a>(on: &'a OnSession<'_>, id: &str) -> Result<Named<'a>, ApiError> {
+fn named<'a>(on: &'a OnSession, id: &str) -> Result<Named<'a>, ApiError> {
     let id =
         Uuid::parse_str(id).map_err(|_| ApiError::not_found(format!("webhook {id} not found")))?;
     Ok(Named {
@@ -80,9 +78,8 @@ fn named<'a>(on: &'a OnSession<'_>, id: &str) -> Result<Named<'a>, ApiError> {
 }
 
 /// The request's JSON object, `{}` when it has no body.
-async fn object(req: &HttpRequest, payload: web::Payload) -> Result<Value, ApiError> {
-    let raw = body::read(req, payload, body::limits::PLAIN).await?;
-    match json_body(req, &raw)? {
+async fn object(body: Unread) -> Result<Value, ApiError> {
+    match body.json().await? {
         None => Ok(Value::Object(Default::default())),
         Some(v @ Value::Object(_)) => Ok(v),
         Some(_) => Err(ApiError::bad_request(
@@ -112,26 +109,12 @@ async fn object(req: &HttpRequest, payload: web::Payload) -> Result<Value, ApiEr
     )
 )]
 pub async fn rotate_secret(
-    req: HttpRequest,
-    path: web::Path<(String, String)>,
-    payload: web::Payload,
-    caller: TenantCaller,
-    state: web::Data<AppState>,
+    on: OnSession,
+    path: web::Path<IdPath>,
+    body: Unread,
 ) -> Result<HttpResponse, ApiError> {
-    let (session, id) = path.into_inner();
-    Call::new(&session, &caller, &state)
-        .answer(|on| rotate(on, &req, payload, id))
-        .await
-}
-
-async fn rotate(
-    on: OnSession<'_>,
-    req: &HttpRequest,
-    payload: web::Payload,
-    id: String,
-) -> Result<HttpResponse, ApiError> {
-    let named = named(&on, &id)?;
-    let json = object(req, payload).await?;
+    let named = named(&on, &path.id)?;
+    let json = object(body).await?;
     let secret = match json.get("secret") {
         None | Some(Value::Null) => None,
         Some(Value::String(raw)) => Some(WebhookSecret::parse(raw)?),
@@ -174,19 +157,10 @@ async fn rotate(
         (status = 404, description = "No such session or webhook", body = ErrorBody),
     )
 )]
-pub async fn enable(
-    path: web::Path<(String, String)>,
-    caller: TenantCaller,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
-    let (session, id) = path.into_inner();
-    Call::new(&session, &caller, &state)
-        .answer(|on| async move {
-            let named = named(&on, &id)?;
-            let enabled = endpoints::enable(&on.state.db, named).await?;
-            Ok(HttpResponse::Ok().json(WebhookView::from(enabled)))
-        })
-        .await
+pub async fn enable(on: OnSession, path: web::Path<IdPath>) -> Result<HttpResponse, ApiError> {
+    let named = named(&on, &path.id)?;
+    let enabled = endpoints::enable(&on.state.db, named).await?;
+    Ok(HttpResponse::Ok().json(WebhookView::from(enabled)))
 }
 
 /// Sends every failed delivery of the session's events since `since` again (to its enabled
@@ -206,24 +180,8 @@ pub async fn enable(
         (status = 429, description = "Recovered less than a minute ago (`Retry-After`)", body = ErrorBody),
     )
 )]
-pub async fn recover(
-    req: HttpRequest,
-    session: web::Path<String>,
-    payload: web::Payload,
-    caller: TenantCaller,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
-    Call::new(&session, &caller, &state)
-        .answer(|on| recover_session(on, &req, payload))
-        .await
-}
-
-async fn recover_session(
-    on: OnSession<'_>,
-    req: &HttpRequest,
-    payload: web::Payload,
-) -> Result<HttpResponse, ApiError> {
-    let json = object(req, payload).await?;
+pub async fn recover(on: OnSession, body: Unread) -> Result<HttpResponse, ApiError> {
+    let json = object(body).await?;
     let config = &on.state.config.webhooks;
     let since = parse_since(json.get("since"), Utc::now(), config.failed_retention)?;
     let recovery = Recovery {

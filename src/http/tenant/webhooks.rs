@@ -7,7 +7,7 @@ use crate::domain::events;
 use crate::domain::webhook_signing::{Scheme, Signing, WebhookSecret};
 use crate::domain::webhooks::{CustomHeader, DeliveryStatus, NewSubscription, RetryPolicy};
 use crate::domain::{Mode, SessionName, UpstreamSession};
-use crate::http::body::{self, json as json_body};
+use crate::http::body::Unread;
 use crate::http::error::ApiError;
 use crate::http::extract::{AdminCaller, TenantCaller};
 use crate::http::routes::endpoints::ADD_WEBHOOK;
@@ -19,13 +19,14 @@ use crate::services::webhooks::ssrf::{self, TargetRefused};
 use crate::services::webhooks::subscriptions;
 use crate::store::webhooks::deliveries::{self, Delivery, Filter};
 use crate::store::webhooks::subscriptions::Subscription;
+use actix_web::dev::Payload;
 use actix_web::http::header::{HeaderName, HeaderValue};
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
+use futures_util::future::LocalBoxFuture;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::HashMap;
-use std::future::Future;
 use url::Url;
 use uuid::Uuid;
 
@@ -122,59 +123,57 @@ impl From<Subscription> for WebhookView {
     }
 }
 
-/// A tenant's call on one of its sessions' webhooks (the session as the path names it).
-pub(super) struct Call<'a> {
-    session: &'a str,
-    caller: &'a TenantCaller,
-    state: &'a AppState,
-}
-
-/// The session a call may act on: the caller's key has the scope, and the tenant owns it.
-pub(super) struct OnSession<'a> {
-    pub caller: &'a TenantCaller,
-    pub state: &'a AppState,
+/// The tenant's session a webhook route names in its path (`{session}`), as a handler
+/// argument: the caller's key has the row's scope (checked by `TenantCaller`'s extractor, see
+/// `http::extract::requiring`), the tenant owns the session and the key may use it; 404
+/// otherwise, exactly as for a session that does not exist. The quota headers are stamped on
+/// the answer, errors included, by `http::quota_headers`.
+pub struct OnSession {
+    pub caller: TenantCaller,
+    pub state: web::Data<AppState>,
     pub name: SessionName,
     upstream: UpstreamSession,
 }
 
-impl<'a> Call<'a> {
-    pub(super) fn new(session: &'a str, caller: &'a TenantCaller, state: &'a AppState) -> Self {
-        Self {
-            session,
-            caller,
-            state,
-        }
-    }
+#[derive(Deserialize)]
+struct SessionPath {
+    session: String,
+}
 
-    /// `work` on the session, if the caller owns it and its key may use it (404 otherwise,
-    /// exactly as for a session that does not exist). The row's scope was checked by the
-    /// extractor (`http::extract::requiring`); the quota headers are stamped on the answer,
-    /// errors included, by `http::quota_headers`.
-    pub(super) async fn answer<Work, Fut>(self, work: Work) -> Result<HttpResponse, ApiError>
-    where
-        Work: FnOnce(OnSession<'a>) -> Fut,
-        Fut: Future<Output = Result<HttpResponse, ApiError>>,
-    {
-        work(self.owned().await?).await
-    }
+/// The `{id}` after the session in a webhook route's path: a delivery's or a webhook's.
+#[derive(Deserialize)]
+pub struct IdPath {
+    pub id: String,
+}
 
-    async fn owned(&self) -> Result<OnSession<'a>, ApiError> {
-        let (name, upstream) = crate::http::tenant::ownership::owned_session(
-            &self.state.sessions,
-            self.caller,
-            self.session,
-        )
-        .await?;
-        Ok(OnSession {
-            caller: self.caller,
-            state: self.state,
-            name,
-            upstream,
+impl FromRequest for OnSession {
+    type Error = actix_web::Error;
+    type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        // Extracted together, as a handler's own arguments are: the path, the caller, the state.
+        let parts = <(web::Path<SessionPath>, TenantCaller, web::Data<AppState>)>::from_request(
+            req, payload,
+        );
+        Box::pin(async move {
+            let (path, caller, state) = parts.await?;
+            let (name, upstream) = crate::http::tenant::ownership::owned_session(
+                &state.sessions,
+                &caller,
+                &path.session,
+            )
+            .await?;
+            Ok(Self {
+                caller,
+                state,
+                name,
+                upstream,
+            })
         })
     }
 }
 
-impl OnSession<'_> {
+impl OnSession {
     fn target(&self) -> SessionRef<'_> {
         SessionRef {
             tenant: &self.caller.tenant,
@@ -194,29 +193,17 @@ impl OnSession<'_> {
     }
 }
 
-pub async fn list(
-    session: web::Path<String>,
-    caller: TenantCaller,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
-    Call::new(&session, &caller, &state)
-        .answer(list_webhooks)
-        .await
-}
-
-async fn list_webhooks(on: OnSession<'_>) -> Result<HttpResponse, ApiError> {
+pub async fn list(on: OnSession) -> Result<HttpResponse, ApiError> {
     let (db, tenant, mode) = (&on.state.db, on.caller.tenant.id, on.caller.key.mode);
     let mut by_session = views_by_session(db, tenant, mode, Some(on.name.as_str())).await?;
     let views = by_session.remove(on.name.as_str()).unwrap_or_default();
     Ok(HttpResponse::Ok().json(views))
 }
 
-async fn parse_new(
-    req: &HttpRequest,
-    body: &[u8],
-    allow_private: bool,
-) -> Result<NewSubscription, ApiError> {
-    let json = json_body(req, body)?.unwrap_or_else(|| Value::Object(Default::default()));
+/// A registration's body (no body is `{}`, which the route table then refuses for its missing
+/// `webhookUrl`).
+async fn parse_new(json: Option<Value>, allow_private: bool) -> Result<NewSubscription, ApiError> {
+    let json = json.unwrap_or_else(|| Value::Object(Default::default()));
     parse_subscription(&json, allow_private).await
 }
 
@@ -390,25 +377,8 @@ fn check_custom_header(h: &CustomHeader) -> Result<(), String> {
 
 /// Registers (or, for a URL the session already has, replaces) a webhook. When this answers
 /// 201 the upstream already sends the events it needs to the gateway.
-pub async fn add(
-    req: HttpRequest,
-    session: web::Path<String>,
-    payload: web::Payload,
-    caller: TenantCaller,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
-    Call::new(&session, &caller, &state)
-        .answer(|on| add_webhook(on, &req, payload))
-        .await
-}
-
-async fn add_webhook(
-    on: OnSession<'_>,
-    req: &HttpRequest,
-    payload: web::Payload,
-) -> Result<HttpResponse, ApiError> {
-    let body = body::read(req, payload, body::limits::PLAIN).await?;
-    let new = parse_new(req, &body, on.state.relay.allow_private).await?;
+pub async fn add(on: OnSession, body: Unread) -> Result<HttpResponse, ApiError> {
+    let new = parse_new(body.json().await?, on.state.relay.allow_private).await?;
     let new = std::slice::from_ref(&new);
     let mut added = subscriptions::subscribe(&on.registrar(), &on.target(), new).await?;
     let mut view = WebhookView::from(added.remove(0));
@@ -443,24 +413,11 @@ pub async fn subscribe(
 
 /// Removes the webhook named by `webhookUrl` (JSON body or query), or all of the session's.
 pub async fn remove(
+    on: OnSession,
     req: HttpRequest,
-    session: web::Path<String>,
-    payload: web::Payload,
-    caller: TenantCaller,
-    state: web::Data<AppState>,
+    body: Unread,
 ) -> Result<HttpResponse, ApiError> {
-    Call::new(&session, &caller, &state)
-        .answer(|on| remove_webhooks(on, &req, payload))
-        .await
-}
-
-async fn remove_webhooks(
-    on: OnSession<'_>,
-    req: &HttpRequest,
-    payload: web::Payload,
-) -> Result<HttpResponse, ApiError> {
-    let body = body::read(req, payload, body::limits::PLAIN).await?;
-    let from_body = match json_body(req, &body)? {
+    let from_body = match body.json().await? {
         Some(json) => match json.get("webhookUrl") {
             None | Some(Value::Null) => None,
             Some(Value::String(s)) => Some(s.clone()),
@@ -569,19 +526,8 @@ fn filter(status: Option<&str>, limit: Option<i64>) -> Result<Filter, ApiError> 
     )
 )]
 pub async fn deliveries(
-    session: web::Path<String>,
     query: web::Query<DeliveriesQuery>,
-    caller: TenantCaller,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
-    Call::new(&session, &caller, &state)
-        .answer(|on| session_deliveries(on, &query))
-        .await
-}
-
-async fn session_deliveries(
-    on: OnSession<'_>,
-    query: &DeliveriesQuery,
+    on: OnSession,
 ) -> Result<HttpResponse, ApiError> {
     let filter = filter(query.status.as_deref(), query.limit)?;
     let (db, tenant, mode) = (&on.state.db, on.caller.tenant.id, on.caller.key.mode);
@@ -607,20 +553,9 @@ async fn session_deliveries(
         (status = 409, description = "The delivery is still pending", body = ErrorBody),
     )
 )]
-pub async fn redeliver(
-    path: web::Path<(String, String)>,
-    caller: TenantCaller,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
-    let (session, id) = path.into_inner();
-    Call::new(&session, &caller, &state)
-        .answer(|on| redeliver_one(on, &id))
-        .await
-}
-
-async fn redeliver_one(on: OnSession<'_>, id: &str) -> Result<HttpResponse, ApiError> {
+pub async fn redeliver(on: OnSession, path: web::Path<IdPath>) -> Result<HttpResponse, ApiError> {
     let (db, tenant, mode) = (&on.state.db, on.caller.tenant.id, on.caller.key.mode);
-    let delivery = subscriptions::redeliver(db, tenant, mode, on.name.as_str(), id).await?;
+    let delivery = subscriptions::redeliver(db, tenant, mode, on.name.as_str(), &path.id).await?;
     Ok(HttpResponse::Accepted().json(DeliveryView::for_tenant(delivery)))
 }
 
@@ -720,7 +655,8 @@ mod tests {
         let req = TestRequest::post()
             .insert_header(("content-type", "application/json"))
             .to_http_request();
-        parse_new(&req, body.to_string().as_bytes(), allow_private).await
+        let json = crate::http::body::json(&req, body.to_string().as_bytes())?;
+        parse_new(json, allow_private).await
     }
 
     #[actix_web::test]
