@@ -526,6 +526,38 @@ async fn admins_see_every_session_owned_or_not() {
     assert_eq!(find("rogue")["tenant_id"], Value::Null);
 }
 
+/// The upstream lists STOPPED sessions only when asked (`all=true`, ENGINE.md §2 row 1): an
+/// admin must still see them, owned or not, with their status (a stopped phone is what an admin
+/// most often adopts or cleans up).
+#[tokio::test]
+async fn admins_see_stopped_sessions_too() {
+    let TwoTenants { app, b_default, .. } = two_tenants_and_a_rogue().await;
+    for name in ["rogue", b_default.as_str()] {
+        let res = app
+            .client
+            .post(format!("{}/v1/sessions/stop", app.sim().url()))
+            .header("x-rapidapi-key", UPSTREAM_KEY)
+            .header("x-rapidapi-host", wa_gateway::sim::DEFAULT_HOST)
+            .json(&json!({ "name": name }))
+            .send()
+            .await
+            .unwrap();
+        assert!(res.status().is_success(), "{name}: {}", res.status());
+    }
+    let (status, all) = app.admin(Method::GET, "/admin/v1/sessions", None).await;
+    assert_eq!(status, 200);
+    let all = all.as_array().unwrap().clone();
+    assert_eq!(all.len(), 3, "{all:?}");
+    for name in ["rogue", b_default.as_str()] {
+        let listed = all.iter().find(|s| s["upstream_name"] == name);
+        assert_eq!(
+            listed.map(|s| s["status"].clone()),
+            Some(json!("STOPPED")),
+            "{name} in {all:?}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn an_admin_gives_a_session_made_upstream_to_a_tenant_usable_at_once() {
     let TwoTenants { app, a, b, .. } = two_tenants_and_a_rogue().await;

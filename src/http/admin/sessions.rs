@@ -198,7 +198,13 @@ async fn upstream_statuses(
     req: &HttpRequest,
     state: &AppState,
 ) -> Result<HashMap<String, String>, ApiError> {
-    let call = UpstreamCall::own(Method::GET, "/v1/sessions".into(), "/v1/sessions", None);
+    // Without `all=true` the upstream leaves STOPPED sessions out (ENGINE.md §2 row 1).
+    let call = UpstreamCall::own(
+        Method::GET,
+        "/v1/sessions?all=true".into(),
+        "/v1/sessions",
+        None,
+    );
     let answer = call_upstream(req, state, "listSessions", call).await?;
     if !answer.status.is_success() {
         return Err(refused("list its sessions", answer.status).into());
