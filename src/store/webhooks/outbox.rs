@@ -179,7 +179,11 @@ pub async fn insert_events(
 /// round-robin across tenants (each tenant's first due delivery before anyone's second).
 /// Disabled endpoints are skipped. The walk is over the endpoints that have pending rows (a
 /// loose index scan) and each one's earliest due rows, so an endpoint with a large backlog
-/// costs no more than one with a single row.
+/// costs no more than one with a single row. Attempts in flight (`busy`) are counted per
+/// endpoint through the in-flight index (a few rows) rather than by scanning the table: every
+/// row in flight is pending, so its endpoint is among `endpoints`. The picked ids are locked
+/// as one array, so the rows are found by primary key whatever the planner thinks of the due
+/// rows (it would scan them all to join with a few).
 pub async fn claim(
     db: &Db,
     limit: i64,
@@ -195,9 +199,6 @@ pub async fn claim(
                      WHERE d.status = 'pending' AND d.subscription_id > e.id
                      ORDER BY d.subscription_id LIMIT 1)
              FROM endpoints e WHERE e.id IS NOT NULL),
-           -- Attempts in flight per endpoint, each counted through the in-flight index (a
-           -- few rows) rather than by scanning the table: every row in flight is pending, so
-           -- its endpoint is among `endpoints`.
            busy AS (
              SELECT e.id, w.tenant_id, w.disabled_at IS NULL AS enabled,
                     (SELECT count(*) FROM webhook_deliveries b
@@ -231,8 +232,6 @@ pub async fn claim(
              UPDATE webhook_deliveries d SET attempts = d.attempts + 1, last_attempt_at = now(),
                     next_attempt_at = now() + make_interval(secs => $2),
                     leased_until = now() + make_interval(secs => $2)
-             -- The picked ids as one array, so the rows are found by primary key whatever
-             -- the planner thinks of the due rows (it would scan them all to join with a few).
              WHERE d.id IN (SELECT id FROM webhook_deliveries
                             WHERE id = ANY(ARRAY(SELECT id FROM picked))
                               AND status = 'pending' AND next_attempt_at <= now()
