@@ -11,6 +11,10 @@
 # half its peak load, and its peak memory; writes the table to docs/BENCHMARKS.md.
 #
 #   bench/proxy.sh                     # DURATION=10s CONNECTIONS=64 by default
+#   BENCH_BIN=/tmp/wa-gateway-before bench/proxy.sh   # another build of the gateway, to compare
+#   PROFILE=1 bench/proxy.sh           # also: syscalls and wake-ups per sendText call (strace),
+#                                      # gateway and bare forwarder, and the gateway's hottest
+#                                      # symbols (perf, a build with line tables in target/profile)
 #
 # Needs wrk and nginx (installed with apt when missing) and, for the fixed-rate run, oha
 # (installed with `cargo install oha --locked` when missing, about 5 minutes; if that fails the
@@ -29,8 +33,17 @@ SIM_PORT=18181 NGINX_PORT=18182 GW_PORT=18183 FWD_PORT=18184
 command -v wrk >/dev/null 2>&1 || apt_install wrk
 command -v nginx >/dev/null 2>&1 || apt_install nginx
 
-cargo build --release --locked --quiet
-BIN=$PWD/target/release/wa-gateway
+if [ -n "${BENCH_BIN:-}" ]; then
+  BIN=$BENCH_BIN
+elif [ "${PROFILE:-}" = 1 ]; then
+  # Symbols and lines for perf; the code is the release build's.
+  CARGO_PROFILE_RELEASE_DEBUG=line-tables-only CARGO_TARGET_DIR=$PWD/target/profile \
+    cargo build --release --locked --quiet
+  BIN=$PWD/target/profile/release/wa-gateway
+else
+  cargo build --release --locked --quiet
+  BIN=$PWD/target/release/wa-gateway
+fi
 CARGO_TARGET_DIR=$PWD/target/forwarder cargo build --release --locked --quiet \
   --manifest-path bench/forwarder/Cargo.toml
 FORWARDER=$PWD/target/forwarder/release/bare-forwarder
@@ -167,6 +180,7 @@ if command -v oha >/dev/null 2>&1; then
 fi
 rss_kb=$(awk '/VmHWM/ {print $2}' "/proc/$GW_PID/status")
 
+
 report=$(slow=$slow pinned=$pinned python3 - "$added" "$rss_kb" "$DURATION" "$CONNECTIONS" \
   "${result[sim,sendText]}" "${result[nginx,sendText]}" "${result[forwarder,sendText]}" "${result[gateway,sendText]}" \
   "${result[sim,sessions]}" "${result[nginx,sessions]}" "${result[forwarder,sessions]}" "${result[gateway,sessions]}" <<'PY'
@@ -214,3 +228,39 @@ relay_section=$(sed -n '/^## Webhook relay/,$p' docs/BENCHMARKS.md 2>/dev/null |
   if [ -n "$relay_section" ]; then echo; echo "$relay_section"; fi
 } >docs/BENCHMARKS.md
 echo "written to docs/BENCHMARKS.md"
+
+# Where the gateway's CPU goes next to the bare forwarder's: the same 4,000 sendText calls
+# through each under strace, counted per call, then a perf profile of the gateway under load.
+# Last, after the table is written, so neither tool's slowdown counts in it.
+if [ "${PROFILE:-}" = 1 ] && command -v oha >/dev/null 2>&1; then
+  command -v strace >/dev/null 2>&1 || apt_install strace
+  per_call() { # NAME PID URL HEADER BODY
+    timeout 120 strace -c -f -p "$2" -o "$work/strace-$1.txt" 2>/dev/null &
+    local tracer=$!
+    sleep 1
+    oha --no-tui -n 4000 -c 16 -m POST -H "$4" -H 'content-type: application/json' -d "$5" "$3" >/dev/null
+    sleep 0.5
+    kill -INT $tracer 2>/dev/null || true
+    wait $tracer 2>/dev/null || true
+    awk -v who="$1" '$NF ~ /^(sendto|recvfrom|epoll_wait|write|writev|futex)$/ {n[$NF] = $4}
+      END {printf "| %s | %.2f | %.2f | %.2f | %.2f | %.2f |\n", who, n["sendto"]/4000, n["recvfrom"]/4000,
+           n["epoll_wait"]/4000, (n["write"] + n["writev"])/4000, n["futex"]/4000}' "$work/strace-$1.txt"
+  }
+  echo
+  echo "| proxy | sendto/call | recvfrom/call | epoll_wait/call | write/call (wake-ups) | futex/call |"
+  echo "| --- | ---: | ---: | ---: | ---: | ---: |"
+  per_call "bare forwarder" "$FWD_PID" "http://127.0.0.1:$FWD_PORT/v1/sendText" "x-bench: 1" "$(send_body "$UPSTREAM_SESSION")"
+  per_call "wa-gateway" "$GW_PID" "http://127.0.0.1:$GW_PORT/v1/sendText" "x-api-key: $TENANT_KEY" "$(send_body default)"
+  if command -v perf >/dev/null 2>&1; then
+    METHOD=POST BODY=$(send_body default) HEADER_NAME=x-api-key HEADER_VALUE=$TENANT_KEY UPSTREAM_HOST="" \
+      wrk -t"$THREADS" -c"$CONNECTIONS" -d12s -s bench/request.lua "http://127.0.0.1:$GW_PORT/v1/sendText" >/dev/null &
+    load=$!
+    sleep 1
+    perf record -q -F 999 -g -p "$GW_PID" -o "$work/perf.data" -- sleep 8 >/dev/null 2>&1 || true
+    wait $load || true
+    echo
+    echo "The gateway's hottest symbols under sendText load (self time):"
+    perf report -i "$work/perf.data" --no-children --sort dso,symbol --stdio 2>/dev/null |
+      grep -E '^ +[0-9]' | sed -E 's/ {2,}/ /g' | cut -c1-120 | awk 'NR <= 25'
+  fi
+fi
