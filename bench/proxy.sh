@@ -180,7 +180,6 @@ if command -v oha >/dev/null 2>&1; then
 fi
 rss_kb=$(awk '/VmHWM/ {print $2}' "/proc/$GW_PID/status")
 
-
 report=$(slow=$slow pinned=$pinned python3 - "$added" "$rss_kb" "$DURATION" "$CONNECTIONS" \
   "${result[sim,sendText]}" "${result[nginx,sendText]}" "${result[forwarder,sendText]}" "${result[gateway,sendText]}" \
   "${result[sim,sessions]}" "${result[nginx,sessions]}" "${result[forwarder,sessions]}" "${result[gateway,sessions]}" <<'PY'
@@ -229,22 +228,24 @@ relay_section=$(sed -n '/^## Webhook relay/,$p' docs/BENCHMARKS.md 2>/dev/null |
 } >docs/BENCHMARKS.md
 echo "written to docs/BENCHMARKS.md"
 
-# Where the gateway's CPU goes next to the bare forwarder's: the same 4,000 sendText calls
+# Where the gateway's CPU goes next to the bare forwarder's: the same 4,000 sendText calls (`traced_calls`)
 # through each under strace, counted per call, then a perf profile of the gateway under load.
 # Last, after the table is written, so neither tool's slowdown counts in it.
 if [ "${PROFILE:-}" = 1 ] && command -v oha >/dev/null 2>&1; then
   command -v strace >/dev/null 2>&1 || apt_install strace
+  traced_calls=4000
   per_call() { # NAME PID URL HEADER BODY
     timeout 120 strace -c -f -p "$2" -o "$work/strace-$1.txt" 2>/dev/null &
     local tracer=$!
     sleep 1
-    oha --no-tui -n 4000 -c 16 -m POST -H "$4" -H 'content-type: application/json' -d "$5" "$3" >/dev/null
+    oha --no-tui -n "$traced_calls" -c 16 -m POST -H "$4" -H 'content-type: application/json' -d "$5" "$3" >/dev/null
     sleep 0.5
     kill -INT $tracer 2>/dev/null || true
     wait $tracer 2>/dev/null || true
-    awk -v who="$1" '$NF ~ /^(sendto|recvfrom|epoll_wait|write|writev|futex)$/ {n[$NF] = $4}
-      END {printf "| %s | %.2f | %.2f | %.2f | %.2f | %.2f |\n", who, n["sendto"]/4000, n["recvfrom"]/4000,
-           n["epoll_wait"]/4000, (n["write"] + n["writev"])/4000, n["futex"]/4000}' "$work/strace-$1.txt"
+    # strace -c's columns: % time, seconds, usecs/call, calls, [errors,] syscall.
+    awk -v who="$1" -v c="$traced_calls" '$NF ~ /^(sendto|recvfrom|epoll_wait|write|writev|futex)$/ {n[$NF] = $4}
+      END {printf "| %s | %.2f | %.2f | %.2f | %.2f | %.2f |\n", who, n["sendto"]/c, n["recvfrom"]/c,
+           n["epoll_wait"]/c, (n["write"] + n["writev"])/c, n["futex"]/c}' "$work/strace-$1.txt"
   }
   echo
   echo "| proxy | sendto/call | recvfrom/call | epoll_wait/call | write/call (wake-ups) | futex/call |"
