@@ -4,11 +4,11 @@
 use crate::http::admin::answers::{
     InvalidQuery, KeyPath, MalformedBody, NoSuchKey, NoSuchTenant, TenantPath,
 };
+use crate::http::admin::tenants::PathTenant;
 use crate::http::admin::PageQuery;
 use crate::http::error::ApiError;
-use crate::http::extract::AdminCaller;
 use crate::http::state::AppState;
-use crate::services::tenancy::{keys, tenants};
+use crate::services::tenancy::keys;
 use crate::store::audit::Actor;
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
@@ -61,14 +61,11 @@ pub async fn create_key(
     responses((status = 200, description = "One page of keys", body = KeyPage), InvalidQuery,
         NoSuchTenant))]
 pub async fn list_keys(
-    _admin: AdminCaller,
-    state: web::Data<AppState>,
-    path: web::Path<TenantPath>,
+    named: PathTenant,
     page: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let tenant = path.tenant_id;
-    tenants::find(&state.db, tenant).await?;
-    let found = crate::store::keys::list(&state.db, tenant, page.window()).await?;
+    let (db, tenant) = (&named.state.db, named.tenant.id);
+    let found = crate::store::keys::list(db, tenant, page.window()).await?;
     Ok(page.answer(found))
 }
 

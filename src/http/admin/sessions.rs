@@ -2,6 +2,7 @@
 //! paired before the gateway move in without scanning again) and delete any session.
 
 use crate::domain::{Mode, SessionName, UpstreamSession};
+use crate::http::admin::answers::UpstreamUnreachable;
 use crate::http::error::ApiError;
 use crate::http::extract::AdminCaller;
 use crate::http::state::AppState;
@@ -54,7 +55,7 @@ pub struct AdoptSession {
 /// Every session: the ones tenants own, with their owner, and upstream sessions nobody owns.
 #[utoipa::path(get, path = "/admin/v1/sessions", tag = "Admin", operation_id = "adminListSessions",
     responses((status = 200, description = "Every session", body = [AdminSessionView]),
-        (status = 502, description = "The upstream is unreachable", body = ErrorBody),
+        UpstreamUnreachable,
         (status = 504, description = "The upstream did not answer in time", body = ErrorBody)))]
 pub async fn list_sessions(
     _admin: AdminCaller,
@@ -96,7 +97,7 @@ pub async fn list_sessions(
         (status = 400, description = "A name is not a valid session name", body = ErrorBody),
         (status = 404, description = "No such tenant, or no such upstream session", body = ErrorBody),
         (status = 409, description = "Already owned, or the tenant already uses that name", body = ErrorBody),
-        (status = 502, description = "The upstream is unreachable", body = ErrorBody)))]
+        UpstreamUnreachable))]
 pub async fn adopt_session(
     actor: Actor,
     req: HttpRequest,
@@ -166,7 +167,7 @@ async fn register_ingress(
     params(("upstream_name" = String, Path, description = "The session's name on the hosted API")),
     responses((status = 204, description = "Deleted"),
         (status = 404, description = "Neither the upstream nor any tenant has the session", body = ErrorBody),
-        (status = 502, description = "The upstream is unreachable", body = ErrorBody)))]
+        UpstreamUnreachable))]
 pub async fn delete_session(
     actor: Actor,
     req: HttpRequest,

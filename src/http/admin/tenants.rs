@@ -10,7 +10,9 @@ use crate::http::extract::AdminCaller;
 use crate::http::state::AppState;
 use crate::services::tenancy::tenants;
 use crate::store::audit::Actor;
-use actix_web::{web, HttpResponse};
+use actix_web::dev::Payload;
+use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
+use futures_util::future::LocalBoxFuture;
 
 /// The tenant as the admin API shows it: the domain's one shape.
 pub use crate::domain::tenant::Tenant as TenantView;
@@ -19,6 +21,32 @@ pub use crate::domain::pacing::{Policy, TenantPacing};
 pub use crate::domain::tenant::{Plan, Quota, TenantStatus};
 pub use crate::services::pacing::TenantPacingPatch;
 pub use crate::services::tenancy::tenants::{NewTenant, TenantDeleted, TenantPatch};
+
+/// The tenant a `/admin/v1/tenants/{tenant_id}...` route names, as a handler argument: the
+/// admin's token is checked first (as by `AdminCaller`), then the tenant is loaded; one that
+/// does not exist is 404 in the error shape (`NoSuchTenant`) before the handler runs.
+pub struct PathTenant {
+    pub tenant: TenantView,
+    pub state: web::Data<AppState>,
+}
+
+impl FromRequest for PathTenant {
+    type Error = actix_web::Error;
+    type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        // Extracted together, in the order the handlers took them: the admin, the state, the path.
+        let parts =
+            <(AdminCaller, web::Data<AppState>, web::Path<TenantPath>)>::from_request(req, payload);
+        Box::pin(async move {
+            let (_admin, state, path) = parts.await?;
+            let tenant = tenants::find(&state.db, path.tenant_id)
+                .await
+                .map_err(ApiError::from)?;
+            Ok(Self { tenant, state })
+        })
+    }
+}
 
 /// Create a tenant
 #[utoipa::path(post, path = "/admin/v1/tenants", tag = "Admin", operation_id = "adminCreateTenant",
@@ -51,12 +79,8 @@ pub async fn list_tenants(
 #[utoipa::path(get, path = "/admin/v1/tenants/{tenant_id}", tag = "Admin",
     operation_id = "adminGetTenant", params(TenantPath),
     responses((status = 200, description = "The tenant", body = TenantView), NoSuchTenant))]
-pub async fn get_tenant(
-    _admin: AdminCaller,
-    state: web::Data<AppState>,
-    path: web::Path<TenantPath>,
-) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(tenants::find(&state.db, path.tenant_id).await?))
+pub async fn get_tenant(named: PathTenant) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(named.tenant))
 }
 
 /// Rename, re-plan, re-quota, re-pace, suspend or reactivate a tenant; takes effect on every replica within a second
@@ -84,13 +108,10 @@ pub async fn update_tenant(
 #[utoipa::path(get, path = "/admin/v1/tenants/{tenant_id}/pacing", tag = "Admin",
     operation_id = "adminGetTenantPacing", params(TenantPath),
     responses((status = 200, description = "The tenant's pacing", body = TenantPacing), NoSuchTenant))]
-pub async fn get_tenant_pacing(
-    _admin: AdminCaller,
-    state: web::Data<AppState>,
-    path: web::Path<TenantPath>,
-) -> Result<HttpResponse, ApiError> {
-    let id = path.tenant_id;
-    let pacing = crate::store::pacing::tenant_pacing(&state.db, id)
+pub async fn get_tenant_pacing(named: PathTenant) -> Result<HttpResponse, ApiError> {
+    // Deleted since the extractor loaded it: 404 all the same.
+    let id = named.tenant.id;
+    let pacing = crate::store::pacing::tenant_pacing(&named.state.db, id)
         .await?
         .ok_or(crate::services::tenancy::TenancyError::NoTenant(id))?;
     Ok(HttpResponse::Ok().json(pacing))

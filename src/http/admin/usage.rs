@@ -3,6 +3,7 @@
 
 use crate::domain::Tenant;
 use crate::http::admin::answers::{NoSuchTenant, TenantPath};
+use crate::http::admin::tenants::PathTenant;
 use crate::http::error::ApiError;
 use crate::http::extract::{AdminCaller, TenantCaller};
 use crate::http::state::AppState;
@@ -36,13 +37,8 @@ pub async fn tenant_usage(
 #[utoipa::path(get, path = "/admin/v1/tenants/{tenant_id}/usage", tag = "Admin",
     operation_id = "adminGetTenantUsage", params(TenantPath),
     responses((status = 200, description = "This month's usage", body = UsageReport), NoSuchTenant))]
-pub async fn admin_tenant_usage(
-    _admin: AdminCaller,
-    state: web::Data<AppState>,
-    path: web::Path<TenantPath>,
-) -> Result<HttpResponse, ApiError> {
-    let tenant = tenants::find(&state.db, path.tenant_id).await?;
-    usage_answer(&state, &tenant).await
+pub async fn admin_tenant_usage(named: PathTenant) -> Result<HttpResponse, ApiError> {
+    usage_answer(&named.state, &named.tenant).await
 }
 
 /// Grants a tenant extra requests for the current month (audit-logged).

@@ -4,22 +4,13 @@
 
 use crate::domain::pacing::Policy;
 use crate::domain::UpstreamSession;
-use crate::http::admin::answers::{NoSuchSession, WritesSessions};
+use crate::http::admin::answers::{NoSuchSession, SessionPath, WritesSessions};
 use crate::http::error::ApiError;
 use crate::http::extract::TenantCaller;
 use crate::http::state::AppState;
 use crate::http::tenant::ownership::owned_session;
 use crate::services::pacing::SessionPacingView;
 use actix_web::{web, HttpResponse};
-
-/// `/v1/sessions/{session}/pacing`
-#[derive(serde::Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Path)]
-pub struct SessionPath {
-    /// Session name
-    #[param(example = "default")]
-    pub session: String,
-}
 
 /// The caller's session behind the path, and its pacing as it now stands.
 async fn answer(

@@ -4,9 +4,10 @@
 //! Another tenant's webhook, or another session's, is 404 like one that does not exist.
 
 use crate::domain::webhook_signing::WebhookSecret;
+use crate::http::admin::answers::{NoSuchWebhook, SessionPath, WebhookId, WritesWebhooks};
 use crate::http::body::Unread;
 use crate::http::error::ApiError;
-use crate::http::tenant::webhooks::{IdPath, OnSession, WebhookView};
+use crate::http::tenant::webhooks::{OnSession, WebhookView};
 use crate::services::webhooks::endpoints;
 use crate::store::webhooks::health::Recovery;
 use crate::store::webhooks::subscriptions::Named;
@@ -95,22 +96,19 @@ async fn object(body: Unread) -> Result<Value, ApiError> {
     path = "/v1/sessions/{session}/webhooks/{id}/rotate-secret",
     tag = "Webhooks",
     operation_id = "rotateWebhookSecret",
-    params(
-        ("session" = String, Path, description = "Session name", example = "default"),
-        ("id" = String, Path, description = "The webhook's id"),
-    ),
+    params(SessionPath, WebhookId),
     request_body(content = RotateSecretRequest, description = "Optional"),
     responses(
         (status = 200, description = "The new secret, shown only here", body = RotatedSecret),
         (status = 400, description = "A bad secret or grace period", body = ErrorBody),
-        (status = 403, description = "The key lacks `webhooks:write`", body = ErrorBody),
-        (status = 404, description = "No such session or webhook", body = ErrorBody),
+        WritesWebhooks,
+        NoSuchWebhook,
         (status = 409, description = "The webhook does not use `standard` signing", body = ErrorBody),
     )
 )]
 pub async fn rotate_secret(
     on: OnSession,
-    path: web::Path<IdPath>,
+    path: web::Path<WebhookId>,
     body: Unread,
 ) -> Result<HttpResponse, ApiError> {
     let named = named(&on, &path.id)?;
@@ -147,17 +145,14 @@ pub async fn rotate_secret(
     path = "/v1/sessions/{session}/webhooks/{id}/enable",
     tag = "Webhooks",
     operation_id = "enableWebhook",
-    params(
-        ("session" = String, Path, description = "Session name", example = "default"),
-        ("id" = String, Path, description = "The webhook's id"),
-    ),
+    params(SessionPath, WebhookId),
     responses(
         (status = 200, description = "The webhook, enabled", body = Webhook),
-        (status = 403, description = "The key lacks `webhooks:write`", body = ErrorBody),
-        (status = 404, description = "No such session or webhook", body = ErrorBody),
+        WritesWebhooks,
+        NoSuchWebhook,
     )
 )]
-pub async fn enable(on: OnSession, path: web::Path<IdPath>) -> Result<HttpResponse, ApiError> {
+pub async fn enable(on: OnSession, path: web::Path<WebhookId>) -> Result<HttpResponse, ApiError> {
     let named = named(&on, &path.id)?;
     let enabled = endpoints::enable(&on.state.db, named).await?;
     Ok(HttpResponse::Ok().json(WebhookView::from(enabled)))
@@ -170,12 +165,12 @@ pub async fn enable(on: OnSession, path: web::Path<IdPath>) -> Result<HttpRespon
     path = "/v1/sessions/{session}/webhooks/recover",
     tag = "Webhooks",
     operation_id = "recoverWebhookDeliveries",
-    params(("session" = String, Path, description = "Session name", example = "default")),
+    params(SessionPath),
     request_body = RecoverRequest,
     responses(
         (status = 202, description = "Queued for delivery again", body = Recovered),
         (status = 400, description = "`since` missing, malformed, in the future or past retention", body = ErrorBody),
-        (status = 403, description = "The key lacks `webhooks:write`", body = ErrorBody),
+        WritesWebhooks,
         (status = 404, description = "No such session", body = ErrorBody),
         (status = 429, description = "Recovered less than a minute ago (`Retry-After`)", body = ErrorBody),
     )

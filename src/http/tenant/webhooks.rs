@@ -7,6 +7,9 @@ use crate::domain::events;
 use crate::domain::webhook_signing::{Scheme, Signing, WebhookSecret};
 use crate::domain::webhooks::{CustomHeader, DeliveryStatus, NewSubscription, RetryPolicy};
 use crate::domain::{Mode, SessionName, UpstreamSession};
+use crate::http::admin::answers::{
+    BadDeliveryFilter, DeliveryId, DeliveryPending, SessionPath, WritesWebhooks,
+};
 use crate::http::body::Unread;
 use crate::http::error::ApiError;
 use crate::http::extract::{AdminCaller, TenantCaller};
@@ -133,17 +136,6 @@ pub struct OnSession {
     pub state: web::Data<AppState>,
     pub name: SessionName,
     upstream: UpstreamSession,
-}
-
-#[derive(Deserialize)]
-struct SessionPath {
-    session: String,
-}
-
-/// The `{id}` after the session in a webhook route's path: a delivery's or a webhook's.
-#[derive(Deserialize)]
-pub struct IdPath {
-    pub id: String,
 }
 
 impl FromRequest for OnSession {
@@ -514,13 +506,13 @@ fn filter(status: Option<&str>, limit: Option<i64>) -> Result<Filter, ApiError> 
     tag = "Webhooks",
     operation_id = "listWebhookDeliveries",
     params(
-        ("session" = String, Path, description = "Session name", example = "default"),
+        SessionPath,
         ("status" = Option<String>, Query, description = "`pending`, `delivered` or `failed`"),
         ("limit" = Option<i64>, Query, description = "At most this many (1 to 200, default 50)"),
     ),
     responses(
         (status = 200, description = "Recent deliveries, newest first", body = [DeliveryView]),
-        (status = 400, description = "A bad status or limit", body = ErrorBody),
+        BadDeliveryFilter,
         (status = 403, description = "The key lacks `webhooks:read`", body = ErrorBody),
         (status = 404, description = "No such session", body = ErrorBody),
     )
@@ -542,18 +534,18 @@ pub async fn deliveries(
     path = "/v1/sessions/{session}/webhooks/deliveries/{id}/redeliver",
     tag = "Webhooks",
     operation_id = "redeliverWebhook",
-    params(
-        ("session" = String, Path, description = "Session name", example = "default"),
-        ("id" = String, Path, description = "The delivery's id"),
-    ),
+    params(SessionPath, DeliveryId),
     responses(
         (status = 202, description = "Queued for delivery again", body = DeliveryView),
-        (status = 403, description = "The key lacks `webhooks:write`", body = ErrorBody),
+        WritesWebhooks,
         (status = 404, description = "No such session or delivery", body = ErrorBody),
-        (status = 409, description = "The delivery is still pending", body = ErrorBody),
+        DeliveryPending,
     )
 )]
-pub async fn redeliver(on: OnSession, path: web::Path<IdPath>) -> Result<HttpResponse, ApiError> {
+pub async fn redeliver(
+    on: OnSession,
+    path: web::Path<DeliveryId>,
+) -> Result<HttpResponse, ApiError> {
     let (db, tenant, mode) = (&on.state.db, on.caller.tenant.id, on.caller.key.mode);
     let delivery = subscriptions::redeliver(db, tenant, mode, on.name.as_str(), &path.id).await?;
     Ok(HttpResponse::Accepted().json(DeliveryView::for_tenant(delivery)))
@@ -589,7 +581,7 @@ pub struct AdminDeliveryView {
     ),
     responses(
         (status = 200, description = "Recent deliveries, newest first", body = [AdminDeliveryView]),
-        (status = 400, description = "A bad status or limit", body = ErrorBody),
+        BadDeliveryFilter,
     )
 )]
 pub async fn admin_deliveries(
@@ -631,7 +623,7 @@ impl From<Delivery> for AdminDeliveryView {
     responses(
         (status = 202, description = "Queued for delivery again", body = AdminDeliveryView),
         (status = 404, description = "No such delivery for this tenant and session", body = ErrorBody),
-        (status = 409, description = "The delivery is still pending", body = ErrorBody),
+        DeliveryPending,
     )
 )]
 pub async fn admin_redeliver(

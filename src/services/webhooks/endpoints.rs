@@ -36,20 +36,15 @@ pub async fn rotate_secret(
     secret: Option<WebhookSecret>,
     grace: Duration,
 ) -> Result<Rotated, WebhookError> {
-    let mut tx = db.begin().await.map_err(StoreError::from)?;
-    match subscriptions::lock_scheme(&mut tx, named).await? {
-        None => return Err(WebhookError::NoSuchWebhookId(named.id.to_string())),
-        Some(Scheme::HmacSha512) => return Err(WebhookError::NotStandard),
-        Some(Scheme::Standard) => {}
-    }
     let secret = secret.unwrap_or_else(WebhookSecret::generate);
-    let previous_expires_at =
-        subscriptions::rotate_secret(&mut tx, named, secret.expose(), grace).await?;
-    tx.commit().await.map_err(StoreError::from)?;
-    Ok(Rotated {
-        secret,
-        previous_expires_at,
-    })
+    match subscriptions::rotate_secret(db, named, secret.expose(), grace).await? {
+        None => Err(WebhookError::NoSuchWebhookId(named.id.to_string())),
+        Some((Scheme::HmacSha512, _)) => Err(WebhookError::NotStandard),
+        Some((Scheme::Standard, previous_expires_at)) => Ok(Rotated {
+            secret,
+            previous_expires_at,
+        }),
+    }
 }
 
 /// Enables the named endpoint again (a no-op when it is enabled), recorded in the audit log.

@@ -8,7 +8,7 @@ use crate::domain::Mode;
 use crate::store::{ResultExt, StoreError};
 use chrono::{DateTime, Utc};
 use sqlx::types::Json;
-use sqlx::PgConnection;
+use sqlx::{PgConnection, PgExecutor};
 use uuid::Uuid;
 
 /// The tenant a subscription is added for is gone (deleted while its key was still cached).
@@ -215,42 +215,35 @@ pub struct Named<'a> {
     pub id: Uuid,
 }
 
-/// The named subscription's signing scheme, locked until `conn`'s transaction ends.
-pub async fn lock_scheme(
-    conn: &mut PgConnection,
-    named: Named<'_>,
-) -> Result<Option<Scheme>, StoreError> {
-    let scheme = sqlx::query_scalar!(
-        r#"SELECT signing AS "signing: Scheme" FROM webhook_subscriptions
-           WHERE id = $1 AND tenant_id = $2 AND mode = $3 AND session_name = $4 FOR UPDATE"#,
-        named.id,
-        named.tenant,
-        named.mode.as_str(),
-        named.session,
-    )
-    .fetch_optional(conn)
-    .await?;
-    Ok(scheme)
-}
-
-/// Signs with `secret` from now on; the secret it replaces keeps signing too for `grace`
-/// (none when zero). When the previous secret was itself still in its grace period, it is
-/// dropped: at most two secrets sign at once. Answers when the previous secret stops signing.
-pub async fn rotate_secret(
-    conn: &mut PgConnection,
+/// Signs the named subscription with `secret` from now on, if it uses Standard Webhooks
+/// signing; the secret it replaces keeps signing too for `grace` (none when zero). When the
+/// previous secret was itself still in its grace period, it is dropped: at most two secrets
+/// sign at once. One statement finds the subscription (locking it), checks its scheme and
+/// rotates: `None` when there is no such subscription, else its scheme and, when rotated,
+/// when the previous secret stops signing.
+pub async fn rotate_secret<'e>(
+    ex: impl PgExecutor<'e>,
     named: Named<'_>,
     secret: &str,
     grace: std::time::Duration,
-) -> Result<Option<DateTime<Utc>>, StoreError> {
-    let until = sqlx::query_scalar!(
-        "UPDATE webhook_subscriptions SET
-             previous_secret = CASE WHEN $5::float8 > 0 THEN signing_secret END,
-             previous_secret_expires_at = CASE WHEN $5::float8 > 0
-                 THEN now() + make_interval(secs => $5) END,
-             signing_secret = $6, updated_at = now()
-         WHERE id = $1 AND tenant_id = $2 AND mode = $3 AND session_name = $4
-           AND signing = 'standard'
-         RETURNING previous_secret_expires_at",
+) -> Result<Option<(Scheme, Option<DateTime<Utc>>)>, StoreError> {
+    let row = sqlx::query!(
+        r#"WITH target AS (
+               SELECT id, signing FROM webhook_subscriptions
+               WHERE id = $1 AND tenant_id = $2 AND mode = $3 AND session_name = $4 FOR UPDATE
+           ), rotated AS (
+               UPDATE webhook_subscriptions s SET
+                   previous_secret = CASE WHEN $5::float8 > 0 THEN s.signing_secret END,
+                   previous_secret_expires_at = CASE WHEN $5::float8 > 0
+                       THEN now() + make_interval(secs => $5) END,
+                   signing_secret = $6, updated_at = now()
+               FROM target
+               WHERE s.id = target.id AND target.signing = 'standard'
+               RETURNING s.previous_secret_expires_at
+           )
+           SELECT target.signing AS "signing!: Scheme",
+                  (SELECT previous_secret_expires_at FROM rotated) AS "until?"
+           FROM target"#,
         named.id,
         named.tenant,
         named.mode.as_str(),
@@ -258,9 +251,9 @@ pub async fn rotate_secret(
         grace.as_secs_f64(),
         secret,
     )
-    .fetch_one(conn)
+    .fetch_optional(ex)
     .await?;
-    Ok(until)
+    Ok(row.map(|r| (r.signing, r.until)))
 }
 
 /// Enables the named subscription again, as if it had never failed; `None` when there is no

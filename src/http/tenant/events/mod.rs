@@ -14,6 +14,7 @@ pub use ws::{__path_websocket, websocket};
 
 use crate::domain::events::{is_logged, EVENT_NAMES, GATEWAY_EVENTS};
 use crate::domain::{EventCursor, Scope, SessionName};
+use crate::http::admin::answers::ReadsEvents;
 use crate::http::error::{truncated, ApiError};
 use crate::http::extract::{client_addr, presented_key, TenantCaller, QUERY_KEY};
 use crate::http::state::AppState;
@@ -92,7 +93,7 @@ pub struct EventEnvelope {
     responses(
         (status = 200, description = "A page of the log", body = EventPage),
         (status = 400, description = "A bad cursor, limit, session or event name, or an unknown parameter", body = ErrorBody),
-        (status = 403, description = "The key lacks `events:read`, or may not use the session named", body = ErrorBody),
+        ReadsEvents,
     )
 )]
 pub async fn list(

@@ -5,6 +5,7 @@
 //! that reconnects with `Last-Event-ID` misses nothing even when nothing came.
 
 use super::{Route, Tail, Tick};
+use crate::http::admin::answers::ReadsEvents;
 use crate::http::error::ApiError;
 use crate::http::extract::TenantCaller;
 use crate::http::state::AppState;
@@ -30,7 +31,7 @@ use std::sync::Arc;
     responses(
         (status = 200, description = "An endless `text/event-stream`: for each event `id: <cursor>`, `event: <name>`, `data: <envelope JSON with its cursor>`; first an `id:` alone (the position it starts from), and a `:` comment with the position every WAGW_EVENT_KEEPALIVE_SECS (15 s). It ends when the key is revoked or expires, or the tenant is suspended.", content_type = "text/event-stream", body = String),
         (status = 400, description = "A bad cursor, session or event name, or an unknown parameter", body = ErrorBody),
-        (status = 403, description = "The key lacks `events:read`, or may not use the session named", body = ErrorBody),
+        ReadsEvents,
     )
 )]
 pub async fn stream(

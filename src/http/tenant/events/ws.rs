@@ -6,6 +6,7 @@
 //! close: so a client sending a flood cannot keep the stream from checking its key.
 
 use super::{Route, Tail, Tick};
+use crate::http::admin::answers::ReadsEvents;
 use crate::http::error::ApiError;
 use crate::http::extract::TenantCaller;
 use crate::http::state::AppState;
@@ -34,7 +35,7 @@ const MAX_CLIENT_FRAME: usize = 4 * 1024;
     responses(
         (status = 101, description = "Switching Protocols: a WebSocket. Each text frame is one event, the envelope JSON with its `cursor`; the server pings every WAGW_EVENT_KEEPALIVE_SECS and closes with 1008 when the key is revoked or expires or the tenant is suspended, with 1001 when the gateway shuts down."),
         (status = 400, description = "Not a WebSocket upgrade; a bad cursor, session or event name; an unknown parameter", body = ErrorBody),
-        (status = 403, description = "The key lacks `events:read`, or may not use the session named", body = ErrorBody),
+        ReadsEvents,
     )
 )]
 pub async fn websocket(
