@@ -1,7 +1,7 @@
 //! Prometheus metrics. Each application owns its registry (no global state), so several
 //! gateways in one test process do not mix their numbers.
 
-use actix_web::http::Method;
+use actix_web::http::{Method, StatusCode};
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
     TextEncoder,
@@ -155,10 +155,16 @@ impl Metrics {
 
     /// `route` is a route template (or `unmatched`), never a client's path: every label comes
     /// from a fixed set, so no caller can add series.
-    pub fn observe_request(&self, method: &Method, route: &str, status: u16, elapsed: Duration) {
+    pub fn observe_request(
+        &self,
+        method: &Method,
+        route: &str,
+        status: StatusCode,
+        elapsed: Duration,
+    ) {
         let method = method_label(method);
         self.http_requests
-            .with_label_values(&[method, route, &status.to_string()])
+            .with_label_values(&[method, route, status.as_str()])
             .inc();
         self.http_latency
             .with_label_values(&[method, route])

@@ -122,7 +122,8 @@ pub async fn deadline(
             let stream: Pin<Box<dyn Stream<Item = Result<Bytes, PayloadError>>>> =
                 Box::pin(Deadlined {
                     inner,
-                    timer: Box::pin(tokio::time::sleep(limit)),
+                    due: tokio::time::Instant::now() + limit,
+                    timer: None,
                     expired: false,
                 });
             req.set_payload(Payload::Stream { payload: stream });
@@ -136,10 +137,13 @@ fn has_body(headers: &HeaderMap) -> bool {
         || declared_length(headers).is_some_and(|len| len > 0)
 }
 
-/// A payload stream that ends in a timeout error once its timer fires.
+/// A payload stream that ends in a timeout error once its deadline passes. The timer is set
+/// only when the body keeps the request waiting: most bodies arrive with their headers, and
+/// those then never register (and clear) a timer.
 struct Deadlined {
     inner: Payload,
-    timer: Pin<Box<tokio::time::Sleep>>,
+    due: tokio::time::Instant,
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
     expired: bool,
 }
 
@@ -153,7 +157,11 @@ impl Stream for Deadlined {
         if let Poll::Ready(item) = Pin::new(&mut self.inner).poll_next(cx) {
             return Poll::Ready(item);
         }
-        match self.timer.as_mut().poll(cx) {
+        let due = self.due;
+        let timer = self
+            .timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(due)));
+        match timer.as_mut().poll(cx) {
             Poll::Ready(()) => {
                 self.expired = true;
                 Poll::Ready(Some(Err(PayloadError::Io(std::io::Error::new(

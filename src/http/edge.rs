@@ -138,7 +138,7 @@ pub async fn request_context(
         .match_pattern()
         .unwrap_or_else(|| "unmatched".to_owned());
     if let Some(metrics) = metrics {
-        metrics.observe_request(res.request().method(), &route, status, elapsed);
+        metrics.observe_request(res.request().method(), &route, res.status(), elapsed);
     }
     span.in_scope(|| {
         tracing::info!(status, route = %route, elapsed_ms = elapsed.as_secs_f64() * 1e3, "served");

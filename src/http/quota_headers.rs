@@ -30,28 +30,31 @@ pub const HEADERS: [&str; 5] = [
     RATE,
 ];
 
-/// The headers for a standing.
-pub fn headers_for(standing: &QuotaStanding) -> HeaderMap {
-    let mut headers = HeaderMap::new();
-    let mut put = |name: &'static str, value: String| {
-        if let Ok(value) = HeaderValue::from_str(&value) {
-            headers.insert(HeaderName::from_static(name), value);
-        }
-    };
+/// Writes the headers for a standing into `headers`. Numbers go in as header values directly,
+/// not through a `String` each: this runs on every answer.
+pub fn write(standing: &QuotaStanding, headers: &mut HeaderMap) {
+    let name = HeaderName::from_static;
     if let Some(monthly) = standing.monthly {
-        put(MONTHLY_LIMIT, monthly.allowance.to_string());
-        put(MONTHLY_REMAINING, monthly.remaining.to_string());
-        put(MONTHLY_RESET, monthly.reset_seconds.to_string());
+        headers.insert(name(MONTHLY_LIMIT), HeaderValue::from(monthly.allowance));
+        headers.insert(
+            name(MONTHLY_REMAINING),
+            HeaderValue::from(monthly.remaining),
+        );
+        headers.insert(
+            name(MONTHLY_RESET),
+            HeaderValue::from(monthly.reset_seconds),
+        );
     }
     if let Some(rate) = standing.rate {
         let limit = rate.per_second;
-        put(RATE_POLICY, format!("{limit};w=1"));
-        put(
-            RATE,
-            format!("limit={limit}, remaining={}, reset=1", rate.remaining),
-        );
+        let policy = format!("{limit};w=1");
+        let state = format!("limit={limit}, remaining={}, reset=1", rate.remaining);
+        for (header, value) in [(RATE_POLICY, policy), (RATE, state)] {
+            if let Ok(value) = HeaderValue::try_from(value) {
+                headers.insert(name(header), value);
+            }
+        }
     }
-    headers
 }
 
 /// What the tenant's per-second limit had left after this call's admission.
@@ -85,12 +88,12 @@ pub async fn stamp(
         return Ok(res);
     };
     let remaining = request.extensions().get::<RateRemaining>().map(|r| r.0);
-    let mut headers = headers_for(&state.quotas.standing(&caller.tenant, remaining));
-    if let Some(PacingWait(ms)) = request.extensions().get::<PacingWait>() {
-        headers.insert(HeaderName::from_static(PACING_WAIT), HeaderValue::from(*ms));
-    }
-    for (name, value) in headers {
-        res.headers_mut().insert(name, value);
+    let waited = request.extensions().get::<PacingWait>().map(|w| w.0);
+    let standing = state.quotas.standing(&caller.tenant, remaining);
+    let headers = res.headers_mut();
+    write(&standing, headers);
+    if let Some(ms) = waited {
+        headers.insert(HeaderName::from_static(PACING_WAIT), HeaderValue::from(ms));
     }
     Ok(res)
 }
@@ -102,17 +105,21 @@ mod tests {
 
     #[test]
     fn both_limits_give_all_five_headers() {
-        let headers = headers_for(&QuotaStanding {
-            monthly: Some(MonthlyFigures {
-                allowance: 1000,
-                remaining: 990,
-                reset_seconds: 86_400,
-            }),
-            rate: Some(RateFigures {
-                per_second: 10,
-                remaining: 7,
-            }),
-        });
+        let mut headers = HeaderMap::new();
+        write(
+            &QuotaStanding {
+                monthly: Some(MonthlyFigures {
+                    allowance: 1000,
+                    remaining: 990,
+                    reset_seconds: 86_400,
+                }),
+                rate: Some(RateFigures {
+                    per_second: 10,
+                    remaining: 7,
+                }),
+            },
+            &mut headers,
+        );
         let get = |name: &str| headers.get(name).unwrap().to_str().unwrap().to_owned();
         assert_eq!(get(MONTHLY_LIMIT), "1000");
         assert_eq!(get(MONTHLY_REMAINING), "990");
@@ -128,6 +135,8 @@ mod tests {
             monthly: None,
             rate: None,
         };
-        assert!(headers_for(&none).is_empty());
+        let mut headers = HeaderMap::new();
+        write(&none, &mut headers);
+        assert!(headers.is_empty());
     }
 }

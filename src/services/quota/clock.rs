@@ -34,9 +34,32 @@ impl Clock for OffsetClock {
     }
 }
 
-/// The calendar month (UTC) `at` falls in, as `YYYY-MM`.
-pub fn month_key(at: DateTime<Utc>) -> String {
-    format!("{:04}-{:02}", at.year(), at.month())
+/// A calendar month (UTC) as `YYYY-MM`, held inline rather than in a `String`: every admission
+/// names one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MonthKey([u8; 7]);
+
+impl MonthKey {
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.0).expect("a month key is ASCII digits and a dash")
+    }
+}
+
+/// The calendar month (UTC) `at` falls in. A clock outside years 0-9999 is clamped to them,
+/// which keeps the key seven characters.
+pub fn month_key(at: DateTime<Utc>) -> MonthKey {
+    let year = at.year().clamp(0, 9999).unsigned_abs();
+    let digit = |n: u32| b'0' + (n % 10) as u8;
+    let month = at.month();
+    MonthKey([
+        digit(year / 1000),
+        digit(year / 100),
+        digit(year / 10),
+        digit(year),
+        b'-',
+        digit(month / 10),
+        digit(month),
+    ])
 }
 
 /// The first instant of the month after the one `at` falls in.
@@ -64,7 +87,7 @@ mod tests {
     #[test]
     fn months_roll_over_in_utc() {
         let dec = Utc.with_ymd_and_hms(2026, 12, 31, 23, 59, 59).unwrap();
-        assert_eq!(month_key(dec), "2026-12");
+        assert_eq!(month_key(dec).as_str(), "2026-12");
         assert_eq!(
             next_month_start(dec),
             Utc.with_ymd_and_hms(2027, 1, 1, 0, 0, 0).unwrap()

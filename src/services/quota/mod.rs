@@ -46,7 +46,7 @@ const MAX_LEASE: i64 = 100;
 pub struct Admission {
     tenant: Uuid,
     endpoint: &'static str,
-    month: String,
+    month: clock::MonthKey,
     /// The counted limits taken so far, in order (the upstream slot is held in `slot`).
     taken: Vec<Limit>,
     /// The upstream budget's slot, held until the call is settled.
@@ -227,25 +227,25 @@ impl Quotas {
             MonthlyRefusal::Exhausted => refused(clock::seconds_to_month_end(now)),
             MonthlyRefusal::Unavailable(e) => QuotaError::Unavailable(e),
         };
-        let subject = admission.tenant.to_string();
+        let mut buf = Uuid::encode_buffer();
+        let subject = subject_of(admission.tenant, &mut buf);
+        let month = admission.month.as_str();
         match limit {
             Limit::TenantMonthly { requests } => self
                 .monthly
-                .take(&subject, &admission.month, requests)
+                .take(subject, month, requests)
                 .await
                 .map_err(monthly)?,
-            Limit::TenantRate { per_second } => {
-                match self.rates.check(&subject, per_second).await {
-                    Ok(RateDecision::Admitted { remaining }) => {
-                        admission.rate_remaining = Some(remaining);
-                    }
-                    Ok(RateDecision::Refused { retry_after }) => return Err(refused(retry_after)),
-                    Err(e) => return Err(QuotaError::Unavailable(e)),
+            Limit::TenantRate { per_second } => match self.rates.check(subject, per_second).await {
+                Ok(RateDecision::Admitted { remaining }) => {
+                    admission.rate_remaining = Some(remaining);
                 }
-            }
+                Ok(RateDecision::Refused { retry_after }) => return Err(refused(retry_after)),
+                Err(e) => return Err(QuotaError::Unavailable(e)),
+            },
             Limit::UpstreamMonthly { requests } => self
                 .monthly
-                .take(UPSTREAM_SUBJECT, &admission.month, requests)
+                .take(UPSTREAM_SUBJECT, month, requests)
                 .await
                 .map_err(monthly)?,
             Limit::UpstreamRate { .. } => {
@@ -281,16 +281,14 @@ impl Quotas {
 
     /// The call never reached the upstream: give back everything it took.
     pub async fn cancel(&self, mut admission: Admission) {
-        let subject = admission.tenant.to_string();
+        let mut buf = Uuid::encode_buffer();
+        let subject = subject_of(admission.tenant, &mut buf);
+        let month = admission.month.as_str();
         for limit in admission.taken.drain(..).rev() {
             match limit {
-                Limit::TenantMonthly { .. } => self.monthly.give_back(&subject, &admission.month),
-                Limit::UpstreamMonthly { .. } => {
-                    self.monthly.give_back(UPSTREAM_SUBJECT, &admission.month)
-                }
-                Limit::TenantRate { per_second } => {
-                    self.rates.give_back(&subject, per_second).await
-                }
+                Limit::TenantMonthly { .. } => self.monthly.give_back(subject, month),
+                Limit::UpstreamMonthly { .. } => self.monthly.give_back(UPSTREAM_SUBJECT, month),
+                Limit::TenantRate { per_second } => self.rates.give_back(subject, per_second).await,
                 Limit::UpstreamRate { .. } => {}
             }
         }
@@ -304,9 +302,11 @@ impl Quotas {
     pub fn standing(&self, tenant: &Tenant, rate_remaining: Option<u32>) -> QuotaStanding {
         let now = self.clock.now();
         let monthly = tenant.quota.monthly_requests.map(|limit| {
-            let standing =
-                self.monthly
-                    .standing(&tenant.id.to_string(), &clock::month_key(now), limit);
+            let mut buf = Uuid::encode_buffer();
+            let subject = subject_of(tenant.id, &mut buf);
+            let standing = self
+                .monthly
+                .standing(subject, clock::month_key(now).as_str(), limit);
             MonthlyFigures {
                 allowance: standing.allowance,
                 remaining: standing.remaining,
@@ -333,4 +333,10 @@ impl Quotas {
         self.usage.flush().await;
         self.monthly.return_all().await;
     }
+}
+
+/// A tenant's quota subject: its id as text, written into `buf` rather than a new `String`
+/// (every admission names it two or three times).
+fn subject_of(tenant: Uuid, buf: &mut [u8; uuid::fmt::Urn::LENGTH]) -> &str {
+    tenant.hyphenated().encode_lower(buf)
 }

@@ -64,29 +64,65 @@ pub struct MonthlyQuotas {
     leases: Mutex<Leases>,
 }
 
-/// The leases per (subject, month), and the latest month seen: leases of earlier months are
+/// The leases per month and subject, and the latest month seen: leases of earlier months are
 /// handed back and dropped once a later month has begun, so the map holds one month's worth.
+/// Keyed month first so that a lookup borrows both names: only a new lease allocates.
 #[derive(Default)]
 struct Leases {
     latest_month: String,
-    by_subject: HashMap<(String, String), Arc<Lease>>,
+    by_month: HashMap<String, HashMap<String, Arc<Lease>>>,
 }
 
+type Held = Vec<((String, String), Arc<Lease>)>;
+
 impl Leases {
+    fn get(&self, subject: &str, month: &str) -> Option<&Arc<Lease>> {
+        self.by_month.get(month)?.get(subject)
+    }
+
+    /// The lease's place in the map, a fresh lease put there the first time.
+    fn slot(&mut self, subject: &str, month: &str) -> &mut Arc<Lease> {
+        if !self.by_month.contains_key(month) {
+            self.by_month.insert(month.to_owned(), HashMap::new());
+        }
+        let subjects = self.by_month.get_mut(month).expect("inserted above");
+        if !subjects.contains_key(subject) {
+            subjects.insert(subject.to_owned(), Arc::default());
+        }
+        subjects.get_mut(subject).expect("inserted above")
+    }
+
     /// Notes `month`; when it is later than any seen, takes out every lease of earlier months.
-    fn begin(&mut self, month: &str) -> Vec<((String, String), Arc<Lease>)> {
+    fn begin(&mut self, month: &str) -> Held {
         if month <= self.latest_month.as_str() {
             return Vec::new();
         }
         self.latest_month = month.to_owned();
-        let past: Vec<(String, String)> = self
-            .by_subject
+        let past: Vec<String> = self
+            .by_month
             .keys()
-            .filter(|(_, m)| m.as_str() < month)
+            .filter(|m| m.as_str() < month)
             .cloned()
             .collect();
         past.into_iter()
-            .filter_map(|key| self.by_subject.remove_entry(&key))
+            .filter_map(|m| self.by_month.remove_entry(&m))
+            .flat_map(|(m, subjects)| {
+                subjects
+                    .into_iter()
+                    .map(move |(subject, lease)| ((subject, m.clone()), lease))
+            })
+            .collect()
+    }
+
+    /// Every lease, taken out of the map.
+    fn drain(&mut self) -> Held {
+        self.by_month
+            .drain()
+            .flat_map(|(m, subjects)| {
+                subjects
+                    .into_iter()
+                    .map(move |(subject, lease)| ((subject, m.clone()), lease))
+            })
             .collect()
     }
 }
@@ -100,33 +136,20 @@ impl MonthlyQuotas {
         }
     }
 
-    fn lease(&self, subject: &str, month: &str) -> Arc<Lease> {
-        let mut leases = self.leases.lock().expect("lease map poisoned");
-        leases
-            .by_subject
-            .entry((subject.to_owned(), month.to_owned()))
-            .or_default()
-            .clone()
-    }
-
     /// The lease, if this replica holds one (reading never creates one).
     fn existing(&self, subject: &str, month: &str) -> Option<Arc<Lease>> {
         let leases = self.leases.lock().expect("lease map poisoned");
-        leases
-            .by_subject
-            .get(&(subject.to_owned(), month.to_owned()))
-            .cloned()
+        leases.get(subject, month).cloned()
     }
 
     /// The lease for `limit`, retiring (and handing back) one reserved under another limit.
     async fn lease_under(&self, subject: &str, month: &str, limit: i64) -> Arc<Lease> {
-        let key = (subject.to_owned(), month.to_owned());
-        let (retired, past) = {
+        let (current, retired, past) = {
             let mut leases = self.leases.lock().expect("lease map poisoned");
             let past = leases.begin(month);
-            let current = leases.by_subject.entry(key.clone()).or_default();
+            let slot = leases.slot(subject, month);
             let retired =
-                match current
+                match slot
                     .limit
                     .compare_exchange(0, limit, Ordering::AcqRel, Ordering::Acquire)
                 {
@@ -135,10 +158,10 @@ impl MonthlyQuotas {
                     Err(_) => {
                         let fresh = Arc::new(Lease::default());
                         fresh.limit.store(limit, Ordering::Release);
-                        leases.by_subject.insert(key, fresh)
+                        Some(std::mem::replace(slot, fresh))
                     }
                 };
-            (retired, past)
+            (slot.clone(), retired, past)
         };
         if let Some(old) = retired {
             hand_back(&self.pool, subject, month, &old).await;
@@ -146,7 +169,7 @@ impl MonthlyQuotas {
         for ((past_subject, past_month), lease) in past {
             hand_back(&self.pool, &past_subject, &past_month, &lease).await;
         }
-        self.lease(subject, month)
+        current
     }
 
     /// Takes one call's worth of `subject`'s quota for `month`, within `limit` (plus bonus).
@@ -230,13 +253,7 @@ impl MonthlyQuotas {
 
     /// Hands every unspent lease back (graceful shutdown).
     pub async fn return_all(&self) {
-        let held: Vec<((String, String), Arc<Lease>)> = self
-            .leases
-            .lock()
-            .expect("lease map poisoned")
-            .by_subject
-            .drain()
-            .collect();
+        let held = self.leases.lock().expect("lease map poisoned").drain();
         for ((subject, month), lease) in held {
             hand_back(&self.pool, &subject, &month, &lease).await;
         }
@@ -338,9 +355,7 @@ mod tests {
         let mut leases = Leases::default();
         assert!(leases.begin("2026-11").is_empty());
         for subject in ["a", "b"] {
-            leases
-                .by_subject
-                .insert((subject.into(), "2026-11".into()), Arc::default());
+            leases.slot(subject, "2026-11");
         }
         assert!(
             leases.begin("2026-11").is_empty(),
@@ -348,7 +363,7 @@ mod tests {
         );
         let past = leases.begin("2026-12");
         assert_eq!(past.len(), 2);
-        assert!(leases.by_subject.is_empty());
+        assert!(leases.by_month.is_empty());
         assert!(
             leases.begin("2026-11").is_empty(),
             "an earlier month never evicts"

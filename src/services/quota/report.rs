@@ -107,7 +107,7 @@ impl Quotas {
         // What this replica counted in the last second is included.
         self.flush_usage().await;
         let now = self.clock.now();
-        let month = clock::month_key(now);
+        let month = clock::month_key(now).as_str().to_owned();
         let first_day = now
             .date_naive()
             .with_day(1)
@@ -201,7 +201,7 @@ impl Quotas {
              ON CONFLICT (subject, month) DO UPDATE SET bonus = quota_months.bonus + EXCLUDED.bonus
               WHERE quota_months.bonus + EXCLUDED.bonus <= GREATEST(quota_months.leased, 0) + $4",
             tenant.to_string(),
-            clock::month_key(self.clock.now()),
+            clock::month_key(self.clock.now()).as_str().to_owned(),
             requests,
             MAX_UNUSED_TOP_UPS
         )
@@ -230,7 +230,7 @@ impl Quotas {
             "INSERT INTO quota_months (subject, month) VALUES ($1, $2)
              ON CONFLICT (subject, month) DO UPDATE SET bonus = quota_months.leased",
             tenant.to_string(),
-            clock::month_key(self.clock.now())
+            clock::month_key(self.clock.now()).as_str().to_owned()
         )
         .execute(conn)
         .await?;

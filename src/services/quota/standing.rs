@@ -82,6 +82,7 @@ impl Quotas {
         _pool: &crate::db::Db,
     ) -> Result<UpstreamReport, QuotaError> {
         let month = clock::month_key(self.clock.now());
+        let month = month.as_str();
         let used = sqlx::query_scalar!(
             r#"SELECT COALESCE(sum(requests), 0)::bigint AS "used!"
                  FROM usage_daily WHERE mode = 'live' AND to_char(day, 'YYYY-MM') = $1"#,

@@ -122,13 +122,19 @@ impl UpstreamAnswer {
             .await
             .map_err(|e| UpstreamError::after_sending(Kind::Unreadable(e.to_string())))
     }
+}
 
-    /// Reads and parses a JSON body.
-    pub async fn read_json(&mut self) -> Result<serde_json::Value, UpstreamError> {
-        let raw = self.read_body().await?;
-        serde_json::from_slice(&raw)
-            .map_err(|e| UpstreamError::after_sending(Kind::MalformedJson(e)))
-    }
+/// A JSON answer's body parsed, to be rewritten.
+pub fn parse_json(raw: &[u8]) -> Result<serde_json::Value, UpstreamError> {
+    serde_json::from_slice(raw).map_err(|e| UpstreamError::after_sending(Kind::MalformedJson(e)))
+}
+
+/// A JSON answer's body checked to be JSON without building it: an answer passed on as it
+/// came is refused for the same bodies as one that is rewritten.
+pub fn check_json(raw: &[u8]) -> Result<(), UpstreamError> {
+    serde_json::from_slice::<serde::de::IgnoredAny>(raw)
+        .map(drop)
+        .map_err(|e| UpstreamError::after_sending(Kind::MalformedJson(e)))
 }
 
 /// The replica's in-process simulator that serves test keys, which clients are built for (one
@@ -285,15 +291,16 @@ impl UpstreamClient {
             Some(body) => request.send_body(body.clone()).await,
             None => request.send().await,
         };
-        let outcome = match &sent {
-            Ok(response) => response.status().as_str().to_owned(),
-            Err(SendRequestError::Timeout)
-            | Err(SendRequestError::Connect(ConnectError::Timeout)) => "timeout".into(),
-            Err(_) => "error".into(),
-        };
         if self.metered {
+            let answered = sent.as_ref().map(|response| response.status());
+            let outcome = match &answered {
+                Ok(status) => status.as_str(),
+                Err(SendRequestError::Timeout)
+                | Err(SendRequestError::Connect(ConnectError::Timeout)) => "timeout",
+                Err(_) => "error",
+            };
             self.metrics
-                .observe_upstream(call.route, &outcome, started.elapsed());
+                .observe_upstream(call.route, outcome, started.elapsed());
         }
         match sent {
             Ok(response) => Ok(UpstreamAnswer { response }),

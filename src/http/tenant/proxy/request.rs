@@ -121,9 +121,9 @@ fn check_body_session(ctx: &ProxyCtx<'_>, body: &Value) -> Result<(), ApiError> 
 }
 
 /// The call in upstream names, with only the tenant's headers the upstream may see.
-pub fn upstream_call(ctx: &ProxyCtx<'_>) -> Result<UpstreamCall, ApiError> {
+pub fn upstream_call(ctx: &mut ProxyCtx<'_>) -> Result<UpstreamCall, ApiError> {
+    let body = rewrite_body(ctx)?;
     let upstream = ctx.upstream.as_ref();
-    let body = rewrite_body(ctx, upstream)?;
     let mut headers = UpstreamCall::forwarded_headers(ctx.req.headers());
     // A body the gateway serialised goes as JSON whatever the tenant declared (an empty
     // `POST /v1/sessions` declares nothing, and the upstream would ignore an untyped body).
@@ -145,29 +145,27 @@ pub fn upstream_call(ctx: &ProxyCtx<'_>) -> Result<UpstreamCall, ApiError> {
 }
 
 /// The body to send: the tenant's, with the session named by its upstream name. Rows that
-/// declare no body send none, whatever the tenant attached.
-fn rewrite_body(
-    ctx: &ProxyCtx<'_>,
-    upstream: Option<&UpstreamSession>,
-) -> Result<Option<Bytes>, ApiError> {
-    let Some(json) = &ctx.json else {
+/// declare no body send none, whatever the tenant attached. The body is rewritten where it
+/// lies rather than copied: what reads it after the send (`StopSession`'s `logout`) reads no
+/// session field.
+fn rewrite_body(ctx: &mut ProxyCtx<'_>) -> Result<Option<Bytes>, ApiError> {
+    let Some(json) = &mut ctx.json else {
         return Ok(None);
     };
-    let mut json = json.clone();
-    match (ctx.endpoint.session, upstream) {
+    match (ctx.endpoint.session, &ctx.upstream) {
         (SessionIn::Body(field), Some(upstream)) => {
             json[field] = Value::String(upstream.as_str().to_owned());
         }
         // The path names the session; a `session` field too would be a second opinion.
         (SessionIn::Path | SessionIn::Query(_), _) => {
-            if let Value::Object(map) = &mut json {
+            if let Value::Object(map) = json {
                 map.remove("session");
             }
         }
         _ => {}
     }
     Ok(Some(Bytes::from(
-        serde_json::to_vec(&json).map_err(ApiError::internal)?,
+        serde_json::to_vec(json).map_err(ApiError::internal)?,
     )))
 }
 
