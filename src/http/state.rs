@@ -15,6 +15,7 @@ use crate::services::quota::{Clock, Quotas};
 use crate::services::sessions::SessionStore;
 use crate::services::upstream::{TestUpstream, UpstreamClient, Upstreams};
 use crate::services::webhooks::ingest::Ingest;
+use crate::services::webhooks::listing::SubscriptionLists;
 use crate::services::webhooks::Relay;
 use secrecy::SecretString;
 use std::sync::Arc;
@@ -85,7 +86,9 @@ impl AppState {
         test_upstream: TestUpstream,
     ) -> anyhow::Result<SharedState> {
         let quotas = Arc::new(Quotas::new(db.clone(), &config.quota, clock).await?);
-        let sessions = SessionStore::new(db.clone());
+        // Deleting a session deletes its subscriptions: the session store drops their list.
+        let subscriptions = SubscriptionLists::new(db.clone());
+        let sessions = SessionStore::new(db.clone(), subscriptions.clone());
         let metrics = Arc::new(Metrics::new());
         let pacing = Arc::new(Pacing::new(
             db.clone(),
@@ -104,6 +107,7 @@ impl AppState {
         auth.follow(&feed);
         sessions.follow(&feed);
         pacing.follow(&feed);
+        subscriptions.follow(&feed);
         let outbox_changed = feed.subscribe(crate::store::webhooks::outbox::NOTIFY_CHANNEL);
         let relay = Arc::new(Relay {
             public_base,
@@ -111,6 +115,7 @@ impl AppState {
             wake: Arc::new(tokio::sync::Notify::new()),
             tokens: Default::default(),
             ingest: Ingest::start(db.clone(), metrics.clone(), config.webhooks.ingress_batch),
+            subscriptions,
         });
         relay.tokens.follow(
             &feed,

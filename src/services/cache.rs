@@ -1,8 +1,13 @@
 //! A cache of what the database says, dropped on announced changes, that never keeps a value
 //! read across a change: a look-up notes the cache's generation first, and what it read is
 //! kept only if no invalidation came in between (it still serves the call that read it).
+//!
+//! Keeping a value and invalidating its key are decided under the key's lock (moka's
+//! `and_compute_with`), so a value read before an invalidation of its key is never in the cache
+//! after it, not even for the moment between an insert and a check of the generation.
 
 use moka::future::Cache;
+use moka::ops::compute::Op;
 use std::borrow::Borrow;
 use std::future::Future;
 use std::hash::Hash;
@@ -70,7 +75,16 @@ where
 
     /// Keeps `value`, read after `since`, unless an invalidation came in between.
     pub async fn insert_read_at(&self, key: K, value: V, since: Generation) {
-        self.entries.insert(key.clone(), value).await;
+        // Under the key's lock, which `invalidate` takes too: it either comes first (and the
+        // generation says so) or removes what this put.
+        let kept = self.entries.entry(key.clone()).and_compute_with(|_| {
+            std::future::ready(match self.unchanged_since(since) {
+                true => Op::Put(value),
+                false => Op::Nop,
+            })
+        });
+        kept.await;
+        // `invalidate_all` and `invalidate_if` take no key's lock: one may have come between.
         if !self.unchanged_since(since) {
             self.entries.invalidate(&key).await;
         }
@@ -101,10 +115,14 @@ where
     pub async fn invalidate<Q>(&self, key: &Q)
     where
         K: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
+        Q: ToOwned<Owned = K> + Hash + Eq + ?Sized,
     {
         self.generation.fetch_add(1, Ordering::SeqCst);
-        self.entries.invalidate(key).await;
+        // Under the key's lock: see `insert_read_at`.
+        let removed = self.entries.entry_by_ref(key);
+        removed
+            .and_compute_with(|_| std::future::ready(Op::Remove))
+            .await;
     }
 
     /// Drops the entries `stale` picks, at once (pending predicates would otherwise be

@@ -18,6 +18,7 @@ mod quotas;
 mod relay_durability;
 mod sim;
 mod sim_control;
+mod subscription_lists;
 mod tenant_auth;
 mod test_keys;
 mod upstream_failures;

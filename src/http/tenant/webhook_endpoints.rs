@@ -129,7 +129,8 @@ pub async fn rotate_secret(
             }
         },
     };
-    let rotated = endpoints::rotate_secret(&on.state.db, named, secret, grace).await?;
+    let lists = &on.state.relay.subscriptions;
+    let rotated = endpoints::rotate_secret(&on.state.db, lists, named, secret, grace).await?;
     Ok(HttpResponse::Ok().json(RotatedSecret {
         id: named.id,
         secret: rotated.secret.expose().to_owned(),
@@ -154,7 +155,8 @@ pub async fn rotate_secret(
 )]
 pub async fn enable(on: OnSession, path: web::Path<WebhookId>) -> Result<HttpResponse, ApiError> {
     let named = named(&on, &path.id)?;
-    let enabled = endpoints::enable(&on.state.db, named).await?;
+    let lists = &on.state.relay.subscriptions;
+    let enabled = endpoints::enable(&on.state.db, lists, named).await?;
     Ok(HttpResponse::Ok().json(WebhookView::from(enabled)))
 }
 

@@ -2,7 +2,6 @@
 //! (GET, our addition, scope `webhooks:read`), remove (DELETE), recent deliveries and
 //! redelivery. Every answer carries the tenant's quota headers, like forwarded calls.
 
-use crate::db::Db;
 use crate::domain::events;
 use crate::domain::webhook_signing::{Scheme, Signing, WebhookSecret};
 use crate::domain::webhooks::{CustomHeader, DeliveryStatus, NewSubscription, RetryPolicy};
@@ -17,6 +16,7 @@ use crate::http::routes::endpoints::ADD_WEBHOOK;
 use crate::http::routes::schema;
 use crate::http::state::AppState;
 use crate::http::tenant::rewrite::query_param;
+use crate::services::webhooks::listing::SubscriptionLists;
 use crate::services::webhooks::registration::{Registrar, SessionRef};
 use crate::services::webhooks::ssrf::{self, TargetRefused};
 use crate::services::webhooks::subscriptions;
@@ -186,8 +186,9 @@ impl OnSession {
 }
 
 pub async fn list(on: OnSession) -> Result<HttpResponse, ApiError> {
-    let (db, tenant, mode) = (&on.state.db, on.caller.tenant.id, on.caller.key.mode);
-    let mut by_session = views_by_session(db, tenant, mode, Some(on.name.as_str())).await?;
+    let lists = &on.state.relay.subscriptions;
+    let (tenant, mode) = (on.caller.tenant.id, on.caller.key.mode);
+    let mut by_session = views_by_session(lists, tenant, mode, Some(on.name.as_str())).await?;
     let views = by_session.remove(on.name.as_str()).unwrap_or_default();
     Ok(HttpResponse::Ok().json(views))
 }
@@ -229,16 +230,16 @@ pub async fn parse_subscription(
     })
 }
 
-/// The tenant's subscriptions in `mode` per session name, in one query: all its sessions', or
-/// one's.
+/// The tenant's subscriptions in `mode` per session name (from `lists`, one cached list per
+/// tenant and mode): all its sessions', or one's.
 pub async fn views_by_session(
-    db: &Db,
+    lists: &SubscriptionLists,
     tenant: Uuid,
     mode: Mode,
     session: Option<&str>,
 ) -> Result<HashMap<String, Vec<WebhookView>>, ApiError> {
     let mut by_session = HashMap::<String, Vec<WebhookView>>::new();
-    let found = crate::store::webhooks::subscriptions::list(db, tenant, mode, session).await?;
+    let found = lists.list(tenant, mode, session).await?;
     for subscription in found {
         by_session
             .entry(subscription.session_name.clone())

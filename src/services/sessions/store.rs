@@ -5,6 +5,7 @@ use super::SessionError;
 use crate::db::{ChangeFeed, Db, Signal};
 use crate::domain::{Mode, SessionName, UpstreamSession};
 use crate::services::cache::InvalidatingCache;
+use crate::services::webhooks::listing::SubscriptionLists;
 use crate::store::sessions::{self as store, NotRecorded};
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,14 +27,17 @@ pub struct SessionStore {
     /// Each tenant's sessions of one mode, for the list every `GET /v1/sessions` filters the
     /// upstream by.
     lists: InvalidatingCache<(Uuid, Mode), Arc<Vec<OwnedSession>>>,
+    /// Forgetting a session deletes its webhook subscriptions: their tenant's list is dropped.
+    subscriptions: SubscriptionLists,
 }
 
 impl SessionStore {
-    pub fn new(pool: Db) -> Self {
+    pub fn new(pool: Db, subscriptions: SubscriptionLists) -> Self {
         Self {
             pool,
             cache: InvalidatingCache::with_ttl(100_000, CACHE_TTL),
             lists: InvalidatingCache::with_ttl(10_000, CACHE_TTL),
+            subscriptions,
         }
     }
 
@@ -91,6 +95,7 @@ impl SessionStore {
         name: &SessionName,
     ) -> Result<(), SessionError> {
         store::forget(&self.pool, tenant, mode, name).await?;
+        self.subscriptions.changed(tenant, mode).await;
         self.changed(tenant, name.as_str()).await;
         Ok(())
     }
@@ -167,6 +172,10 @@ impl SessionStore {
     ) -> Result<Option<(Uuid, String)>, SessionError> {
         let owner = store::forget_upstream(&self.pool, upstream).await?;
         if let Some((tenant, name)) = &owner {
+            // The owner's mode is not returned: dropping one list too many costs one read.
+            for mode in [Mode::Live, Mode::Test] {
+                self.subscriptions.changed(*tenant, mode).await;
+            }
             self.changed(*tenant, name).await;
         }
         Ok(owner)

@@ -19,6 +19,7 @@ use crate::db::Db;
 use crate::metrics::Metrics;
 use crate::services::quota::Quotas;
 use crate::services::upstream::{UpstreamClient, Upstreams};
+use crate::services::webhooks::listing::SubscriptionLists;
 use crate::services::webhooks::outcomes::Outcomes;
 use crate::services::webhooks::registration::{self, Registrar, SessionRef};
 use crate::services::webhooks::relay::Relay;
@@ -136,6 +137,8 @@ struct Worker {
     disable_after: Duration,
     /// Where attempts' outcomes are recorded, together.
     outcomes: Outcomes,
+    /// The tenants' subscription lists, which show an endpoint's health.
+    subscriptions: SubscriptionLists,
     /// When the outbox's depth was last read.
     depth_read: Cell<Instant>,
     /// Signalled when an attempt ends, so the dispatcher can claim again.
@@ -151,7 +154,13 @@ async fn run(settings: WorkerSettings, mut stop: watch::Receiver<bool>) {
         metrics: settings.metrics.clone(),
         allow_private: settings.webhooks.allow_private,
         disable_after: settings.webhooks.disable_after,
-        outcomes: Outcomes::start(pool.clone(), CONCURRENCY, settings.webhooks.disable_after),
+        outcomes: Outcomes::start(
+            pool.clone(),
+            CONCURRENCY,
+            settings.webhooks.disable_after,
+            settings.relay.subscriptions.clone(),
+        ),
+        subscriptions: settings.relay.subscriptions.clone(),
         depth_read: Cell::new(
             Instant::now()
                 .checked_sub(DEPTH_EVERY)
@@ -354,7 +363,9 @@ impl Worker {
                     self.disable_after.as_secs()
                 )
             };
-            if let Err(e) = health::disable(&self.pool, claimed.subscription_id, &reason).await {
+            let lists = &self.subscriptions;
+            let disabled = health::disable(&self.pool, lists, claimed.subscription_id, &reason);
+            if let Err(e) = disabled.await {
                 // The next failure tries again.
                 tracing::warn!(webhook = %claimed.subscription_id, "disabling a failing webhook: {e}");
             }

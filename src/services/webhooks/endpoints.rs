@@ -5,6 +5,7 @@
 use crate::db::Db;
 use crate::domain::webhook_signing::{Scheme, WebhookSecret};
 use crate::services::webhooks::error::WebhookError;
+use crate::services::webhooks::listing::SubscriptionLists;
 use crate::store::audit::{self, Actor, Audit};
 use crate::store::webhooks::health::{self, Recovery};
 use crate::store::webhooks::outbox;
@@ -29,15 +30,18 @@ pub struct Rotated {
 
 /// Signs the named endpoint's deliveries with `secret` (or a new one) from now on, and with
 /// its previous secret too for `grace`. Only Standard Webhooks endpoints have a secret to
-/// rotate.
+/// rotate. The tenant's cached subscription list (`lists`) is dropped before this answers.
 pub async fn rotate_secret(
     db: &Db,
+    lists: &SubscriptionLists,
     named: Named<'_>,
     secret: Option<WebhookSecret>,
     grace: Duration,
 ) -> Result<Rotated, WebhookError> {
     let secret = secret.unwrap_or_else(WebhookSecret::generate);
-    match subscriptions::rotate_secret(db, named, secret.expose(), grace).await? {
+    let rotated = subscriptions::rotate_secret(db, named, secret.expose(), grace).await?;
+    lists.changed(named.tenant, named.mode).await;
+    match rotated {
         None => Err(WebhookError::NoSuchWebhookId(named.id.to_string())),
         Some((Scheme::HmacSha512, _)) => Err(WebhookError::NotStandard),
         Some((Scheme::Standard, previous_expires_at)) => Ok(Rotated {
@@ -47,8 +51,13 @@ pub async fn rotate_secret(
     }
 }
 
-/// Enables the named endpoint again (a no-op when it is enabled), recorded in the audit log.
-pub async fn enable(db: &Db, named: Named<'_>) -> Result<Subscription, WebhookError> {
+/// Enables the named endpoint again (a no-op when it is enabled), recorded in the audit log;
+/// the tenant's cached subscription list (`lists`) is dropped before this answers.
+pub async fn enable(
+    db: &Db,
+    lists: &SubscriptionLists,
+    named: Named<'_>,
+) -> Result<Subscription, WebhookError> {
     let mut tx = db.begin().await.map_err(StoreError::from)?;
     let enabled = subscriptions::enable(&mut tx, named)
         .await?
@@ -58,6 +67,7 @@ pub async fn enable(db: &Db, named: Named<'_>) -> Result<Subscription, WebhookEr
     let entry = Audit::new("webhook.enable", "webhook", named.id, details);
     audit::record(&mut *tx, &Actor::tenant(named.tenant), &entry).await?;
     tx.commit().await.map_err(StoreError::from)?;
+    lists.changed(named.tenant, named.mode).await;
     Ok(enabled)
 }
 

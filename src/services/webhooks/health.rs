@@ -3,6 +3,7 @@
 //! and admins from the audit log; the tenant enables it again and recovers what failed.
 
 use crate::db::Db;
+use crate::services::webhooks::listing::SubscriptionLists;
 use crate::store::audit::{self, Actor, Audit};
 use crate::store::webhooks::health::{self, Disabled, DISABLED_EVENT};
 use crate::store::StoreError;
@@ -10,9 +11,14 @@ use serde_json::json;
 use uuid::Uuid;
 
 /// Disables the endpoint (unless it already is), ends its pending deliveries, and records
-/// both the tenant's event and the audit entry, all in one transaction. Answers whether this
-/// call disabled it.
-pub async fn disable(db: &Db, subscription: Uuid, reason: &str) -> Result<bool, StoreError> {
+/// both the tenant's event and the audit entry, all in one transaction, then drops the
+/// tenant's cached subscription list here at once. Answers whether this call disabled it.
+pub async fn disable(
+    db: &Db,
+    lists: &SubscriptionLists,
+    subscription: Uuid,
+    reason: &str,
+) -> Result<bool, StoreError> {
     let mut tx = db.begin().await?;
     let Some(disabled) = health::disable(&mut tx, subscription, reason).await? else {
         return Ok(false);
@@ -31,6 +37,7 @@ pub async fn disable(db: &Db, subscription: Uuid, reason: &str) -> Result<bool, 
     let entry = Audit::new("webhook.disable", "webhook", disabled.id, details);
     audit::record(&mut *tx, &Actor::gateway(), &entry).await?;
     tx.commit().await?;
+    lists.changed(disabled.tenant_id, disabled.mode).await;
     tracing::warn!(
         tenant = %disabled.tenant_id,
         webhook = %disabled.id,

@@ -18,6 +18,9 @@
 //!   round-robin across tenants), deliver them with awc (redirects off, the address check on
 //!   the resolved address), sign them (the tenant's `hmacKey`, or Standard Webhooks with a
 //!   `whsec_` secret, `signing`), and schedule retries in the row, so they survive restarts.
+//! - `listing`: each tenant's subscriptions as the session answers show them, kept in memory
+//!   and dropped by every change (this replica's writers at once, every replica's from a
+//!   trigger's announcement).
 //! - `health`, `endpoints`: an endpoint failing without a success for
 //!   `WAGW_WEBHOOK_DISABLE_AFTER_SECS` is disabled (a `webhook.disabled` event in the tenant's
 //!   log, an audit entry); the tenant enables it, rotates its secret, recovers its failures.
@@ -33,6 +36,7 @@ pub mod error;
 pub mod health;
 pub mod ingest;
 pub mod known_tokens;
+pub mod listing;
 pub mod outcomes;
 pub mod registration;
 pub mod relay;

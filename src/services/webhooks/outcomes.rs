@@ -10,7 +10,8 @@
 
 use crate::db::group_commit::GroupCommit;
 use crate::db::Db;
-use crate::store::webhooks::outbox::{self, Finished};
+use crate::services::webhooks::listing::SubscriptionLists;
+use crate::store::webhooks::outbox::{self, Completed, Finished};
 use crate::store::StoreError;
 use std::time::Duration;
 
@@ -24,15 +25,31 @@ pub struct Outcomes {
 }
 
 impl Outcomes {
-    /// `in_flight` bounds the attempts that can end at once: a batch takes them all.
-    pub fn start(db: Db, in_flight: usize, disable_after: Duration) -> Self {
+    /// `in_flight` bounds the attempts that can end at once: a batch takes them all. An
+    /// endpoint whose health changed has its tenant's list dropped from `lists` once recorded.
+    pub fn start(
+        db: Db,
+        in_flight: usize,
+        disable_after: Duration,
+        lists: SubscriptionLists,
+    ) -> Self {
         let commits = GroupCommit::start(
             &db.clone(),
             in_flight,
             in_flight,
             move |finished: Vec<Finished>| {
-                let db = db.clone();
-                async move { record(&db, &finished, disable_after).await }
+                let (db, lists) = (db.clone(), lists.clone());
+                async move {
+                    let recorded = record(&db, &finished, disable_after).await;
+                    for (tenant, mode) in recorded.iter().flatten().filter_map(|c| c.health_changed)
+                    {
+                        lists.changed(tenant, mode).await;
+                    }
+                    recorded
+                        .into_iter()
+                        .map(|c| c.map(|c| c.failing_long))
+                        .collect()
+                }
             },
         );
         Self { commits }
@@ -51,7 +68,7 @@ async fn record(
     db: &Db,
     finished: &[Finished],
     disable_after: Duration,
-) -> Vec<Result<bool, NotRecorded>> {
+) -> Vec<Result<Completed, NotRecorded>> {
     let err = match outbox::complete_all(db, finished, disable_after).await {
         Ok(failing_long) => return failing_long.into_iter().map(Ok).collect(),
         Err(err) => err,

@@ -14,6 +14,8 @@ pub struct Relay {
     pub tokens: crate::services::webhooks::known_tokens::KnownTokens,
     /// The group commit verified events are stored through.
     pub ingest: crate::services::webhooks::ingest::Ingest,
+    /// The tenants' subscription lists; whoever writes a subscription drops its tenant's.
+    pub subscriptions: crate::services::webhooks::listing::SubscriptionLists,
 }
 
 impl Relay {

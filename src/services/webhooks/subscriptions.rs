@@ -26,7 +26,10 @@ pub async fn subscribe(
     for one in new {
         added.push(insert(&mut tx, session, one).await?);
     }
-    registrar.commit(tx, session).await?;
+    let committed = registrar.commit(tx, session).await;
+    // Even when the upstream's registration failed: the subscriptions are committed by then.
+    list_changed(registrar, session).await;
+    committed?;
     Ok(added)
 }
 
@@ -70,8 +73,17 @@ pub async fn unsubscribe(
             session: session.name.to_owned(),
         });
     }
-    registrar.commit(tx, session).await?;
+    let committed = registrar.commit(tx, session).await;
+    list_changed(registrar, session).await;
+    committed?;
     Ok(removed)
+}
+
+/// The tenant's cached subscription list is dropped before the change answers, so the
+/// tenant's next call shows it whichever replica's announcement is still on its way.
+async fn list_changed(registrar: &Registrar<'_>, session: &SessionRef<'_>) {
+    let lists = &registrar.relay.subscriptions;
+    lists.changed(session.tenant.id, session.mode).await;
 }
 
 /// Sends a delivered or failed delivery of the session again, from a fresh set of attempts,

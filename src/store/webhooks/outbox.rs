@@ -302,35 +302,45 @@ impl Finished {
     }
 }
 
+/// What recording an attempt did to its endpoint.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Completed {
+    /// The endpoint has now been failing for at least `disable_after`.
+    pub failing_long: bool,
+    /// The endpoint's `failing_since` changed (set or cleared): its tenant and mode, whose
+    /// listed subscriptions show it.
+    pub health_changed: Option<(Uuid, Mode)>,
+}
+
 /// Records every attempt of `finished` in one transaction (one commit, however many), each by
 /// the statement [`complete`] runs, so each sees the health its predecessors left. Rows are
 /// taken by endpoint, then id, so two replicas' transactions lock endpoints in one order.
-/// Answers, in the order given, whether each endpoint has now been failing long.
+/// Answers, in the order given, what each did to its endpoint.
 pub async fn complete_all(
     db: &Db,
     finished: &[Finished],
     disable_after: Duration,
-) -> Result<Vec<bool>, StoreError> {
+) -> Result<Vec<Completed>, StoreError> {
     let mut order: Vec<usize> = (0..finished.len()).collect();
     order.sort_by_key(|&i| (finished[i].subscription_id, finished[i].id));
-    let mut failing_long = vec![false; finished.len()];
+    let mut completed = vec![Completed::default(); finished.len()];
     let mut tx = db.begin().await?;
     for i in order {
-        failing_long[i] = complete(&mut *tx, &finished[i], disable_after).await?;
+        completed[i] = complete(&mut *tx, &finished[i], disable_after).await?;
     }
     tx.commit().await?;
-    Ok(failing_long)
+    Ok(completed)
 }
 
 /// Records how the claimed attempt ended, unless a newer attempt has the row, and keeps the
 /// endpoint's health: a success clears its `failing_since`, a failure sets it when unset.
 /// Answers whether the endpoint has now been failing for at least `disable_after` (by the
-/// database's clock).
+/// database's clock), and whether its health changed.
 pub async fn complete(
     db: impl PgExecutor<'_>,
     finished: &Finished,
     disable_after: Duration,
-) -> Result<bool, StoreError> {
+) -> Result<Completed, StoreError> {
     let (status, next_in, last_status, error) = match &finished.completion {
         Completion::Delivered { status } => (
             DeliveryStatus::Delivered,
@@ -356,7 +366,7 @@ pub async fn complete(
         ),
     };
     let delivered = status == DeliveryStatus::Delivered;
-    let failing_long = sqlx::query_scalar!(
+    let row = sqlx::query!(
         r#"WITH done AS (
              UPDATE webhook_deliveries SET status = $3, last_status = $4, last_error = $5,
                     next_attempt_at = CASE WHEN $3 = 'pending'
@@ -373,7 +383,9 @@ pub async fn complete(
                          ELSE w.failing_since IS NULL END)
              RETURNING w.id)
            SELECT (NOT $7 AND w.failing_since <= now() - make_interval(secs => $8)
-                   AND NOT EXISTS (SELECT 1 FROM health)) AS "failing_long!"
+                   AND NOT EXISTS (SELECT 1 FROM health)) AS "failing_long!",
+                  EXISTS (SELECT 1 FROM health) AS "health_changed!",
+                  w.tenant_id, w.mode AS "mode: Mode"
            FROM done JOIN webhook_subscriptions w ON w.id = done.subscription_id"#,
         finished.id,
         finished.attempt,
@@ -386,7 +398,10 @@ pub async fn complete(
     )
     .fetch_optional(db)
     .await?;
-    Ok(failing_long.unwrap_or(false))
+    Ok(row.map_or_else(Completed::default, |r| Completed {
+        failing_long: r.failing_long,
+        health_changed: r.health_changed.then_some((r.tenant_id, r.mode)),
+    }))
 }
 
 /// When the next pending row falls due (an index lookup: the earliest), by the database's

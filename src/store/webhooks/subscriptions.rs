@@ -84,32 +84,40 @@ impl From<Row> for Subscription {
     }
 }
 
-/// The tenant's subscriptions in `mode`, all its sessions' or one's, oldest first.
-pub async fn list(
-    db: &Db,
-    tenant: Uuid,
-    mode: Mode,
-    session: Option<&str>,
-) -> Result<Vec<Subscription>, StoreError> {
+/// A tenant's subscriptions in one mode as they were read, with the database's clock then.
+pub struct Listing {
+    /// `now()` just before the subscriptions were read.
+    pub read_at: DateTime<Utc>,
+    /// Each one's `previous_secret_expires_at` as stored, passed or not: the listing is kept
+    /// (`services::webhooks::listing`) while the clock moves on, so whoever shows it judges it
+    /// at that time.
+    pub subscriptions: Vec<Subscription>,
+}
+
+/// The tenant's subscriptions in `mode`, of all its sessions, oldest first.
+pub async fn list(db: &Db, tenant: Uuid, mode: Mode) -> Result<Listing, StoreError> {
+    let read_at = sqlx::query_scalar!(r#"SELECT now() AS "now!""#)
+        .fetch_one(db)
+        .await?;
     let rows = sqlx::query_as!(
         Row,
         r#"SELECT id, session_name, url, events, signing AS "signing: Scheme",
                   (hmac_key IS NOT NULL OR signing_secret IS NOT NULL) AS "signed!",
                   retry_policy AS "retry_policy: Backoff", retry_delay_seconds, retry_attempts,
                   custom_headers AS "custom_headers: Json<Vec<CustomHeader>>", created_at,
-                  failing_since, disabled_at, disabled_reason,
-                  CASE WHEN previous_secret_expires_at > now() THEN previous_secret_expires_at END
-                      AS previous_secret_expires_at
+                  failing_since, disabled_at, disabled_reason, previous_secret_expires_at
            FROM webhook_subscriptions
-           WHERE tenant_id = $1 AND mode = $2 AND ($3::text IS NULL OR session_name = $3)
+           WHERE tenant_id = $1 AND mode = $2
            ORDER BY created_at, id"#,
         tenant,
         mode.as_str(),
-        session,
     )
     .fetch_all(db)
     .await?;
-    Ok(rows.into_iter().map(Into::into).collect())
+    Ok(Listing {
+        read_at,
+        subscriptions: rows.into_iter().map(Into::into).collect(),
+    })
 }
 
 /// How many subscriptions the session has to URLs other than `url`.

@@ -379,10 +379,11 @@ impl<'a> ProxyCtx<'a> {
             _ => {}
         }
         if self.endpoint.tag == Tag::Sessions {
-            // Only session answers carry `config`; one query covers a whole list.
+            // Only session answers carry `config`; the tenant's one cached list covers them all.
             let one = self.session.as_ref().map(SessionName::as_str);
             let by_session = if value.get("config").is_some() || value.is_array() {
-                webhooks::views_by_session(&self.state.db, self.tenant(), self.mode(), one).await?
+                let lists = &self.state.relay.subscriptions;
+                webhooks::views_by_session(lists, self.tenant(), self.mode(), one).await?
             } else {
                 HashMap::new()
             };
