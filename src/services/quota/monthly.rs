@@ -104,27 +104,29 @@ impl Leases {
             .filter(|m| m.as_str() < month)
             .cloned()
             .collect();
-        past.into_iter()
+        let taken: Vec<_> = past
+            .into_iter()
             .filter_map(|m| self.by_month.remove_entry(&m))
-            .flat_map(|(m, subjects)| {
-                subjects
-                    .into_iter()
-                    .map(move |(subject, lease)| ((subject, m.clone()), lease))
-            })
-            .collect()
+            .collect();
+        flatten(taken)
     }
 
     /// Every lease, taken out of the map.
     fn drain(&mut self) -> Held {
-        self.by_month
-            .drain()
-            .flat_map(|(m, subjects)| {
-                subjects
-                    .into_iter()
-                    .map(move |(subject, lease)| ((subject, m.clone()), lease))
-            })
-            .collect()
+        flatten(self.by_month.drain())
     }
+}
+
+/// Leases taken out of the map, each with its (subject, month).
+fn flatten(months: impl IntoIterator<Item = (String, HashMap<String, Arc<Lease>>)>) -> Held {
+    months
+        .into_iter()
+        .flat_map(|(month, subjects)| {
+            subjects
+                .into_iter()
+                .map(move |(subject, lease)| ((subject, month.clone()), lease))
+        })
+        .collect()
 }
 
 impl MonthlyQuotas {
